@@ -1,0 +1,79 @@
+/** Command-line parsing: a command and its flags, strictly. Unknown input is a UsageError. */
+import { UsageError } from './errors.js';
+import { isValidDate } from './config.js';
+
+export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'help' | 'version';
+
+export interface CliArgs {
+  command: Command;
+  config?: string;
+  once: boolean;
+  property?: string;
+  report?: string;
+  from?: string;
+  to?: string;
+}
+
+const FLAGS: Record<Command, string[]> = {
+  run: ['--config', '--once'],
+  migrate: ['--config'],
+  backfill: ['--config', '--property', '--report', '--from', '--to'],
+  check: ['--config'],
+  help: [],
+  version: [],
+};
+const VALUED = new Set(['--config', '--property', '--report', '--from', '--to']);
+
+export const USAGE = `usage: ga-collector <command> [options]
+
+commands:
+  run [--config FILE] [--once]      the daemon (with --once: every fetch due now, then exit)
+  migrate [--config FILE]           apply pending database migrations
+  backfill --property ID [--report NAME] --from YYYY-MM-DD --to YYYY-MM-DD [--config FILE]
+                                    fetch and store that range now
+  check [--config FILE]             check config, key files, tokens, database and property access
+
+The config file may also come from GA_COLLECTOR_CONFIG; every key can come from the environment.`;
+
+export function parseArgs(argv: string[]): CliArgs {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === 'help' || first === '--help' || first === '-h') return { command: 'help', once: false };
+  if (first === 'version' || first === '--version' || first === '-v') return { command: 'version', once: false };
+  if (!(first in FLAGS)) throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: run, migrate, backfill, check; see --help)`);
+  const command = first as Command;
+  const args: CliArgs = { command, once: false };
+  for (let i = 0; i < rest.length; i++) {
+    const token = rest[i]!;
+    if (token === '--help' || token === '-h') return { command: 'help', once: false };
+    const eq = token.indexOf('=');
+    const flag = token.startsWith('--') && eq > 0 ? token.slice(0, eq) : token;
+    if (!flag.startsWith('--')) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(token)}`);
+    if (!FLAGS[command].includes(flag)) throw new UsageError(`${command}: unknown flag ${flag} (allowed: ${FLAGS[command].join(', ') || 'none'})`);
+    let value: string | undefined;
+    if (VALUED.has(flag)) {
+      value = eq > 0 ? token.slice(eq + 1) : rest[++i];
+      if (value === undefined || value === '' || (eq < 0 && value.startsWith('--'))) throw new UsageError(`${command}: ${flag} needs a value`);
+    } else if (eq > 0) {
+      throw new UsageError(`${command}: ${flag} takes no value`);
+    }
+    switch (flag) {
+      case '--config': args.config = value!; break;
+      case '--once': args.once = true; break;
+      case '--property': args.property = value!; break;
+      case '--report': args.report = value!; break;
+      case '--from': args.from = value!; break;
+      case '--to': args.to = value!; break;
+    }
+  }
+  if (command === 'backfill') {
+    if (!args.property) throw new UsageError('backfill: --property ID is required');
+    if (!/^[0-9]+$/.test(args.property)) throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+    for (const f of ['from', 'to'] as const) {
+      const v = args[f];
+      if (!v) throw new UsageError(`backfill: --${f} YYYY-MM-DD is required`);
+      if (!isValidDate(v)) throw new UsageError(`backfill: --${f} must be a date as YYYY-MM-DD, got ${JSON.stringify(v)}`);
+    }
+    if (args.from! > args.to!) throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
+  }
+  return args;
+}

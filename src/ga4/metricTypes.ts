@@ -1,0 +1,24 @@
+/**
+ * GA4 metrics whose Data API type is TYPE_INTEGER, so their columns can be `bigint` before the
+ * first response arrives (the relation is created from the definition at migrate time). Every
+ * other metric, including custom ones, gets `double precision`, which holds integers too.
+ */
+const INTEGER_METRICS = new Set([
+  'active1DayUsers', 'active7DayUsers', 'active28DayUsers', 'activeUsers', 'addToCarts', 'adUnitExposure',
+  'advertiserAdClicks', 'advertiserAdImpressions', 'checkouts', 'cohortActiveUsers', 'cohortTotalUsers',
+  'conversions', 'crashAffectedUsers', 'ecommercePurchases', 'engagedSessions', 'eventCount',
+  'firstTimePurchasers', 'itemListClickEvents', 'itemListViewEvents', 'itemPromotionClickEvents',
+  'itemPromotionViewEvents', 'itemViewEvents', 'itemsAddedToCart', 'itemsCheckedOut', 'itemsClickedInList',
+  'itemsClickedInPromotion', 'itemsPurchased', 'itemsViewed', 'itemsViewedInList', 'itemsViewedInPromotion',
+  'keyEvents', 'newUsers', 'organicGoogleSearchClicks', 'organicGoogleSearchImpressions',
+  'promotionClicks', 'promotionViews', 'publisherAdClicks', 'publisherAdImpressions', 'screenPageViews',
+  'scrolledUsers', 'sessions', 'totalPurchasers', 'totalUsers', 'transactions',
+]);
+
+export function isIntegerMetric(apiName: string): boolean {
+  return INTEGER_METRICS.has(apiName);
+}
+
+export function metricColumnType(apiName: string): 'bigint' | 'double precision' {
+  return isIntegerMetric(apiName) ? 'bigint' : 'double precision';
+}

@@ -1,0 +1,160 @@
+/**
+ * From a report definition and a date range to complete days of rows: builds the runReport
+ * request (the `date` dimension always first), walks the pages with limit/offset until `rowCount`
+ * rows have arrived, converts the string values by the metric headers' types, and yields each date
+ * as soon as it is complete. Rows are ordered by date (then every dimension, so paging is stable),
+ * so only the one date that straddles a page boundary is held back: memory is bounded by a page.
+ */
+import type { ReportDefinition } from '../config.js';
+import { RetryableError } from '../errors.js';
+import { addDays } from '../time.js';
+import type { CallContext, Ga4Client, RunReportRequest, RunReportResponse } from './client.js';
+import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
+
+export interface FetchRangeOptions {
+  pageSize: number;
+  /** called with every response's propertyQuota */
+  onQuota?: (quota: PropertyQuota) => void;
+  /** called with the response metadata of the first page */
+  onMeta?: (meta: ResponseMeta) => void;
+}
+
+export function buildRequest(def: ReportDefinition, start: string, end: string, offset: number, limit: number): RunReportRequest {
+  return {
+    dateRanges: [{ startDate: start, endDate: end }],
+    dimensions: [{ name: 'date' }, ...def.dimensions.map((name) => ({ name }))],
+    metrics: def.metrics.map((name) => ({ name })),
+    // int64 fields travel as strings in Google's JSON mapping
+    limit: String(limit),
+    offset: String(offset),
+    orderBys: [
+      { dimension: { dimensionName: 'date' } },
+      ...def.dimensions.map((dimensionName) => ({ dimension: { dimensionName } })),
+    ],
+    returnPropertyQuota: true,
+  };
+}
+
+/** Yields every date of [start, end], complete and in order, each exactly once (days without data have no rows). */
+export async function* fetchRange(
+  client: Ga4Client,
+  ctx: CallContext,
+  def: ReportDefinition,
+  start: string,
+  end: string,
+  opts: FetchRangeOptions,
+): AsyncGenerator<DayData> {
+  let offset = 0;
+  let expected: number | null = null;
+  let meta: ResponseMeta | null = null;
+  let nextDate = start; // first date not yet yielded
+  let pending: ReportRow[] = []; // rows of dates not yet known to be complete
+  for (;;) {
+    const res = await client.runReport(ctx, buildRequest(def, start, end, offset, opts.pageSize));
+    const page = parsePage(res, def, start, end, ctx);
+    if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
+    if (meta === null) {
+      meta = page.meta;
+      opts.onMeta?.(meta);
+    }
+    if (expected === null) expected = page.rowCount;
+    else if (page.rowCount !== expected) {
+      throw new RetryableError(
+        `runReport for property ${ctx.propertyId}: rowCount changed between pages (${expected} -> ${page.rowCount}); the range is fetched again`,
+        'inconsistent_pages',
+      );
+    }
+    if (page.rows.length === 0 && offset < expected) {
+      throw new RetryableError(
+        `runReport for property ${ctx.propertyId}: page at offset ${offset} is empty but rowCount is ${expected}`,
+        'inconsistent_pages',
+      );
+    }
+    offset += page.rows.length;
+    if (offset > expected) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
+    }
+    pending.push(...page.rows);
+    const last = pending.length ? pending[pending.length - 1]!.date : null;
+    if (last !== null && pending[0]!.date < nextDate) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
+    }
+    const done = offset >= expected;
+    // Every date before the last row's date is complete (rows are ordered by date); at the end, all are.
+    const completeThrough = done ? end : last !== null ? addDays(last, -1) : null;
+    if (completeThrough !== null) {
+      let i = 0;
+      while (nextDate <= completeThrough) {
+        const rows: ReportRow[] = [];
+        while (i < pending.length && pending[i]!.date === nextDate) rows.push(pending[i++]!);
+        if (i < pending.length && pending[i]!.date < nextDate) {
+          throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
+        }
+        yield { date: nextDate, rows, meta };
+        nextDate = addDays(nextDate, 1);
+      }
+      pending = pending.slice(i);
+    }
+    if (done) return;
+  }
+}
+
+interface Page {
+  rows: ReportRow[];
+  rowCount: number;
+  meta: ResponseMeta;
+}
+
+/** Checks a response's shape and converts its rows. Anything off is a RetryableError, never data. */
+export function parsePage(res: RunReportResponse, def: ReportDefinition, start: string, end: string, ctx: CallContext): Page {
+  const bad = (what: string) => new RetryableError(`runReport for property ${ctx.propertyId}: malformed response (${what})`, 'bad_response');
+  if (typeof res !== 'object' || res === null) throw bad('body is not an object');
+  const dimHeaders = (res.dimensionHeaders ?? []).map((h) => h.name);
+  const metricHeaders = res.metricHeaders ?? [];
+  const wantDims = ['date', ...def.dimensions];
+  if (dimHeaders.length !== wantDims.length || dimHeaders.some((n, i) => n !== wantDims[i])) {
+    throw bad(`dimension headers ${JSON.stringify(dimHeaders)}`);
+  }
+  if (metricHeaders.length !== def.metrics.length || metricHeaders.some((h, i) => h.name !== def.metrics[i])) {
+    throw bad(`metric headers ${JSON.stringify(metricHeaders.map((h) => h.name))}`);
+  }
+  const integer = metricHeaders.map((h) => h.type === 'TYPE_INTEGER');
+  const rowCount = res.rowCount === undefined || res.rowCount === null ? 0 : Number(res.rowCount);
+  if (!Number.isInteger(rowCount) || rowCount < 0) throw bad('rowCount');
+  const rawRows = res.rows ?? [];
+  if (!Array.isArray(rawRows)) throw bad('rows is not a list');
+  const rows: ReportRow[] = rawRows.map((r) => {
+    const dv = r.dimensionValues ?? [];
+    const mv = r.metricValues ?? [];
+    if (dv.length !== wantDims.length || mv.length !== def.metrics.length) throw bad('row width');
+    const rawDate = dv[0]?.value ?? '';
+    if (!/^\d{8}$/.test(rawDate)) throw bad(`date value ${JSON.stringify(rawDate)}`);
+    const date = `${rawDate.slice(0, 4)}-${rawDate.slice(4, 6)}-${rawDate.slice(6, 8)}`;
+    if (date < start || date > end) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: row dated ${date} outside the requested ${start}..${end}`, 'bad_response');
+    }
+    const metrics = mv.map((m, i) => {
+      const v = m.value ?? '0';
+      if (integer[i]) {
+        if (!/^-?\d+$/.test(v)) throw bad(`integer metric value ${JSON.stringify(v)}`);
+        return v;
+      }
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw bad(`metric value ${JSON.stringify(v)}`);
+      return n;
+    });
+    return { date, dims: dv.slice(1).map((d) => d.value ?? ''), metrics };
+  });
+  const md = res.metadata ?? {};
+  return {
+    rows,
+    rowCount,
+    meta: {
+      timeZone: md.timeZone ?? null,
+      currencyCode: md.currencyCode ?? null,
+      dataLossFromOtherRow: md.dataLossFromOtherRow === true,
+      subjectToThresholding: md.subjectToThresholding === true,
+      sampling: (md.samplingMetadatas ?? []).map((s) => ({ samplesReadCount: s.samplesReadCount ?? null, samplingSpaceSize: s.samplingSpaceSize ?? null })),
+    },
+  };
+}

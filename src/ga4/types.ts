@@ -1,0 +1,36 @@
+/** What the GA4 layer hands to the store: rows of complete dates and the response metadata. */
+
+export interface ReportRow {
+  /** YYYY-MM-DD */
+  date: string;
+  /** values of the report's non-date dimensions, in definition order */
+  dims: string[];
+  /** integer metrics as decimal strings (bigint-safe), others as numbers */
+  metrics: Array<string | number>;
+}
+
+export interface ResponseMeta {
+  timeZone: string | null;
+  currencyCode: string | null;
+  dataLossFromOtherRow: boolean;
+  subjectToThresholding: boolean;
+  /** samplingMetadatas as Google sent them; empty when the data is unsampled */
+  sampling: Array<{ samplesReadCount?: string | null; samplingSpaceSize?: string | null }>;
+}
+
+export interface PropertyQuota {
+  tokensPerDay?: { consumed?: number | null; remaining?: number | null } | null;
+  tokensPerHour?: { consumed?: number | null; remaining?: number | null } | null;
+  concurrentRequests?: { consumed?: number | null; remaining?: number | null } | null;
+  serverErrorsPerProjectPerHour?: { consumed?: number | null; remaining?: number | null } | null;
+  tokensPerProjectPerHour?: { consumed?: number | null; remaining?: number | null } | null;
+}
+
+/** One complete date: every row GA has for it (possibly none). */
+export interface DayData {
+  date: string;
+  rows: ReportRow[];
+  meta: ResponseMeta;
+}
+
+export type MetricKind = 'integer' | 'float';

@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+/**
+ * The one place that wires everything: parses the command line, loads the config, builds the
+ * daemon's parts and runs the command. Exit codes: 0 success, 1 a failure at run time, 2 bad
+ * input (command line, config, key file), with one line on stderr saying what is wrong.
+ */
+import { USAGE, parseArgs, type CliArgs } from './cli.js';
+import { loadConfig, type Config } from './config.js';
+import { Daemon } from './daemon.js';
+import { UsageError, describe } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { runCheck } from './check.js';
+import { sleep } from './ga4/client.js';
+import { VERSION } from './version.js';
+
+async function main(argv: string[]): Promise<number> {
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    return usageFailure(err);
+  }
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    case 'version':
+      process.stdout.write(`ga-collector ${VERSION}\n`);
+      return 0;
+    default:
+      break;
+  }
+  let config: Config;
+  try {
+    config = loadConfig({ file: args.config, requireCredentials: args.command !== 'migrate' });
+  } catch (err) {
+    return usageFailure(err);
+  }
+  const logger = createLogger(config.log.level);
+  if (args.command === 'check') return runCheck(config, logger);
+  let daemon: Daemon;
+  try {
+    if (args.command === 'backfill') config = backfillConfig(config, args);
+    daemon = new Daemon({ config, logger, http: args.command === 'run' && !args.once });
+  } catch (err) {
+    return usageFailure(err);
+  }
+  try {
+    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once);
+  } catch (err) {
+    logger.fatal({ event: 'startup_failed', err: describe(err) }, 'cannot prepare the database');
+    process.stderr.write(`ga-collector: database: ${describe(err)}\n`);
+    await daemon.stop(0);
+    return 1;
+  }
+  if (args.command === 'migrate') {
+    await daemon.stop(0);
+    return 0;
+  }
+  if (args.command === 'backfill') return backfill(daemon, config, args);
+  if (args.once) {
+    await daemon.startServices();
+    const results = await daemon.scheduler.runOnce();
+    await daemon.stop(0);
+    const failed = results.filter((r) => !r.ok);
+    for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
+    return failed.length ? 1 : 0;
+  }
+  return runDaemon(daemon, config, logger);
+}
+
+async function runDaemon(daemon: Daemon, config: Config, logger: Logger): Promise<number> {
+  try {
+    await daemon.startServices();
+  } catch (err) {
+    process.stderr.write(`ga-collector: cannot start: ${describe(err)}\n`);
+    await daemon.stop(0);
+    return 1;
+  }
+  daemon.scheduler.start();
+  logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ event: 'forced_exit', signal }, 'second signal: exiting now');
+        resolve(signal === 'SIGINT' ? 130 : 143);
+        return;
+      }
+      stopping = true;
+      logger.info({ event: 'shutdown', signal, graceSeconds: config.shutdown.graceSeconds }, 'shutting down');
+      daemon.stop().then(
+        () => {
+          logger.info({ event: 'stopped' }, 'ga-collector stopped');
+          resolve(0);
+        },
+        (err) => {
+          logger.error({ event: 'shutdown_failed', err: describe(err) }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+async function backfill(daemon: Daemon, config: Config, args: CliArgs): Promise<number> {
+  await daemon.startServices();
+  const property = config.properties.find((p) => p.id === args.property)!;
+  const reports = args.report ? [args.report] : property.reports;
+  let failed = 0;
+  for (const report of reports) {
+    const r = await daemon.scheduler.backfill(property, report, args.from!, args.to!);
+    if (!r.ok) {
+      failed++;
+      process.stderr.write(`ga-collector: backfill ${property.id}/${report}: ${r.error}\n`);
+    } else {
+      process.stdout.write(`backfill ${property.id}/${report}: ${r.dates} dates, ${r.rows} rows\n`);
+    }
+  }
+  await daemon.stop(0);
+  return failed ? 1 : 0;
+}
+
+function backfillConfig(config: Config, args: CliArgs): Config {
+  let property = config.properties.find((p) => p.id === args.property);
+  if (!property) {
+    if (!config.google.credentials) {
+      throw new UsageError(`backfill: property ${args.property} is not in the config and google.credentials is not set`);
+    }
+    property = { id: args.property!, reports: Object.keys(config.reports), schedule: config.schedule, credentials: config.google.credentials };
+  }
+  if (args.report && !config.reports[args.report]) {
+    throw new UsageError(`backfill: unknown report ${JSON.stringify(args.report)} (defined: ${Object.keys(config.reports).join(', ')})`);
+  }
+  return { ...config, properties: [property] };
+}
+
+/** The daemon waits for a database that is still starting (as under systemd or compose); commands do not. */
+async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean): Promise<void> {
+  const deadline = Date.now() + (patient ? 60_000 : 0);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await daemon.prepare();
+      return;
+    } catch (err) {
+      const name = (err as Error).name;
+      if (!patient || Date.now() > deadline || name === 'DatabaseTooNewError') throw err;
+      logger.warn({ event: 'database_unavailable', err: describe(err), attempt }, 'database not ready; retrying');
+      await sleep(Math.min(10_000, 500 * 2 ** attempt));
+    }
+  }
+}
+
+function usageFailure(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`ga-collector: ${err.message}\n`);
+    return 2;
+  }
+  process.stderr.write(`ga-collector: ${describe(err)}\n`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`ga-collector: unexpected error: ${describe(err)}\n`);
+    process.exit(1);
+  },
+);

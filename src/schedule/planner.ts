@@ -1,0 +1,82 @@
+/**
+ * What is due for one property and report, as a pure function of the clock, the ledger and the
+ * definition. Due are: every date from startDate through the property's yesterday that was never
+ * stored (gaps), the refresh window (the last `refreshDays` dates) when last fetched before the
+ * schedule's latest firing, and dates that left the window without their final refresh (the daemon
+ * was down). A date that left the window after that final refresh is only marked settled.
+ */
+import type { ReportDefinition } from '../config.js';
+import type { LedgerDay } from '../store/ledger.js';
+import { addDays, localDate } from '../time.js';
+
+export interface PlanInput {
+  def: ReportDefinition;
+  timeZone: string;
+  now: Date;
+  /** latest firing of the property's schedule at or before now; null = never (refresh on every run) */
+  lastFire: Date | null;
+  ledger: LedgerDay[];
+  maxDays: number;
+}
+
+export interface Plan {
+  today: string;
+  yesterday: string;
+  start: string;
+  /** first date of the refresh window; dates before it are settled once written */
+  windowStart: string;
+  /** all due dates, ascending */
+  due: string[];
+  /** due dates this run will fetch (at most maxDays), as contiguous ranges */
+  ranges: Array<[string, string]>;
+  /** dates that left the window after their final refresh: mark settled, no fetch */
+  settleOnly: string[];
+}
+
+export function resolveStartDate(startDate: string, today: string): string {
+  const m = /^(\d+)daysAgo$/.exec(startDate);
+  if (m) return addDays(today, -Number(m[1]));
+  if (startDate === 'yesterday') return addDays(today, -1);
+  return startDate;
+}
+
+export function plan(input: PlanInput): Plan {
+  const { def, timeZone, now, lastFire, ledger, maxDays } = input;
+  const today = localDate(now.getTime(), timeZone);
+  const yesterday = addDays(today, -1);
+  const start = resolveStartDate(def.startDate, today);
+  const windowStart = addDays(today, -def.refreshDays);
+  const byDate = new Map(ledger.map((d) => [d.date, d]));
+  const due: string[] = [];
+  const settleOnly: string[] = [];
+  for (let d = start; d <= yesterday; d = addDays(d, 1)) {
+    const stored = byDate.get(d);
+    if (!stored) {
+      due.push(d);
+    } else if (d >= windowStart) {
+      if (lastFire === null || stored.fetchedAt.getTime() < lastFire.getTime()) due.push(d);
+    } else if (!stored.settled) {
+      // Left the window: settled if its last fetch was on the window's last day for it, else refetch once.
+      const fetchedLocal = localDate(stored.fetchedAt.getTime(), timeZone);
+      if (fetchedLocal >= addDays(d, def.refreshDays)) settleOnly.push(d);
+      else due.push(d);
+    }
+  }
+  // Oldest first, so a long backlog fills in order; but the refresh window is always part of a run
+  // so recent numbers stay fresh while a backlog drains.
+  const inWindow = due.filter((d) => d >= windowStart);
+  const backlog = due.filter((d) => d < windowStart);
+  const take = [...backlog.slice(0, Math.max(0, maxDays - inWindow.length)), ...inWindow].sort();
+  return { today, yesterday, start, windowStart, due, ranges: toRanges(take), settleOnly };
+}
+
+/** Contiguous runs of ascending dates. */
+export function toRanges(dates: string[]): Array<[string, string]> {
+  const ranges: Array<[string, string]> = [];
+  for (const d of dates) {
+    const last = ranges[ranges.length - 1];
+    if (last && addDays(last[1], 1) === d) last[1] = d;
+    else ranges.push([d, d]);
+  }
+  return ranges;
+}

@@ -1,0 +1,205 @@
+/**
+ * One job: bring one property and report up to date (or, for a backfill, fetch a given range).
+ *
+ * The job holds the advisory lock of its property and report on a connection of its own for as
+ * long as it runs. A second daemon that wants the same job waits for the lock and then plans again
+ * from the ledger, so it finds nothing left to do when the first succeeded and picks up the rest
+ * when the first died (its connection, and so its lock, went with it). Dates are written in
+ * batches, each batch one transaction, so a crash loses at most the batch in flight.
+ */
+import type { Config, ReportDefinition } from '../config.js';
+import type { TokenSource } from '../auth/tokenManager.js';
+import { AbortedError, PermanentError, describe } from '../errors.js';
+import type { Ga4Client } from '../ga4/client.js';
+import { fetchRange } from '../ga4/report.js';
+import type { DayData, PropertyQuota } from '../ga4/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { replaceDays } from '../store/dayWriter.js';
+import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
+import { lockKey, tryLock, unlock } from '../store/locks.js';
+import type { Pool, PoolClient } from '../store/pool.js';
+import { sleep } from '../ga4/client.js';
+import type { StatusBoard } from '../status.js';
+import { addDays, daysBetween, localDate } from '../time.js';
+import { plan } from './planner.js';
+
+/** Rows held before a batch of complete dates is written. */
+const BATCH_ROWS = 20_000;
+const LOCK_POLL_MS = 1_000;
+
+export interface RunnerDeps {
+  config: Config;
+  pool: Pool;
+  client: Ga4Client;
+  metrics: Metrics;
+  status: StatusBoard;
+  logger: Logger;
+  now?: () => number;
+  lockPollMs?: number;
+}
+
+export interface JobSpec {
+  propertyId: string;
+  report: string;
+  tokens: TokenSource;
+  /** latest firing of the property's schedule (refresh rule); null = refresh the window now */
+  lastFire: Date | null;
+  /** a backfill: exactly this range, no planning */
+  range?: { from: string; to: string };
+}
+
+export interface JobResult {
+  ok: boolean;
+  rows: number;
+  dates: number;
+  error?: string;
+  permanent?: boolean;
+}
+
+export class JobRunner {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: RunnerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
+    const { metrics, status } = this.deps;
+    const def = this.deps.config.reports[job.report]!;
+    const labels = { property: job.propertyId, report: job.report };
+    const log = this.deps.logger.child({ property: job.propertyId, report: job.report });
+    const state = status.get(job.propertyId, job.report);
+    const started = this.now();
+    state.running = true;
+    state.lastRunAt = started;
+    let db: PoolClient | null = null;
+    const key = lockKey(this.deps.config.database.schema, 'job', job.propertyId, job.report);
+    let locked = false;
+    try {
+      db = await this.deps.pool.connect();
+      while (!(locked = await tryLock(db, key))) {
+        log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting');
+        await sleep(this.deps.lockPollMs ?? LOCK_POLL_MS, signal);
+      }
+      const result = await this.work(db, job, def, log, signal);
+      metrics.fetchRuns.inc({ ...labels, outcome: 'success' });
+      metrics.lastSuccess.set(labels, this.now() / 1000);
+      state.lastSuccessAt = this.now();
+      log.info({ event: 'job_succeeded', dates: result.dates, rows: result.rows, durationMs: this.now() - started }, 'fetch run succeeded');
+      return { ok: true, ...result };
+    } catch (err) {
+      const aborted = err instanceof AbortedError || signal.aborted;
+      const message = describe(err);
+      if (!aborted) {
+        metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
+        status.recordFailure(job.propertyId, job.report, message, this.now());
+      }
+      log.error({ event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, durationMs: this.now() - started }, aborted ? 'fetch run aborted' : 'fetch run failed');
+      return { ok: false, rows: 0, dates: 0, error: message, permanent: err instanceof PermanentError };
+    } finally {
+      state.running = false;
+      if (db) {
+        if (locked) await unlock(db, key).catch(() => undefined);
+        // a connection in an unknown state (aborted mid-query) is discarded, not reused
+        db.release(signal.aborted ? true : undefined);
+      }
+    }
+  }
+
+  private async work(db: PoolClient, job: JobSpec, def: ReportDefinition, log: Logger, signal: AbortSignal): Promise<{ rows: number; dates: number }> {
+    const { config, metrics } = this.deps;
+    const schema = config.database.schema;
+    const labels = { property: job.propertyId, report: job.report };
+    const ctx = { propertyId: job.propertyId, tokens: job.tokens, logger: log, signal, report: job.report };
+    const state = this.deps.status.get(job.propertyId, job.report);
+
+    let timeZone = await propertyTimeZone(db, schema, job.propertyId);
+    if (!timeZone) timeZone = await this.probeTimeZone(db, job, def, ctx);
+    state.timeZone = timeZone;
+
+    let ranges: Array<[string, string]>;
+    let pending: number;
+    let settledBefore: string;
+    const today = localDate(this.now(), timeZone);
+    if (job.range) {
+      ranges = [[job.range.from, job.range.to]];
+      pending = daysBetween(job.range.from, job.range.to) + 1;
+      settledBefore = addDays(today, -def.refreshDays);
+    } else {
+      const ledger = await ledgerDays(db, schema, job.propertyId, job.report, '0001-01-01');
+      const p = plan({ def, timeZone, now: new Date(this.now()), lastFire: job.lastFire, ledger, maxDays: config.fetch.maxDaysPerRun });
+      await markSettled(db, schema, job.propertyId, job.report, p.settleOnly);
+      ranges = p.ranges;
+      pending = p.due.length;
+      settledBefore = p.windowStart;
+      log.info({ event: 'job_planned', due: p.due.length, ranges, settled: p.settleOnly.length, timeZone, today: p.today }, 'planned fetch');
+    }
+    metrics.datesPending.set(labels, pending);
+    state.datesPending = pending;
+
+    let rows = 0;
+    let dates = 0;
+    for (const [start, end] of ranges) {
+      const rangeStarted = this.now();
+      let batch: DayData[] = [];
+      let batchRows = 0;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore });
+        rows += n;
+        dates += batch.length;
+        pending -= batch.length;
+        metrics.rowsWritten.inc(labels, n);
+        metrics.datesPending.set(labels, Math.max(0, pending));
+        state.datesPending = Math.max(0, pending);
+        batch = [];
+        batchRows = 0;
+      };
+      const days = fetchRange(this.deps.client, ctx, def, start, end, {
+        pageSize: config.fetch.pageSize,
+        onQuota: (q) => this.recordQuota(job.propertyId, q),
+        onMeta: (m) => {
+          if (m.timeZone && m.timeZone !== timeZone) {
+            log.warn({ event: 'time_zone_changed', from: timeZone, to: m.timeZone }, 'property time zone changed');
+          }
+          if (m.timeZone) void saveProperty(db, schema, job.propertyId, m.timeZone, m.currencyCode).catch(() => undefined);
+        },
+      });
+      for await (const day of days) {
+        if (signal.aborted) throw new AbortedError();
+        batch.push(day);
+        batchRows += day.rows.length;
+        if (batchRows >= BATCH_ROWS) await flush();
+      }
+      if (signal.aborted) throw new AbortedError();
+      await flush();
+      log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
+    }
+    return { rows, dates };
+  }
+
+  /** A property seen for the first time: one tiny request tells its time zone. */
+  private async probeTimeZone(db: PoolClient, job: JobSpec, def: ReportDefinition, ctx: Parameters<Ga4Client['runReport']>[0]): Promise<string> {
+    const res = await this.deps.client.runReport(ctx, {
+      dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
+      dimensions: [{ name: 'date' }],
+      metrics: [{ name: def.metrics[0]! }],
+      limit: '1',
+      returnPropertyQuota: true,
+    });
+    if (res.propertyQuota) this.recordQuota(job.propertyId, res.propertyQuota as PropertyQuota);
+    const tz = res.metadata?.timeZone;
+    if (!tz) throw new PermanentError(`property ${job.propertyId}: the Data API did not say the property's time zone`, 'no_time_zone');
+    await saveProperty(db, this.deps.config.database.schema, job.propertyId, tz, res.metadata?.currencyCode ?? null);
+    return tz;
+  }
+
+  private recordQuota(propertyId: string, q: PropertyQuota): void {
+    // proto3 JSON omits zeros: a window that is present without `remaining` has none left
+    const hour = q.tokensPerHour ? Number(q.tokensPerHour.remaining ?? 0) : undefined;
+    const day = q.tokensPerDay ? Number(q.tokensPerDay.remaining ?? 0) : undefined;
+    if (typeof hour === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'hour' }, hour);
+    if (typeof day === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'day' }, day);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The schedule: a node-cron task per property fires its reports' jobs; a queue runs at most
+ * `concurrency` jobs at once (each may hold a database connection for its advisory lock; API
+ * requests are limited separately). A job that is fired while it runs is run once more after it,
+ * so a firing is never lost. Ticks never throw: failures are logged, counted and shown on the
+ * status page by the runner.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Config, PropertyConfig } from '../config.js';
+import type { TokenManager } from '../auth/tokenManager.js';
+import type { Logger } from '../log.js';
+import type { StatusBoard } from '../status.js';
+import { nextFire, previousFire } from './cron.js';
+import type { JobResult, JobRunner } from './runner.js';
+
+interface QueueItem {
+  property: PropertyConfig;
+  report: string;
+  range?: { from: string; to: string };
+  resolve: (r: JobResult) => void;
+}
+
+export interface SchedulerDeps {
+  config: Config;
+  runner: JobRunner;
+  tokens: TokenManager;
+  status: StatusBoard;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class Scheduler {
+  private tasks: ScheduledTask[] = [];
+  private readonly queue: QueueItem[] = [];
+  private readonly running = new Map<string, Promise<JobResult>>();
+  private readonly rerun = new Set<string>();
+  private readonly controller = new AbortController();
+  private accepting = true;
+  private readonly now: () => number;
+  private config: Config;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.config = deps.config;
+  }
+
+  /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
+  start(): void {
+    for (const property of this.config.properties) {
+      const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
+      this.tasks.push(task);
+    }
+    this.updateNextRuns();
+    for (const property of this.config.properties) this.fire(property);
+  }
+
+  /** Every job that is due now, once; resolves when all are done. */
+  async runOnce(): Promise<JobResult[]> {
+    const all = this.config.properties.flatMap((p) => p.reports.map((r) => this.enqueue(p, r)));
+    return Promise.all(all);
+  }
+
+  /** A backfill: the given range for one property and report, under the same lock as the scheduler. */
+  backfill(property: PropertyConfig, report: string, from: string, to: string): Promise<JobResult> {
+    return this.enqueue(property, report, { from, to });
+  }
+
+  /** Stop firing, let running jobs finish within the grace period, then abort them. */
+  async stop(graceMs: number): Promise<void> {
+    this.accepting = false;
+    for (const t of this.tasks) await t.destroy();
+    this.tasks = [];
+    for (const item of this.queue.splice(0)) item.resolve({ ok: false, rows: 0, dates: 0, error: 'not started: shutting down' });
+    const inflight = [...this.running.values()];
+    if (inflight.length === 0) return;
+    this.deps.logger.info({ event: 'shutdown_waiting', jobs: inflight.length, graceMs }, 'waiting for running fetches');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.allSettled(inflight).then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.deps.logger.warn({ event: 'shutdown_aborting', jobs: this.running.size }, 'grace period over; aborting running fetches');
+      this.abort();
+      await Promise.allSettled([...this.running.values()]);
+    }
+  }
+
+  abort(): void {
+    this.controller.abort();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private fire(property: PropertyConfig): void {
+    this.updateNextRuns();
+    for (const report of property.reports) void this.enqueue(property, report);
+  }
+
+  private updateNextRuns(): void {
+    const now = new Date(this.now());
+    for (const p of this.config.properties) {
+      const next = nextFire(p.schedule, now);
+      for (const r of p.reports) this.deps.status.get(p.id, r).nextRunAt = next ? next.getTime() : null;
+    }
+  }
+
+  private enqueue(property: PropertyConfig, report: string, range?: { from: string; to: string }): Promise<JobResult> {
+    const key = `${property.id}\0${report}`;
+    if (!this.accepting) return Promise.resolve({ ok: false, rows: 0, dates: 0, error: 'shutting down' });
+    if (!range) {
+      const current = this.running.get(key);
+      if (current) {
+        // fired while running: run again afterwards, so this firing's refresh is not lost
+        this.rerun.add(key);
+        return current;
+      }
+      const queued = this.queue.find((q) => !q.range && q.property.id === property.id && q.report === report);
+      if (queued) return new Promise((resolve) => {
+        const prev = queued.resolve;
+        queued.resolve = (r) => { prev(r); resolve(r); };
+      });
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ property, report, ...(range ? { range } : {}), resolve });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.accepting && this.running.size < this.config.concurrency && this.queue.length > 0) {
+      const idx = this.queue.findIndex((q) => !this.running.has(`${q.property.id}\0${q.report}`));
+      if (idx < 0) return;
+      const item = this.queue.splice(idx, 1)[0]!;
+      const key = `${item.property.id}\0${item.report}`;
+      const p = this.execute(item).finally(() => {
+        this.running.delete(key);
+        if (this.rerun.delete(key) && this.accepting) void this.enqueue(item.property, item.report);
+        this.pump();
+      });
+      this.running.set(key, p);
+      p.then(item.resolve, (err) => item.resolve({ ok: false, rows: 0, dates: 0, error: String(err) }));
+    }
+  }
+
+  private async execute(item: QueueItem): Promise<JobResult> {
+    try {
+      const tokens = this.deps.tokens.forKeyFile(item.property.credentials);
+      const lastFire = previousFire(item.property.schedule, new Date(this.now()));
+      return await this.deps.runner.run(
+        { propertyId: item.property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
+        this.controller.signal,
+      );
+    } catch (err) {
+      // the runner never throws; this guards the loop against the unexpected
+      this.deps.logger.error({ event: 'job_crashed', property: item.property.id, report: item.report, err: String(err) }, 'job crashed');
+      return { ok: false, rows: 0, dates: 0, error: String(err) };
+    }
+  }
+}

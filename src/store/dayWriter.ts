@@ -1,0 +1,89 @@
+/**
+ * Replacing dates whole. For each property, report and date, the old rows are deleted and the new
+ * ones inserted in one transaction together with the date's ledger row, so a reader sees either the
+ * old set or the new one, never a mix, a duplicate or a partial day; a crash mid-write leaves the
+ * old date untouched. Rows go in as arrays through `unnest`, one statement per chunk, never one
+ * INSERT per row.
+ */
+import type { ReportDefinition } from '../config.js';
+import type { DayData } from '../ga4/types.js';
+import { ident, qualified } from './identifiers.js';
+import type { PoolClient } from './pool.js';
+import { reportColumns } from './reportTables.js';
+
+const CHUNK_ROWS = 20_000;
+
+export interface WriteDaysArgs {
+  schema: string;
+  def: ReportDefinition;
+  propertyId: string;
+  days: DayData[];
+  /** dates strictly before this are outside the refresh window when written */
+  settledBefore: string;
+}
+
+/** Replaces the given dates in one transaction. Returns the number of rows written. */
+export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Promise<number> {
+  const { schema, def, propertyId, days } = args;
+  if (days.length === 0) return 0;
+  const table = qualified(schema, def.name);
+  const cols = reportColumns(def);
+  const columnList = ['date', ...cols.dims, ...cols.metrics].map(ident).join(', ');
+  const types = ['date', ...cols.dims.map(() => 'text'), ...cols.metricTypes];
+  const unnestArgs = types.map((t, i) => `$${i + 2}::${t}[]`).join(', ');
+  const insertSql = `INSERT INTO ${table} (property_id, ${columnList}) SELECT $1, * FROM unnest(${unnestArgs})`;
+  let written = 0;
+  await client.query('BEGIN');
+  try {
+    await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
+    let buffer: DayData['rows'] = [];
+    const flush = async () => {
+      if (buffer.length === 0) return;
+      const columns: unknown[][] = types.map(() => new Array(buffer.length));
+      buffer.forEach((r, j) => {
+        columns[0]![j] = r.date;
+        r.dims.forEach((v, k) => (columns[1 + k]![j] = v));
+        r.metrics.forEach((v, k) => (columns[1 + cols.dims.length + k]![j] = v));
+      });
+      await client.query(insertSql, [propertyId, ...columns]);
+      written += buffer.length;
+      buffer = [];
+    };
+    for (const day of days) {
+      for (const row of day.rows) {
+        buffer.push(row);
+        if (buffer.length >= CHUNK_ROWS) await flush();
+      }
+    }
+    await flush();
+    await client.query(
+      `INSERT INTO ${qualified(schema, 'fetch_days')}
+         (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code)
+       SELECT $1, $2, d, now(), n, s, dl, th, sa, sm, tz, cc
+         FROM unnest($3::date[], $4::int[], $5::bool[], $6::bool[], $7::bool[], $8::bool[], $9::jsonb[], $10::text[], $11::text[])
+           AS u(d, n, s, dl, th, sa, sm, tz, cc)
+       ON CONFLICT (property_id, report, date) DO UPDATE SET
+         fetched_at = EXCLUDED.fetched_at, row_count = EXCLUDED.row_count, settled = EXCLUDED.settled,
+         data_loss_from_other_row = EXCLUDED.data_loss_from_other_row, subject_to_thresholding = EXCLUDED.subject_to_thresholding,
+         sampled = EXCLUDED.sampled, sampling = EXCLUDED.sampling, time_zone = EXCLUDED.time_zone, currency_code = EXCLUDED.currency_code`,
+      [
+        propertyId,
+        def.name,
+        days.map((d) => d.date),
+        days.map((d) => d.rows.length),
+        days.map((d) => d.date < args.settledBefore),
+        days.map((d) => d.meta.dataLossFromOtherRow),
+        days.map((d) => d.meta.subjectToThresholding),
+        days.map((d) => d.meta.sampling.length > 0),
+        days.map((d) => (d.meta.sampling.length > 0 ? JSON.stringify(d.meta.sampling) : null)),
+        days.map((d) => d.meta.timeZone),
+        days.map((d) => d.meta.currencyCode),
+      ],
+    );
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  return written;
+}

@@ -1,0 +1,98 @@
+/**
+ * The per-report relations, built from the configured definitions: `property_id`, `date`, a text
+ * column per non-date dimension, a numeric column per metric. A changed definition is migrated:
+ * new columns are added; when the set of dimensions or metrics grew, the stored history of that
+ * report no longer has every column filled, so its ledger is cleared and the planner fetches the
+ * history again (each date is still replaced atomically, so readers never see a mix). Columns of
+ * removed fields are kept, never dropped: nothing a user stored is lost.
+ */
+import type { ReportDefinition } from '../config.js';
+import type { Logger } from '../log.js';
+import { metricColumnType } from '../ga4/metricTypes.js';
+import { columnName, ident, qualified } from './identifiers.js';
+import { lockKey } from './locks.js';
+import type { Pool } from './pool.js';
+
+export interface ReportColumns {
+  dims: string[];
+  metrics: string[];
+  metricTypes: Array<'bigint' | 'double precision'>;
+}
+
+export function reportColumns(def: ReportDefinition): ReportColumns {
+  return {
+    dims: def.dimensions.map(columnName),
+    metrics: def.metrics.map(columnName),
+    metricTypes: def.metrics.map(metricColumnType),
+  };
+}
+
+/** Creates or migrates every report's relation. Returns the reports whose history must be refetched. */
+export async function ensureReportTables(pool: Pool, schema: string, defs: ReportDefinition[], logger: Logger): Promise<string[]> {
+  const client = await pool.connect();
+  const refetch: string[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [lockKey(schema, 'migrate')]);
+    try {
+      for (const def of defs) {
+        await client.query('BEGIN');
+        try {
+          if (await ensureOne(client, schema, def, logger)) refetch.push(def.name);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [lockKey(schema, 'migrate')]).catch(() => undefined);
+    }
+  } finally {
+    client.release();
+  }
+  return refetch;
+}
+
+async function ensureOne(client: import('pg').PoolClient, schema: string, def: ReportDefinition, logger: Logger): Promise<boolean> {
+  const table = qualified(schema, def.name);
+  const cols = reportColumns(def);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${table} (
+       property_id text NOT NULL,
+       date date NOT NULL
+       ${cols.dims.map((c) => `, ${ident(c)} text`).join('')}
+       ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')}
+     )`,
+  );
+  await client.query(`CREATE INDEX IF NOT EXISTS ${ident(`${def.name}_property_date_idx`)} ON ${table} (property_id, date)`);
+  for (const [i, c] of cols.dims.entries()) {
+    void i;
+    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
+  }
+  for (const [i, c] of cols.metrics.entries()) {
+    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+  }
+  const prev = await client.query<{ dimensions: string[]; metrics: string[] }>(
+    `SELECT dimensions, metrics FROM ${qualified(schema, 'report_definitions')} WHERE report = $1`,
+    [def.name],
+  );
+  await client.query(
+    `INSERT INTO ${qualified(schema, 'report_definitions')} (report, dimensions, metrics, updated_at) VALUES ($1, $2, $3, now())
+     ON CONFLICT (report) DO UPDATE SET dimensions = EXCLUDED.dimensions, metrics = EXCLUDED.metrics, updated_at = now()`,
+    [def.name, def.dimensions, def.metrics],
+  );
+  const old = prev.rows[0];
+  if (!old) return false;
+  const grew =
+    def.dimensions.some((d) => !old.dimensions.includes(d)) ||
+    old.dimensions.some((d) => !def.dimensions.includes(d)) ||
+    def.metrics.some((m) => !old.metrics.includes(m));
+  if (!grew) return false;
+  // The grain or the filled columns changed: every stored date must be fetched again.
+  const cleared = await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE report = $1`, [def.name]);
+  logger.warn(
+    { event: 'report_definition_changed', report: def.name, from: old, to: { dimensions: def.dimensions, metrics: def.metrics }, datesToRefetch: cleared.rowCount },
+    'report definition changed: its history will be fetched again',
+  );
+  return true;
+}
