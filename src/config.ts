@@ -59,8 +59,6 @@ function isStartDate(value: string): boolean {
   return isValidDate(value) || DAYS_AGO_RE.test(value) || value === 'yesterday';
 }
 
-convict.addParser({ extension: ['yml', 'yaml'], parse: (s: string) => YAML.parse(s) });
-convict.addParser({ extension: 'json', parse: (s: string) => JSON.parse(s) });
 
 convict.addFormat({
   name: 'cron',
@@ -103,14 +101,6 @@ convict.addFormat({
   },
 });
 
-convict.addFormat({
-  name: 'report-map',
-  validate(value: unknown) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new Error('must be a map of report name to { dimensions, metrics, startDate?, refreshDays? }');
-    }
-  },
-});
 
 const schema = {
   database: {
@@ -166,11 +156,20 @@ const schema = {
     default: [] as unknown[],
     env: 'GA_COLLECTOR_PROPERTIES',
   },
-  reports: {
-    doc: 'Named report definitions: { dimensions, metrics, startDate (YYYY-MM-DD or NdaysAgo, default 30daysAgo), refreshDays (default 3) }.',
-    format: 'report-map',
-    default: { daily: { dimensions: ['date'], metrics: ['sessions', 'totalUsers', 'screenPageViews'] } } as Record<string, unknown>,
-  },
+};
+
+const DEFAULT_REPORTS: Record<string, unknown> = {
+  daily: { dimensions: ['date'], metrics: ['sessions', 'totalUsers', 'screenPageViews'] },
+};
+
+/**
+ * `reports` is a map whose keys are the user's report names. convict would take those names for
+ * schema keys of its own, so the map is taken out of the file before convict sees it and checked
+ * here instead (normaliseReports); it is documented beside the schema for the reference.
+ */
+export const REPORTS_DOC = {
+  doc: 'Named report definitions: { dimensions, metrics, startDate (YYYY-MM-DD or NdaysAgo, default 30daysAgo), refreshDays (default 3) }.',
+  default: DEFAULT_REPORTS,
 };
 
 /** The schema, for the generated configuration reference. */
@@ -196,12 +195,21 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   } catch (err) {
     throw new UsageError(`config: ${firstLine(err)}`);
   }
+  let reportsInput: Record<string, unknown> = DEFAULT_REPORTS;
   if (file) {
-    if (!fs.existsSync(file)) throw new UsageError(`config: file ${file} does not exist`);
+    const doc = readConfigFile(file);
+    if ('reports' in doc) {
+      const r = doc['reports'];
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+        throw new UsageError('config: reports: must be a map of report name to { dimensions, metrics, startDate?, refreshDays? }');
+      }
+      reportsInput = r as Record<string, unknown>;
+      delete doc['reports'];
+    }
     try {
-      raw.loadFile(file);
+      raw.load(doc);
     } catch (err) {
-      throw new UsageError(`config: cannot read ${file}: ${firstLine(err)}`);
+      throw new UsageError(`config: ${convictMessage(err)}`);
     }
   }
   try {
@@ -219,7 +227,6 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     shutdown: Config['shutdown'];
     fetch: Config['fetch'];
     properties: unknown[];
-    reports: Record<string, unknown>;
   };
   if (c.concurrency < 1) throw new UsageError('config: concurrency: must be at least 1');
   if (c.fetch.maxDaysPerRun < 1) throw new UsageError('config: fetch.maxDaysPerRun: must be at least 1');
@@ -231,7 +238,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (opts.requireDatabase !== false && !c.database.url) {
     throw new UsageError('config: database.url: required (set it in the config file or DATABASE_URL)');
   }
-  const reports = normaliseReports(c.reports);
+  const reports = normaliseReports(reportsInput);
   const baseDir = file ? path.dirname(path.resolve(file)) : process.cwd();
   const properties = normaliseProperties(c.properties, reports, c.schedule, c.google.credentials, baseDir, env, opts.requireCredentials !== false);
   return {
@@ -369,6 +376,25 @@ export function resolveCredentials(value: string, key: string, baseDir: string, 
   if (!mustExist) return candidates[candidates.length - 1]!;
   const where = credDir && !value.includes('/') ? ` (looked in ${credDir} and ${baseDir})` : '';
   throw new UsageError(`config: ${key}: key file ${value} does not exist${where}`);
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  if (!fs.existsSync(file)) throw new UsageError(`config: file ${file} does not exist`);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`config: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? firstLine(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new UsageError(`config: cannot read ${file}: ${firstLine(err)}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`config: ${file}: must be a map of keys (see the configuration reference)`);
+  return doc as Record<string, unknown>;
 }
 
 function stringList(value: unknown, key: string): string[] {
