@@ -1,0 +1,210 @@
+/**
+ * The deterministic data behind every report: a pure function of property,
+ * date, dimensions and revision. The server and the tests both call it, so a
+ * test can compute exactly which rows the fake serves.
+ *
+ * Each day, a number of "visits" is drawn (how many depends on the property and
+ * the weekday); each visit picks one value per dimension from that dimension's
+ * skewed value set. Every distinct combination drawn becomes a row, so popular
+ * combinations have large values and rare ones are absent on many days, and row
+ * counts vary from day to day as they do in GA.
+ */
+import { dimensionDef, metricType, type DimensionDef } from './catalog.js';
+
+/** Additive building blocks of every metric; ratios are derived from them. */
+export interface Components {
+  sessions: number;
+  engagedSessions: number;
+  totalUsers: number;
+  activeUsers: number;
+  newUsers: number;
+  screenPageViews: number;
+  eventCount: number;
+  keyEvents: number;
+  userEngagementDuration: number;
+  sessionDuration: number;
+  purchaseRevenue: number;
+  totalRevenue: number;
+}
+
+export interface ComponentRow {
+  dims: string[];
+  c: Components;
+}
+
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** mulberry32: small, fast and good enough for test data and fault rates. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const cumulative = new Map<string, number[]>();
+
+function pick(def: DimensionDef, rnd: () => number): string {
+  const values = def.values ?? [''];
+  let cum = cumulative.get(def.apiName);
+  if (!cum) {
+    // Zipf-like skew: the first value is the most frequent.
+    let total = 0;
+    cum = values.map((_, i) => (total += 1 / Math.pow(i + 1, 0.9)));
+    cumulative.set(def.apiName, cum);
+  }
+  const x = rnd() * (cum[cum.length - 1] ?? 1);
+  const i = cum.findIndex((c) => x < c);
+  return values[i < 0 ? values.length - 1 : i] ?? '';
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+function dayDraws(propertyId: string, date: string): number {
+  const scale = 0.6 + 1.4 * (hash32(`scale|${propertyId}`) / 2 ** 32);
+  const dow = new Date(`${date}T00:00:00Z`).getUTCDay();
+  const weekly = dow === 0 || dow === 6 ? 0.7 : 1;
+  const noise = 0.8 + 0.4 * (hash32(`day|${propertyId}|${date}`) / 2 ** 32);
+  return Math.max(1, Math.round(260 * scale * weekly * noise));
+}
+
+function components(seedKey: string, visits: number, revision: number): Components {
+  const r = seededRandom(hash32(seedKey));
+  let sessions = visits + Math.floor(visits * 1.5 * r());
+  // GA revises recent days upwards as late hits are processed.
+  sessions += revision * Math.max(1, Math.round(sessions * 0.04));
+  const engagedSessions = Math.min(sessions, Math.round(sessions * (0.45 + 0.3 * r())));
+  const totalUsers = Math.max(1, Math.min(sessions, Math.round(sessions * (0.7 + 0.25 * r()))));
+  const activeUsers = Math.max(1, Math.min(totalUsers, Math.round(totalUsers * (0.85 + 0.15 * r()))));
+  const newUsers = Math.min(totalUsers, Math.round(totalUsers * (0.15 + 0.6 * r())));
+  const screenPageViews = sessions + Math.round(sessions * (0.5 + 3 * r()));
+  const eventCount = screenPageViews + Math.round(sessions * (1 + 3 * r()));
+  const keyEvents = Math.floor(sessions * 0.12 * r());
+  const userEngagementDuration = Math.round(engagedSessions * (20 + 180 * r()));
+  const sessionDuration = userEngagementDuration + Math.round(sessions * 25 * r());
+  const purchaseRevenue = keyEvents > 0 ? round2(keyEvents * (9 + 120 * r())) : 0;
+  const totalRevenue = round2(purchaseRevenue + sessions * 0.02 * r());
+  return {
+    sessions, engagedSessions, totalUsers, activeUsers, newUsers, screenPageViews, eventCount,
+    keyEvents, userEngagementDuration, sessionDuration, purchaseRevenue, totalRevenue,
+  };
+}
+
+/**
+ * Unfiltered rows of one day, in ascending order of their dimension values.
+ * `dimensions` are the requested dimensions without `date`, in request order.
+ */
+export function generateComponents(propertyId: string, date: string, dimensions: string[], revision: number): ComponentRow[] {
+  const defs = dimensions.map((name) => {
+    const def = dimensionDef(name);
+    if (!def) throw new Error(`unknown dimension ${name}`);
+    return def;
+  });
+  const dimKey = dimensions.join(',');
+  const draws = dayDraws(propertyId, date);
+  const visits = new Map<string, { dims: string[]; n: number }>();
+  if (defs.every((d) => d.derive)) {
+    const dims = defs.map((d) => d.derive?.(date) ?? '');
+    visits.set(dims.join('\u0000'), { dims, n: draws });
+  } else {
+    const rnd = seededRandom(hash32(`draw|${propertyId}|${date}|${dimKey}`));
+    for (let i = 0; i < draws; i++) {
+      const dims = defs.map((d) => (d.derive ? d.derive(date) : pick(d, rnd)));
+      const key = dims.join('\u0000');
+      const hit = visits.get(key);
+      if (hit) hit.n++;
+      else visits.set(key, { dims, n: 1 });
+    }
+  }
+  return [...visits.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, v]) => ({ dims: v.dims, c: components(`row|${propertyId}|${date}|${dimKey}|${key}`, v.n, revision) }));
+}
+
+/** The value of one metric for a row's components. */
+export function metricValue(c: Components, metric: string): number {
+  switch (metric) {
+    case 'sessions': return c.sessions;
+    case 'totalUsers': return c.totalUsers;
+    case 'activeUsers': return c.activeUsers;
+    case 'newUsers': return c.newUsers;
+    case 'screenPageViews': return c.screenPageViews;
+    case 'eventCount': return c.eventCount;
+    case 'engagedSessions': return c.engagedSessions;
+    case 'keyEvents':
+    case 'conversions': return c.keyEvents;
+    case 'bounceRate': return c.sessions ? (c.sessions - c.engagedSessions) / c.sessions : 0;
+    case 'engagementRate': return c.sessions ? c.engagedSessions / c.sessions : 0;
+    case 'sessionsPerUser': return c.activeUsers ? c.sessions / c.activeUsers : 0;
+    case 'averageSessionDuration': return c.sessions ? c.sessionDuration / c.sessions : 0;
+    case 'userEngagementDuration': return c.userEngagementDuration;
+    case 'totalRevenue': return c.totalRevenue;
+    case 'purchaseRevenue': return c.purchaseRevenue;
+    default: throw new Error(`unknown metric ${metric}`);
+  }
+}
+
+/**
+ * Merges rows (several days of one combination, or every row for a total).
+ * Counts add up, but a user active on several rows is one user: user metrics
+ * are deduplicated, so they come out below the sum whenever more than one row
+ * is merged, as GA's totals do.
+ */
+export function mergeComponents(rows: Components[]): Components {
+  const first = rows[0];
+  if (rows.length === 1 && first) return first;
+  const sum = (k: keyof Components): number => rows.reduce((s, c) => s + c[k], 0);
+  const max = (k: keyof Components): number => rows.reduce((m, c) => Math.max(m, c[k]), 0);
+  const overlap = 0.75 + 0.2 / rows.length;
+  const users = (k: 'totalUsers' | 'activeUsers' | 'newUsers'): number => Math.max(max(k), Math.floor(sum(k) * overlap));
+  return {
+    sessions: sum('sessions'),
+    engagedSessions: sum('engagedSessions'),
+    totalUsers: users('totalUsers'),
+    activeUsers: users('activeUsers'),
+    newUsers: users('newUsers'),
+    screenPageViews: sum('screenPageViews'),
+    eventCount: sum('eventCount'),
+    keyEvents: sum('keyEvents'),
+    userEngagementDuration: sum('userEngagementDuration'),
+    sessionDuration: sum('sessionDuration'),
+    purchaseRevenue: round2(sum('purchaseRevenue')),
+    totalRevenue: round2(sum('totalRevenue')),
+  };
+}
+
+/**
+ * The rows the fake serves for one property and date: one entry per combination
+ * of dimension values present that day, in ascending order of dimension values,
+ * without the rows whose requested metrics are all zero (GA drops those unless
+ * `keepEmptyRows`). `dimensions` excludes `date` and keeps request order.
+ */
+export function generateReport(args: {
+  propertyId: string;
+  date: string;
+  dimensions: string[];
+  metrics: string[];
+  revision?: number;
+  keepEmptyRows?: boolean;
+}): Array<{ dims: string[]; values: number[] }> {
+  for (const m of args.metrics) if (!metricType(m)) throw new Error(`unknown metric ${m}`);
+  return generateComponents(args.propertyId, args.date, args.dimensions, args.revision ?? 0)
+    .map((row) => ({ dims: row.dims, values: args.metrics.map((m) => metricValue(row.c, m)) }))
+    .filter((row) => args.keepEmptyRows || args.metrics.length === 0 || row.values.some((v) => v !== 0));
+}

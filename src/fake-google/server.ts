@@ -1,0 +1,332 @@
+/**
+ * `FakeGoogle`: one local HTTP server that plays both Google endpoints the
+ * collector talks to, the OAuth token endpoint and the GA4 Data API, with
+ * the behaviour (and failures) of the real ones.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authenticate, authorizeProperty } from './api-auth.js';
+import { buildMetadata } from './catalog.js';
+import { addDays, assertTimeZone, isIsoDate, todayIn } from './dates.js';
+import { FaultPlan, faultLabel } from './faults.js';
+import { faultReply, htmlError, invalidArgument, jsonReply, type Reply } from './http-util.js';
+import { generateServiceAccountKey, keyJson, parsePublicKey, projectOf } from './keys.js';
+import { runReport } from './report-endpoint.js';
+import { transcodeRunReport, validateRunReport } from './report-request.js';
+import { createState, type FakeState } from './state.js';
+import { handleToken } from './token-endpoint.js';
+import type {
+  AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
+} from './types.js';
+
+interface Route {
+  kind: EventKind;
+  property?: string;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+function route(method: string, path: string): Route | undefined {
+  if (path === '/token') return method === 'POST' ? { kind: 'token' } : undefined;
+  const report = /^\/v1beta\/properties\/([^/:]+):runReport$/.exec(path);
+  if (report) return method === 'POST' ? { kind: 'runReport', property: report[1] } : undefined;
+  const metadata = /^\/v1beta\/properties\/([^/:]+)\/metadata$/.exec(path);
+  if (metadata) return method === 'GET' ? { kind: 'metadata', property: metadata[1] } : undefined;
+  return undefined;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size <= MAX_BODY) chunks.push(buf);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export class FakeGoogle {
+  private readonly state: FakeState;
+  private readonly faults: FaultPlan;
+  private readonly host: string;
+  private readonly port: number;
+  private server: Server | undefined;
+  private baseUrl: string | undefined;
+  private stopped: Promise<void> | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly held = new Set<ServerResponse>();
+
+  constructor(opts: FakeGoogleOptions = {}) {
+    this.state = createState({
+      tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3600,
+      maxPageSize: opts.maxPageSize ?? 250_000,
+      revisionDays: opts.revision?.days,
+      now: opts.now ?? Date.now,
+    });
+    this.faults = new FaultPlan(opts.faultSeed ?? 1);
+    this.host = opts.host ?? '127.0.0.1';
+    this.port = opts.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent && !res.destroyed) this.write(res, jsonReply(500, { error: { code: 500, message: String(err), status: 'INTERNAL' } }));
+      });
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    this.baseUrl = `http://${host}:${port}`;
+    this.state.audiences.push(this.tokenUrl);
+  }
+
+  /** Closes the server and every connection, including keep-alive and hanging ones. Safe to call twice. */
+  stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return Promise.resolve();
+    this.stopped ??= new Promise<void>((resolve) => {
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+      for (const res of this.held) res.destroy();
+      this.held.clear();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return this.stopped;
+  }
+
+  get url(): string {
+    if (!this.baseUrl) throw new Error('FakeGoogle is not started: call start() first');
+    return this.baseUrl;
+  }
+
+  get tokenUrl(): string {
+    return `${this.url}/token`;
+  }
+
+  get apiRootUrl(): string {
+    return `${this.url}/`;
+  }
+
+  /** Registers a public key for an account (creating the account on first use); an account may hold several keys. */
+  addAccount(a: AccountSpec): void {
+    const publicKey = parsePublicKey(a.publicKeyPem);
+    let account = this.state.accounts.get(a.clientEmail);
+    if (!account) {
+      account = {
+        clientEmail: a.clientEmail,
+        clientId: String(100_000_000_000_000_000_000n + BigInt(this.state.accounts.size + 1) * 7_919n),
+        projectId: a.projectId ?? projectOf(a.clientEmail),
+        keys: [],
+      };
+      this.state.accounts.set(a.clientEmail, account);
+    }
+    account.keys.push({ id: a.privateKeyId, publicKey, revoked: false });
+  }
+
+  /** Makes a new RSA key for the account and returns its key file, as the Cloud console downloads it. Needs start() first (for token_uri). */
+  createAccount(clientEmail: string, opts: { projectId?: string } = {}): ServiceAccountKeyJson {
+    const tokenUri = this.tokenUrl;
+    const key = generateServiceAccountKey();
+    const projectId = opts.projectId ?? this.state.accounts.get(clientEmail)?.projectId ?? projectOf(clientEmail);
+    this.addAccount({ clientEmail, publicKeyPem: key.publicKeyPem, privateKeyId: key.privateKeyId, projectId });
+    const json = keyJson(clientEmail, projectId, key, tokenUri);
+    json.client_id = this.state.accounts.get(clientEmail)?.clientId ?? json.client_id;
+    return json;
+  }
+
+  /** Later assertions signed with that key (every key of the account when no id is given) fail; issued tokens stay valid. */
+  revokeKey(clientEmail: string, privateKeyId?: string): void {
+    const account = this.state.accounts.get(clientEmail);
+    if (!account) throw new Error(`unknown account ${clientEmail}`);
+    for (const k of account.keys) if (privateKeyId === undefined || k.id === privateKeyId) k.revoked = true;
+  }
+
+  addProperty(p: PropertySpec): void {
+    if (!/^\d+$/.test(p.id)) throw new Error(`property id must be numeric: ${p.id}`);
+    assertTimeZone(p.timeZone);
+    const dataFrom = p.dataFrom ?? '2020-01-01';
+    if (!isIsoDate(dataFrom)) throw new Error(`dataFrom must be YYYY-MM-DD: ${dataFrom}`);
+    this.state.properties.set(p.id, { id: p.id, timeZone: p.timeZone, currencyCode: p.currencyCode ?? 'USD', dataFrom });
+  }
+
+  grant(clientEmail: string, propertyId: string): void {
+    let set = this.state.grants.get(propertyId);
+    if (!set) {
+      set = new Set();
+      this.state.grants.set(propertyId, set);
+    }
+    set.add(clientEmail);
+  }
+
+  revoke(clientEmail: string, propertyId: string): void {
+    this.state.grants.get(propertyId)?.delete(clientEmail);
+  }
+
+  /** Every request to a known endpoint, in order of arrival. */
+  get events(): FakeEvent[] {
+    return this.state.events;
+  }
+
+  counts(): FakeCounts {
+    const c: FakeCounts = { token: 0, tokenOk: 0, runReport: 0, runReportOk: 0, byProperty: {} };
+    for (const e of this.state.events) {
+      if (e.kind === 'token') {
+        c.token++;
+        if (e.status === 200) c.tokenOk++;
+      } else if (e.kind === 'runReport') {
+        c.runReport++;
+        if (e.status === 200 && e.fault !== 'truncate') c.runReportOk++;
+        if (e.property !== undefined) c.byProperty[e.property] = (c.byProperty[e.property] ?? 0) + 1;
+      }
+    }
+    return c;
+  }
+
+  inject(fault: Fault): void {
+    this.faults.add(fault);
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
+  /** Sets the tokens remaining in the current day/hour windows, and the concurrent-request limit. */
+  setQuota(propertyId: string, settings: QuotaSettings): void {
+    this.state.quota.set(propertyId, settings);
+  }
+
+  /** The revision the next runReport page for this date would be served with (0 outside the revision window). */
+  revisionOf(propertyId: string, date: string): number {
+    const property = this.state.properties.get(propertyId);
+    const days = this.state.revisionDays;
+    if (!property || days === undefined) return 0;
+    const today = todayIn(property.timeZone, this.state.now());
+    if (date < addDays(today, -days) || date > today) return 0;
+    return this.state.revisions.get(propertyId)?.get(date) ?? 0;
+  }
+
+  /** The calendar date in the property's time zone, by the fake's clock. */
+  todayOf(propertyId: string): string {
+    const property = this.state.properties.get(propertyId);
+    if (!property) throw new Error(`unknown property ${propertyId}`);
+    return todayIn(property.timeZone, this.state.now());
+  }
+
+  private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false): void {
+    if (res.destroyed || res.writableEnded) return;
+    const body = truncate ? reply.body.slice(0, Math.floor(reply.body.length / 2)) : reply.body;
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    if (event) {
+      event.status = reply.status;
+      event.respondedAt = this.state.now();
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://fake.invalid');
+    let path = url.pathname;
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      // keep it undecoded: it will not match a route
+    }
+    const r = route(req.method ?? 'GET', path);
+    const body = await readBody(req);
+    if (!r) {
+      this.write(res, htmlError(404, url.pathname));
+      return;
+    }
+    const event: FakeEvent = { kind: r.kind, receivedAt: this.state.now(), respondedAt: 0, status: 0 };
+    if (r.property !== undefined) event.property = r.property;
+    this.state.events.push(event);
+    res.on('close', () => {
+      if (event.respondedAt === 0) event.respondedAt = this.state.now();
+    });
+
+    const fault = this.faults.take(r.kind, r.property);
+    if (fault) event.fault = faultLabel(fault);
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'status') {
+      this.write(res, faultReply(fault.status ?? 500, fault.message), event);
+      return;
+    }
+    const pretty = url.searchParams.get('prettyPrint') !== 'false';
+    const hold = async (): Promise<boolean> => {
+      if (fault?.kind === 'delay') await this.sleep(fault.delayMs ?? 0);
+      if (fault?.kind === 'hang') {
+        this.held.add(res);
+        res.on('close', () => this.held.delete(res));
+        return false;
+      }
+      return !res.destroyed;
+    };
+
+    if (r.kind === 'token') {
+      if (!(await hold())) return;
+      const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
+      if (outcome.account !== undefined) event.account = outcome.account;
+      this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+      return;
+    }
+
+    const method = r.kind === 'runReport' ? 'RunReport' : 'GetMetadata';
+    if (r.kind === 'metadata' && !(await hold())) return;
+    const auth = authenticate(this.state, req.headers.authorization, method);
+    if (!auth.ok) return this.write(res, auth.reply, event);
+    event.account = auth.value.account.clientEmail;
+    event.tokenIssuedAt = auth.value.token.issuedAt;
+
+    if (r.kind === 'metadata') {
+      const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
+      if (!prop.ok) return this.write(res, prop.reply, event);
+      this.write(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault?.kind === 'truncate');
+      return;
+    }
+
+    // Transcoding errors come before the method's own checks, as at Google.
+    const transcoded = transcodeRunReport(body);
+    if (!transcoded.ok) return this.write(res, invalidArgument(transcoded.message), event);
+    const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
+    if (!prop.ok) return this.write(res, prop.reply, event);
+    const property = prop.value;
+    const today = todayIn(property.timeZone, this.state.now());
+    const valid = validateRunReport(transcoded.value, today);
+    if (!valid.ok) return this.write(res, invalidArgument(valid.message), event);
+    const request = valid.value;
+    event.offset = request.offset;
+    if (request.limitGiven !== undefined) event.limit = request.limitGiven;
+    event.startDate = request.dateRanges.map((d) => d.start).sort()[0];
+    event.endDate = request.dateRanges.map((d) => d.end).sort().at(-1);
+
+    const overConcurrency = this.state.quota.enter(property.id);
+    if (overConcurrency) return this.write(res, faultReply(429, overConcurrency), event);
+    res.on('close', () => this.state.quota.leave(property.id));
+    // A slow or hanging request holds its concurrency slot, as it would at Google.
+    if (!(await hold())) return;
+    const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty);
+    if (outcome.rows !== undefined) event.rows = outcome.rows;
+    this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+  }
+}

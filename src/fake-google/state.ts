@@ -1,0 +1,72 @@
+/**
+ * What the fake Google knows: accounts and their keys, properties and who may
+ * read them, issued tokens, quotas, revision counters and the event log. The
+ * endpoints read and change it; `FakeGoogle` owns it.
+ */
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { QuotaBook } from './quota.js';
+import type { RegisteredKey } from './keys.js';
+import type { FakeEvent } from './types.js';
+
+export interface Account {
+  clientEmail: string;
+  clientId: string;
+  projectId: string;
+  keys: RegisteredKey[];
+}
+
+export interface Property {
+  id: string;
+  timeZone: string;
+  currencyCode: string;
+  dataFrom: string;
+}
+
+export interface IssuedToken {
+  account: string;
+  scopes: string[];
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface FakeState {
+  readonly tokenLifetimeSeconds: number;
+  readonly maxPageSize: number;
+  readonly revisionDays: number | undefined;
+  readonly now: () => number;
+  readonly accounts: Map<string, Account>;
+  readonly properties: Map<string, Property>;
+  /** property id -> client emails allowed to read it */
+  readonly grants: Map<string, Set<string>>;
+  readonly tokens: Map<string, IssuedToken>;
+  readonly quota: QuotaBook;
+  /** property id -> date -> runReport calls (with offset 0) that covered that date */
+  readonly revisions: Map<string, Map<string, number>>;
+  readonly events: FakeEvent[];
+  /** Audiences a JWT assertion may name: Google's token URL and the fake's own. */
+  audiences: string[];
+  /** Signs the id_tokens Google returns for assertions without an API scope; made on first use. */
+  idTokenKey?: { privateKey: KeyObject; kid: string };
+}
+
+export function createState(opts: { tokenLifetimeSeconds: number; maxPageSize: number; revisionDays: number | undefined; now: () => number }): FakeState {
+  return {
+    ...opts,
+    accounts: new Map(),
+    properties: new Map(),
+    grants: new Map(),
+    tokens: new Map(),
+    quota: new QuotaBook(opts.now),
+    revisions: new Map(),
+    events: [],
+    audiences: ['https://oauth2.googleapis.com/token'],
+  };
+}
+
+export function idTokenKey(state: FakeState): { privateKey: KeyObject; kid: string } {
+  if (!state.idTokenKey) {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    state.idTokenKey = { privateKey, kid: randomBytes(20).toString('hex') };
+  }
+  return state.idTokenKey;
+}

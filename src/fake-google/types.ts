@@ -1,0 +1,113 @@
+/**
+ * Public types of the fake Google used by tests, the demo command and benchmarks.
+ * Production code never imports this module: it only knows the fake through the
+ * configured `google.tokenUrl` and `google.apiRootUrl`.
+ */
+
+export interface FakeGoogleOptions {
+  /** Lifetime of issued access tokens; the token response says `expires_in = lifetime - 1`, as Google does (3599). Default 3600. */
+  tokenLifetimeSeconds?: number;
+  /** Largest page the report endpoint returns, whatever `limit` asks. Default 250000 (Google's cap). */
+  maxPageSize?: number;
+  /** Injectable clock, ms since epoch. Drives JWT iat/exp checks, token expiry, quota windows and each property's "today". */
+  now?: () => number;
+  host?: string;
+  port?: number;
+  /** When set, dates within `days` of a property's today change value with each runReport call that covers them. */
+  revision?: { days: number };
+  /** Seed of the PRNG that decides `rate`-limited faults, so runs are reproducible. Default 1. */
+  faultSeed?: number;
+}
+
+export type EventKind = 'token' | 'runReport' | 'metadata';
+
+export interface FakeEvent {
+  kind: EventKind;
+  receivedAt: number;
+  /** When the response was sent or the connection dropped (reset, hang ended by the client or by stop); 0 while pending. */
+  respondedAt: number;
+  /** HTTP status sent; 0 when the connection was dropped without a response (reset, hang). */
+  status: number;
+  account?: string;
+  property?: string;
+  /** For API calls: when the bearer token used was issued. */
+  tokenIssuedAt?: number;
+  /** Rows in this page of a runReport response. */
+  rows?: number;
+  offset?: number;
+  limit?: number;
+  /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
+  startDate?: string;
+  endDate?: string;
+  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`. */
+  fault?: string;
+}
+
+export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'any';
+export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang';
+
+export interface Fault {
+  endpoint: FaultEndpoint;
+  /** Only requests for this property (never token requests). */
+  property?: string;
+  kind: FaultKind;
+  /** For kind `status`: 429, 500, 502, 503 or 504 (any other code gets a generic Google error body). */
+  status?: number;
+  /** For kind `delay`: how long to wait before handling the request normally. */
+  delayMs?: number;
+  /** How many requests it hits; default unlimited. */
+  times?: number;
+  /** Probability per matching request, 0..1, drawn from a seeded PRNG. Default 1. */
+  rate?: number;
+  /** Overrides the error message of a `status` fault. */
+  message?: string;
+}
+
+/** A service-account key file exactly as the Google Cloud console downloads it. */
+export interface ServiceAccountKeyJson {
+  type: 'service_account';
+  project_id: string;
+  private_key_id: string;
+  private_key: string;
+  client_email: string;
+  client_id: string;
+  auth_uri: string;
+  token_uri: string;
+  auth_provider_x509_cert_url: string;
+  client_x509_cert_url: string;
+  universe_domain: 'googleapis.com';
+}
+
+export interface PropertySpec {
+  id: string;
+  /** IANA time zone, e.g. America/Los_Angeles. */
+  timeZone: string;
+  /** Default USD. */
+  currencyCode?: string;
+  /** YYYY-MM-DD; no rows before it. Default 2020-01-01. */
+  dataFrom?: string;
+}
+
+export interface AccountSpec {
+  clientEmail: string;
+  publicKeyPem: string;
+  privateKeyId?: string;
+  projectId?: string;
+}
+
+/** Remaining tokens in the current windows, and the concurrent-request limit. */
+export interface QuotaSettings {
+  tokensPerDay?: number;
+  tokensPerHour?: number;
+  tokensPerProjectPerHour?: number;
+  concurrentRequests?: number;
+}
+
+export interface FakeCounts {
+  token: number;
+  tokenOk: number;
+  runReport: number;
+  runReportOk: number;
+  /** runReport requests per property, whatever their outcome. */
+  byProperty: Record<string, number>;
+}
