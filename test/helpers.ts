@@ -118,3 +118,42 @@ export function logLines(stdout: string): Array<Record<string, unknown>> {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+import { FakeGoogle, type FakeGoogleOptions } from '../src/fake-google/index.js';
+
+export const SA_EMAIL = 'collector@test-project.iam.gserviceaccount.com';
+
+export interface FakeSetup {
+  fake: FakeGoogle;
+  dir: string;
+  keyFile: string;
+  stop(): Promise<void>;
+}
+
+/** A running fake Google with one service account (key written to a file) and the given properties. */
+export async function startFake(
+  properties: Array<{ id: string; timeZone: string; grant?: boolean }>,
+  opts: FakeGoogleOptions = {},
+): Promise<FakeSetup> {
+  const fake = new FakeGoogle(opts);
+  await fake.start();
+  const dir = tmpDir('fake');
+  const key = fake.createAccount(SA_EMAIL);
+  const keyFile = writeJson(path.join(dir, 'key.json'), key);
+  for (const p of properties) {
+    fake.addProperty({ id: p.id, timeZone: p.timeZone });
+    if (p.grant !== false) fake.grant(SA_EMAIL, p.id);
+  }
+  return { fake, dir, keyFile, stop: () => fake.stop() };
+}
+
+/** Writes a config file for a test: database schema, the fake's URLs, the key. */
+export function writeConfig(dir: string, db: TestDb, setup: FakeSetup, extra: Record<string, unknown>): string {
+  const file = path.join(dir, `config-${crypto.randomBytes(3).toString('hex')}.json`);
+  return writeJson(file, {
+    database: { url: db.url, schema: db.schema },
+    google: { credentials: setup.keyFile, tokenUrl: setup.fake.tokenUrl, apiRootUrl: setup.fake.apiRootUrl },
+    log: { level: 'info' },
+    ...extra,
+  });
+}
