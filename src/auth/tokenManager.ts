@@ -16,8 +16,9 @@ import { readServiceAccountKey, type ServiceAccountKey } from './serviceAccountK
 
 /** Renew when this share of the lifetime is left. */
 const REFRESH_AT_REMAINING_SHARE = 0.25;
-/** A token this close to expiry is not handed out: a request could outlive it. */
+/** A token this close to expiry is not handed out: a request could outlive it (capped at a tenth of short lifetimes). */
 const MIN_REMAINING_MS = 10_000;
+const MIN_REMAINING_SHARE = 0.1;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 
@@ -89,7 +90,7 @@ export class TokenSource {
    * an exchange only when none is valid (start-up, or refresh failing past expiry).
    */
   async getToken(): Promise<string> {
-    if (this.token && this.token.expiresAt - this.now() > MIN_REMAINING_MS) return this.token.accessToken;
+    if (this.token && this.token.expiresAt - this.now() > this.minRemaining(this.token)) return this.token.accessToken;
     if (this.failingSince !== null && !this.inflight) {
       // Fail fast instead of hammering a token endpoint that is already being retried.
       throw new RetryableError(
@@ -117,6 +118,10 @@ export class TokenSource {
       failingSince: this.failingSince,
       lastError: this.lastError,
     };
+  }
+
+  private minRemaining(t: ExchangedToken): number {
+    return Math.min(MIN_REMAINING_MS, (t.expiresAt - t.issuedAt) * MIN_REMAINING_SHARE);
   }
 
   private refresh(): Promise<ExchangedToken> {
