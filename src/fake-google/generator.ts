@@ -81,7 +81,7 @@ function dayDraws(propertyId: string, date: string): number {
   const dow = new Date(`${date}T00:00:00Z`).getUTCDay();
   const weekly = dow === 0 || dow === 6 ? 0.7 : 1;
   const noise = 0.8 + 0.4 * (hash32(`day|${propertyId}|${date}`) / 2 ** 32);
-  return Math.max(1, Math.round(260 * scale * weekly * noise));
+  return Math.max(1, Math.round(500 * scale * weekly * noise));
 }
 
 function components(seedKey: string, visits: number, revision: number): Components {
