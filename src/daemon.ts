@@ -29,6 +29,8 @@ export interface DaemonOptions {
   /** serve HTTP (run, demo); off for one-shot commands */
   http?: boolean;
   metrics?: Metrics;
+  /** daemon mode: drain a backlog in turns instead of waiting for the next firing */
+  continueBacklog?: boolean;
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
@@ -46,8 +48,11 @@ export class Daemon implements StatusSource {
   private readonly now: () => number;
   private stopped = false;
 
+  private config: Config;
+
   constructor(private readonly opts: DaemonOptions) {
     const { config, logger } = opts;
+    this.config = config;
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? new Metrics();
     this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics, now: this.now });
@@ -72,15 +77,49 @@ export class Daemon implements StatusSource {
       now: this.now,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
     });
-    this.scheduler = new Scheduler({ config, runner: this.runner, tokens: this.tokens, status: this.board, logger, now: this.now });
+    this.scheduler = new Scheduler({
+      config,
+      runner: this.runner,
+      tokens: this.tokens,
+      status: this.board,
+      logger,
+      now: this.now,
+      continueBacklog: opts.continueBacklog ?? false,
+    });
     this.http = opts.http ? new HttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, source: this, logger }) : null;
   }
 
   /** Migrations and the report relations. */
   async prepare(): Promise<void> {
-    const { config, logger } = this.opts;
-    await migrate(this.pool, config.database.schema, logger);
-    await ensureReportTables(this.pool, config.database.schema, Object.values(config.reports), logger);
+    const { logger } = this.opts;
+    await migrate(this.pool, this.config.database.schema, logger);
+    await ensureReportTables(this.pool, this.config.database.schema, Object.values(this.config.reports), logger);
+  }
+
+  /**
+   * SIGHUP: properties, reports and schedules change without a restart. Settings that the running
+   * parts were built with (database, HTTP address, token URL, concurrency) need a restart; a
+   * reload that changes them is refused as a whole, so the daemon keeps a consistent config.
+   */
+  async reload(next: Config): Promise<void> {
+    const prev = this.config;
+    const fixed: Array<[string, unknown, unknown]> = [
+      ['database.url', prev.database.url, next.database.url],
+      ['database.schema', prev.database.schema, next.database.schema],
+      ['http.host', prev.http.host, next.http.host],
+      ['http.port', prev.http.port, next.http.port],
+      ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
+      ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
+      ['concurrency', prev.concurrency, next.concurrency],
+    ];
+    const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
+    if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
+    for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
+    await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
+    for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
+    this.config = next;
+    this.runner.setConfig(next);
+    await this.scheduler.reload(next);
   }
 
   /** Tokens first (so the first fetches find one), then HTTP. */
@@ -98,6 +137,10 @@ export class Daemon implements StatusSource {
     await this.pool.end().catch(() => undefined);
   }
 
+  get currentConfig(): Config {
+    return this.config;
+  }
+
   async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     try {
@@ -113,7 +156,7 @@ export class Daemon implements StatusSource {
   }
 
   async status(): Promise<StatusDocument> {
-    const { config } = this.opts;
+    const config = this.config;
     const schema = config.database.schema;
     let reachable = true;
     let dbError: string | undefined;

@@ -41,7 +41,8 @@ async function main(argv: string[]): Promise<number> {
   let daemon: Daemon;
   try {
     if (args.command === 'backfill') config = backfillConfig(config, args);
-    daemon = new Daemon({ config, logger, http: args.command === 'run' && !args.once });
+    const daemonMode = args.command === 'run' && !args.once;
+    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode });
   } catch (err) {
     return usageFailure(err);
   }
@@ -66,10 +67,10 @@ async function main(argv: string[]): Promise<number> {
     for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
     return failed.length ? 1 : 0;
   }
-  return runDaemon(daemon, config, logger);
+  return runDaemon(daemon, config, logger, args);
 }
 
-async function runDaemon(daemon: Daemon, config: Config, logger: Logger): Promise<number> {
+async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: CliArgs): Promise<number> {
   try {
     await daemon.startServices();
   } catch (err) {
@@ -102,6 +103,20 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger): Promis
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      let next: Config;
+      try {
+        next = loadConfig({ file: args.config });
+      } catch (err) {
+        logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
+        return;
+      }
+      daemon.reload(next).then(
+        () => logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded'),
+        (err) => logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration'),
+      );
+    });
   });
 }
 

@@ -6,11 +6,11 @@
 const INTEGER_METRICS = new Set([
   'active1DayUsers', 'active7DayUsers', 'active28DayUsers', 'activeUsers', 'addToCarts', 'adUnitExposure',
   'advertiserAdClicks', 'advertiserAdImpressions', 'checkouts', 'cohortActiveUsers', 'cohortTotalUsers',
-  'conversions', 'crashAffectedUsers', 'ecommercePurchases', 'engagedSessions', 'eventCount',
+  'crashAffectedUsers', 'ecommercePurchases', 'engagedSessions', 'eventCount',
   'firstTimePurchasers', 'itemListClickEvents', 'itemListViewEvents', 'itemPromotionClickEvents',
   'itemPromotionViewEvents', 'itemViewEvents', 'itemsAddedToCart', 'itemsCheckedOut', 'itemsClickedInList',
   'itemsClickedInPromotion', 'itemsPurchased', 'itemsViewed', 'itemsViewedInList', 'itemsViewedInPromotion',
-  'keyEvents', 'newUsers', 'organicGoogleSearchClicks', 'organicGoogleSearchImpressions',
+  'newUsers', 'organicGoogleSearchClicks', 'organicGoogleSearchImpressions',
   'promotionClicks', 'promotionViews', 'publisherAdClicks', 'publisherAdImpressions', 'screenPageViews',
   'scrolledUsers', 'sessions', 'totalPurchasers', 'totalUsers', 'transactions',
 ]);

@@ -31,6 +31,8 @@ export interface DayData {
   date: string;
   rows: ReportRow[];
   meta: ResponseMeta;
+  /** GA's own totals for the date (reports with dimensions only); null when GA had no data */
+  totals?: Array<string | number> | null;
 }
 
 export type MetricKind = 'integer' | 'float';

@@ -12,6 +12,8 @@ import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, PermanentError, describe } from '../errors.js';
 import type { Ga4Client } from '../ga4/client.js';
 import { fetchRange } from '../ga4/report.js';
+import { fetchTotals } from '../ga4/totals.js';
+import { hasTotals } from '../store/reportTables.js';
 import type { DayData, PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -21,7 +23,7 @@ import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { sleep } from '../ga4/client.js';
 import type { StatusBoard } from '../status.js';
-import { addDays, daysBetween, localDate } from '../time.js';
+import { addDays, dateRange, daysBetween, localDate } from '../time.js';
 import { plan } from './planner.js';
 
 /** Rows held before a batch of complete dates is written. */
@@ -53,6 +55,8 @@ export interface JobResult {
   ok: boolean;
   rows: number;
   dates: number;
+  /** due dates left for a later run (the per-run bound was reached) */
+  remaining?: number;
   error?: string;
   permanent?: boolean;
 }
@@ -62,6 +66,11 @@ export class JobRunner {
 
   constructor(private readonly deps: RunnerDeps) {
     this.now = deps.now ?? Date.now;
+  }
+
+  /** A reloaded configuration applies to the jobs that start after it. */
+  setConfig(config: Config): void {
+    this.deps.config = config;
   }
 
   async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
@@ -83,6 +92,7 @@ export class JobRunner {
         await sleep(this.deps.lockPollMs ?? LOCK_POLL_MS, signal);
       }
       const result = await this.work(db, job, def, log, signal);
+      if (result.remaining > 0) log.info({ event: 'backlog_remaining', remaining: result.remaining }, 'backlog left for the next run');
       metrics.fetchRuns.inc({ ...labels, outcome: 'success' });
       metrics.lastSuccess.set(labels, this.now() / 1000);
       state.lastSuccessAt = this.now();
@@ -107,7 +117,13 @@ export class JobRunner {
     }
   }
 
-  private async work(db: PoolClient, job: JobSpec, def: ReportDefinition, log: Logger, signal: AbortSignal): Promise<{ rows: number; dates: number }> {
+  private async work(
+    db: PoolClient,
+    job: JobSpec,
+    def: ReportDefinition,
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<{ rows: number; dates: number; remaining: number }> {
     const { config, metrics } = this.deps;
     const schema = config.database.schema;
     const labels = { property: job.propertyId, report: job.report };
@@ -156,6 +172,10 @@ export class JobRunner {
         batch = [];
         batchRows = 0;
       };
+      // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
+      const totals = hasTotals(def)
+        ? await fetchTotals(this.deps.client, ctx, def, dateRange(start, end), (q) => this.recordQuota(job.propertyId, q))
+        : null;
       const days = fetchRange(this.deps.client, ctx, def, start, end, {
         pageSize: config.fetch.pageSize,
         onQuota: (q) => this.recordQuota(job.propertyId, q),
@@ -168,6 +188,7 @@ export class JobRunner {
       });
       for await (const day of days) {
         if (signal.aborted) throw new AbortedError();
+        if (totals) day.totals = totals.get(day.date) ?? null;
         batch.push(day);
         batchRows += day.rows.length;
         if (batchRows >= BATCH_ROWS) await flush();
@@ -176,7 +197,7 @@ export class JobRunner {
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
-    return { rows, dates };
+    return { rows, dates, remaining: Math.max(0, pending) };
   }
 
   /** A property seen for the first time: one tiny request tells its time zone. */

@@ -27,6 +27,8 @@ export interface SchedulerDeps {
   status: StatusBoard;
   logger: Logger;
   now?: () => number;
+  /** daemon mode: a job that hit the per-run bound is queued again behind the others */
+  continueBacklog?: boolean;
 }
 
 export class Scheduler {
@@ -52,6 +54,23 @@ export class Scheduler {
     }
     this.updateNextRuns();
     for (const property of this.config.properties) this.fire(property);
+  }
+
+  /** SIGHUP: new properties, reports and schedules. Running jobs finish under the old definitions. */
+  async reload(config: Config): Promise<void> {
+    for (const t of this.tasks) await t.destroy();
+    this.tasks = [];
+    this.config = config;
+    const ids = new Set(config.properties.map((p) => p.id));
+    // queued jobs of removed properties or reports are dropped
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const q = this.queue[i]!;
+      if (!ids.has(q.property.id) || !config.properties.find((p) => p.id === q.property.id)!.reports.includes(q.report)) {
+        this.queue.splice(i, 1);
+        q.resolve({ ok: false, rows: 0, dates: 0, error: 'removed by a configuration reload' });
+      }
+    }
+    if (this.accepting) this.start();
   }
 
   /** Every job that is due now, once; resolves when all are done. */
@@ -136,10 +155,13 @@ export class Scheduler {
       if (idx < 0) return;
       const item = this.queue.splice(idx, 1)[0]!;
       const key = `${item.property.id}\0${item.report}`;
-      const p = this.execute(item).finally(() => {
+      const p = this.execute(item).then((result) => {
         this.running.delete(key);
-        if (this.rerun.delete(key) && this.accepting) void this.enqueue(item.property, item.report);
+        const backlog = !item.range && result.ok && (result.remaining ?? 0) > 0 && this.deps.continueBacklog === true;
+        // fired meanwhile, or a backlog left: again, behind every job already queued
+        if ((this.rerun.delete(key) || backlog) && this.accepting) void this.enqueue(item.property, item.report);
         this.pump();
+        return result;
       });
       this.running.set(key, p);
       p.then(item.resolve, (err) => item.resolve({ ok: false, rows: 0, dates: 0, error: String(err) }));

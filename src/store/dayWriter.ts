@@ -9,7 +9,7 @@ import type { ReportDefinition } from '../config.js';
 import type { DayData } from '../ga4/types.js';
 import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';
-import { reportColumns } from './reportTables.js';
+import { hasTotals, reportColumns, totalsName } from './reportTables.js';
 
 const CHUNK_ROWS = 20_000;
 
@@ -56,6 +56,20 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
       }
     }
     await flush();
+    if (hasTotals(def)) {
+      const totals = qualified(schema, totalsName(def));
+      const withTotals = days.filter((d) => d.totals);
+      await client.query(`DELETE FROM ${totals} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
+      if (withTotals.length) {
+        const metricCols = cols.metrics.map(ident).join(', ');
+        const args = cols.metricTypes.map((t, i) => `$${i + 3}::${t}[]`).join(', ');
+        await client.query(`INSERT INTO ${totals} (property_id, date, ${metricCols}) SELECT $1, * FROM unnest($2::date[], ${args})`, [
+          propertyId,
+          withTotals.map((d) => d.date),
+          ...cols.metrics.map((_, k) => withTotals.map((d) => d.totals![k])),
+        ]);
+      }
+    }
     await client.query(
       `INSERT INTO ${qualified(schema, 'fetch_days')}
          (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code)

@@ -9,7 +9,7 @@ const RESERVED_REPORT_NAMES = new Set(['fetch_days', 'properties', 'schema_migra
 /** Why a report name cannot name a relation, or undefined when it can. */
 export function validateReportName(name: string): string | undefined {
   if (!REPORT_NAME_RE.test(name)) return 'a report name must be lower case letters, digits and _ (starting with a letter, at most 48)';
-  if (RESERVED_REPORT_NAMES.has(name) || name.endsWith('_totals')) return `${name} is reserved for ga-collector's own tables`;
+  if (RESERVED_REPORT_NAMES.has(name) || name.endsWith('_totals')) return `${name} is reserved for ga-collector's own tables (and names ending in _totals for per-date totals)`;
   return undefined;
 }
 

@@ -19,6 +19,15 @@ export interface ReportColumns {
   metricTypes: Array<'bigint' | 'double precision'>;
 }
 
+/** Reports with dimensions besides the date get a `<report>_totals` relation of GA's per-date totals. */
+export function hasTotals(def: ReportDefinition): boolean {
+  return def.dimensions.length > 0;
+}
+
+export function totalsName(def: ReportDefinition): string {
+  return `${def.name}_totals`;
+}
+
 export function reportColumns(def: ReportDefinition): ReportColumns {
   return {
     dims: def.dimensions.map(columnName),
@@ -65,8 +74,21 @@ async function ensureOne(client: import('pg').PoolClient, schema: string, def: R
      )`,
   );
   await client.query(`CREATE INDEX IF NOT EXISTS ${ident(`${def.name}_property_date_idx`)} ON ${table} (property_id, date)`);
-  for (const [i, c] of cols.dims.entries()) {
-    void i;
+  if (hasTotals(def)) {
+    const totals = qualified(schema, totalsName(def));
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${totals} (
+         property_id text NOT NULL,
+         date date NOT NULL
+         ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')},
+         PRIMARY KEY (property_id, date)
+       )`,
+    );
+    for (const [i, c] of cols.metrics.entries()) {
+      await client.query(`ALTER TABLE ${totals} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+    }
+  }
+  for (const c of cols.dims) {
     await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
   }
   for (const [i, c] of cols.metrics.entries()) {
