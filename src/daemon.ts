@@ -55,7 +55,8 @@ export class Daemon implements StatusSource {
     this.config = config;
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? new Metrics();
-    this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics, now: this.now });
+    // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
+    this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
     this.pool = createPool(config.database.url, logger, config.concurrency + 4);

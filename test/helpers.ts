@@ -157,3 +157,22 @@ export function writeConfig(dir: string, db: TestDb, setup: FakeSetup, extra: Re
     ...extra,
   });
 }
+
+import { loadConfig } from '../src/config.js';
+import { Daemon, type DaemonOptions } from '../src/daemon.js';
+import { createLogger } from '../src/log.js';
+
+/** An in-process daemon (prepared: migrated) for the given config keys. */
+export async function makeDaemon(
+  db: TestDb,
+  setup: FakeSetup,
+  extra: Record<string, unknown>,
+  opts: Partial<Omit<DaemonOptions, 'config' | 'logger'>> = {},
+): Promise<Daemon> {
+  const file = writeConfig(setup.dir, db, setup, extra);
+  const config = loadConfig({ file, env: {} });
+  const daemon = new Daemon({ config, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'), ...opts });
+  await daemon.prepare();
+  await daemon.startServices();
+  return daemon;
+}

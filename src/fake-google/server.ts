@@ -63,6 +63,7 @@ export class FakeGoogle {
       maxPageSize: opts.maxPageSize ?? 250_000,
       revisionDays: opts.revision?.days,
       now: opts.now ?? Date.now,
+      calendarNow: opts.calendarNow ?? opts.now ?? Date.now,
     });
     this.faults = new FaultPlan(opts.faultSeed ?? 1);
     this.host = opts.host ?? '127.0.0.1';
@@ -208,7 +209,7 @@ export class FakeGoogle {
     const property = this.state.properties.get(propertyId);
     const days = this.state.revisionDays;
     if (!property || days === undefined) return 0;
-    const today = todayIn(property.timeZone, this.state.now());
+    const today = todayIn(property.timeZone, this.state.calendarNow());
     if (date < addDays(today, -days) || date > today) return 0;
     return this.state.revisions.get(propertyId)?.get(date) ?? 0;
   }
@@ -217,7 +218,7 @@ export class FakeGoogle {
   todayOf(propertyId: string): string {
     const property = this.state.properties.get(propertyId);
     if (!property) throw new Error(`unknown property ${propertyId}`);
-    return todayIn(property.timeZone, this.state.now());
+    return todayIn(property.timeZone, this.state.calendarNow());
   }
 
   private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false): void {
@@ -311,7 +312,7 @@ export class FakeGoogle {
     const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
     if (!prop.ok) return this.write(res, prop.reply, event);
     const property = prop.value;
-    const today = todayIn(property.timeZone, this.state.now());
+    const today = todayIn(property.timeZone, this.state.calendarNow());
     const valid = validateRunReport(transcoded.value, today);
     if (!valid.ok) return this.write(res, invalidArgument(valid.message), event);
     const request = valid.value;

@@ -42,6 +42,8 @@ export interface FakeState {
   readonly quota: QuotaBook;
   /** property id -> date -> runReport calls (with offset 0) that covered that date */
   readonly revisions: Map<string, Map<string, number>>;
+  /** the clock of each property's calendar (today, yesterday, NdaysAgo) */
+  readonly calendarNow: () => number;
   readonly events: FakeEvent[];
   /** Audiences a JWT assertion may name: Google's token URL and the fake's own. */
   audiences: string[];
@@ -49,7 +51,7 @@ export interface FakeState {
   idTokenKey?: { privateKey: KeyObject; kid: string };
 }
 
-export function createState(opts: { tokenLifetimeSeconds: number; maxPageSize: number; revisionDays: number | undefined; now: () => number }): FakeState {
+export function createState(opts: { tokenLifetimeSeconds: number; maxPageSize: number; revisionDays: number | undefined; now: () => number; calendarNow: () => number }): FakeState {
   return {
     ...opts,
     accounts: new Map(),

@@ -11,6 +11,8 @@ export interface FakeGoogleOptions {
   maxPageSize?: number;
   /** Injectable clock, ms since epoch. Drives JWT iat/exp checks, token expiry, quota windows and each property's "today". */
   now?: () => number;
+  /** A clock for the properties' calendars only (today, yesterday, NdaysAgo), so a test can put a property at any instant while tokens are checked against real time. Default: `now`. */
+  calendarNow?: () => number;
   host?: string;
   port?: number;
   /** When set, dates within `days` of a property's today change value with each runReport call that covers them. */
