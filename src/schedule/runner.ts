@@ -28,6 +28,8 @@ import { plan } from './planner.js';
 
 /** Rows held before a batch of complete dates is written. */
 const BATCH_ROWS = 20_000;
+/** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
+const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
 
 export interface RunnerDeps {
@@ -160,6 +162,7 @@ export class JobRunner {
       const rangeStarted = this.now();
       let batch: DayData[] = [];
       let batchRows = 0;
+      let batchStarted = 0;
       const flush = async () => {
         if (batch.length === 0) return;
         const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore });
@@ -189,9 +192,10 @@ export class JobRunner {
       for await (const day of days) {
         if (signal.aborted) throw new AbortedError();
         if (totals) day.totals = totals.get(day.date) ?? null;
+        if (batch.length === 0) batchStarted = this.now();
         batch.push(day);
         batchRows += day.rows.length;
-        if (batchRows >= BATCH_ROWS) await flush();
+        if (batchRows >= BATCH_ROWS || this.now() - batchStarted >= BATCH_MS) await flush();
       }
       if (signal.aborted) throw new AbortedError();
       await flush();
