@@ -37,7 +37,15 @@ export interface Config {
   http: { host: string; port: number };
   log: { level: string };
   shutdown: { graceSeconds: number };
-  fetch: { maxDaysPerRun: number; pageSize: number; timeoutSeconds: number; maxAttempts: number };
+  fetch: {
+    maxDaysPerRun: number;
+    pageSize: number;
+    timeoutSeconds: number;
+    maxAttempts: number;
+    jobDeadlineSeconds: number;
+    quotaReserve: number;
+    maxServerErrorsPerHour: number;
+  };
   properties: PropertyConfig[];
   reports: Record<string, ReportDefinition>;
 }
@@ -149,6 +157,24 @@ const schema = {
     pageSize: { doc: 'Rows asked per runReport page (Google returns at most 250000).', format: 'nat', default: 100000, env: 'GA_COLLECTOR_PAGE_SIZE' },
     timeoutSeconds: { doc: 'Timeout of one API request.', format: 'nat', default: 120, env: 'GA_COLLECTOR_REQUEST_TIMEOUT_SECONDS' },
     maxAttempts: { doc: 'Attempts per API request for retryable failures (429, 5xx, timeouts, resets).', format: 'nat', default: 6, env: 'GA_COLLECTOR_MAX_ATTEMPTS' },
+    jobDeadlineSeconds: {
+      doc: 'A job (one property and report) starts no retry that would end later than this after it began; what is left is due again on the next run.',
+      format: 'nat',
+      default: 3600,
+      env: 'GA_COLLECTOR_JOB_DEADLINE_SECONDS',
+    },
+    quotaReserve: {
+      doc: "Share of a property's hourly or daily quota tokens kept in reserve: below it, the rest of a backlog waits for the next quota window.",
+      format: Number,
+      default: 0.1,
+      env: 'GA_COLLECTOR_QUOTA_RESERVE',
+    },
+    maxServerErrorsPerHour: {
+      doc: 'Server errors (5xx) a property may answer in an hour before it is left alone until the hour is over (Google limits them per project and property).',
+      format: 'nat',
+      default: 8,
+      env: 'GA_COLLECTOR_MAX_SERVER_ERRORS_PER_HOUR',
+    },
   },
   properties: {
     doc: 'List of { id, reports?, schedule?, credentials? }; from the environment, a comma-separated list of ids.',
@@ -232,6 +258,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (c.fetch.maxDaysPerRun < 1) throw new UsageError('config: fetch.maxDaysPerRun: must be at least 1');
   if (c.fetch.pageSize < 1 || c.fetch.pageSize > 250000) throw new UsageError('config: fetch.pageSize: must be between 1 and 250000');
   if (c.fetch.maxAttempts < 1) throw new UsageError('config: fetch.maxAttempts: must be at least 1');
+  if (!(c.fetch.quotaReserve >= 0 && c.fetch.quotaReserve < 1)) throw new UsageError('config: fetch.quotaReserve: must be a share from 0 to below 1, e.g. 0.1');
+  if (c.fetch.maxServerErrorsPerHour < 1) throw new UsageError('config: fetch.maxServerErrorsPerHour: must be at least 1');
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(c.database.schema)) {
     throw new UsageError(`config: database.schema: must be a lower-case SQL identifier, got ${JSON.stringify(c.database.schema)}`);
   }

@@ -66,6 +66,7 @@ export class Daemon implements StatusSource {
       maxAttempts: config.fetch.maxAttempts,
       limiter: new Limiter(config.concurrency),
       metrics: this.metrics,
+      maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
       ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs, backoffCapMs: opts.backoffBaseMs * 32 } : {}),
     });
     this.runner = new JobRunner({

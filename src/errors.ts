@@ -20,6 +20,21 @@ export class RetryableError extends Error {
   }
 }
 
+/**
+ * Retrying now is pointless until `resetAt`: the property's hourly or daily quota is used up, or it
+ * has answered too many server errors this hour. The job stops and is queued again at `resetAt`.
+ */
+export class DeferError extends RetryableError {
+  override name = 'DeferError';
+  constructor(
+    message: string,
+    code: string,
+    readonly resetAt: number,
+  ) {
+    super(message, code);
+  }
+}
+
 /** A failure that will not heal by itself (403, 400, invalid_grant). The message says how to fix it. */
 export class PermanentError extends Error {
   override name = 'PermanentError';

@@ -91,11 +91,11 @@ export class TokenSource {
    */
   async getToken(): Promise<string> {
     if (this.token && this.token.expiresAt - this.now() > this.minRemaining(this.token)) return this.token.accessToken;
-    if (this.failingSince !== null && !this.inflight) {
-      // Fail fast instead of hammering a token endpoint that is already being retried.
-      throw new RetryableError(
+    if (this.failingSince !== null && !this.inflight && this.token !== null) {
+      // The token ran out while renewals keep failing: fail fast instead of hammering a token
+      // endpoint that the background renewal is already retrying with backoff.
+      throw new TokenExpiredError(
         `token for ${this.account} expired; refresh failing since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`,
-        'token_expired',
       );
     }
     return (await this.refresh()).accessToken;
@@ -179,6 +179,14 @@ export class TokenSource {
       this.refresh().catch(() => undefined);
     }, ms);
     this.timer.unref();
+  }
+}
+
+/** No valid token and renewals failing: a fetch fails at once rather than retrying. */
+export class TokenExpiredError extends RetryableError {
+  override name = 'TokenExpiredError';
+  constructor(message: string) {
+    super(message, 'token_expired');
   }
 }
 

@@ -5,11 +5,12 @@
  * client's own retry logic leaves alone.
  */
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
-import type { TokenSource } from '../auth/tokenManager.js';
-import { AbortedError, PermanentError, RetryableError, describe } from '../errors.js';
+import { TokenExpiredError, type TokenSource } from '../auth/tokenManager.js';
+import { AbortedError, DeferError, PermanentError, RetryableError, describe } from '../errors.js';
+import { localDate } from '../time.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Limiter } from './limiter.js';
+import { Limiter } from './limiter.js';
 
 export type RunReportRequest = analyticsdata_v1beta.Schema$RunReportRequest;
 export type RunReportResponse = analyticsdata_v1beta.Schema$RunReportResponse;
@@ -22,6 +23,8 @@ export interface CallContext {
   signal?: AbortSignal | undefined;
   /** for error messages: which report asked */
   report?: string;
+  /** ms since epoch: no retry is started that would end after this (the job's deadline) */
+  deadline?: number;
 }
 
 export interface Ga4ClientOptions {
@@ -33,14 +36,50 @@ export interface Ga4ClientOptions {
   /** backoff base and cap, ms (tests shorten them) */
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** server errors (5xx) one property may answer in an hour before it is left alone until the hour is over */
+  maxServerErrorsPerHour?: number;
+  now?: () => number;
 }
+
+/** Google's limit of concurrent requests per standard property. */
+const PROPERTY_CONCURRENCY = 10;
+const HOUR_MS = 3_600_000;
 
 export class Ga4Client {
   private readonly api: analyticsdata_v1beta.Analyticsdata;
+  private readonly perProperty = new Map<string, Limiter>();
+  /** per property: when its recent server errors happened (a sliding hour) */
+  private readonly serverErrors = new Map<string, number[]>();
+  private readonly now: () => number;
 
   constructor(private readonly opts: Ga4ClientOptions) {
     const rootUrl = opts.apiRootUrl.endsWith('/') ? opts.apiRootUrl : `${opts.apiRootUrl}/`;
     this.api = analyticsdata({ version: 'v1beta', rootUrl });
+    this.now = opts.now ?? Date.now;
+  }
+
+  private propertyLimiter(propertyId: string): Limiter {
+    let l = this.perProperty.get(propertyId);
+    if (!l) this.perProperty.set(propertyId, (l = new Limiter(PROPERTY_CONCURRENCY)));
+    return l;
+  }
+
+  /**
+   * Google limits server errors per project and property per hour; a property that keeps failing
+   * is left alone until its oldest recent error is an hour old, instead of burning that budget.
+   */
+  private checkServerErrorBudget(ctx: CallContext): void {
+    const max = this.opts.maxServerErrorsPerHour ?? 8;
+    const now = this.now();
+    const recent = (this.serverErrors.get(ctx.propertyId) ?? []).filter((t) => t > now - HOUR_MS);
+    this.serverErrors.set(ctx.propertyId, recent);
+    if (recent.length >= max) {
+      throw new DeferError(
+        `property ${ctx.propertyId} answered ${recent.length} server errors in the last hour; leaving it alone until ${new Date(recent[0]! + HOUR_MS).toISOString()}`,
+        'server_errors',
+        recent[0]! + HOUR_MS,
+      );
+    }
   }
 
   runReport(ctx: CallContext, body: RunReportRequest): Promise<RunReportResponse> {
@@ -73,9 +112,22 @@ export class Ga4Client {
     let refreshedFor401 = false;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal?.aborted) throw new AbortedError();
-      const token = await ctx.tokens.getToken();
-      let result: { ok: true; value: T } | { ok: false; error: Error; status: number | undefined };
-      result = await this.opts.limiter.run(async () => {
+      this.checkServerErrorBudget(ctx);
+      let token: string;
+      try {
+        token = await ctx.tokens.getToken();
+      } catch (err) {
+        // an expired token with renewals failing, or a refused key: no API call can succeed now
+        if (!(err instanceof RetryableError) || err instanceof TokenExpiredError || attempt >= this.opts.maxAttempts) throw err;
+        const delay = Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+        if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) throw err;
+        ctx.logger.warn({ event: 'token_unavailable', attempt, err: describe(err), retryInMs: Math.round(delay) }, 'no access token yet; retrying');
+        await sleep(delay, ctx.signal);
+        continue;
+      }
+      // the property's slot first, so a busy property does not sit on global slots while it waits
+      const result: { ok: true; value: T } | { ok: false; error: Error; status: number | undefined } = await this.propertyLimiter(ctx.propertyId).run(() =>
+        this.opts.limiter.run(async () => {
         try {
           const value = await send({ Authorization: `Bearer ${token}` }, ctx.signal);
           this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: '200' });
@@ -87,9 +139,10 @@ export class Ga4Client {
         } catch (err) {
           const status = httpStatus(err);
           this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
-          return { ok: false, status, error: classify(err, ctx, method) };
+          if (status !== undefined && status >= 500) this.serverErrors.get(ctx.propertyId)?.push(this.now());
+          return { ok: false, status, error: classify(err, ctx, method, this.now()) };
         }
-      });
+      }));
       if (result.ok) return result.value;
       const { error, status } = result;
       if (ctx.signal?.aborted) throw new AbortedError();
@@ -101,8 +154,12 @@ export class Ga4Client {
         attempt -= 1;
         continue;
       }
-      if (!(error instanceof RetryableError) || attempt >= this.opts.maxAttempts) throw error;
+      if (!(error instanceof RetryableError) || error instanceof DeferError || attempt >= this.opts.maxAttempts) throw error;
+      // full jitter: a random wait up to the capped exponential step, so retries of many jobs spread out
       const delay = error.retryAfterMs ?? Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+      if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) {
+        throw new RetryableError(`${describe(error)} (gave up: the job's deadline is reached)`, error.code);
+      }
       ctx.logger.warn(
         { event: 'api_retry', method, attempt, code: error.code, retryInMs: Math.round(delay), err: describe(error) },
         'retryable API failure, backing off',
@@ -122,8 +179,8 @@ interface GoogleErrorBody {
 }
 
 /** Sorts an API failure into retryable or permanent, with a message that says what to do. */
-export function classify(err: unknown, ctx: CallContext, method: string): Error {
-  const e = err as { response?: { status?: number; data?: unknown; headers?: unknown }; code?: string; name?: string; message?: string };
+export function classify(err: unknown, ctx: CallContext, method: string, now = Date.now()): Error {
+  const e = err as { response?: { status?: number; data?: unknown; headers?: unknown }; code?: string; name?: string; message?: string; cause?: { code?: string } };
   const status = httpStatus(err);
   const where = `property ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
   if (status === undefined) {
@@ -131,7 +188,8 @@ export function classify(err: unknown, ctx: CallContext, method: string): Error 
       if (ctx.signal?.aborted) return new AbortedError();
       return new RetryableError(`${method} for ${where} timed out`, 'timeout');
     }
-    const code = e.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
+    if (e.name === 'TimeoutError' || /timeout|timed out/i.test(e.message ?? '')) return new RetryableError(`${method} for ${where} timed out`, 'timeout');
+    const code = e.code ?? e.cause?.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
     return new RetryableError(`${method} for ${where} failed before a response: ${code}`, code);
   }
   const body = e.response?.data;
@@ -158,13 +216,39 @@ export function classify(err: unknown, ctx: CallContext, method: string): Error 
     return new RetryableError(`${method} for ${where}: access token refused (UNAUTHENTICATED)`, 'unauthenticated');
   }
   if (status === 429) {
-    const daily = /per day|tokensPerDay|daily/i.test(gmessage);
-    return new RetryableError(`${method} for ${where}: quota exhausted (${gmessage || 'RESOURCE_EXHAUSTED'})`, daily ? 'quota_day' : 'quota');
+    // Exhausted hourly or daily tokens come back only with the next window: stop and come back then.
+    if (/tokens per day/i.test(gmessage)) {
+      return new DeferError(`${method} for ${where}: daily quota exhausted (${gmessage}); deferred to the next Pacific day`, 'quota_day', nextPacificMidnight(now));
+    }
+    if (/tokens per (project per )?hour|per hour/i.test(gmessage)) {
+      return new DeferError(`${method} for ${where}: hourly quota exhausted (${gmessage}); deferred to the next hour`, 'quota_hour', Math.ceil((now + 1) / HOUR_MS) * HOUR_MS);
+    }
+    return new RetryableError(`${method} for ${where}: rate limited (${gmessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfter(e.response?.headers));
   }
   if (status >= 500 || status === 408) {
     return new RetryableError(`${method} for ${where}: Google answered HTTP ${status} ${gstatus}`, `http_${status}`);
   }
   return new PermanentError(`${method} for ${where}: unexpected HTTP ${status} ${gstatus} ${gmessage}`.trim(), `http_${status}`);
+}
+
+/** GA's daily quotas reset at midnight Pacific time. */
+export function nextPacificMidnight(now: number): number {
+  const today = localDate(now, 'America/Los_Angeles');
+  let lo = now;
+  let hi = now + 26 * HOUR_MS;
+  while (hi - lo > 1000) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (localDate(mid, 'America/Los_Angeles') === today) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+function retryAfter(headers: unknown): number | undefined {
+  const h = headers as { get?: (k: string) => string | null } | Record<string, string> | undefined;
+  const v = typeof h?.get === 'function' ? h.get('retry-after') : (h as Record<string, string> | undefined)?.['retry-after'];
+  const n = v ? Number(v) : NaN;
+  return Number.isFinite(n) && n >= 0 ? Math.min(n * 1000, 120_000) : undefined;
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

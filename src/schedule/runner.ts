@@ -9,7 +9,7 @@
  */
 import type { Config, ReportDefinition } from '../config.js';
 import type { TokenSource } from '../auth/tokenManager.js';
-import { AbortedError, PermanentError, describe } from '../errors.js';
+import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { Ga4Client } from '../ga4/client.js';
 import { fetchRange } from '../ga4/report.js';
 import { fetchTotals } from '../ga4/totals.js';
@@ -21,10 +21,36 @@ import { replaceDays } from '../store/dayWriter.js';
 import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
-import { sleep } from '../ga4/client.js';
+import { nextPacificMidnight, sleep } from '../ga4/client.js';
 import type { StatusBoard } from '../status.js';
 import { addDays, dateRange, daysBetween, localDate } from '../time.js';
 import { plan } from './planner.js';
+
+/**
+ * GA's property quotas (standard properties; Analytics 360 has ten times as much). A response's
+ * propertyQuota says what that request consumed and what remains, not the window's total, so the
+ * total is the known limit (or the 360 limit when more than the standard limit remains).
+ */
+const QUOTA_LIMITS = { day: 200_000, hour: 40_000, projectHour: 14_000 };
+
+/**
+ * When a response's quota shows the hourly or daily tokens below `reserve` of the window's total,
+ * the time that window resets; else undefined.
+ */
+export function quotaBelowReserve(q: PropertyQuota, reserve: number, now: number): number | undefined {
+  if (reserve <= 0) return undefined;
+  const below = (w: { consumed?: number | null; remaining?: number | null } | null | undefined, standard: number) => {
+    if (!w) return false;
+    const remaining = Number(w.remaining ?? 0);
+    const limit = remaining + Number(w.consumed ?? 0) > standard ? standard * 10 : standard;
+    return remaining < reserve * limit;
+  };
+  if (below(q.tokensPerDay, QUOTA_LIMITS.day)) return nextPacificMidnight(now);
+  if (below(q.tokensPerHour, QUOTA_LIMITS.hour) || below(q.tokensPerProjectPerHour, QUOTA_LIMITS.projectHour)) {
+    return Math.ceil((now + 1) / 3_600_000) * 3_600_000;
+  }
+  return undefined;
+}
 
 /** Rows held before a batch of complete dates is written. */
 const BATCH_ROWS = 20_000;
@@ -59,6 +85,8 @@ export interface JobResult {
   dates: number;
   /** due dates left for a later run (the per-run bound was reached) */
   remaining?: number;
+  /** quota or the server-error budget ran out: come back at this time (ms since epoch) */
+  deferUntil?: number;
   error?: string;
   permanent?: boolean;
 }
@@ -94,7 +122,12 @@ export class JobRunner {
         await sleep(this.deps.lockPollMs ?? LOCK_POLL_MS, signal);
       }
       const result = await this.work(db, job, def, log, signal);
-      if (result.remaining > 0) log.info({ event: 'backlog_remaining', remaining: result.remaining }, 'backlog left for the next run');
+      if (result.remaining > 0) {
+        log.info(
+          { event: 'backlog_remaining', remaining: result.remaining, ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}) },
+          result.deferUntil ? 'quota low: backlog deferred to the next quota window' : 'backlog left for the next run',
+        );
+      }
       metrics.fetchRuns.inc({ ...labels, outcome: 'success' });
       metrics.lastSuccess.set(labels, this.now() / 1000);
       state.lastSuccessAt = this.now();
@@ -108,7 +141,14 @@ export class JobRunner {
         status.recordFailure(job.propertyId, job.report, message, this.now());
       }
       log.error({ event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, durationMs: this.now() - started }, aborted ? 'fetch run aborted' : 'fetch run failed');
-      return { ok: false, rows: 0, dates: 0, error: message, permanent: err instanceof PermanentError };
+      return {
+        ok: false,
+        rows: 0,
+        dates: 0,
+        error: message,
+        permanent: err instanceof PermanentError,
+        ...(err instanceof DeferError ? { deferUntil: err.resetAt } : {}),
+      };
     } finally {
       state.running = false;
       if (db) {
@@ -125,11 +165,22 @@ export class JobRunner {
     def: ReportDefinition,
     log: Logger,
     signal: AbortSignal,
-  ): Promise<{ rows: number; dates: number; remaining: number }> {
+  ): Promise<{ rows: number; dates: number; remaining: number; deferUntil?: number }> {
     const { config, metrics } = this.deps;
     const schema = config.database.schema;
     const labels = { property: job.propertyId, report: job.report };
-    const ctx = { propertyId: job.propertyId, tokens: job.tokens, logger: log, signal, report: job.report };
+    const deadline = this.now() + config.fetch.jobDeadlineSeconds * 1000;
+    const ctx = { propertyId: job.propertyId, tokens: job.tokens, logger: log, signal, report: job.report, deadline };
+    // set when a response shows the property's quota below the reserve: finish the date in hand, then stop
+    let quotaLowUntil: number | undefined;
+    const onQuota = (q: PropertyQuota) => {
+      this.recordQuota(job.propertyId, q);
+      const low = quotaBelowReserve(q, config.fetch.quotaReserve, this.now());
+      if (low !== undefined && quotaLowUntil === undefined) {
+        quotaLowUntil = low;
+        log.warn({ event: 'quota_low', quota: q, deferredUntil: new Date(low).toISOString() }, 'property quota below the reserve');
+      }
+    };
     const state = this.deps.status.get(job.propertyId, job.report);
 
     let timeZone = await propertyTimeZone(db, schema, job.propertyId);
@@ -177,11 +228,11 @@ export class JobRunner {
       };
       // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
       const totals = hasTotals(def)
-        ? await fetchTotals(this.deps.client, ctx, def, dateRange(start, end), (q) => this.recordQuota(job.propertyId, q))
+        ? await fetchTotals(this.deps.client, ctx, def, dateRange(start, end), onQuota)
         : null;
       const days = fetchRange(this.deps.client, ctx, def, start, end, {
         pageSize: config.fetch.pageSize,
-        onQuota: (q) => this.recordQuota(job.propertyId, q),
+        onQuota,
         onMeta: (m) => {
           if (m.timeZone && m.timeZone !== timeZone) {
             log.warn({ event: 'time_zone_changed', from: timeZone, to: m.timeZone }, 'property time zone changed');
@@ -196,6 +247,11 @@ export class JobRunner {
         batch.push(day);
         batchRows += day.rows.length;
         if (batchRows >= BATCH_ROWS || this.now() - batchStarted >= BATCH_MS) await flush();
+        if (quotaLowUntil !== undefined) break;
+      }
+      if (quotaLowUntil !== undefined) {
+        await flush();
+        return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
       }
       if (signal.aborted) throw new AbortedError();
       await flush();
@@ -221,6 +277,7 @@ export class JobRunner {
   }
 
   private recordQuota(propertyId: string, q: PropertyQuota): void {
+    if (typeof q !== 'object' || q === null) return;
     // proto3 JSON omits zeros: a window that is present without `remaining` has none left
     const hour = q.tokensPerHour ? Number(q.tokensPerHour.remaining ?? 0) : undefined;
     const day = q.tokensPerDay ? Number(q.tokensPerDay.remaining ?? 0) : undefined;

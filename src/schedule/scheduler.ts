@@ -87,6 +87,8 @@ export class Scheduler {
   /** Stop firing, let running jobs finish within the grace period, then abort them. */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     for (const t of this.tasks) await t.destroy();
     this.tasks = [];
     for (const item of this.queue.splice(0)) item.resolve({ ok: false, rows: 0, dates: 0, error: 'not started: shutting down' });
@@ -157,6 +159,13 @@ export class Scheduler {
       const key = `${item.property.id}\0${item.report}`;
       const p = this.execute(item).then((result) => {
         this.running.delete(key);
+        if (result.deferUntil !== undefined && !item.range && this.deps.continueBacklog === true) {
+          // quota or server-error budget: come back when the window resets, not before
+          this.rerun.delete(key);
+          this.deferred(item.property, item.report, result.deferUntil);
+          this.pump();
+          return result;
+        }
         const backlog = !item.range && result.ok && (result.remaining ?? 0) > 0 && this.deps.continueBacklog === true;
         // fired meanwhile, or a backlog left: again, behind every job already queued
         if ((this.rerun.delete(key) || backlog) && this.accepting) void this.enqueue(item.property, item.report);
@@ -166,6 +175,19 @@ export class Scheduler {
       this.running.set(key, p);
       p.then(item.resolve, (err) => item.resolve({ ok: false, rows: 0, dates: 0, error: String(err) }));
     }
+  }
+
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  private deferred(property: PropertyConfig, report: string, at: number): void {
+    const delay = Math.max(1_000, at - this.now() + Math.random() * 60_000);
+    this.deps.logger.info({ event: 'job_deferred', property: property.id, report, until: new Date(this.now() + delay).toISOString() }, 'job deferred');
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void this.enqueue(property, report);
+    }, delay);
+    t.unref();
+    this.timers.add(t);
   }
 
   private async execute(item: QueueItem): Promise<JobResult> {
