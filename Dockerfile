@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # ga-collector image: build with TypeScript, run with production dependencies only.
 #   docker build -t ga-collector .
 #   docker run --rm -p 127.0.0.1:9464:9464 -e DATABASE_URL=... \
