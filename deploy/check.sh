@@ -203,6 +203,16 @@ if $tools_ok; then
   check "deploy/config.example.yaml (YAML, keys, properties)" \
     node deploy/tools/validate.cjs config deploy/config.example.yaml
 fi
+# The daemon's own loader (convict schema, strict keys): catches a key renamed in src/.
+if [[ -f src/config.ts && -d node_modules/tsx ]]; then
+  check "deploy/config.example.yaml loads with src/config.ts loadConfig" \
+    node --import tsx -e "
+      import('./src/config.ts')
+        .then((m) => m.loadConfig({ file: 'deploy/config.example.yaml', env: {}, requireDatabase: false, requireCredentials: false }))
+        .catch((e) => { console.error(e.message); process.exit(1); });"
+else
+  printf 'SKIP  config.example.yaml with the daemon'"'"'s loadConfig (run npm ci first)\n'
+fi
 if have docker && docker compose version >/dev/null 2>&1; then
   # Needs the files the user provides; use stand-ins in a scratch copy.
   mkdir -p "$scratch/compose"
