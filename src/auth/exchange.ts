@@ -79,7 +79,7 @@ function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
   const description = typeof oauthError['error_description'] === 'string' ? oauthError['error_description'] : '';
   const who = `service account ${key.clientEmail} (key id ${key.privateKeyId || 'unknown'})`;
   if (status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408) {
-    const what = error ? `${error}${description ? `: ${description}` : ''}` : `HTTP ${status}`;
+    const what = (error ? `${error}${description ? `: ${description}` : ''}` : `HTTP ${status}`).replace(/\.+$/, '');
     return new PermanentError(`token exchange refused for ${who}: ${what}. ${hintFor(error, description)}`, error ?? `http_${status}`);
   }
   if (status !== undefined) {

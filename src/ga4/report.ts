@@ -86,7 +86,17 @@ export async function* fetchRange(
       let i = 0;
       while (nextDate <= completeThrough) {
         const rows: ReportRow[] = [];
-        while (i < pending.length && pending[i]!.date === nextDate) rows.push(pending[i++]!);
+        const seen = new Set<string>();
+        while (i < pending.length && pending[i]!.date === nextDate) {
+          const row = pending[i++]!;
+          // the same combination twice means pages overlapped (data shifted between requests)
+          const key = row.dims.join('\u0000');
+          if (seen.has(key)) {
+            throw new RetryableError(`runReport for property ${ctx.propertyId}: ${nextDate} has the same row twice across pages; the range is fetched again`, 'inconsistent_pages');
+          }
+          seen.add(key);
+          rows.push(row);
+        }
         if (i < pending.length && pending[i]!.date < nextDate) {
           throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
         }
