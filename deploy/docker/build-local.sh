@@ -45,6 +45,7 @@ cleanup() {
   if [[ -n "$dockerd_pid" ]]; then
     kill "$dockerd_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+    umount "$DIR/exec/netns/default" 2>/dev/null || true
   fi
   rm -rf "$DIR/build"
 }
