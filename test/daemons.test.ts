@@ -111,15 +111,27 @@ describe('crash safety', () => {
       const to = addDays(today, -1);
       let seed = 7;
       const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+      const storedDates = async (since = new Date(0)) => {
+        const [t] = await db.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`"${db.schema}".fetch_days`]);
+        if (!t!.t) return 0;
+        const [n] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".fetch_days WHERE fetched_at > $1`, [since]);
+        return Number(n!.n);
+      };
+      let kills = 0;
       for (let trial = 0; trial < 4; trial++) {
+        const trialStart = new Date();
         const run = startCli(['backfill', '--config', config, '--property', P[0]!, '--from', from, '--to', to]);
-        await new Promise((r) => setTimeout(r, 800 + rnd() * 2500));
-        run.child.kill('SIGKILL');
+        // a random moment after this run has stored something, so every kill lands mid-backfill
+        await waitFor(async () => (await storedDates(trialStart)) > 0 || run.child.exitCode !== null, { timeoutMs: 30_000, intervalMs: 20, what: 'progress' });
+        await new Promise((r) => setTimeout(r, rnd() * 1200));
+        if (run.child.exitCode === null) {
+          run.child.kill('SIGKILL');
+          kills++;
+        }
         await run.exited;
         await assertWholeDays(db, 'devices', P[0]!); // whatever was stored is whole
       }
-      const stored = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".fetch_days`);
-      assert.ok(Number(stored[0]!.n) > 0, 'the kills happened mid-backfill, after some dates were stored');
+      assert.ok(kills >= 3, `the backfill was killed mid-way (${kills} of 4 trials)`);
       const r = await runCli(['backfill', '--config', config, '--property', P[0]!, '--from', from, '--to', to], { timeoutMs: 120_000 });
       assert.equal(r.code, 0, r.stderr);
       await assertWholeDays(db, 'devices', P[0]!, { complete: dateRange(from, to) });
