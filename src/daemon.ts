@@ -91,11 +91,38 @@ export class Daemon implements StatusSource {
     this.http = opts.http ? new HttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, source: this, logger }) : null;
   }
 
-  /** Migrations and the report relations. */
+  /** Migrations and the report relations; then the metrics start from what the database knows. */
   async prepare(): Promise<void> {
     const { logger } = this.opts;
     await migrate(this.pool, this.config.database.schema, logger);
     await ensureReportTables(this.pool, this.config.database.schema, Object.values(this.config.reports), logger);
+    await this.seedMetrics();
+  }
+
+  /**
+   * Every configured series exists from the start (a counter that appears only at its first
+   * failure makes `increase()` miss that failure), and the last-success gauge survives a restart:
+   * it is seeded from the ledger's newest fetch.
+   */
+  private async seedMetrics(): Promise<void> {
+    const { metrics } = this;
+    for (const p of this.config.properties) {
+      for (const report of p.reports) {
+        const labels = { property: p.id, report };
+        metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
+        metrics.fetchRuns.inc({ ...labels, outcome: 'failure' }, 0);
+        metrics.rowsWritten.inc(labels, 0);
+      }
+    }
+    for (const s of this.tokens.sources()) {
+      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
+      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
+    }
+    const summary = await ledgerSummary(this.pool, this.config.database.schema);
+    for (const s of summary) {
+      const configured = this.config.properties.some((p) => p.id === s.propertyId && p.reports.includes(s.report));
+      if (configured && s.lastFetchedAt) metrics.lastSuccess.set({ property: s.propertyId, report: s.report }, s.lastFetchedAt.getTime() / 1000);
+    }
   }
 
   /**
@@ -120,6 +147,7 @@ export class Daemon implements StatusSource {
     await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
     this.config = next;
+    await this.seedMetrics();
     this.runner.setConfig(next);
     await this.scheduler.reload(next);
   }
