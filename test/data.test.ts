@@ -9,7 +9,7 @@ import pg from 'pg';
 import { generateReport } from '../src/fake-google/index.js';
 import { lockKey } from '../src/store/locks.js';
 import { addDays, localDate } from '../src/time.js';
-import { makeDaemon, runCli, startFake, testDb, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
+import { makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
 
 const A = '500001';
 const B = '500002';
@@ -18,15 +18,6 @@ const sums = (property: string, date: string, metrics: string[], dims: string[] 
   const rows = generateReport({ propertyId: property, date, dimensions: dims, metrics, revision });
   return metrics.map((_, i) => rows.reduce((s, r) => s + r.values[i]!, 0));
 };
-
-async function metricValue(text: string, name: string, labels: Record<string, string>): Promise<number | undefined> {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (want.every((w) => line.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return undefined;
-}
 
 describe('catch-up after downtime', () => {
   let db: TestDb;
@@ -55,10 +46,10 @@ describe('catch-up after downtime', () => {
         addDays(today, -3), addDays(today, -2), addDays(today, -1),
       ]);
       const text = await daemon.metrics.text();
-      assert.equal(await metricValue(text, 'ga_collector_dates_pending', { property: A, report: 'daily' }), 30);
+      assert.equal(metricSum(text, 'ga_collector_dates_pending', { property: A, report: 'daily' }), 30);
       const [r2] = await daemon.scheduler.runOnce();
       assert.equal(r2!.dates, 10);
-      assert.equal(await metricValue(await daemon.metrics.text(), 'ga_collector_dates_pending', { property: A, report: 'daily' }), 20);
+      assert.equal(metricSum(await daemon.metrics.text(), 'ga_collector_dates_pending', { property: A, report: 'daily' }), 20);
     } finally {
       await daemon.stop(0);
     }

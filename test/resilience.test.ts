@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateReport } from '../src/fake-google/index.js';
 import type { Daemon } from '../src/daemon.js';
-import { makeDaemon, startFake, testDb, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
+import { makeDaemon, metricSum, startFake, testDb, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
 import { parsePage, fetchRange } from '../src/ga4/report.js';
 import { RetryableError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
@@ -15,15 +15,6 @@ import { createLogger } from '../src/log.js';
 const P = '700001';
 const Q = '700002';
 const daily = { metrics: ['sessions', 'screenPageViews'], startDate: '6daysAgo', refreshDays: 2 };
-
-function counter(text: string, name: string, labels: Record<string, string>): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) && want.every((w) => line.includes(w))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
 
 async function assertExact(db: TestDb, property: string, report = 'daily', metrics = daily.metrics) {
   const rows = await db.query<{ date: string; n: string; a: string; b: string }>(
@@ -76,7 +67,7 @@ describe('retryable failures', () => {
       assert.equal(hit.length, 2, 'both injected faults were met');
       const text = await daemon.metrics.text();
       const code = fault.kind === 'status' ? String(fault.status) : fault.kind === 'truncate' ? '200' : 'error';
-      assert.ok(counter(text, 'ga_collector_api_requests_total', { property: P, code }) >= 2, `api_requests_total{code="${code}"}`);
+      assert.ok(metricSum(text, 'ga_collector_api_requests_total', { property: P, code }) >= 2, `api_requests_total{code="${code}"}`);
       await daemon.stop(0);
       daemon = undefined;
     });
@@ -94,8 +85,8 @@ describe('retryable failures', () => {
     assert.equal(g.fake.events.filter((e) => e.property === P).length, 3, 'three attempts');
     await assertExact(db, Q);
     const text = await daemon.metrics.text();
-    assert.equal(counter(text, 'ga_collector_fetch_runs_total', { property: P, outcome: 'failure' }), 1);
-    assert.equal(counter(text, 'ga_collector_fetch_runs_total', { property: Q, outcome: 'success' }), 1);
+    assert.equal(metricSum(text, 'ga_collector_fetch_runs_total', { property: P, outcome: 'failure' }), 1);
+    assert.equal(metricSum(text, 'ga_collector_fetch_runs_total', { property: Q, outcome: 'success' }), 1);
     await daemon.stop(0);
     daemon = undefined;
   });
@@ -145,10 +136,10 @@ describe('quota and server errors', () => {
       assert.equal(results[1]!.ok, true);
       assert.equal(results[1]!.deferUntil, undefined, 'the other property has quota');
       const text = await daemon.metrics.text();
-      const hour = counter(text, 'ga_collector_quota_tokens_remaining', { property: P, window: 'hour' });
+      const hour = metricSum(text, 'ga_collector_quota_tokens_remaining', { property: P, window: 'hour' });
       assert.ok(hour > 0 && hour < 4_000, `hourly tokens remaining exported (${hour})`);
-      assert.ok(counter(text, 'ga_collector_quota_tokens_remaining', { property: Q, window: 'day' }) > 190_000);
-      assert.ok(counter(text, 'ga_collector_dates_pending', { property: P, report: 'daily' }) > 0, 'the deferred backlog is visible');
+      assert.ok(metricSum(text, 'ga_collector_quota_tokens_remaining', { property: Q, window: 'day' }) > 190_000);
+      assert.ok(metricSum(text, 'ga_collector_dates_pending', { property: P, report: 'daily' }) > 0, 'the deferred backlog is visible');
     } finally {
       await daemon.stop(0);
       await g.stop();
@@ -209,8 +200,8 @@ describe('token failures', () => {
       assert.equal(r!.ok, true, r!.error);
       await assertExact(db, P);
       const text = await daemon.metrics.text();
-      assert.equal(counter(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'failure' }), 2);
-      assert.equal(counter(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'success' }), 1);
+      assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'failure' }), 2);
+      assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'success' }), 1);
     } finally {
       await daemon.stop(0);
       await g.stop();
@@ -235,8 +226,8 @@ describe('token failures', () => {
       assert.match(res.error!, /token for .* expired; refresh failing since \d{4}-\d\d-\d\dT.*503/);
       assert.ok(Date.now() - started < 1_000, 'fails fast');
       const text = await daemon.metrics.text();
-      assert.ok(counter(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'failure' }) >= 1);
-      assert.ok(counter(text, 'ga_collector_token_expiry_timestamp_seconds', { account: SA_EMAIL }) < Date.now() / 1000, 'the expiry gauge is in the past');
+      assert.ok(metricSum(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'failure' }) >= 1);
+      assert.ok(metricSum(text, 'ga_collector_token_expiry_timestamp_seconds', { account: SA_EMAIL }) < Date.now() / 1000, 'the expiry gauge is in the past');
       const ready = await daemon.readiness();
       assert.equal(ready.ready, false);
       assert.match(ready.reasons.join(' '), /refresh failing/);
@@ -358,13 +349,13 @@ describe('chaos', () => {
       const text = await daemon.metrics.text();
       for (const code of ['429', '500', '503']) {
         const faked = ev.filter((e) => e.kind === 'runReport' && e.fault === `status:${code}`).length;
-        assert.equal(counter(text, 'ga_collector_api_requests_total', { code }), faked, `code ${code}`);
+        assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code }), faked, `code ${code}`);
       }
-      assert.equal(counter(text, 'ga_collector_api_requests_total', { code: 'error' }), ev.filter((e) => e.kind === 'runReport' && e.fault === 'reset').length, 'resets');
-      assert.equal(counter(text, 'ga_collector_api_requests_total', { code: '200' }), ev.filter((e) => e.kind === 'runReport' && e.status === 200).length, '200s, truncated ones included');
+      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: 'error' }), ev.filter((e) => e.kind === 'runReport' && e.fault === 'reset').length, 'resets');
+      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: '200' }), ev.filter((e) => e.kind === 'runReport' && e.status === 200).length, '200s, truncated ones included');
       const tokenFaults = ev.filter((e) => e.kind === 'token' && e.fault).length;
-      assert.equal(counter(text, 'ga_collector_token_refreshes_total', { outcome: 'failure' }), tokenFaults);
-      assert.equal(counter(text, 'ga_collector_token_refreshes_total', { outcome: 'success' }), ev.filter((e) => e.kind === 'token' && e.status === 200).length);
+      assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'failure' }), tokenFaults);
+      assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'success' }), ev.filter((e) => e.kind === 'token' && e.status === 200).length);
     } finally {
       await daemon.stop(0);
       await g.stop();

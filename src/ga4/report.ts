@@ -109,6 +109,21 @@ export async function* fetchRange(
   }
 }
 
+/**
+ * A metric value as stored: integers stay decimal strings (bigint-safe), the rest become numbers.
+ * Google sends every value as a string; anything that is not a number is a malformed response.
+ */
+export function metricValue(raw: string | null | undefined, integer: boolean, bad: (what: string) => Error): string | number {
+  const v = raw ?? '0';
+  if (integer) {
+    if (!/^-?\d+$/.test(v)) throw bad(`integer metric value ${JSON.stringify(v)}`);
+    return v;
+  }
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw bad(`metric value ${JSON.stringify(v)}`);
+  return n;
+}
+
 interface Page {
   rows: ReportRow[];
   rowCount: number;
@@ -143,16 +158,7 @@ export function parsePage(res: RunReportResponse, def: ReportDefinition, start: 
     if (date < start || date > end) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: row dated ${date} outside the requested ${start}..${end}`, 'bad_response');
     }
-    const metrics = mv.map((m, i) => {
-      const v = m.value ?? '0';
-      if (integer[i]) {
-        if (!/^-?\d+$/.test(v)) throw bad(`integer metric value ${JSON.stringify(v)}`);
-        return v;
-      }
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw bad(`metric value ${JSON.stringify(v)}`);
-      return n;
-    });
+    const metrics = mv.map((m, i) => metricValue(m.value, integer[i]!, bad));
     return { date, dims: dv.slice(1).map((d) => d.value ?? ''), metrics };
   });
   const md = res.metadata ?? {};

@@ -9,6 +9,7 @@
 import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import type { CallContext, Ga4Client } from './client.js';
+import { metricValue } from './report.js';
 import type { PropertyQuota } from './types.js';
 
 const RANGES_PER_REQUEST = 4;
@@ -45,16 +46,8 @@ export async function fetchTotals(
       if (!date || !chunk.includes(date)) {
         throw new RetryableError(`runReport totals for property ${ctx.propertyId}: totals row for unknown range ${JSON.stringify(name)}`, 'bad_response');
       }
-      const values = (row.metricValues ?? []).map((m, k) => {
-        const v = m.value ?? '0';
-        if (integer[k]) {
-          if (!/^-?\d+$/.test(v)) throw new RetryableError(`runReport totals for property ${ctx.propertyId}: bad integer ${JSON.stringify(v)}`, 'bad_response');
-          return v;
-        }
-        const n = Number(v);
-        if (!Number.isFinite(n)) throw new RetryableError(`runReport totals for property ${ctx.propertyId}: bad value ${JSON.stringify(v)}`, 'bad_response');
-        return n;
-      });
+      const bad = (what: string) => new RetryableError(`runReport totals for property ${ctx.propertyId}: malformed response (${what})`, 'bad_response');
+      const values = (row.metricValues ?? []).map((m, k) => metricValue(m.value, integer[k]!, bad));
       if (values.length !== def.metrics.length) {
         throw new RetryableError(`runReport totals for property ${ctx.propertyId}: malformed totals row`, 'bad_response');
       }
