@@ -56,6 +56,7 @@ export class FakeGoogle {
   private stopped: Promise<void> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly held = new Set<ServerResponse>();
+  private readonly assertions: string[] = [];
 
   constructor(opts: FakeGoogleOptions = {}) {
     this.state = createState({
@@ -176,6 +177,16 @@ export class FakeGoogle {
     return this.state.events;
   }
 
+  /** Every access token the token endpoint has handed out (for tests that look for leaked secrets). */
+  issuedTokens(): string[] {
+    return [...this.state.tokens.keys()];
+  }
+
+  /** Every signed JWT assertion posted to the token endpoint, valid or not, in order of arrival. */
+  receivedAssertions(): string[] {
+    return [...this.assertions];
+  }
+
   counts(): FakeCounts {
     const c: FakeCounts = { token: 0, tokenOk: 0, runReport: 0, runReportOk: 0, byProperty: {} };
     for (const e of this.state.events) {
@@ -285,6 +296,8 @@ export class FakeGoogle {
     };
 
     if (r.kind === 'token') {
+      const assertion = new URLSearchParams(body).get('assertion');
+      if (assertion) this.assertions.push(assertion);
       if (!(await hold())) return;
       const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
