@@ -225,6 +225,13 @@ else
   printf 'SKIP  docker compose config (no docker compose here)\n'
 fi
 
+# --- scripts -----------------------------------------------------------------------
+# The scripts CI does not run (they need a privileged Docker engine or systemd-nspawn)
+# must at least parse.
+for script in deploy/docker/build-local.sh deploy/systemd/test-unit.sh; do
+  [[ -f "$script" ]] && check "bash -n $script" bash -n "$script"
+done
+
 # --- summary ------------------------------------------------------------------------
 total=$((passed + failed))
 if ((failed)); then

@@ -54,12 +54,24 @@ trap cleanup EXIT
 # --- a Docker engine of our own ----------------------------------------------------
 # No bridge and no iptables (none may exist here): builds and the test run use
 # the host's network.
-dockerd --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$DIR/dockerd.pid" \
-  -H "unix://$SOCK" --bridge=none --iptables=false --ip-masq=false >"$DIR/dockerd.log" 2>&1 &
-dockerd_pid=$!
-for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-docker info >/dev/null 2>&1 || { tail -n 20 "$DIR/dockerd.log"; die "dockerd did not start"; }
-say "PASS  dockerd $(docker version --format '{{.Server.Version}}') started"
+# Where overlay mounts are not allowed (nested containers), the vfs storage
+# driver (plain copies: slower, bigger) is tried next.
+start_dockerd() {
+  dockerd --data-root "$DIR/data$1" --exec-root "$DIR/exec" --pidfile "$DIR/dockerd.pid" \
+    -H "unix://$SOCK" --bridge=none --iptables=false --ip-masq=false ${1:+--storage-driver=$1} >"$DIR/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 100); do
+    docker info >/dev/null 2>&1 && return 0
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null || true
+  dockerd_pid=""
+  umount "$DIR/exec/netns/default" 2>/dev/null || true
+  return 1
+}
+start_dockerd "" || start_dockerd vfs || { tail -n 20 "$DIR/dockerd.log"; die "dockerd did not start (overlay2 nor vfs)"; }
+say "PASS  dockerd $(docker version --format '{{.Server.Version}}') started (storage driver $(docker info --format '{{.Driver}}'))"
 
 # --- the stand-in base image -----------------------------------------------------------
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
@@ -99,6 +111,10 @@ else
   tail -n 30 "$DIR/build.log"; die "docker build (log: $DIR/build.log)"
 fi
 [[ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" == node ]] && say "PASS  image user is node" || die "image user is not node"
+# .dockerignore keeps sources, tests, deploy files and keys out of the build context
+leftovers="$(docker run --rm --network=host --entrypoint sh "$IMAGE" -c \
+  'ls -d /app/src /app/test /app/deploy /app/.git 2>/dev/null; find / -xdev \( -name "google-key*.json" -o -name "*.pem" -path "/app/*" \) 2>/dev/null' || true)"
+[[ -z "$leftovers" ]] && say "PASS  no sources, tests, deploy files or keys in the image" || die "in the image: $leftovers"
 
 # --- run it ----------------------------------------------------------------------------------
 rm -rf "$DIR/build" && mkdir -p "$DIR/build/secrets"
@@ -131,6 +147,7 @@ done
 [[ "$health" == healthy ]] || { docker logs "$NAME" 2>&1 | tail -n 20; die "container is $health, not healthy"; }
 say "PASS  HEALTHCHECK: healthy"
 curl_like() { node -e 'require("http").get(process.argv[1],r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>{process.stdout.write(b);process.exit(r.statusCode===200?0:1)})}).on("error",()=>process.exit(1))' "$1"; }
+curl_like "http://127.0.0.1:$http_port/healthz" >/dev/null && say "PASS  /healthz 200" || die "/healthz"
 curl_like "http://127.0.0.1:$http_port/readyz" >/dev/null && say "PASS  /readyz 200" || die "/readyz"
 fetched=false
 for _ in $(seq 1 60); do
@@ -140,8 +157,16 @@ done
 $fetched && say "PASS  fetched (ga_collector_fetch_runs_total success)" || die "no successful fetch"
 uid="$(docker exec "$NAME" id -u)"
 [[ "$uid" == 1000 ]] && say "PASS  runs as uid 1000" || die "runs as uid $uid"
+pid1="$(docker exec "$NAME" cat /proc/1/cmdline | tr '\0' ' ')"
+[[ "$pid1" == "node dist/main.js run "* ]] && say "PASS  PID 1 is the daemon ($pid1)" || die "PID 1 is $pid1"
+# SIGTERM goes to PID 1: an idle daemon has nothing in flight and must be gone
+# in a few seconds, far below the 30 s grace.
+t0="$(date +%s%N)"
 docker stop -t 45 "$NAME" >/dev/null
+stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 code="$(docker inspect -f '{{.State.ExitCode}}' "$NAME")"
-[[ "$code" == 0 ]] && say "PASS  docker stop: exit 0 ($(docker logs "$NAME" 2>&1 | grep -c '"event":"stopped"') stopped event)" \
-  || { docker logs "$NAME" 2>&1 | tail -n 10; die "exit code $code after docker stop"; }
+[[ "$code" == 0 ]] || { docker logs "$NAME" 2>&1 | tail -n 10; die "exit code $code after docker stop"; }
+((stop_ms < 10000)) || die "docker stop took $stop_ms ms"
+docker logs "$NAME" 2>&1 | grep -q '"event":"shutdown","signal":"SIGTERM"' || die "no shutdown log line for SIGTERM"
+say "PASS  docker stop: exit 0 in $stop_ms ms ($(docker logs "$NAME" 2>&1 | grep -c '"event":"stopped"') stopped event)"
 say "deploy/docker/build-local.sh: image built and working (base: a local stand-in for node:20.20.2-bookworm-slim)"
