@@ -2,7 +2,7 @@
 import { UsageError } from './errors.js';
 import { isValidDate } from './config.js';
 
-export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'help' | 'version';
+export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'demo' | 'help' | 'version';
 
 export interface CliArgs {
   command: Command;
@@ -12,6 +12,10 @@ export interface CliArgs {
   report?: string;
   from?: string;
   to?: string;
+  /** demo: keep the embedded database's data directory */
+  keep?: boolean;
+  /** demo: the embedded database's data directory (kept) */
+  dataDir?: string;
 }
 
 const FLAGS: Record<Command, string[]> = {
@@ -19,10 +23,11 @@ const FLAGS: Record<Command, string[]> = {
   migrate: ['--config'],
   backfill: ['--config', '--property', '--report', '--from', '--to'],
   check: ['--config'],
+  demo: ['--keep', '--data-dir'],
   help: [],
   version: [],
 };
-const VALUED = new Set(['--config', '--property', '--report', '--from', '--to']);
+const VALUED = new Set(['--config', '--property', '--report', '--from', '--to', '--data-dir']);
 
 export const USAGE = `usage: ga-collector <command> [options]
 
@@ -32,6 +37,8 @@ commands:
   backfill --property ID [--report NAME] --from YYYY-MM-DD --to YYYY-MM-DD [--config FILE]
                                     fetch and store that range now
   check [--config FILE]             check config, key files, tokens, database and property access
+  demo [--keep] [--data-dir DIR]    the whole pipeline on this machine: an embedded PostgreSQL (or
+                                    DATABASE_URL) and a simulated Google, until Ctrl-C
 
 The config file may also come from GA_COLLECTOR_CONFIG; every key can come from the environment.`;
 
@@ -39,7 +46,7 @@ export function parseArgs(argv: string[]): CliArgs {
   const [first, ...rest] = argv;
   if (first === undefined || first === 'help' || first === '--help' || first === '-h') return { command: 'help', once: false };
   if (first === 'version' || first === '--version' || first === '-v') return { command: 'version', once: false };
-  if (!(first in FLAGS)) throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: run, migrate, backfill, check; see --help)`);
+  if (!(first in FLAGS)) throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: run, migrate, backfill, check, demo; see --help)`);
   const command = first as Command;
   const args: CliArgs = { command, once: false };
   for (let i = 0; i < rest.length; i++) {
@@ -63,6 +70,8 @@ export function parseArgs(argv: string[]): CliArgs {
       case '--report': args.report = value!; break;
       case '--from': args.from = value!; break;
       case '--to': args.to = value!; break;
+      case '--keep': args.keep = true; break;
+      case '--data-dir': args.dataDir = value!; break;
     }
   }
   if (command === 'backfill') {

@@ -27,6 +27,11 @@ async function main(argv: string[]): Promise<number> {
     case 'version':
       process.stdout.write(`ga-collector ${VERSION}\n`);
       return 0;
+    case 'demo': {
+      // loaded only here: the fake Google and the embedded database stay off the production path
+      const { runDemo } = await import('./demo/demo.js');
+      return runDemo({ keep: args.keep === true, dataDir: args.dataDir });
+    }
     default:
       break;
   }
