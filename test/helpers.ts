@@ -13,8 +13,55 @@ import pg from 'pg';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const MAIN = path.join(ROOT, 'dist', 'main.js');
 
-/** The server tests use: TEST_DATABASE_URL, else DATABASE_URL, else the local `test` database. */
-export const BASE_DATABASE_URL = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** Where a local server is looked for when no URL is given (overridable, e.g. to prove the fallback). */
+export const DEFAULT_DATABASE_URL = process.env['TEST_DEFAULT_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * The URL the environment names, if any (`embedded` is not a URL: it asks for the embedded server).
+ * Prefer baseDatabaseUrl(), which also falls back to an embedded server.
+ */
+export const BASE_DATABASE_URL = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? DEFAULT_DATABASE_URL;
+
+let baseUrl: Promise<string> | undefined;
+
+/**
+ * The server tests use: TEST_DATABASE_URL, else DATABASE_URL, else the local server at
+ * DEFAULT_DATABASE_URL when it answers, else an embedded PostgreSQL (the one `ga-collector demo`
+ * runs) started once for this test process and stopped when it exits. So `npm test` passes on a
+ * machine without PostgreSQL. TEST_DATABASE_URL=embedded asks for the embedded server outright.
+ */
+export function baseDatabaseUrl(): Promise<string> {
+  baseUrl ??= (async () => {
+    const given = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'];
+    if (given && given !== 'embedded') return given;
+    if (given !== 'embedded') {
+      const problem = await unreachable(DEFAULT_DATABASE_URL);
+      if (!problem) return DEFAULT_DATABASE_URL;
+      process.stderr.write(`tests: no PostgreSQL at ${DEFAULT_DATABASE_URL} (${problem}) and no TEST_DATABASE_URL; starting an embedded one\n`);
+    }
+    const { EmbeddedPostgres } = await import('../src/demo/embeddedPostgres.js');
+    const server = await EmbeddedPostgres.start();
+    // the test process exits when its tests are done; the server must not keep it alive
+    server.unref();
+    process.on('exit', () => server.stopSync());
+    return server.url;
+  })();
+  return baseUrl;
+}
+
+async function unreachable(url: string): Promise<string | null> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
 
 export interface TestDb {
   url: string;
@@ -27,10 +74,11 @@ export interface TestDb {
 /** A fresh schema name; the schema is dropped by drop(). */
 export async function testDb(label: string): Promise<TestDb> {
   const schema = `t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${crypto.randomBytes(4).toString('hex')}`;
-  const pool = new pg.Pool({ connectionString: BASE_DATABASE_URL, max: 4 });
+  const url = await baseDatabaseUrl();
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => undefined);
   return {
-    url: BASE_DATABASE_URL,
+    url,
     schema,
     pool,
     async query(sql, params) {
