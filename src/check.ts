@@ -1,104 +1,217 @@
 /**
- * `ga-collector check`: everything a first run needs, tested now, as a table. Each failing row
- * says how to fix it. Exit 0 when every row is good, 1 otherwise.
+ * `ga-collector check`: everything a first run needs, tried now, as a table: the config, each
+ * credential (key parsed, token exchanged, expiry), the database (reachable, migrations current),
+ * each property (access, time zone) and each of its reports (dimensions and metrics known to the
+ * property, by the Data API's getMetadata). Every failing row carries the fix. Exit 0 when every
+ * row is good, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
 import { TokenManager, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
-import { exchangeToken } from './auth/exchange.js';
 import type { Config } from './config.js';
-import { describe } from './errors.js';
-import { Ga4Client } from './ga4/client.js';
+import { PermanentError, RetryableError, describe } from './errors.js';
+import { Ga4Client, type MetadataResponse } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
+import { redactUrl } from './log.js';
 import { Metrics } from './metrics.js';
 import { migrationState } from './store/migrations.js';
 import { createPool } from './store/pool.js';
-import { redactUrl } from './log.js';
+
+export type CheckStatus = 'ok' | 'FAIL' | 'skip';
 
 export interface CheckRow {
+  status: CheckStatus;
+  /** what was checked: "config", "key <account>", "database", "property 123", "property 123 report daily" */
   what: string;
-  ok: boolean;
   detail: string;
+  /** for a failing row: what to do */
+  fix?: string;
 }
 
-export async function checkAll(config: Config, logger: Logger): Promise<CheckRow[]> {
-  const rows: CheckRow[] = [{ what: 'config', ok: true, detail: `${config.properties.length} properties, ${Object.keys(config.reports).length} reports` }];
-  const metrics = new Metrics({ defaultMetrics: false });
+export interface CheckOptions {
+  /** per request; a down endpoint should not hold the table for minutes */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+const ok = (what: string, detail: string): CheckRow => ({ status: 'ok', what, detail });
+const fail = (what: string, detail: string, fix: string): CheckRow => ({ status: 'FAIL', what, detail, fix });
+const skip = (what: string, detail: string): CheckRow => ({ status: 'skip', what, detail });
+
+export async function checkAll(config: Config, logger: Logger, opts: CheckOptions = {}): Promise<CheckRow[]> {
+  const now = opts.now ?? Date.now;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
   const quiet = logger.child({}, { level: 'silent' });
-  const tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger: quiet, metrics });
+  const metrics = new Metrics({ defaultMetrics: false });
+  const rows: CheckRow[] = [];
+
+  const reportCount = Object.keys(config.reports).length;
+  rows.push(
+    config.properties.length > 0
+      ? ok('config', `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}`)
+      : fail('config', 'no properties configured: the daemon would fetch nothing', 'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES'),
+  );
+
+  const tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger: quiet, metrics, now });
   const usable = new Map<string, TokenSource>();
-  for (const file of [...new Set(config.properties.map((p) => p.credentials))]) {
-    try {
-      const key = readServiceAccountKey(file);
-      const source = tokens.forKeyFile(file);
-      const t = await exchangeToken(key, { tokenUrl: source.tokenUrl, timeoutMs: 15_000 });
-      await source.start();
-      usable.set(file, source);
-      rows.push({ what: `key ${key.clientEmail}`, ok: true, detail: `key ${key.privateKeyId || '?'} from ${file}; token expires ${new Date(t.expiresAt).toISOString()}` });
-    } catch (err) {
-      rows.push({ what: `key ${file}`, ok: false, detail: describe(err) });
-    }
-  }
-  const pool = createPool(config.database.url, quiet, 2);
   try {
-    const state = await migrationState(pool, config.database.schema);
-    rows.push({
-      what: 'database',
-      ok: state.current === state.latest,
-      detail:
-        state.current === state.latest
-          ? `reachable at ${redactUrl(config.database.url)}, schema ${config.database.schema} at migration ${state.current}`
-          : `reachable, schema ${config.database.schema} at migration ${state.current} of ${state.latest}: run \`ga-collector migrate\` (the daemon also migrates at start)`,
-    });
-  } catch (err) {
-    rows.push({ what: 'database', ok: false, detail: `${redactUrl(config.database.url)}: ${describe(err)}; check database.url / DATABASE_URL and that PostgreSQL is running` });
+    for (const file of [...new Set(config.properties.map((p) => p.credentials))]) {
+      rows.push(await checkCredential(file, tokens, usable, now));
+    }
+    rows.push(await checkDatabase(config, quiet));
+    const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
+    for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(p.credentials), client, quiet)));
   } finally {
-    await pool.end().catch(() => undefined);
+    tokens.stop();
   }
-  const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs: 30_000, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
-  for (const p of config.properties) {
-    const tokensFor = usable.get(p.credentials);
-    if (!tokensFor) {
-      rows.push({ what: `property ${p.id}`, ok: false, detail: 'skipped: its key file has no working token (see above)' });
-      continue;
-    }
-    const ctx = { propertyId: p.id, tokens: tokensFor, logger: quiet };
-    let names: { dims: Set<string>; metrics: Set<string> } | null = null;
-    try {
-      const md = await client.getMetadata(ctx);
-      names = { dims: new Set((md.dimensions ?? []).map((d) => d.apiName ?? '')), metrics: new Set((md.metrics ?? []).map((m) => m.apiName ?? '')) };
-      const probe = await client.runReport(ctx, { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], dimensions: [{ name: 'date' }], metrics: [{ name: 'sessions' }], limit: '1', returnPropertyQuota: true });
-      const q = probe.propertyQuota?.tokensPerDay;
-      rows.push({ what: `property ${p.id}`, ok: true, detail: `readable by ${tokensFor.account}; time zone ${probe.metadata?.timeZone ?? '?'}; ${q ? `${q.remaining ?? 0} quota tokens left today` : ''}`.trim() });
-    } catch (err) {
-      rows.push({ what: `property ${p.id}`, ok: false, detail: describe(err) });
-      continue;
-    }
-    for (const r of p.reports) {
-      const def = config.reports[r]!;
-      const badDims = def.dimensions.filter((d) => !names!.dims.has(d));
-      const badMetrics = def.metrics.filter((m) => !names!.metrics.has(m));
-      const ok = badDims.length === 0 && badMetrics.length === 0;
-      rows.push({
-        what: `property ${p.id} report ${r}`,
-        ok,
-        detail: ok
-          ? `${def.dimensions.length + 1} dimensions, ${def.metrics.length} metrics valid`
-          : `unknown to this property: ${[...badDims.map((d) => `dimension ${d}`), ...badMetrics.map((m) => `metric ${m}`)].join(', ')}; fix reports.${r} (names are the Data API's apiName, see the property's metadata)`,
-      });
-    }
-  }
-  tokens.stop();
   return rows;
 }
 
+async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
+  let account = file;
+  let source: TokenSource;
+  try {
+    const key = readServiceAccountKey(file);
+    account = key.clientEmail;
+    source = tokens.forKeyFile(file);
+  } catch (err) {
+    return fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON');
+  }
+  const what = `key ${account}`;
+  try {
+    // one exchange, exactly as the daemon makes it
+    await source.getToken();
+  } catch (err) {
+    const message = describe(err);
+    if (err instanceof PermanentError) {
+      return fail(what, `${file}: token refused: ${message}`, /deleted or rotated|signature/i.test(message)
+        ? 'this key was deleted or revoked in Google Cloud: create a new JSON key for the account and replace the file'
+        : 'check that the service account exists and is enabled (Google Cloud console > IAM & Admin > Service accounts), and google.tokenUrl');
+    }
+    const retryable = err instanceof RetryableError;
+    return fail(
+      what,
+      `${file}: token endpoint ${source.tokenUrl} ${retryable ? 'unreachable or failing' : 'failed'}: ${message}`,
+      `check the network path to ${source.tokenUrl} (proxy, firewall, DNS) and google.tokenUrl / the key's token_uri; run check again`,
+    );
+  }
+  usable.set(file, source);
+  const st = source.status();
+  const minutes = st.expiresAt ? Math.round((st.expiresAt - now()) / 60_000) : 0;
+  return ok(what, `key ${st.keyId || '(no key id)'} from ${file}; token from ${source.tokenUrl}, expires in ${minutes} min (${st.expiresAt ? new Date(st.expiresAt).toISOString() : '?'})`);
+}
+
+async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> {
+  const where = redactUrl(config.database.url);
+  const schema = config.database.schema;
+  const pool = createPool(config.database.url, logger, 1);
+  try {
+    const state = await migrationState(pool, schema);
+    if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
+    if (state.current > state.latest) {
+      return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
+    }
+    return fail(
+      'database',
+      `${where}: reachable, schema ${schema} at migration ${state.current} of ${state.latest}: ${state.latest - state.current} pending`,
+      '`ga-collector migrate --config FILE` applies them (`run` also migrates at start)',
+    );
+  } catch (err) {
+    return fail('database', `${where}: ${describe(err)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+async function checkProperty(
+  config: Config,
+  p: Config['properties'][number],
+  tokens: TokenSource | undefined,
+  client: Ga4Client,
+  logger: Logger,
+): Promise<CheckRow[]> {
+  const what = `property ${p.id}`;
+  const reportRows = (detail: string) => p.reports.map((r) => skip(`${what} report ${r}`, detail));
+  if (!tokens) return [skip(what, 'not checked: its key has no working token (see above)'), ...reportRows('not checked')];
+  const ctx = { propertyId: p.id, tokens, logger };
+  let md: MetadataResponse;
+  let timeZone: string;
+  let quota = '';
+  try {
+    md = await client.getMetadata(ctx);
+    // getMetadata does not say the time zone; a one-row report does, and proves runReport works
+    const probe = await client.runReport(ctx, {
+      dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
+      dimensions: [{ name: 'date' }],
+      metrics: [{ name: 'sessions' }],
+      limit: '1',
+      returnPropertyQuota: true,
+    });
+    timeZone = probe.metadata?.timeZone ?? '?';
+    const day = probe.propertyQuota?.tokensPerDay;
+    if (day) quota = `; ${day.remaining ?? 0} quota tokens left today`;
+  } catch (err) {
+    const message = describe(err);
+    const fix =
+      err instanceof PermanentError && /no access/.test(message)
+        ? `in Google Analytics: Admin > Property access management > + > Add users: ${tokens.account}, role Viewer; and check that ${p.id} is the numeric property id (Admin > Property details), not a G- measurement id`
+        : err instanceof PermanentError
+          ? 'check the property id and google.apiRootUrl'
+          : `the Data API at ${config.google.apiRootUrl} did not answer well; check network and google.apiRootUrl, then run check again`;
+    return [fail(what, message, fix), ...reportRows('not checked: no access to the property')];
+  }
+  const rows: CheckRow[] = [ok(what, `readable by ${tokens.account}; time zone ${timeZone}${quota}`)];
+  const dims = names(md.dimensions);
+  const mets = names(md.metrics);
+  for (const r of p.reports) {
+    const def = config.reports[r]!;
+    const unknown = [...def.dimensions.filter((d) => !dims.has(d)).map((d) => `dimension ${d}`), ...def.metrics.filter((m) => !mets.has(m)).map((m) => `metric ${m}`)];
+    const deprecated = [...def.dimensions, ...def.metrics].map((n) => dims.get(n) ?? mets.get(n)).filter((x): x is string => typeof x === 'string');
+    if (unknown.length) {
+      rows.push(
+        fail(
+          `${what} report ${r}`,
+          `unknown to property ${p.id}: ${unknown.join(', ')}`,
+          `fix reports.${r} in the config: names are the Data API's apiName (e.g. screenPageViews, not "Views"); custom ones are customEvent:NAME / customUser:NAME`,
+        ),
+      );
+    } else {
+      rows.push(ok(`${what} report ${r}`, `date + ${def.dimensions.length} ${plural(def.dimensions.length, 'dimension', 'dimensions')}, ${def.metrics.length} ${plural(def.metrics.length, 'metric', 'metrics')} known${deprecated.length ? `; deprecated names: ${deprecated.join(', ')}` : ''}; dates in ${timeZone}`));
+    }
+  }
+  return rows;
+}
+
+/** apiName -> undefined, and deprecated name -> "old (now new)". */
+function names(list: Array<{ apiName?: string | null; deprecatedApiNames?: string[] | null }> | undefined): Map<string, string | undefined> {
+  const m = new Map<string, string | undefined>();
+  for (const x of list ?? []) {
+    if (!x.apiName) continue;
+    m.set(x.apiName, undefined);
+    for (const old of x.deprecatedApiNames ?? []) m.set(old, `${old} (now ${x.apiName})`);
+  }
+  return m;
+}
+
+function plural(n: number, one: string, many: string): string {
+  return n === 1 ? one : many;
+}
+
+/** The table: a status, what was checked, the finding; a failing row's fix on the line below it. */
 export function formatTable(rows: CheckRow[]): string {
   const w = Math.max(...rows.map((r) => r.what.length));
-  return rows.map((r) => `${r.ok ? 'ok  ' : 'FAIL'}  ${r.what.padEnd(w)}  ${r.detail}`).join('\n');
+  const lines: string[] = [];
+  for (const r of rows) {
+    lines.push(`${r.status.padEnd(4)}  ${r.what.padEnd(w)}  ${r.detail}`);
+    if (r.fix) lines.push(`${' '.repeat(6 + w)}  fix: ${r.fix}`);
+  }
+  const failed = rows.filter((r) => r.status !== 'ok').length;
+  lines.push('', failed === 0 ? `all ${rows.length} checks passed` : `${failed} of ${rows.length} checks did not pass`);
+  return lines.join('\n');
 }
 
 export async function runCheck(config: Config, logger: Logger): Promise<number> {
   const rows = await checkAll(config, logger);
   process.stdout.write(`${formatTable(rows)}\n`);
-  return rows.every((r) => r.ok) ? 0 : 1;
+  return rows.every((r) => r.status === 'ok') ? 0 : 1;
 }
