@@ -87,7 +87,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
-    daemon = new Daemon({ config, logger, http: true });
+    daemon = new Daemon({ config, logger, http: true, continueBacklog: true });
     parts.push({ name: 'daemon', stop: () => daemon.stop() });
     await daemon.prepare();
     await daemon.startServices();

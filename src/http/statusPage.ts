@@ -1,80 +1,176 @@
-/** The status page, rendered on the server: plain HTML and inline SVG, no front-end build. */
+/**
+ * The status page, rendered on the server from the `/api/status` document: plain HTML with inline
+ * CSS and SVG, no script and no front-end build, so it works from `curl` to a locked-down browser.
+ * One card per property (its time zone, a chart of its main metric over the last 30 days, and a
+ * row per report), then the service accounts' tokens and the recent failures. It reloads itself
+ * every 30 s.
+ */
 import type { StatusDocument } from './server.js';
+
+type Report = StatusDocument['reports'][number];
+type Series = StatusDocument['series'][number];
 
 const esc = (s: unknown) =>
   String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-function ago(iso: string | null, now: number): string {
+/** "3 min ago", "in 5 h": relative to the document's own time, so the page is reproducible. */
+function relative(iso: string | null, now: number): string {
   if (!iso) return 'never';
   const s = Math.round((now - Date.parse(iso)) / 1000);
-  if (s < 0) return `in ${fmt(-s)}`;
-  return `${fmt(s)} ago`;
+  return s < 0 ? `in ${span(-s)}` : `${span(s)} ago`;
 }
 
-function fmt(s: number): string {
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} d`;
+function span(s: number): string {
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} d`;
 }
 
-function sparkline(points: Array<{ date: string; value: number }>): string {
-  if (points.length === 0) return '<span class="muted">no data yet</span>';
-  const w = 300;
-  const h = 60;
+const number = (v: number) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 2 }));
+
+/** A report is failing when its last error is newer than its last success. */
+function failing(r: Report): boolean {
+  return r.lastError !== null && (!r.lastSuccess || (r.lastErrorAt ?? '') > r.lastSuccess);
+}
+
+/** An area chart of one metric per day, with the range of values and dates as labels. */
+export function chart(s: Series): string {
+  // the last 30 of the property's own days (the query's window is the server's calendar)
+  const points = s.points.slice(-30);
+  if (points.length === 0) return '<p class="muted chart-empty">no data yet</p>';
+  const w = 960;
+  const h = 170;
+  const pad = { l: 52, r: 12, t: 12, b: 24 };
+  const iw = w - pad.l - pad.r;
+  const ih = h - pad.t - pad.b;
   const max = Math.max(1, ...points.map((p) => p.value));
-  const step = points.length > 1 ? w / (points.length - 1) : 0;
-  const coords = points.map((p, i) => `${(i * step).toFixed(1)},${(h - (p.value / max) * (h - 4) - 2).toFixed(1)}`).join(' ');
+  const x = (i: number) => pad.l + (points.length > 1 ? (i * iw) / (points.length - 1) : iw / 2);
+  const y = (v: number) => pad.t + ih - (v / max) * ih;
+  const line = points.map((p, i) => `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
+  const area = `${x(0).toFixed(1)},${pad.t + ih} ${line} ${x(points.length - 1).toFixed(1)},${pad.t + ih}`;
   const last = points[points.length - 1]!;
-  return `<svg class="chart" role="img" aria-label="last ${points.length} days, latest ${esc(last.value)} on ${esc(last.date)}" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><polyline fill="none" stroke="#2563eb" stroke-width="2" points="${coords}"/></svg>`;
+  const total = points.reduce((n, p) => n + p.value, 0);
+  const grid = [0, 0.5, 1]
+    .map((f) => {
+      const gy = (pad.t + ih - f * ih).toFixed(1);
+      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(Math.round(max * f)))}</text>`;
+    })
+    .join('');
+  const dots = points.map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`).join('');
+  return `<svg class="chart" role="img" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" aria-label="${esc(s.metric)} per day for property ${esc(s.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
+<g>${grid}</g>
+<polygon class="area" points="${area}"/><polyline class="line" points="${line}"/><g class="dots">${dots}</g>
+<text x="${pad.l}" y="${h - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${w - pad.r}" y="${h - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
+</svg>
+<p class="chart-note">${esc(s.metric)} per day (report ${esc(s.report)}): ${esc(number(total))} in ${points.length} days, ${esc(number(last.value))} on ${esc(last.date)}</p>`;
+}
+
+function reportRow(r: Report, now: number): string {
+  const bad = failing(r);
+  const state = r.running ? '<span class="pill run">running</span>' : bad ? '<span class="pill bad">failing</span>' : r.lastSuccess ? '<span class="pill ok">ok</span>' : '<span class="pill">waiting</span>';
+  return `<tr class="${bad ? 'bad' : ''}">
+<td><strong>${esc(r.report)}</strong></td><td>${state}</td>
+<td title="${esc(r.lastSuccess ?? '')}">${esc(relative(r.lastSuccess, now))}</td>
+<td>${esc(r.dataThrough ?? '—')}</td>
+<td class="num">${esc(r.storedDays)}</td>
+<td class="num${r.gaps > 0 ? ' warn' : ''}">${esc(r.gaps)}</td>
+<td class="num">${esc(r.datesPending ?? '—')}</td>
+<td title="${esc(r.nextRun ?? '')}">${esc(r.nextRun ? relative(r.nextRun, now) : '—')}</td>
+<td class="err">${r.lastError ? `${esc(r.lastError)} <span class="muted">(${esc(relative(r.lastErrorAt, now))})</span>` : ''}</td>
+</tr>`;
+}
+
+function propertyCard(id: string, reports: Report[], series: Series | undefined, now: number): string {
+  const tz = reports.find((r) => r.timeZone)?.timeZone ?? 'time zone not known yet';
+  const bad = reports.some(failing);
+  return `<section class="card property${bad ? ' failing' : ''}" data-property="${esc(id)}">
+<h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span></h3>
+${series ? chart(series) : '<p class="muted">no chart: the property has no report</p>'}
+<table class="reports"><thead><tr><th>report</th><th>state</th><th>last success</th><th>data through</th><th class="num">days</th><th class="num">gaps</th><th class="num">pending</th><th>next run</th><th>last error</th></tr></thead>
+<tbody>
+${reports.map((r) => reportRow(r, now)).join('\n')}
+</tbody></table>
+</section>`;
 }
 
 export function renderStatusPage(doc: StatusDocument): string {
   const now = Date.parse(doc.generatedAt);
-  const rows = doc.reports
-    .map(
-      (r) => `<tr class="${r.lastError && (!r.lastSuccess || (r.lastErrorAt ?? '') > r.lastSuccess) ? 'bad' : 'ok'}">
-  <td>${esc(r.property)}</td><td>${esc(r.report)}</td><td>${esc(r.timeZone ?? '?')}</td>
-  <td title="${esc(r.lastSuccess)}">${esc(ago(r.lastSuccess, now))}</td>
-  <td>${esc(r.dataThrough ?? '—')}</td><td>${esc(r.gaps)}</td><td>${esc(r.datesPending ?? '—')}</td>
-  <td title="${esc(r.nextRun)}">${r.running ? 'running now' : esc(ago(r.nextRun, now))}</td>
-  <td class="err">${esc(r.lastError ?? '')}</td></tr>`,
-    )
+  const properties = [...new Set(doc.reports.map((r) => r.property))];
+  const cards = properties
+    .map((p) => propertyCard(p, doc.reports.filter((r) => r.property === p), doc.series.find((s) => s.property === p), now))
     .join('\n');
+  const failingCount = doc.reports.filter(failing).length;
+  const badTokens = doc.tokens.filter((t) => !t.valid).length;
   const tokens = doc.tokens
-    .map((t) => `<tr class="${t.valid ? 'ok' : 'bad'}"><td>${esc(t.account)}</td><td>${esc(t.keyId)}</td><td>${t.valid ? 'valid' : 'NOT VALID'}</td><td>${esc(t.expiresAt ? ago(t.expiresAt, now) : '—')}</td><td class="err">${esc(t.lastError ?? '')}</td></tr>`)
-    .join('\n');
-  const charts = doc.series
-    .map((s) => `<figure><figcaption>${esc(s.property)} · ${esc(s.report)} · ${esc(s.metric)} (30 days)</figcaption>${sparkline(s.points)}</figure>`)
+    .map(
+      (t) => `<tr class="${t.valid ? '' : 'bad'}"><td>${esc(t.account)}</td><td class="mono">${esc(t.keyId || '—')}</td>
+<td>${t.valid ? '<span class="pill ok">valid</span>' : '<span class="pill bad">no valid token</span>'}</td>
+<td title="${esc(t.expiresAt ?? '')}">${esc(t.expiresAt ? relative(t.expiresAt, now) : '—')}</td>
+<td class="err">${t.lastError ? `${esc(t.lastError)}${t.failingSince ? ` <span class="muted">(failing since ${esc(relative(t.failingSince, now))})</span>` : ''}` : ''}</td></tr>`,
+    )
     .join('\n');
   const failures = doc.recentFailures
     .slice(0, 20)
-    .map((f) => `<li><time>${esc(f.at)}</time> ${esc(f.property)}/${esc(f.report)}: ${esc(f.error)}</li>`)
+    .map((f) => `<li><time datetime="${esc(f.at)}" title="${esc(f.at)}">${esc(relative(f.at, now))}</time> <strong>${esc(f.property)}/${esc(f.report)}</strong>: ${esc(f.error)}</li>`)
     .join('\n');
+  const summary = [
+    doc.database.reachable ? '<span class="pill ok">database reachable</span>' : `<span class="pill bad">database unreachable</span> <span class="err">${esc(doc.database.error)}</span>`,
+    badTokens ? `<span class="pill bad">${badTokens} of ${doc.tokens.length} tokens not valid</span>` : `<span class="pill ok">${doc.tokens.length} ${doc.tokens.length === 1 ? 'token' : 'tokens'} valid</span>`,
+    failingCount ? `<span class="pill bad">${failingCount} of ${doc.reports.length} reports failing</span>` : `<span class="pill ok">${doc.reports.length} reports ok</span>`,
+  ].join(' ');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ga-collector status</title>
+<html lang="en"><head><meta charset="utf-8"><title>${failingCount || badTokens || !doc.database.reachable ? '⚠ ' : ''}ga-collector status</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="30">
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#111}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
-tr.bad td{background:#fef2f2}.err{color:#b91c1c;max-width:40rem}.muted{color:#777}
-figure{display:inline-block;margin:0 1.5rem 1rem 0}figcaption{font-size:12px;color:#555}
+:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--ok:#1a7f37;--bad:#cf222e;--accent:#0969da}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:var(--fg);background:var(--bg)}
+header{background:#fff;border-bottom:1px solid var(--line);padding:1rem 1.5rem}
+header h1{font-size:20px;margin:0 0 .4rem}
+main{padding:1rem 1.5rem;max-width:1200px}
+h2{font-size:16px;margin:1.5rem 0 .6rem}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem}
+.card.failing{border-color:var(--bad)}
+.card h3{margin:0 0 .5rem;font-size:15px}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 0;background:#fff}
+td,th{border-bottom:1px solid var(--line);padding:.35rem .55rem;text-align:left;vertical-align:top}
+th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.warn{color:#9a6700;font-weight:600}
+tr.bad td{background:#fff5f5}
+.err{color:var(--bad);max-width:32rem;overflow-wrap:anywhere}
+.muted{color:var(--muted);font-weight:normal}
+.mono{font-family:ui-monospace,monospace;font-size:12px}
+.pill{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:12px;border:1px solid var(--line);color:var(--muted);white-space:nowrap}
+.pill.ok{color:var(--ok);border-color:#aceebb;background:#dafbe1}
+.pill.bad{color:var(--bad);border-color:#ffcecb;background:#ffebe9}
+.pill.run{color:var(--accent);border-color:#b6e3ff;background:#ddf4ff}
+svg.chart{width:100%;height:auto;display:block}
+svg.chart .grid{stroke:#eaeef2}
+svg.chart .axis{font-size:11px;fill:var(--muted)}
+svg.chart .area{fill:#0969da1f}
+svg.chart .line{fill:none;stroke:var(--accent);stroke-width:2}
+svg.chart .dots circle{fill:var(--accent)}
+.chart-note{margin:.2rem 0 .4rem;color:var(--muted);font-size:12px}
+ul#failures{padding-left:1.2rem}ul#failures li{margin:.2rem 0}
+footer{color:var(--muted);font-size:12px;padding:0 1.5rem 1.5rem}
 </style></head><body>
-<h1>ga-collector</h1>
-<p class="muted">version ${esc(doc.version)} · generated ${esc(doc.generatedAt)} · database ${doc.database.reachable ? 'reachable' : `<strong class="err">unreachable: ${esc(doc.database.error)}</strong>`}</p>
-<h2>Properties and reports</h2>
-<table id="reports"><thead><tr><th>property</th><th>report</th><th>time zone</th><th>last success</th><th>data through</th><th>gaps</th><th>pending</th><th>next run</th><th>last error</th></tr></thead>
-<tbody>
-${rows}
-</tbody></table>
-<h2>Charts</h2>
-<div id="charts">${charts || '<p class="muted">no data yet</p>'}</div>
+<header><h1>ga-collector</h1><div id="summary">${summary}</div></header>
+<main>
+<h2>Properties</h2>
+<div id="properties">
+${cards || '<p class="muted">no properties configured</p>'}
+</div>
 <h2>Service accounts</h2>
-<table id="tokens"><thead><tr><th>account</th><th>key id</th><th>token</th><th>expires</th><th>last error</th></tr></thead><tbody>
-${tokens}
-</tbody></table>
+<div class="card"><table id="tokens"><thead><tr><th>account</th><th>key id</th><th>token</th><th>expires</th><th>last error</th></tr></thead><tbody>
+${tokens || '<tr><td colspan="5" class="muted">no service accounts</td></tr>'}
+</tbody></table></div>
 <h2>Recent failures</h2>
-<ul id="failures">${failures || '<li class="muted">none</li>'}</ul>
+<div class="card"><ul id="failures">${failures || '<li class="muted">none</li>'}</ul></div>
+</main>
+<footer>version ${esc(doc.version)} · generated ${esc(doc.generatedAt)} · <a href="/api/status">/api/status</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></footer>
 </body></html>
 `;
 }

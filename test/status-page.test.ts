@@ -1,0 +1,109 @@
+/**
+ * The status page in a real browser: a running `ga-collector demo` (on the test database, fake
+ * Google inside), loaded in headless Chromium, must show both properties with their time zones,
+ * their reports and a chart each. The screenshot goes to test-output/status-page.png.
+ * Needs Debian's chromium (/usr/bin/chromium); without it, and only then, the browser test skips.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { renderStatusPage } from '../src/http/statusPage.js';
+import type { StatusDocument } from '../src/http/server.js';
+import { ROOT, startCli, testDb, waitFor, type TestDb } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = fs.existsSync(CHROMIUM);
+const SHOT = path.join(ROOT, 'test-output', 'status-page.png');
+
+describe('status page', () => {
+  let db: TestDb;
+  let demo: ReturnType<typeof startCli>;
+  let url: string;
+
+  before(async () => {
+    db = await testDb('statuspage');
+    demo = startCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_PORT: '0' } });
+    url = await waitFor(() => /status page:\s+(http:\/\/\S+)/.exec(demo.out.stdout)?.[1], { timeoutMs: 30_000, what: `the demo's status page address\n${demo.out.stdout}${demo.out.stderr}` });
+    await waitFor(() => /data is in after/.test(demo.out.stdout), { timeoutMs: 60_000, what: `the demo's data\n${demo.out.stdout}${demo.out.stderr}` });
+  });
+  after(async () => {
+    if (demo && demo.child.exitCode === null) {
+      demo.child.kill('SIGTERM');
+      await demo.exited;
+    }
+    await db?.drop();
+  });
+
+  it('is served as HTML with both properties, their reports and a chart each', async () => {
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+    const html = await res.text();
+    for (const [id, tz] of [['100001', 'America/Los_Angeles'], ['100002', 'Pacific/Auckland']]) {
+      assert.match(html, new RegExp(`Property ${id} <span class="muted">· ${tz.replace('/', '\\/')}`));
+    }
+    assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 2);
+    assert.doesNotMatch(html, /<script/i, 'no front-end code');
+  });
+
+  it('renders in headless Chromium: properties, reports, charts; screenshot saved', { skip: hasChromium ? false : `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)`, timeout: 30_000 }, async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const res = await page.goto(url);
+      assert.equal(res?.status(), 200);
+      const cards = page.locator('section.property');
+      assert.equal(await cards.count(), 2);
+      const headings = await page.locator('section.property h3').allInnerTexts();
+      assert.deepEqual(headings.map((h) => h.replace(/\s+/g, ' ')).sort(), ['Property 100001 · America/Los_Angeles', 'Property 100002 · Pacific/Auckland']);
+      for (const id of ['100001', '100002']) {
+        const card = page.locator(`section.property[data-property="${id}"]`);
+        // the chart is drawn: a visible SVG with a line through 30 days of points
+        const svg = card.locator('svg.chart');
+        assert.ok(await svg.isVisible(), `chart of ${id} visible`);
+        const box = await svg.boundingBox();
+        assert.ok(box && box.width > 300 && box.height > 80, `chart of ${id} has a size: ${JSON.stringify(box)}`);
+        const points = (await svg.locator('polyline.line').getAttribute('points'))!.trim().split(' ');
+        assert.ok(points.length >= 29, `${points.length} points`);
+        assert.deepEqual((await card.locator('table.reports tbody td:first-child').allInnerTexts()).sort(), ['daily', 'devices']);
+        assert.deepEqual(await card.locator('.pill').allInnerTexts(), ['ok', 'ok']);
+      }
+      assert.match(await page.locator('#tokens').innerText(), /demo-collector@ga-collector-demo\.iam\.gserviceaccount\.com\s+\w+\s+valid/);
+      fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+      await page.screenshot({ path: SHOT, fullPage: true });
+      assert.ok(fs.statSync(SHOT).size > 10_000, 'a real screenshot');
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe('status page rendering', () => {
+  const base: StatusDocument = {
+    generatedAt: '2026-03-10T12:00:00.000Z',
+    version: '0.0.0',
+    database: { reachable: true },
+    tokens: [{ account: 'a@p.iam.gserviceaccount.com', keyId: 'k1', valid: false, expiresAt: null, failingSince: '2026-03-10T11:00:00.000Z', lastError: 'token exchange refused' }],
+    reports: [
+      { property: '1', report: 'daily', timeZone: 'UTC', running: false, lastSuccess: '2026-03-09T12:00:00.000Z', lastRun: null, dataThrough: '2026-03-08', firstDate: '2026-02-01', storedDays: 30, gaps: 6, datesPending: 0, nextRun: '2026-03-11T04:00:00.000Z', lastError: '<b>403</b> no access', lastErrorAt: '2026-03-10T11:30:00.000Z' },
+    ],
+    recentFailures: [{ at: '2026-03-10T11:30:00.000Z', property: '1', report: 'daily', error: '<script>alert(1)</script>' }],
+    series: [{ property: '1', report: 'daily', metric: 'sessions', points: [] }],
+  };
+
+  it('escapes what it shows, marks failures, and says when there is no data yet', () => {
+    const html = renderStatusPage(base);
+    assert.doesNotMatch(html, /<script>alert|<b>403/);
+    assert.match(html, /&lt;b&gt;403&lt;\/b&gt; no access/);
+    assert.match(html, /<span class="pill bad">failing<\/span>/);
+    assert.match(html, /1 of 1 tokens not valid/);
+    assert.match(html, /no data yet/);
+    assert.match(html, /<td class="num warn">6<\/td>/, 'gaps stand out');
+    assert.match(html, /title="2026-03-09T12:00:00.000Z">24 h ago</);
+  });
+});
