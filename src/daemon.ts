@@ -10,6 +10,7 @@ import { Limiter } from './ga4/limiter.js';
 import { HttpServer, type StatusDocument, type StatusSource } from './http/server.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { resolveStartDate } from './schedule/planner.js';
@@ -31,6 +32,8 @@ export interface DaemonOptions {
   metrics?: Metrics;
   /** daemon mode: drain a backlog in turns instead of waiting for the next firing */
   continueBacklog?: boolean;
+  /** where backfill draws its progress bar (a TTY), if anywhere; progress is logged regardless */
+  progressBar?: NodeJS.WritableStream | null;
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
@@ -78,6 +81,7 @@ export class Daemon implements StatusSource {
       logger,
       now: this.now,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
+      progress: new ProgressTracker({ logger, bar: opts.progressBar ?? null, columns: process.stderr.columns ?? 80 }),
     });
     this.scheduler = new Scheduler({
       config,

@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (args.command === 'backfill') config = backfillConfig(config, args);
     const daemonMode = args.command === 'run' && !args.once;
-    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode });
+    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode, progressBar: args.command === 'backfill' && process.stderr.isTTY ? process.stderr : null });
   } catch (err) {
     return usageFailure(err);
   }

@@ -22,6 +22,7 @@ import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../stor
 import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { nextPacificMidnight, sleep } from '../ga4/client.js';
+import type { ProgressSink } from '../progress.js';
 import type { StatusBoard } from '../status.js';
 import { addDays, dateRange, daysBetween, localDate } from '../time.js';
 import { plan } from './planner.js';
@@ -67,6 +68,8 @@ export interface RunnerDeps {
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
+  /** told of planned ranges and stored batches (progress log, backfill's bar) */
+  progress?: ProgressSink;
 }
 
 export interface JobSpec {
@@ -206,6 +209,7 @@ export class JobRunner {
     }
     metrics.datesPending.set(labels, pending);
     state.datesPending = pending;
+    this.deps.progress?.start(job.propertyId, job.report, ranges);
 
     let rows = 0;
     let dates = 0;
@@ -221,6 +225,7 @@ export class JobRunner {
         dates += batch.length;
         pending -= batch.length;
         metrics.rowsWritten.inc(labels, n);
+        this.deps.progress?.advance(job.propertyId, job.report, batch.length, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);
         batch = [];
