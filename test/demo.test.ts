@@ -6,8 +6,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
+import path from 'node:path';
 import pg from 'pg';
-import { runCli, startCli, waitFor } from './helpers.js';
+import { ROOT, runCli, startCli, waitFor } from './helpers.js';
+
+/** The SQL examples of README.md, one statement each. */
+function readmeSql(): string[] {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  return blocks.flatMap((b) => b.split(/;\s*\n/)).map((s) => s.replace(/^--.*$/gm, '').trim()).filter(Boolean);
+}
 
 describe('ga-collector demo', () => {
   it('starts an embedded PostgreSQL, fetches 90 days for two properties, stops cleanly on SIGINT', { timeout: 90_000 }, async () => {
@@ -29,6 +37,12 @@ describe('ga-collector demo', () => {
         assert.deepEqual(rows.map((r) => [r.property_id, Number(r.n)]), [['100001', 90], ['100002', 90]]);
         const printed = await client.query(query[2]!);
         assert.equal(printed.rows.length, 10, 'the printed query works');
+        const examples = readmeSql();
+        assert.ok(examples.length >= 4, `${examples.length} README examples`);
+        for (const sql of examples) {
+          const res = await client.query(sql).catch((err: Error) => assert.fail(`README example fails: ${err.message}\n${sql}`));
+          if (!/missing/.test(sql)) assert.ok(res.rows.length > 0, `README example returns rows:\n${sql}`);
+        }
       } finally {
         await client.end();
       }
