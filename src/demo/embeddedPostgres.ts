@@ -171,7 +171,8 @@ export class EmbeddedPostgres {
           throw new Error(`initdb failed (exit ${init.status ?? init.signal}): ${(init.stderr || init.stdout || '').trim().split('\n').slice(-3).join(' ')}`);
         }
       }
-      const logFile = path.join(owned ? base : os.tmpdir(), owned ? 'postgres.log' : `ga-collector-pg-${process.pid}.log`);
+      // beside the data directory when it is ours, else inside the given one (PostgreSQL ignores stray files)
+      const logFile = owned ? path.join(base, 'postgres.log') : path.join(dataDir, 'ga-collector-postgres.log');
       for (let attempt = 1; ; attempt++) {
         const port = opts.port ?? (await freePort());
         const log = fs.openSync(logFile, 'a');
