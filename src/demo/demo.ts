@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import type { Config, ReportDefinition } from '../config.js';
 import { loadConfig } from '../config.js';
 import { Daemon } from '../daemon.js';
-import { describe } from '../errors.js';
+import { UsageError, describe } from '../errors.js';
 import { FakeGoogle } from '../fake-google/index.js';
 import { createLogger, redactUrl } from '../log.js';
 import { EmbeddedPostgres } from './embeddedPostgres.js';
@@ -60,6 +60,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let dbUrl: string;
   let embedded: EmbeddedPostgres | null = null;
   try {
+    // the environment's settings are checked before anything starts
+    baseConfig(env);
     const external = env['DATABASE_URL'];
     if (external) {
       dbUrl = external;
@@ -104,7 +106,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } catch (err) {
     process.stderr.write(`ga-collector demo: ${describe(err)}\n`);
     await stopAll();
-    return 1;
+    // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) is bad input
+    return err instanceof UsageError ? 2 : 1;
   }
 
   return new Promise<number>((resolve) => {
@@ -128,12 +131,19 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   });
 }
 
-async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: string, keyFile: string, fake: FakeGoogle): Promise<Config> {
-  // Defaults and environment overrides (port, log level, concurrency) from the one schema;
-  // a config file would make this something other than the demo, so GA_COLLECTOR_CONFIG is left out.
+/**
+ * Defaults and environment overrides (port, log level, concurrency) from the one schema; a config
+ * file would make this something other than the demo, so GA_COLLECTOR_CONFIG is left out, and so
+ * is what the demo sets itself (properties, key, Google's URLs).
+ */
+function baseConfig(env: NodeJS.ProcessEnv): Config {
   const rest = { ...env };
   for (const k of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL']) delete rest[k];
-  const base = loadConfig({ env: { ...rest, DATABASE_URL: dbUrl }, requireDatabase: true, requireCredentials: false });
+  return loadConfig({ env: rest, requireDatabase: false, requireCredentials: false });
+}
+
+async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: string, keyFile: string, fake: FakeGoogle): Promise<Config> {
+  const base = baseConfig(env);
   const port = env['GA_COLLECTOR_HTTP_PORT'] ? base.http.port : await portOr(base.http.host, base.http.port);
   return {
     ...base,

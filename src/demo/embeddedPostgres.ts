@@ -102,10 +102,11 @@ function runAs(): { uid: number; gid: number; name: string } | null {
  * Binaries under a directory the server's user cannot enter (a clone in /root) are copied to a
  * temp directory it can read; returns the binaries to use.
  */
-function reachableBinaries(bin: Binaries, user: { uid: number; gid: number } | null, scratch: string): Binaries {
+function reachableBinaries(bin: Binaries, user: { uid: number; gid: number } | null, scratchDir: () => string): Binaries {
   if (!user) return bin;
   const probe = spawnSync(bin.postgres, ['--version'], { uid: user.uid, gid: user.gid, stdio: 'ignore' });
   if (probe.status === 0) return bin;
+  const scratch = scratchDir();
   const nativeDir = path.dirname(path.dirname(bin.postgres));
   const copy = path.join(scratch, 'native');
   execFileSync('cp', ['-a', nativeDir, copy]);
@@ -145,6 +146,8 @@ export class EmbeddedPostgres {
     private readonly removeDir: string | null,
     private readonly child: ChildProcess,
     readonly logFile: string,
+    /** a copy of the binaries made for this server, removed on stop */
+    private readonly binCopy: string | null = null,
   ) {}
 
   /** initdb (unless the directory is already a cluster), start, wait until it accepts connections. */
@@ -155,9 +158,12 @@ export class EmbeddedPostgres {
     const base = owned ? fs.mkdtempSync(path.join(os.tmpdir(), 'ga-collector-pg-')) : path.resolve(opts.dataDir!);
     const dataDir = owned ? path.join(base, 'data') : base;
     const keep = !owned || opts.keep === true;
+    let binCopy: string | null = null;
     try {
       fs.mkdirSync(base, { recursive: true });
-      const bin = reachableBinaries(bin0, user, owned ? base : fs.mkdtempSync(path.join(os.tmpdir(), 'ga-collector-pgbin-')));
+      // a copy of the binaries, when one is needed, lives beside the data directory we own, else in
+      // a temp directory of its own that stop() removes
+      const bin = reachableBinaries(bin0, user, () => (owned ? base : (binCopy = fs.mkdtempSync(path.join(os.tmpdir(), 'ga-collector-pgbin-')))));
       const ids = user ? { uid: user.uid, gid: user.gid } : {};
       if (user) fs.chownSync(base, user.uid, user.gid);
       const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', TZ: process.env['TZ'] ?? 'UTC' };
@@ -183,7 +189,7 @@ export class EmbeddedPostgres {
         );
         fs.closeSync(log);
         const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-        const server = new EmbeddedPostgres(url, port, dataDir, keep ? null : base, child, logFile);
+        const server = new EmbeddedPostgres(url, port, dataDir, keep ? null : base, child, logFile, binCopy);
         server.watch();
         try {
           await server.waitReady(opts.startTimeoutMs ?? 30_000);
@@ -197,6 +203,7 @@ export class EmbeddedPostgres {
       }
     } catch (err) {
       if (!keep) fs.rmSync(base, { recursive: true, force: true });
+      if (binCopy) fs.rmSync(binCopy, { recursive: true, force: true });
       throw err;
     }
   }
@@ -211,6 +218,7 @@ export class EmbeddedPostgres {
       const done = () => {
         clearTimeout(hard);
         if (this.removeDir) fs.rmSync(this.removeDir, { recursive: true, force: true });
+        if (this.binCopy) fs.rmSync(this.binCopy, { recursive: true, force: true });
         resolve();
       };
       const hard = setTimeout(() => this.child.kill('SIGQUIT'), 10_000);
