@@ -16,12 +16,6 @@ export const MAIN = path.join(ROOT, 'dist', 'main.js');
 /** Where a local server is looked for when no URL is given (overridable, e.g. to prove the fallback). */
 export const DEFAULT_DATABASE_URL = process.env['TEST_DEFAULT_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/**
- * The URL the environment names, if any (`embedded` is not a URL: it asks for the embedded server).
- * Prefer baseDatabaseUrl(), which also falls back to an embedded server.
- */
-export const BASE_DATABASE_URL = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? DEFAULT_DATABASE_URL;
-
 let baseUrl: Promise<string> | undefined;
 
 /**

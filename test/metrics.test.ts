@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
-import { BASE_DATABASE_URL, ROOT, SA_EMAIL, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
+import { ROOT, SA_EMAIL, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 import { TcpProxy, get, parseExposition, promtool, startDaemon, valueOf, type DaemonProcess, type Family } from './ops-helpers.js';
 
 const LA = '111111';
@@ -45,7 +45,7 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
     g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: DENIED, timeZone: 'Europe/Berlin', grant: false }]);
     g.fake.setQuota(LA, { tokensPerHour: HOUR_QUOTA, tokensPerDay: DAY_QUOTA });
     // The daemon reaches PostgreSQL through a proxy the test can cut.
-    const pgUrl = new URL(BASE_DATABASE_URL);
+    const pgUrl = new URL(db.url);
     proxy = new TcpProxy(pgUrl.hostname, Number(pgUrl.port || 5432));
     await proxy.open();
     pgUrl.host = `127.0.0.1:${proxy.port}`;

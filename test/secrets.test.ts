@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { BASE_DATABASE_URL, runCli, startFake, testDb, waitFor, writeConfig, writeJson, type FakeSetup, type TestDb } from './helpers.js';
+import { runCli, startFake, testDb, waitFor, writeConfig, writeJson, type FakeSetup, type TestDb } from './helpers.js';
 import { get, startDaemon } from './ops-helpers.js';
 
 const LA = '111111';
@@ -33,11 +33,11 @@ describe('no secret in logs, metrics, status or errors', { timeout: 60_000 }, ()
 
   before(async () => {
     db = await testDb('secrets');
-    admin = new pg.Pool({ connectionString: BASE_DATABASE_URL, max: 1 });
-    const dbName = new URL(BASE_DATABASE_URL).pathname.slice(1) || 'postgres';
+    admin = new pg.Pool({ connectionString: db.url, max: 1 });
+    const dbName = new URL(db.url).pathname.slice(1) || 'postgres';
     await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
     await admin.query(`GRANT CREATE ON DATABASE "${dbName}" TO ${role}`);
-    const u = new URL(BASE_DATABASE_URL);
+    const u = new URL(db.url);
     u.username = role;
     u.password = password;
     dbUrl = u.toString();
