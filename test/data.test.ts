@@ -8,6 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { generateReport } from '../src/fake-google/index.js';
 import { lockKey } from '../src/store/locks.js';
+import { PermanentError } from '../src/errors.js';
+import { fetchTotals, fetchTotalsIfServed } from '../src/ga4/totals.js';
+import { createLogger } from '../src/log.js';
 import { addDays, localDate } from '../src/time.js';
 import { makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
 
@@ -304,6 +307,48 @@ describe("GA's per-date totals", () => {
         if (Number(row.total_users) < Number(row.row_users)) fewer++;
       }
       assert.ok(fewer > 0, 'totalUsers is not the sum of its rows');
+    } finally {
+      await daemon.stop(0);
+      await g.stop();
+      await db.drop();
+    }
+  });
+});
+
+describe('totals from a less capable endpoint', () => {
+  const def = { name: 'r', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 };
+  const ctx = { propertyId: '1', tokens: {} as never, logger: createLogger('silent') };
+  const total = (v: string) => ({ metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }], totals: [{ dimensionValues: [{ value: 'RESERVED_TOTAL' }, { value: 'RESERVED_TOTAL' }], metricValues: [{ value: v }] }] });
+
+  it('asks one date at a time when several named ranges are refused', async () => {
+    const asked: number[] = [];
+    const client = {
+      runReport: async (_: unknown, body: { dateRanges: Array<{ startDate: string }> }) => {
+        asked.push(body.dateRanges.length);
+        if (body.dateRanges.length > 1) throw new PermanentError('several ranges refused', 'invalid_argument');
+        return total(body.dateRanges[0]!.startDate.slice(-2));
+      },
+    } as never;
+    const t = await fetchTotals(client, ctx, def, ['2024-01-01', '2024-01-02', '2024-01-03']);
+    assert.deepEqual([...t!.entries()], [['2024-01-01', ['01']], ['2024-01-02', ['02']], ['2024-01-03', ['03']]]);
+    assert.deepEqual(asked, [3, 1, 1, 1]);
+  });
+
+  it('stores the report without totals when TOTAL is refused altogether', async () => {
+    const client = { runReport: async () => { throw new PermanentError('metricAggregations not supported', 'invalid_argument'); } } as never;
+    assert.equal(await fetchTotalsIfServed(client, ctx, def, ['2024-01-01']), null);
+  });
+
+  it('a report by date alone has a totals view that is the report itself', async () => {
+    const db = await testDb('totalsview');
+    const g = await startFake([{ id: A, timeZone: 'UTC' }]);
+    const daemon = await makeDaemon(db, g, { properties: [{ id: A }], reports: { daily: { metrics: ['sessions', 'totalUsers'], startDate: '3daysAgo' } } });
+    try {
+      await daemon.scheduler.runOnce();
+      const a = await db.query(`SELECT * FROM "${db.schema}".daily ORDER BY date`);
+      const b = await db.query(`SELECT * FROM "${db.schema}".daily_totals ORDER BY date`);
+      assert.equal(b.length, 3);
+      assert.deepEqual(b, a);
     } finally {
       await daemon.stop(0);
       await g.stop();

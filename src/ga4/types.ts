@@ -31,7 +31,8 @@ export interface DayData {
   date: string;
   rows: ReportRow[];
   meta: ResponseMeta;
-  /** GA's own totals for the date (reports with dimensions only); null when GA had no data */
+  /** GA's own totals for the date (reports with dimensions only): null when GA had no data for it,
+   * undefined when totals could not be fetched (the stored ones are then left as they are) */
   totals?: Array<string | number> | null;
 }
 

@@ -12,7 +12,7 @@ import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { Ga4Client } from '../ga4/client.js';
 import { fetchRange } from '../ga4/report.js';
-import { fetchTotals } from '../ga4/totals.js';
+import { fetchTotalsIfServed } from '../ga4/totals.js';
 import { hasTotals } from '../store/reportTables.js';
 import type { DayData, PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
@@ -233,7 +233,7 @@ export class JobRunner {
       };
       // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
       const totals = hasTotals(def)
-        ? await fetchTotals(this.deps.client, ctx, def, dateRange(start, end), onQuota)
+        ? await fetchTotalsIfServed(this.deps.client, ctx, def, dateRange(start, end), onQuota)
         : null;
       const days = fetchRange(this.deps.client, ctx, def, start, end, {
         pageSize: config.fetch.pageSize,

@@ -59,7 +59,8 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
     if (hasTotals(def)) {
       const totals = qualified(schema, totalsName(def));
       const withTotals = days.filter((d) => d.totals);
-      await client.query(`DELETE FROM ${totals} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
+      const replaced = days.filter((d) => d.totals !== undefined).map((d) => d.date);
+      if (replaced.length) await client.query(`DELETE FROM ${totals} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, replaced]);
       if (withTotals.length) {
         const metricCols = cols.metrics.map(ident).join(', ');
         const args = cols.metricTypes.map((t, i) => `$${i + 3}::${t}[]`).join(', ');

@@ -74,8 +74,27 @@ async function ensureOne(client: import('pg').PoolClient, schema: string, def: R
      )`,
   );
   await client.query(`CREATE INDEX IF NOT EXISTS ${ident(`${def.name}_property_date_idx`)} ON ${table} (property_id, date)`);
-  if (hasTotals(def)) {
-    const totals = qualified(schema, totalsName(def));
+  for (const c of cols.dims) {
+    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
+  }
+  for (const [i, c] of cols.metrics.entries()) {
+    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+  }
+  const totals = qualified(schema, totalsName(def));
+  const existing = await client.query<{ relkind: string }>(
+    `SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, totalsName(def)],
+  );
+  const kind = existing.rows[0]?.relkind;
+  if (!hasTotals(def)) {
+    // A report by date alone is its own per-date total: the relation is a view of it, so every
+    // report has a `<report>_totals` to query. (A totals table left by an earlier definition stays.)
+    if (kind === undefined || kind === 'v') {
+      await client.query(`DROP VIEW IF EXISTS ${totals}`);
+      await client.query(`CREATE VIEW ${totals} AS SELECT property_id, date, ${cols.metrics.map(ident).join(', ')} FROM ${table}`);
+    }
+  } else {
+    if (kind === 'v') await client.query(`DROP VIEW ${totals}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${totals} (
          property_id text NOT NULL,
@@ -87,12 +106,6 @@ async function ensureOne(client: import('pg').PoolClient, schema: string, def: R
     for (const [i, c] of cols.metrics.entries()) {
       await client.query(`ALTER TABLE ${totals} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
     }
-  }
-  for (const c of cols.dims) {
-    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
-  }
-  for (const [i, c] of cols.metrics.entries()) {
-    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
   }
   const prev = await client.query<{ dimensions: string[]; metrics: string[] }>(
     `SELECT dimensions, metrics FROM ${qualified(schema, 'report_definitions')} WHERE report = $1`,
