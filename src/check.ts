@@ -9,7 +9,7 @@ import { TokenManager, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
-import { Ga4Client, type MetadataResponse } from './ga4/client.js';
+import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './log.js';
@@ -144,7 +144,7 @@ async function checkProperty(
       dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
       dimensions: [{ name: 'date' }],
       metrics: [{ name: 'sessions' }],
-      limit: '1',
+      limit: int64(1),
       returnPropertyQuota: true,
     });
     timeZone = probe.metadata?.timeZone ?? '?';

@@ -13,6 +13,15 @@ import type { Metrics } from '../metrics.js';
 import { Limiter } from './limiter.js';
 
 export type RunReportRequest = analyticsdata_v1beta.Schema$RunReportRequest;
+
+/**
+ * An int64 request field (limit, offset). The generated types say string, Google's JSON mapping
+ * takes a number or a decimal string; we send a JSON number, which no reader can mistake for text
+ * (a string offset added to a limit concatenates in JavaScript).
+ */
+export function int64(n: number): string {
+  return n as unknown as string;
+}
 export type RunReportResponse = analyticsdata_v1beta.Schema$RunReportResponse;
 export type MetadataResponse = analyticsdata_v1beta.Schema$Metadata;
 

@@ -8,7 +8,7 @@
 import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import { addDays } from '../time.js';
-import type { CallContext, Ga4Client, RunReportRequest, RunReportResponse } from './client.js';
+import { int64, type CallContext, type Ga4Client, type RunReportRequest, type RunReportResponse } from './client.js';
 import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
 
 export interface FetchRangeOptions {
@@ -24,9 +24,8 @@ export function buildRequest(def: ReportDefinition, start: string, end: string, 
     dateRanges: [{ startDate: start, endDate: end }],
     dimensions: [{ name: 'date' }, ...def.dimensions.map((name) => ({ name }))],
     metrics: def.metrics.map((name) => ({ name })),
-    // int64 fields travel as strings in Google's JSON mapping
-    limit: String(limit),
-    offset: String(offset),
+    limit: int64(limit),
+    offset: int64(offset),
     orderBys: [
       { dimension: { dimensionName: 'date' } },
       ...def.dimensions.map((dimensionName) => ({ dimension: { dimensionName } })),

@@ -8,7 +8,7 @@
  */
 import type { ReportDefinition } from '../config.js';
 import { PermanentError, RetryableError, describe } from '../errors.js';
-import type { CallContext, Ga4Client } from './client.js';
+import { int64, type CallContext, type Ga4Client } from './client.js';
 import { metricValue } from './report.js';
 import type { PropertyQuota } from './types.js';
 
@@ -77,7 +77,7 @@ async function fetchChunk(
     dimensions: [{ name: 'date' }, ...def.dimensions.map((name) => ({ name }))],
     metrics: def.metrics.map((name) => ({ name })),
     metricAggregations: ['TOTAL'],
-    limit: '1',
+    limit: int64(1),
     returnPropertyQuota: true,
   });
   if (res.propertyQuota) onQuota?.(res.propertyQuota as PropertyQuota);

@@ -21,10 +21,10 @@ import { replaceDays } from '../store/dayWriter.js';
 import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
-import { nextPacificMidnight, sleep } from '../ga4/client.js';
+import { int64, nextPacificMidnight, sleep } from '../ga4/client.js';
 import type { ProgressSink } from '../progress.js';
 import type { StatusBoard } from '../status.js';
-import { addDays, dateRange, daysBetween, localDate } from '../time.js';
+import { addDays, dateRange, daysBetween, isValidTimeZone, localDate } from '../time.js';
 import { plan } from './planner.js';
 
 /**
@@ -271,12 +271,16 @@ export class JobRunner {
       dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
       dimensions: [{ name: 'date' }],
       metrics: [{ name: def.metrics[0]! }],
-      limit: '1',
+      limit: int64(1),
       returnPropertyQuota: true,
     });
     if (res.propertyQuota) this.recordQuota(job.propertyId, res.propertyQuota as PropertyQuota);
-    const tz = res.metadata?.timeZone;
-    if (!tz) throw new PermanentError(`property ${job.propertyId}: the Data API did not say the property's time zone`, 'no_time_zone');
+    let tz = res.metadata?.timeZone;
+    if (!tz || !isValidTimeZone(tz)) {
+      // Google always says; should an endpoint not, UTC is a usable calendar and the log says so
+      this.deps.logger.warn({ event: 'time_zone_unknown', property: job.propertyId, got: tz ?? null }, 'the Data API did not give a usable time zone; using UTC');
+      tz = 'UTC';
+    }
     await saveProperty(db, this.deps.config.database.schema, job.propertyId, tz, res.metadata?.currencyCode ?? null);
     return tz;
   }
