@@ -109,8 +109,11 @@ function components(seedKey: string, visits: number, revision: number): Componen
 /**
  * Unfiltered rows of one day, in ascending order of their dimension values.
  * `dimensions` are the requested dimensions without `date`, in request order.
+ * With `rowsPerDay` (benchmarks that need a known volume), the day instead has
+ * the first `rowsPerDay` combinations of the dimensions' value sets (fewer
+ * when there are not that many), each with a few visits.
  */
-export function generateComponents(propertyId: string, date: string, dimensions: string[], revision: number): ComponentRow[] {
+export function generateComponents(propertyId: string, date: string, dimensions: string[], revision: number, rowsPerDay?: number): ComponentRow[] {
   const defs = dimensions.map((name) => {
     const def = dimensionDef(name);
     if (!def) throw new Error(`unknown dimension ${name}`);
@@ -119,7 +122,21 @@ export function generateComponents(propertyId: string, date: string, dimensions:
   const dimKey = dimensions.join(',');
   const draws = dayDraws(propertyId, date);
   const visits = new Map<string, { dims: string[]; n: number }>();
-  if (defs.every((d) => d.derive)) {
+  if (rowsPerDay !== undefined) {
+    const sets = defs.map((d) => (d.derive ? [d.derive(date)] : d.values ?? ['']));
+    const total = sets.reduce((n, s) => n * s.length, 1);
+    for (let i = 0; i < Math.min(rowsPerDay, total); i++) {
+      // mixed-radix digits of i pick one value per dimension, the last dimension varying fastest
+      let rest = i;
+      const dims = new Array<string>(sets.length);
+      for (let k = sets.length - 1; k >= 0; k--) {
+        const set = sets[k]!;
+        dims[k] = set[rest % set.length] ?? '';
+        rest = Math.floor(rest / set.length);
+      }
+      visits.set(dims.join('\u0000'), { dims, n: 1 + (hash32(`n|${propertyId}|${date}|${i}`) % 20) });
+    }
+  } else if (defs.every((d) => d.derive)) {
     const dims = defs.map((d) => d.derive?.(date) ?? '');
     visits.set(dims.join('\u0000'), { dims, n: draws });
   } else {
@@ -202,9 +219,11 @@ export function generateReport(args: {
   metrics: string[];
   revision?: number;
   keepEmptyRows?: boolean;
+  /** as the property's `rowsPerDay` */
+  rowsPerDay?: number;
 }): Array<{ dims: string[]; values: number[] }> {
   for (const m of args.metrics) if (!metricType(m)) throw new Error(`unknown metric ${m}`);
-  return generateComponents(args.propertyId, args.date, args.dimensions, args.revision ?? 0)
+  return generateComponents(args.propertyId, args.date, args.dimensions, args.revision ?? 0, args.rowsPerDay)
     .map((row) => ({ dims: row.dims, values: args.metrics.map((m) => metricValue(row.c, m)) }))
     .filter((row) => args.keepEmptyRows || args.metrics.length === 0 || row.values.some((v) => v !== 0));
 }

@@ -131,14 +131,14 @@ function buildRows(state: FakeState, property: Property, req: ReportRequest, tod
   const covered = new Set(spans.flat());
   const revisionOf = revisionsFor(state, property, covered, today, req.offset === 0);
   const { offset: _offset, limit: _limit, limitGiven: _given, returnPropertyQuota: _quota, aggregations: _agg, ...shape } = req;
-  const cacheKey = JSON.stringify([property.id, property.dataFrom, today, shape, [...covered].map(revisionOf)]);
+  const cacheKey = JSON.stringify([property.id, property.dataFrom, property.rowsPerDay, today, shape, [...covered].map(revisionOf)]);
   const cached = cacheFor(state).get(cacheKey);
   if (cached) return cached;
   const all: Row[] = [];
   for (const [rangeIndex, dates] of spans.entries()) {
     const groups = new Map<string, { dims: string[]; parts: Components[] }>();
     for (const date of dates) {
-      for (const row of generateComponents(property.id, date, nonDate, revisionOf(date))) {
+      for (const row of generateComponents(property.id, date, nonDate, revisionOf(date), property.rowsPerDay)) {
         const dims = positions.map((p) => (p < 0 ? compactDate(date) : row.dims[p] ?? ''));
         if (multi) dims.push(req.dateRanges[rangeIndex]?.name ?? '');
         const key = dims.join('\u0000');

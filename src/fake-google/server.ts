@@ -156,7 +156,10 @@ export class FakeGoogle {
     assertTimeZone(p.timeZone);
     const dataFrom = p.dataFrom ?? '2020-01-01';
     if (!isIsoDate(dataFrom)) throw new Error(`dataFrom must be YYYY-MM-DD: ${dataFrom}`);
-    this.state.properties.set(p.id, { id: p.id, timeZone: p.timeZone, currencyCode: p.currencyCode ?? 'USD', dataFrom });
+    if (p.rowsPerDay !== undefined && !(Number.isInteger(p.rowsPerDay) && p.rowsPerDay >= 1)) throw new Error(`rowsPerDay must be a positive integer: ${p.rowsPerDay}`);
+    this.state.properties.set(p.id, {
+      id: p.id, timeZone: p.timeZone, currencyCode: p.currencyCode ?? 'USD', dataFrom, ...(p.rowsPerDay !== undefined ? { rowsPerDay: p.rowsPerDay } : {}),
+    });
   }
 
   grant(clientEmail: string, propertyId: string): void {

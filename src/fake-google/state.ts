@@ -20,6 +20,7 @@ export interface Property {
   timeZone: string;
   currencyCode: string;
   dataFrom: string;
+  rowsPerDay?: number;
 }
 
 export interface IssuedToken {

@@ -88,6 +88,11 @@ export interface PropertySpec {
   currencyCode?: string;
   /** YYYY-MM-DD; no rows before it. Default 2020-01-01. */
   dataFrom?: string;
+  /**
+   * Exactly this many rows per day (up to the number of combinations of the requested
+   * dimensions' values), for benchmarks that need a known volume. Default: drawn from visits.
+   */
+  rowsPerDay?: number;
 }
 
 export interface AccountSpec {

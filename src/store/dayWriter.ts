@@ -2,16 +2,15 @@
  * Replacing dates whole. For each property, report and date, the old rows are deleted and the new
  * ones inserted in one transaction together with the date's ledger row, so a reader sees either the
  * old set or the new one, never a mix, a duplicate or a partial day; a crash mid-write leaves the
- * old date untouched. Rows go in as arrays through `unnest`, one statement per chunk, never one
- * INSERT per row.
+ * old date untouched. Rows go in with COPY (copyRows.ts) straight into the table, inside that
+ * transaction: no staging table, never one INSERT per row.
  */
 import type { ReportDefinition } from '../config.js';
 import type { DayData } from '../ga4/types.js';
 import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';
+import { copyRows } from './copyRows.js';
 import { hasTotals, reportColumns, totalsName } from './reportTables.js';
-
-const CHUNK_ROWS = 20_000;
 
 export interface WriteDaysArgs {
   schema: string;
@@ -28,34 +27,12 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
   if (days.length === 0) return 0;
   const table = qualified(schema, def.name);
   const cols = reportColumns(def);
-  const columnList = ['date', ...cols.dims, ...cols.metrics].map(ident).join(', ');
-  const types = ['date', ...cols.dims.map(() => 'text'), ...cols.metricTypes];
-  const unnestArgs = types.map((t, i) => `$${i + 2}::${t}[]`).join(', ');
-  const insertSql = `INSERT INTO ${table} (property_id, ${columnList}) SELECT $1, * FROM unnest(${unnestArgs})`;
+  const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
   let written = 0;
   await client.query('BEGIN');
   try {
     await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
-    let buffer: DayData['rows'] = [];
-    const flush = async () => {
-      if (buffer.length === 0) return;
-      const columns: unknown[][] = types.map(() => new Array(buffer.length));
-      buffer.forEach((r, j) => {
-        columns[0]![j] = r.date;
-        r.dims.forEach((v, k) => (columns[1 + k]![j] = v));
-        r.metrics.forEach((v, k) => (columns[1 + cols.dims.length + k]![j] = v));
-      });
-      await client.query(insertSql, [propertyId, ...columns]);
-      written += buffer.length;
-      buffer = [];
-    };
-    for (const day of days) {
-      for (const row of day.rows) {
-        buffer.push(row);
-        if (buffer.length >= CHUNK_ROWS) await flush();
-      }
-    }
-    await flush();
+    if (days.some((d) => d.rows.length > 0)) written = await copyRows(client, table, columns, propertyId, days);
     if (hasTotals(def)) {
       const totals = qualified(schema, totalsName(def));
       const withTotals = days.filter((d) => d.totals);
