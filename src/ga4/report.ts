@@ -3,12 +3,14 @@
  * request (the `date` dimension always first), walks the pages with limit/offset until `rowCount`
  * rows have arrived, converts the string values by the metric headers' types, and yields each date
  * as soon as it is complete. Rows are ordered by date (then every dimension, so paging is stable),
- * so only the one date that straddles a page boundary is held back: memory is bounded by a page.
+ * so only the one date that straddles a page boundary is held back; the next page is requested
+ * while the current one is consumed, so memory is bounded by two pages.
  */
 import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import { addDays } from '../time.js';
 import { int64, type CallContext, type Ga4Client, type RunReportRequest, type RunReportResponse } from './client.js';
+import { parsePageText } from './pageText.js';
 import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
 
 export interface FetchRangeOptions {
@@ -48,9 +50,10 @@ export async function* fetchRange(
   let meta: ResponseMeta | null = null;
   let nextDate = start; // first date not yet yielded
   let pending: ReportRow[] = []; // rows of dates not yet known to be complete
+  let next = prefetch(client, ctx, buildRequest(def, start, end, 0, opts.pageSize));
   for (;;) {
-    const res = await client.runReport(ctx, buildRequest(def, start, end, offset, opts.pageSize));
-    const page = parsePage(res, def, start, end, ctx);
+    const page = parsePageText(await next, def, start, end, ctx);
+    const res = page.response;
     if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
     if (meta === null) {
       meta = page.meta;
@@ -73,12 +76,15 @@ export async function* fetchRange(
     if (offset > expected) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
     }
-    pending.push(...page.rows);
+    for (const row of page.rows) pending.push(row); // not push(...rows): a page can exceed the argument limit
+    const done = offset >= expected;
+    // Ask for the next page before this one's dates are handed on: Google and the network work
+    // while the caller stores them. At most one page is read ahead, so memory stays bounded.
+    if (!done) next = prefetch(client, ctx, buildRequest(def, start, end, offset, opts.pageSize));
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     if (last !== null && pending[0]!.date < nextDate) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
     }
-    const done = offset >= expected;
     // Every date before the last row's date is complete (rows are ordered by date); at the end, all are.
     const completeThrough = done ? end : last !== null ? addDays(last, -1) : null;
     if (completeThrough !== null) {
@@ -121,6 +127,13 @@ export function metricValue(raw: string | null | undefined, integer: boolean, ba
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw bad(`metric value ${JSON.stringify(v)}`);
   return n;
+}
+
+/** A request started ahead of its use; a failure surfaces where it is awaited, never as an unhandled rejection. */
+function prefetch(client: Ga4Client, ctx: CallContext, body: RunReportRequest): Promise<string> {
+  const p = client.runReportText(ctx, body);
+  p.catch(() => undefined);
+  return p;
 }
 
 interface Page {
