@@ -298,21 +298,23 @@ describe('bad responses are never data', () => {
     });
   }
 
+  // the page loop reads response bodies as bytes (ga4/pageRows.ts)
+  const body = (res: unknown) => Buffer.from(JSON.stringify(res));
   const drain = async (pages: AsyncIterable<unknown>) => {
     for await (const _ of pages) void _;
   };
   it('refuses pages that end before rowCount rows arrived', async () => {
     let call = 0;
-    const client = { runReport: async () => (call++ === 0 ? { ...ok, rowCount: 5 } : { ...ok, rows: undefined, rowCount: 5 }) } as never;
+    const client = { runReportBytes: async () => body(call++ === 0 ? { ...ok, rowCount: 5 } : { ...ok, rows: undefined, rowCount: 5 }) } as never;
     await assert.rejects(drain(fetchRange(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 1 })), /empty but rowCount is 5/);
   });
   it('refuses a rowCount that changes between pages', async () => {
     let call = 0;
-    const client = { runReport: async () => ({ ...ok, rowCount: call++ === 0 ? 5 : 6 }) } as never;
+    const client = { runReportBytes: async () => body({ ...ok, rowCount: call++ === 0 ? 5 : 6 }) } as never;
     await assert.rejects(drain(fetchRange(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 1 })), /rowCount changed between pages/);
   });
   it('refuses the same row twice across pages', async () => {
-    const client = { runReport: async () => ({ ...ok, rowCount: 3 }) } as never;
+    const client = { runReportBytes: async () => body({ ...ok, rowCount: 3 }) } as never;
     await assert.rejects(drain(fetchRange(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 1 })), /same row twice/);
   });
 });

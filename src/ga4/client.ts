@@ -53,7 +53,6 @@ export interface Ga4ClientOptions {
 /** Google's limit of concurrent requests per standard property. */
 const PROPERTY_CONCURRENCY = 10;
 const HOUR_MS = 3_600_000;
-const utf8 = new TextDecoder();
 
 export class Ga4Client {
   private readonly api: analyticsdata_v1beta.Analyticsdata;
@@ -104,18 +103,18 @@ export class Ga4Client {
   }
 
   /**
-   * runReport's response body as text, unparsed: the page loop reads rows straight from the text
-   * (pageText.ts), far cheaper than a parse that builds an object per value. Error bodies are
+   * runReport's response body as bytes, unparsed: the page loop reads rows straight from them
+   * (pageRows.ts), far cheaper than a parse that builds an object per value. Error bodies are
    * still parsed (gaxios does that for `arraybuffer`), so classify() sees Google's error.
    */
-  runReportText(ctx: CallContext, body: RunReportRequest): Promise<string> {
+  runReportBytes(ctx: CallContext, body: RunReportRequest): Promise<Buffer> {
     return this.call(ctx, 'runReport', async (headers, signal) => {
       const res = await this.api.properties.runReport(
         { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
         { headers, signal, timeout: this.opts.timeoutMs, retry: false, responseType: 'arraybuffer' },
       );
-      return { text: utf8.decode(res.data as unknown as ArrayBuffer) };
-    }).then((r) => r.text);
+      return { body: Buffer.from(res.data as unknown as ArrayBuffer) };
+    }).then((r) => r.body);
   }
 
   getMetadata(ctx: CallContext): Promise<MetadataResponse> {

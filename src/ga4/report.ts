@@ -1,8 +1,8 @@
 /**
  * From a report definition and a date range to complete days of rows: builds the runReport
  * request (the `date` dimension always first), walks the pages with limit/offset until `rowCount`
- * rows have arrived, converts the string values by the metric headers' types, and yields each date
- * as soon as it is complete. Rows are ordered by date (then every dimension, so paging is stable),
+ * rows have arrived, turns each page into row text (pageRows.ts: checked, converted by the metric
+ * headers' types, one segment per date), and yields each date as soon as it is complete. Rows are ordered by date (then every dimension, so paging is stable),
  * so only the one date that straddles a page boundary is held back; the next page is requested
  * while the current one is consumed, so memory is bounded by two pages.
  */
@@ -10,7 +10,8 @@ import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import { addDays } from '../time.js';
 import { int64, type CallContext, type Ga4Client, type RunReportRequest, type RunReportResponse } from './client.js';
-import { parsePageText } from './pageText.js';
+import { parsePageBytes } from './pageRows.js';
+import { rowKeys, type DaySegment } from './rowText.js';
 import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
 
 export interface FetchRangeOptions {
@@ -49,10 +50,10 @@ export async function* fetchRange(
   let expected: number | null = null;
   let meta: ResponseMeta | null = null;
   let nextDate = start; // first date not yet yielded
-  let pending: ReportRow[] = []; // rows of dates not yet known to be complete
+  let pending: DaySegment[] = []; // rows of dates not yet known to be complete
   let next = prefetch(client, ctx, buildRequest(def, start, end, 0, opts.pageSize));
   for (;;) {
-    const page = parsePageText(await next, def, start, end, ctx);
+    const page = parsePageBytes(await next, def, start, end, ctx);
     const res = page.response;
     if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
     if (meta === null) {
@@ -66,17 +67,17 @@ export async function* fetchRange(
         'inconsistent_pages',
       );
     }
-    if (page.rows.length === 0 && offset < expected) {
+    if (page.rows === 0 && offset < expected) {
       throw new RetryableError(
         `runReport for property ${ctx.propertyId}: page at offset ${offset} is empty but rowCount is ${expected}`,
         'inconsistent_pages',
       );
     }
-    offset += page.rows.length;
+    offset += page.rows;
     if (offset > expected) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
     }
-    for (const row of page.rows) pending.push(row); // not push(...rows): a page can exceed the argument limit
+    for (const segment of page.segments) pending.push(segment);
     const done = offset >= expected;
     // Ask for the next page before this one's dates are handed on: Google and the network work
     // while the caller stores them. At most one page is read ahead, so memory stays bounded.
@@ -90,22 +91,29 @@ export async function* fetchRange(
     if (completeThrough !== null) {
       let i = 0;
       while (nextDate <= completeThrough) {
-        const rows: ReportRow[] = [];
-        const seen = new Set<string>();
-        while (i < pending.length && pending[i]!.date === nextDate) {
-          const row = pending[i++]!;
-          // the same combination twice means pages overlapped (data shifted between requests)
-          const key = row.dims.join('\u0000');
-          if (seen.has(key)) {
-            throw new RetryableError(`runReport for property ${ctx.propertyId}: ${nextDate} has the same row twice across pages; the range is fetched again`, 'inconsistent_pages');
+        const text: Buffer[] = [];
+        let rowCount = 0;
+        const from = i;
+        for (; i < pending.length && pending[i]!.date === nextDate; i++) {
+          text.push(pending[i]!.text);
+          rowCount += pending[i]!.rows;
+        }
+        // a date from several pages: the same combination twice means pages overlapped (data shifted between requests)
+        if (i - from > 1) {
+          const seen = new Set<string>();
+          for (let k = from; k < i; k++) {
+            for (const key of rowKeys(pending[k]!.text, def.dimensions.length)) {
+              if (seen.has(key)) {
+                throw new RetryableError(`runReport for property ${ctx.propertyId}: ${nextDate} has the same row twice across pages; the range is fetched again`, 'inconsistent_pages');
+              }
+              seen.add(key);
+            }
           }
-          seen.add(key);
-          rows.push(row);
         }
         if (i < pending.length && pending[i]!.date < nextDate) {
           throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
         }
-        yield { date: nextDate, rows, meta };
+        yield { date: nextDate, rowCount, text, meta };
         nextDate = addDays(nextDate, 1);
       }
       pending = pending.slice(i);
@@ -130,8 +138,8 @@ export function metricValue(raw: string | null | undefined, integer: boolean, ba
 }
 
 /** A request started ahead of its use; a failure surfaces where it is awaited, never as an unhandled rejection. */
-function prefetch(client: Ga4Client, ctx: CallContext, body: RunReportRequest): Promise<string> {
-  const p = client.runReportText(ctx, body);
+function prefetch(client: Ga4Client, ctx: CallContext, body: RunReportRequest): Promise<Buffer> {
+  const p = client.runReportBytes(ctx, body);
   p.catch(() => undefined);
   return p;
 }

@@ -29,7 +29,9 @@ export interface PropertyQuota {
 /** One complete date: every row GA has for it (possibly none). */
 export interface DayData {
   date: string;
-  rows: ReportRow[];
+  rowCount: number;
+  /** the rows as row text (rowText.ts), in one or more pieces (a date can span pages) */
+  text: Buffer[];
   meta: ResponseMeta;
   /** GA's own totals for the date (reports with dimensions only): null when GA had no data for it,
    * undefined when totals could not be fetched (the stored ones are then left as they are) */

@@ -250,7 +250,7 @@ export class JobRunner {
         if (totals) day.totals = totals.get(day.date) ?? null;
         if (batch.length === 0) batchStarted = this.now();
         batch.push(day);
-        batchRows += day.rows.length;
+        batchRows += day.rowCount;
         if (batchRows >= BATCH_ROWS || this.now() - batchStarted >= BATCH_MS) await flush();
         if (quotaLowUntil !== undefined) break;
       }

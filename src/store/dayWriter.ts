@@ -32,7 +32,7 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
   await client.query('BEGIN');
   try {
     await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
-    if (days.some((d) => d.rows.length > 0)) written = await copyRows(client, table, columns, propertyId, days);
+    if (days.some((d) => d.rowCount > 0)) written = await copyRows(client, table, columns, days);
     if (hasTotals(def)) {
       const totals = qualified(schema, totalsName(def));
       const withTotals = days.filter((d) => d.totals);
@@ -62,7 +62,7 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
         propertyId,
         def.name,
         days.map((d) => d.date),
-        days.map((d) => d.rows.length),
+        days.map((d) => d.rowCount),
         days.map((d) => d.date < args.settledBefore),
         days.map((d) => d.meta.dataLossFromOtherRow),
         days.map((d) => d.meta.subjectToThresholding),
