@@ -51,9 +51,12 @@ export async function* fetchRange(
   let meta: ResponseMeta | null = null;
   let nextDate = start; // first date not yet yielded
   let pending: DaySegment[] = []; // rows of dates not yet known to be complete
-  let next = prefetch(client, ctx, buildRequest(def, start, end, 0, opts.pageSize));
+  // A page is read (pageRows) as soon as it arrives, not when the caller asks for its dates: the
+  // caller is then usually storing the previous batch, so reading and storing overlap.
+  const request = (offset: number) => prefetch(client.runReportBytes(ctx, buildRequest(def, start, end, offset, opts.pageSize)).then((body) => parsePageBytes(body, def, start, end, ctx)));
+  let next = request(0);
   for (;;) {
-    const page = parsePageBytes(await next, def, start, end, ctx);
+    const page = await next;
     const res = page.response;
     if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
     if (meta === null) {
@@ -81,7 +84,7 @@ export async function* fetchRange(
     const done = offset >= expected;
     // Ask for the next page before this one's dates are handed on: Google and the network work
     // while the caller stores them. At most one page is read ahead, so memory stays bounded.
-    if (!done) next = prefetch(client, ctx, buildRequest(def, start, end, offset, opts.pageSize));
+    if (!done) next = request(offset);
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     if (last !== null && pending[0]!.date < nextDate) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
@@ -137,9 +140,8 @@ export function metricValue(raw: string | null | undefined, integer: boolean, ba
   return n;
 }
 
-/** A request started ahead of its use; a failure surfaces where it is awaited, never as an unhandled rejection. */
-function prefetch(client: Ga4Client, ctx: CallContext, body: RunReportRequest): Promise<Buffer> {
-  const p = client.runReportBytes(ctx, body);
+/** Work started ahead of its use; a failure surfaces where it is awaited, never as an unhandled rejection. */
+function prefetch<T>(p: Promise<T>): Promise<T> {
   p.catch(() => undefined);
   return p;
 }
