@@ -335,7 +335,10 @@ async function scale(db: BenchDb, fake: FakeGoogle, keyFile: string, tmp: string
     }
     await sleep(10);
   }
-  if (readyMs < 0) throw new Error('the daemon did not become ready within 60 s');
+  if (readyMs < 0) {
+    const why = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.text(), (err: unknown) => String(err));
+    throw new Error(`the daemon did not become ready within 60 s: ${why}; ${proc.out.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  }
   // the start-up run (nothing is due) ends with a job_succeeded per property
   const deadline = performance.now() + 120_000;
   while (logLines(proc.out.stdout).filter((l) => l['event'] === 'job_succeeded').length < PROPERTIES) {

@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
+import { poolSize } from './schedule/capacity.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { StatusBoard } from './status.js';
@@ -62,7 +63,7 @@ export class Daemon implements StatusSource {
     this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
-    this.pool = createPool(config.database.url, logger, config.concurrency + 4);
+    this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
       timeoutMs: config.fetch.timeoutSeconds * 1000,

@@ -1,8 +1,8 @@
 /**
  * The schedule: a node-cron task per property fires its reports' jobs; a queue runs at most
- * `concurrency` jobs at once (each may hold a database connection for its advisory lock; API
- * requests are limited separately). A job that is fired while it runs is run once more after it,
- * so a firing is never lost. Ticks never throw: failures are logged, counted and shown on the
+ * jobSlots(concurrency) jobs at once (capacity.ts; each may hold a database connection for its
+ * advisory lock; API requests are limited to `concurrency` separately). A job that is fired while
+ * it runs is run once more after it, so a firing is never lost. Ticks never throw: failures are logged, counted and shown on the
  * status page by the runner.
  */
 import cron, { type ScheduledTask } from 'node-cron';
@@ -10,6 +10,7 @@ import type { Config, PropertyConfig } from '../config.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { StatusBoard } from '../status.js';
+import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
 import type { JobResult, JobRunner } from './runner.js';
 
@@ -52,8 +53,8 @@ export class Scheduler {
       const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
       this.tasks.push(task);
     }
-    this.updateNextRuns();
-    for (const property of this.config.properties) this.fire(property);
+    this.updateNextRuns(this.config.properties);
+    for (const property of this.config.properties) for (const report of property.reports) void this.enqueue(property, report);
   }
 
   /** SIGHUP: new properties, reports and schedules. Running jobs finish under the old definitions. */
@@ -117,14 +118,17 @@ export class Scheduler {
   }
 
   private fire(property: PropertyConfig): void {
-    this.updateNextRuns();
+    // this property only: 1,000 properties firing together must not compute 1,000,000 next runs
+    this.updateNextRuns([property]);
     for (const report of property.reports) void this.enqueue(property, report);
   }
 
-  private updateNextRuns(): void {
+  private updateNextRuns(properties: PropertyConfig[]): void {
     const now = new Date(this.now());
-    for (const p of this.config.properties) {
-      const next = nextFire(p.schedule, now);
+    const bySchedule = new Map<string, Date | null>(); // most properties share a schedule; nextFire costs ~0.15 ms
+    for (const p of properties) {
+      if (!bySchedule.has(p.schedule)) bySchedule.set(p.schedule, nextFire(p.schedule, now));
+      const next = bySchedule.get(p.schedule)!;
       for (const r of p.reports) this.deps.status.get(p.id, r).nextRunAt = next ? next.getTime() : null;
     }
   }
@@ -152,7 +156,7 @@ export class Scheduler {
   }
 
   private pump(): void {
-    while (this.accepting && this.running.size < this.config.concurrency && this.queue.length > 0) {
+    while (this.accepting && this.running.size < jobSlots(this.config.concurrency) && this.queue.length > 0) {
       const idx = this.queue.findIndex((q) => !this.running.has(`${q.property.id}\0${q.report}`));
       if (idx < 0) return;
       const item = this.queue.splice(idx, 1)[0]!;
