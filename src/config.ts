@@ -157,7 +157,7 @@ const schema = {
     pageSize: {
       // Memory grows with the page: while a page arrives and is read it is held about four times
       // as bytes (socket chunks, the whole body, the body gaxios hands over, its row text), plus
-      // the next page read ahead. 25000 rows keep a 1,000,000-row backfill near 150 MB RSS; 100000
+      // the next page read ahead. 25000 rows keep a 1,000,000-row backfill near 160 MB RSS; 100000
       // took it past 230 MB (npm run bench). Fewer, larger pages cost fewer requests.
       doc: 'Rows asked per runReport page (Google returns at most 250000); memory grows with it.',
       format: 'nat',

@@ -100,6 +100,8 @@ describe('page scanner', () => {
     ];
     const body = JSON.stringify(response(odd)).replace('Côte', '\\u0043\\u00f4te');
     const fast = assertSame(body, { scanned: true });
+    // escaped digits in a date: valid JSON, read by the slow path
+    assertSame(JSON.stringify(response(ROWS)).replace('"20250302"', '"2025\\u0030302"'), { scanned: false });
     assert.deepEqual(decode(fast.segments[0]!.text.toString())[0], ['123', '2025-03-01', 'a "quoted" \\path\\', 'tab\there', '1', 0.25]);
     assert.deepEqual(decode(fast.segments[1]!.text.toString())[1], ['123', '2025-03-02', '\\N', '', '4', 0]);
   });
