@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { TokenManager } from '../src/auth/tokenManager.js';
+import { createLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics.js';
 import { SA_EMAIL, runCli, startFake, testDb, writeConfig, writeJson, type FakeSetup, type TestDb } from './helpers.js';
 
 const OTHER = 'second@other-project.iam.gserviceaccount.com';
@@ -58,5 +61,33 @@ describe('500 properties, two service accounts', () => {
   it('stored every property', async () => {
     const rows = await db.query<{ n: string }>(`SELECT count(DISTINCT property_id) AS n FROM "${db.schema}".fetch_days`);
     assert.equal(Number(rows[0]!.n), 500);
+  });
+});
+
+describe('requests refused with 401 (a revoked token)', () => {
+  it('renew the token once, however many notice and whenever they do', async () => {
+    const g = await startFake([]);
+    const manager = new TokenManager({ tokenUrl: g.fake.tokenUrl, logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }) });
+    const tokens = manager.forKeyFile(g.keyFile);
+    const exchanges = () => g.fake.events.filter((e) => e.kind === 'token' && e.status === 200).length;
+    try {
+      await manager.start();
+      const first = await tokens.getToken();
+      // forty requests carrying the same token are refused and notice together
+      await Promise.all(Array.from({ length: 40 }, () => tokens.invalidate(first)));
+      assert.equal(exchanges(), 2, 'the first token and one renewal');
+      const second = await tokens.getToken();
+      assert.notEqual(second, first);
+      // a request that carried the old token and is refused only now: the new token is already there
+      await tokens.invalidate(first);
+      assert.equal(exchanges(), 2, 'no exchange for a refusal of a token already replaced');
+      assert.equal(await tokens.getToken(), second);
+      // the new token refused in turn: one more
+      await Promise.all(Array.from({ length: 10 }, () => tokens.invalidate(second)));
+      assert.equal(exchanges(), 3);
+    } finally {
+      manager.stop();
+      await g.stop();
+    }
   });
 });

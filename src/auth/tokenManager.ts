@@ -103,7 +103,15 @@ export class TokenSource {
 
   /** The API said 401: the token we hold is no good. Share one exchange among all who noticed. */
   async invalidate(badToken: string): Promise<void> {
-    if (this.token?.accessToken === badToken) this.token = null;
+    // Requests refused together notice at different moments. Only the first renews; the others
+    // wait for that exchange or find its token already there. (Before, a refusal noticed after
+    // the renewal had finished started another one: an exchange per straggler.)
+    if (this.inflight) {
+      await this.inflight.catch(() => undefined);
+      return;
+    }
+    if (this.token !== null && this.token.accessToken !== badToken) return;
+    this.token = null;
     await this.refresh().catch(() => undefined);
   }
 
