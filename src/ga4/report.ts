@@ -2,9 +2,10 @@
  * From a report definition and a date range to complete days of rows: builds the runReport
  * request (the `date` dimension always first), walks the pages with limit/offset until `rowCount`
  * rows have arrived, turns each page into row text (pageRows.ts: checked, converted by the metric
- * headers' types, one segment per date), and yields each date as soon as it is complete. Rows are ordered by date (then every dimension, so paging is stable),
- * so only the one date that straddles a page boundary is held back; the next page is requested
- * while the current one is consumed, so memory is bounded by two pages.
+ * headers' types, one segment per date), and yields each date as soon as it is complete. Rows are
+ * ordered by date (then every dimension, so paging is stable), so only the one date that straddles
+ * a page boundary is held back; the next page is requested and read while the current one's dates
+ * are stored, so memory is bounded by two pages.
  */
 import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
