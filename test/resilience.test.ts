@@ -365,3 +365,38 @@ describe('chaos', () => {
     }
   });
 });
+
+describe('an endpoint that ignores orderBys', () => {
+  it('is read whole before storing, so no date is cut short', async () => {
+    const def = { name: 'r', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 };
+    const ctx = { propertyId: '1', tokens: {} as never, logger: createLogger('silent') };
+    // rows by sessions descending, as Google orders them without orderBys
+    const all = [
+      ['20240102', 'France', '9'],
+      ['20240101', 'Spain', '8'],
+      ['20240102', 'Spain', '7'],
+      ['20240103', 'France', '6'],
+      ['20240101', 'France', '5'],
+    ];
+    const page = (offset: number, limit: number) => ({
+      dimensionHeaders: [{ name: 'date' }, { name: 'country' }],
+      metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }],
+      rows: all.slice(offset, offset + limit).map(([d, c, v]) => ({ dimensionValues: [{ value: d }, { value: c }], metricValues: [{ value: v }] })),
+      rowCount: all.length,
+    });
+    const client = {
+      runReportBytes: async (_: unknown, body: { offset: number; limit: number }) => Buffer.from(JSON.stringify(page(Number(body.offset), 2))),
+      runReport: async (_: unknown, body: { offset: number; limit: number }) => page(Number(body.offset), 2),
+    } as never;
+    const days: Array<[string, number, string]> = [];
+    for await (const d of fetchRange(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 2 })) {
+      days.push([d.date, d.rowCount, Buffer.concat(d.text).toString()]);
+    }
+    const last = new Map(days.map((d) => [d[0], d]));
+    assert.deepEqual([...last.keys()].sort(), ['2024-01-01', '2024-01-02', '2024-01-03']);
+    assert.equal(last.get('2024-01-01')![1], 2);
+    assert.equal(last.get('2024-01-02')![1], 2);
+    assert.equal(last.get('2024-01-03')![1], 1);
+    assert.match(last.get('2024-01-01')![2], /Spain\t8\n.*France\t5\n/s);
+  });
+});

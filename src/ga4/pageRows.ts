@@ -309,7 +309,7 @@ class Scanner {
       if (date < this.start || date > this.end) {
         throw new RetryableError(`runReport for property ${this.ctx.propertyId}: row dated ${date} outside the requested ${this.start}..${this.end}`, 'bad_response');
       }
-      if (day < this.day) throw new RetryableError(`runReport for property ${this.ctx.propertyId}: rows are not ordered by date`, 'bad_response');
+      if (day < this.day) throw new RetryableError(`runReport for property ${this.ctx.propertyId}: rows are not ordered by date`, 'unordered');
       // the row's prefix is already written: the previous segment ends and this one starts before it
       const rowStart = this.o - this.prefix.length;
       const o = this.o;

@@ -12,7 +12,7 @@ import { RetryableError } from '../errors.js';
 import { addDays } from '../time.js';
 import { int64, type CallContext, type Ga4Client, type RunReportRequest, type RunReportResponse } from './client.js';
 import { parsePageBytes } from './pageRows.js';
-import { rowKeys, type DaySegment } from './rowText.js';
+import { rowKeys, segmentsOf, type DaySegment } from './rowText.js';
 import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
 
 export interface FetchRangeOptions {
@@ -38,8 +38,79 @@ export function buildRequest(def: ReportDefinition, start: string, end: string, 
   };
 }
 
-/** Yields every date of [start, end], complete and in order, each exactly once (days without data have no rows). */
+/**
+ * Yields every date of [start, end], complete and in order (days without data have no rows).
+ * Google honours `orderBys`; an endpoint that does not (rows out of date order) is read again from
+ * the first page with every row of the range held until the end, so no date is ever cut short:
+ * slower and bounded by the range instead of a page, and said in the log. Dates yielded before the
+ * disorder showed are yielded again, whole.
+ */
 export async function* fetchRange(
+  client: Ga4Client,
+  ctx: CallContext,
+  def: ReportDefinition,
+  start: string,
+  end: string,
+  opts: FetchRangeOptions,
+): AsyncGenerator<DayData> {
+  try {
+    yield* fetchRangeStreaming(client, ctx, def, start, end, opts);
+    return;
+  } catch (err) {
+    if (!(err instanceof RetryableError) || err.code !== 'unordered') throw err;
+    ctx.logger.warn({ event: 'rows_unordered', start, end }, 'the API did not order rows by date; reading the whole range before storing it');
+  }
+  yield* fetchRangeBuffered(client, ctx, def, start, end, opts);
+}
+
+async function* fetchRangeBuffered(
+  client: Ga4Client,
+  ctx: CallContext,
+  def: ReportDefinition,
+  start: string,
+  end: string,
+  opts: FetchRangeOptions,
+): AsyncGenerator<DayData> {
+  const byDate = new Map<string, { rows: ReportRow[]; keys: Set<string> }>();
+  let offset = 0;
+  let expected: number | null = null;
+  let meta: ResponseMeta | null = null;
+  for (;;) {
+    const res = await client.runReport(ctx, buildRequest(def, start, end, offset, opts.pageSize));
+    const page = parsePage(res, def, start, end, ctx);
+    if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
+    meta ??= page.meta;
+    if (expected === null) expected = page.rowCount;
+    else if (page.rowCount !== expected) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: rowCount changed between pages (${expected} -> ${page.rowCount})`, 'inconsistent_pages');
+    }
+    if (page.rows.length === 0 && offset < expected) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: page at offset ${offset} is empty but rowCount is ${expected}`, 'inconsistent_pages');
+    }
+    for (const row of page.rows) {
+      let day = byDate.get(row.date);
+      if (!day) byDate.set(row.date, (day = { rows: [], keys: new Set() }));
+      const key = row.dims.join('\u0000');
+      if (day.keys.has(key)) {
+        throw new RetryableError(`runReport for property ${ctx.propertyId}: ${row.date} has the same row twice across pages; the range is fetched again`, 'inconsistent_pages');
+      }
+      day.keys.add(key);
+      day.rows.push(row);
+    }
+    offset += page.rows.length;
+    if (offset > expected) {
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
+    }
+    if (offset >= expected) break;
+  }
+  for (let date = start; date <= end; date = addDays(date, 1)) {
+    const rows = byDate.get(date)?.rows ?? [];
+    byDate.delete(date);
+    yield { date, rowCount: rows.length, text: segmentsOf(ctx.propertyId, rows).map((s) => s.text), meta: meta! };
+  }
+}
+
+async function* fetchRangeStreaming(
   client: Ga4Client,
   ctx: CallContext,
   def: ReportDefinition,
@@ -88,7 +159,7 @@ export async function* fetchRange(
     if (!done) next = request(offset);
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     if (last !== null && pending[0]!.date < nextDate) {
-      throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
+      throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'unordered');
     }
     // Every date before the last row's date is complete (rows are ordered by date); at the end, all are.
     const completeThrough = done ? end : last !== null ? addDays(last, -1) : null;
@@ -115,7 +186,7 @@ export async function* fetchRange(
           }
         }
         if (i < pending.length && pending[i]!.date < nextDate) {
-          throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'bad_response');
+          throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'unordered');
         }
         yield { date: nextDate, rowCount, text, meta };
         nextDate = addDays(nextDate, 1);
