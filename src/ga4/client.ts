@@ -134,6 +134,8 @@ export class Ga4Client {
   ): Promise<T> {
     const base = this.opts.backoffBaseMs ?? 1_000;
     const cap = this.opts.backoffCapMs ?? 32_000;
+    // full jitter: a random wait up to the capped exponential step, so retries of many jobs spread out
+    const backoff = (attempt: number) => Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
     let refreshedFor401 = false;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal?.aborted) throw new AbortedError();
@@ -144,7 +146,7 @@ export class Ga4Client {
       } catch (err) {
         // an expired token with renewals failing, or a refused key: no API call can succeed now
         if (!(err instanceof RetryableError) || err instanceof TokenExpiredError || attempt >= this.opts.maxAttempts) throw err;
-        const delay = Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+        const delay = backoff(attempt);
         if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) throw err;
         ctx.logger.warn({ event: 'token_unavailable', attempt, err: describe(err), retryInMs: Math.round(delay) }, 'no access token yet; retrying');
         await sleep(delay, ctx.signal);
@@ -180,8 +182,7 @@ export class Ga4Client {
         continue;
       }
       if (!(error instanceof RetryableError) || error instanceof DeferError || attempt >= this.opts.maxAttempts) throw error;
-      // full jitter: a random wait up to the capped exponential step, so retries of many jobs spread out
-      const delay = error.retryAfterMs ?? Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+      const delay = error.retryAfterMs ?? backoff(attempt);
       if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) {
         throw new RetryableError(`${describe(error)} (gave up: the job's deadline is reached)`, error.code);
       }

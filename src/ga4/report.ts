@@ -72,21 +72,10 @@ async function* fetchRangeBuffered(
   opts: FetchRangeOptions,
 ): AsyncGenerator<DayData> {
   const byDate = new Map<string, { rows: ReportRow[]; keys: Set<string> }>();
-  let offset = 0;
-  let expected: number | null = null;
-  let meta: ResponseMeta | null = null;
+  const listing = new Listing(ctx, opts);
   for (;;) {
-    const res = await client.runReport(ctx, buildRequest(def, start, end, offset, opts.pageSize));
+    const res = await client.runReport(ctx, buildRequest(def, start, end, listing.offset, opts.pageSize));
     const page = parsePage(res, def, start, end, ctx);
-    if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
-    meta ??= page.meta;
-    if (expected === null) expected = page.rowCount;
-    else if (page.rowCount !== expected) {
-      throw new RetryableError(`runReport for property ${ctx.propertyId}: rowCount changed between pages (${expected} -> ${page.rowCount})`, 'inconsistent_pages');
-    }
-    if (page.rows.length === 0 && offset < expected) {
-      throw new RetryableError(`runReport for property ${ctx.propertyId}: page at offset ${offset} is empty but rowCount is ${expected}`, 'inconsistent_pages');
-    }
     for (const row of page.rows) {
       let day = byDate.get(row.date);
       if (!day) byDate.set(row.date, (day = { rows: [], keys: new Set() }));
@@ -97,16 +86,13 @@ async function* fetchRangeBuffered(
       day.keys.add(key);
       day.rows.push(row);
     }
-    offset += page.rows.length;
-    if (offset > expected) {
-      throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
-    }
-    if (offset >= expected) break;
+    if (listing.take(res, page.rowCount, page.rows.length, page.meta)) break;
   }
+  const meta = listing.meta!;
   for (let date = start; date <= end; date = addDays(date, 1)) {
     const rows = byDate.get(date)?.rows ?? [];
     byDate.delete(date);
-    yield { date, rowCount: rows.length, text: segmentsOf(ctx.propertyId, rows).map((s) => s.text), meta: meta! };
+    yield { date, rowCount: rows.length, text: segmentsOf(ctx.propertyId, rows).map((s) => s.text), meta };
   }
 }
 
@@ -118,9 +104,7 @@ async function* fetchRangeStreaming(
   end: string,
   opts: FetchRangeOptions,
 ): AsyncGenerator<DayData> {
-  let offset = 0;
-  let expected: number | null = null;
-  let meta: ResponseMeta | null = null;
+  const listing = new Listing(ctx, opts);
   let nextDate = start; // first date not yet yielded
   let pending: DaySegment[] = []; // rows of dates not yet known to be complete
   // A page is read (pageRows) as soon as it arrives, not when the caller asks for its dates: the
@@ -129,34 +113,12 @@ async function* fetchRangeStreaming(
   let next = request(0);
   for (;;) {
     const page = await next;
-    const res = page.response;
-    if (res.propertyQuota) opts.onQuota?.(res.propertyQuota as PropertyQuota);
-    if (meta === null) {
-      meta = page.meta;
-      opts.onMeta?.(meta);
-    }
-    if (expected === null) expected = page.rowCount;
-    else if (page.rowCount !== expected) {
-      throw new RetryableError(
-        `runReport for property ${ctx.propertyId}: rowCount changed between pages (${expected} -> ${page.rowCount}); the range is fetched again`,
-        'inconsistent_pages',
-      );
-    }
-    if (page.rows === 0 && offset < expected) {
-      throw new RetryableError(
-        `runReport for property ${ctx.propertyId}: page at offset ${offset} is empty but rowCount is ${expected}`,
-        'inconsistent_pages',
-      );
-    }
-    offset += page.rows;
-    if (offset > expected) {
-      throw new RetryableError(`runReport for property ${ctx.propertyId}: received ${offset} rows but rowCount is ${expected}`, 'inconsistent_pages');
-    }
+    const done = listing.take(page.response, page.rowCount, page.rows, page.meta);
+    const meta = listing.meta!;
     for (const segment of page.segments) pending.push(segment);
-    const done = offset >= expected;
     // Ask for the next page before this one's dates are handed on: Google and the network work
     // while the caller stores them. At most one page is read ahead, so memory stays bounded.
-    if (!done) next = request(offset);
+    if (!done) next = request(listing.offset);
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     if (last !== null && pending[0]!.date < nextDate) {
       throw new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'unordered');
@@ -194,6 +156,44 @@ async function* fetchRangeStreaming(
       pending = pending.slice(i);
     }
     if (done) return;
+  }
+}
+
+/**
+ * Where one listing (the pages of one request) stands, and the checks every page must pass:
+ * the same rowCount on each, no empty page before rowCount rows have come, never more rows.
+ * Hands each page's quota and the first page's metadata to the caller.
+ */
+class Listing {
+  offset = 0;
+  meta: ResponseMeta | null = null;
+  private expected: number | null = null;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly opts: FetchRangeOptions,
+  ) {}
+
+  /** Accounts a page; true when every row of the listing has arrived. */
+  take(res: RunReportResponse, rowCount: number, rows: number, meta: ResponseMeta): boolean {
+    const who = `runReport for property ${this.ctx.propertyId}`;
+    if (res.propertyQuota) this.opts.onQuota?.(res.propertyQuota as PropertyQuota);
+    if (this.meta === null) {
+      this.meta = meta;
+      this.opts.onMeta?.(meta);
+    }
+    if (this.expected === null) this.expected = rowCount;
+    else if (rowCount !== this.expected) {
+      throw new RetryableError(`${who}: rowCount changed between pages (${this.expected} -> ${rowCount}); the range is fetched again`, 'inconsistent_pages');
+    }
+    if (rows === 0 && this.offset < this.expected) {
+      throw new RetryableError(`${who}: page at offset ${this.offset} is empty but rowCount is ${this.expected}`, 'inconsistent_pages');
+    }
+    this.offset += rows;
+    if (this.offset > this.expected) {
+      throw new RetryableError(`${who}: received ${this.offset} rows but rowCount is ${this.expected}`, 'inconsistent_pages');
+    }
+    return this.offset >= this.expected;
   }
 }
 
