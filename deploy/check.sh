@@ -122,7 +122,12 @@ fi
 if have promtool; then
   check "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml
   check "promtool test rules deploy/prometheus/alerts.test.yml" promtool test rules deploy/prometheus/alerts.test.yml
-  check "promtool check config deploy/prometheus/prometheus.yml" promtool check config deploy/prometheus/prometheus.yml
+  # prometheus.yml is checked laid out as deploy/README installs it: next to ga-collector-alerts.yml
+  promdir="$(mktemp -d)"
+  cp deploy/prometheus/prometheus.yml "$promdir/prometheus.yml"
+  cp deploy/prometheus/alerts.yml "$promdir/ga-collector-alerts.yml"
+  check "promtool check config deploy/prometheus/prometheus.yml (installed as deploy/README says)" promtool check config "$promdir/prometheus.yml"
+  rm -rf "$promdir"
   check "promtool check config deploy/prometheus/prometheus.compose.yml" promtool check config deploy/prometheus/prometheus.compose.yml
   # Every alert in alerts.yml must appear in the unit tests.
   untested=()

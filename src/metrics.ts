@@ -1,5 +1,5 @@
 /**
- * Every Prometheus family of SPEC.md, on a registry of its own (so tests can run several daemons
+ * Every Prometheus family of the README's metrics reference, on a registry of its own (so tests can run several daemons
  * in one process), plus prom-client's default process and Node.js metrics.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { SCRIPT, skipUnless } from './tools.js';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../src/log.js';
@@ -60,7 +60,7 @@ describe('progress', () => {
       await db?.drop();
     });
 
-    it('shows a progress bar on stderr that ends at 100%', { skip: fs.existsSync('/usr/bin/script') ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
+    it('shows a progress bar on stderr that ends at 100%', { skip: skipUnless(SCRIPT) }, async () => {
       const config = writeConfig(g.dir, db, g, { properties: [{ id: '512345' }], log: { level: 'warn' } });
       // script(1) gives the command a pseudo-terminal, as a user's shell would
       const cmd = `${process.execPath} ${MAIN} backfill --config ${config} --property 512345 --from 2024-01-01 --to 2024-03-31 >/dev/null`;

@@ -10,8 +10,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, startFake, testDb, tmpDir, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 import { executable, get, spawnTool, startDaemon, type DaemonProcess } from './ops-helpers.js';
+import { PROMETHEUS as PROMETHEUS_TOOL, skipUnless } from './tools.js';
 
-const PROMETHEUS = process.env['PROMETHEUS_BIN'] ?? '/usr/bin/prometheus';
+const PROMETHEUS = PROMETHEUS_TOOL.command;
 const ALERTS = path.join(ROOT, 'deploy/prometheus/alerts.yml');
 const LA = '111111';
 const DENIED = '333333';
@@ -29,7 +30,7 @@ interface ApiAnswer<T> {
   data: T;
 }
 
-describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 60_000 }, () => {
+describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 60_000, skip: skipUnless(PROMETHEUS_TOOL) }, () => {
   let db: TestDb;
   let g: FakeSetup;
   let daemon: DaemonProcess;

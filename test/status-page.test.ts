@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { renderStatusPage } from '../src/http/statusPage.js';
 import type { StatusDocument } from '../src/http/server.js';
 import { ROOT, startCli, testDb, waitFor, type TestDb } from './helpers.js';
+import { CHROMIUM as CHROMIUM_TOOL, skipUnless } from './tools.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = fs.existsSync(CHROMIUM);
+const CHROMIUM = CHROMIUM_TOOL.command;
 const SHOT = path.join(ROOT, 'test-output', 'status-page.png');
 
 describe('status page', () => {
@@ -47,7 +47,7 @@ describe('status page', () => {
     assert.doesNotMatch(html, /<script/i, 'no front-end code');
   });
 
-  it('renders in headless Chromium: properties, reports, charts; screenshot saved', { skip: hasChromium ? false : `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)`, timeout: 30_000 }, async () => {
+  it('renders in headless Chromium: properties, reports, charts; screenshot saved', { skip: skipUnless(CHROMIUM_TOOL), timeout: 30_000 }, async () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -115,7 +115,7 @@ function checkCompose(f) {
   }
 }
 
-// Top-level keys of the daemon's configuration (SPEC.md, plus shutdown).
+// Top-level keys of the daemon's configuration (README.md "Configuration", plus shutdown).
 const CONFIG_KEYS = ['database', 'google', 'schedule', 'concurrency', 'http', 'log', 'properties', 'reports', 'shutdown'];
 
 function checkConfig(f) {

@@ -1,5 +1,5 @@
 /**
- * When did a schedule last fire? node-cron only looks forward, but the refresh rule of SPEC.md
+ * When did a schedule last fire? node-cron only looks forward, but the refresh rule of the README
  * ("a date inside the window is due again when it was last fetched before the latest time the
  * property's schedule fired") needs the most recent past firing, also for a daemon that was down at
  * that moment. Times are the server's local time, as node-cron uses them.
