@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { ROOT, startFake, testDb, tmpDir, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 import { executable, get, spawnTool, startDaemon, type DaemonProcess } from './ops-helpers.js';
 import { PROMETHEUS as PROMETHEUS_TOOL, skipUnless } from './tools.js';
+import { dashboardQueries } from './dashboard.js';
 
 const PROMETHEUS = PROMETHEUS_TOOL.command;
 const ALERTS = path.join(ROOT, 'deploy/prometheus/alerts.yml');
@@ -154,6 +155,22 @@ describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 6
     const rules = groups[0]!.rules;
     assert.deepEqual(rules.map((r) => r.name).sort(), [...want].sort());
     for (const r of rules) assert.equal(r.health, 'ok', `${r.name}: ${r.lastError}`);
+  });
+
+  it('evaluates every Grafana dashboard query without errors, each with at least one series', async () => {
+    for (const q of dashboardQueries()) {
+      const r = await waitFor(
+        async () => {
+          const res = await get(`${api}/api/v1/query?query=${encodeURIComponent(q.expr)}`);
+          const body = JSON.parse(res.body) as { status: string; error?: string; data?: { result: unknown[] } };
+          assert.equal(body.status, 'success', `${q.panel}: ${q.expr}: ${body.error}`);
+          // rate() and increase() need two scrapes: wait for them rather than judge too early
+          return body.data!.result.length > 0 ? body.data!.result : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 500, what: `a series for the panel "${q.panel}" (${q.expr})` },
+      );
+      assert.ok(r.length > 0);
+    }
   });
 
   it("GaCollectorFetchFailing goes pending for the failing property only, with the daemon's labels", async () => {
