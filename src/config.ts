@@ -35,7 +35,7 @@ export interface Config {
   schedule: string;
   concurrency: number;
   http: { host: string; port: number };
-  log: { level: string };
+  log: { level: string; format: 'json' | 'pretty' | null };
   shutdown: { graceSeconds: number };
   fetch: {
     maxDaysPerRun: number;
@@ -138,6 +138,13 @@ const schema = {
   },
   log: {
     level: { doc: 'pino log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'LOG_LEVEL' },
+    format: {
+      doc: 'json: one JSON object per line (pino); pretty: readable lines (pino-pretty). Unset: pretty on a terminal, json otherwise.',
+      format: ['json', 'pretty'],
+      default: null,
+      nullable: true,
+      env: 'LOG_FORMAT',
+    },
   },
   shutdown: {
     graceSeconds: {

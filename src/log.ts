@@ -4,6 +4,7 @@
  * censored by pino before a line is written, whatever the caller passed.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 
 export type { Logger };
 
@@ -28,7 +29,32 @@ const REDACT_PATHS = [
   '*.databaseUrl',
 ];
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/** `json`: one pino JSON object per line (for journald, Docker, log shippers); `pretty`: for people. */
+export type LogFormat = 'json' | 'pretty';
+
+/** The format when none is configured: pretty on a terminal, JSON everywhere else. */
+export function defaultLogFormat(stream: { isTTY?: boolean } = process.stdout): LogFormat {
+  return stream.isTTY ? 'pretty' : 'json';
+}
+
+/**
+ * A logger at `level` writing to `destination` (default: stdout, synchronously, so nothing is lost
+ * on exit). `pretty` goes through pino-pretty, the pino ecosystem's own formatter, in this thread
+ * (no transport worker): redaction has already happened when it formats a line.
+ */
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
+  const dest = destination ?? pino.destination({ dest: 1, sync: true });
+  const out =
+    format === 'pretty'
+      ? PinoPretty({
+          destination: dest,
+          sync: true,
+          colorize: destination === undefined && process.stdout.isTTY === true,
+          translateTime: 'SYS:HH:MM:ss.l',
+          ignore: 'pid,hostname,service',
+          singleLine: true,
+        })
+      : dest;
   return pino(
     {
       level,
@@ -37,7 +63,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     },
-    destination ?? pino.destination({ dest: 1, sync: true }),
+    out,
   );
 }
 

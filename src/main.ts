@@ -8,7 +8,7 @@ import { USAGE, parseArgs, type CliArgs } from './cli.js';
 import { loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { UsageError, describe } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
 import { sleep } from './ga4/client.js';
 import { VERSION } from './version.js';
@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err);
   }
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, undefined, config.log.format ?? defaultLogFormat());
   if (args.command === 'check') return runCheck(config, logger);
   let daemon: Daemon;
   try {
