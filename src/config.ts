@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
-import cron from 'node-cron';
+import { isValidSchedule } from './schedule/cron.js';
 import YAML from 'yaml';
 import { UsageError } from './errors.js';
 import { columnName, validateReportName } from './store/identifiers.js';
@@ -71,7 +71,7 @@ function isStartDate(value: string): boolean {
 convict.addFormat({
   name: 'cron',
   validate(value: unknown) {
-    if (typeof value !== 'string' || !cron.validate(value)) {
+    if (!isValidSchedule(value)) {
       throw new Error(`must be a cron expression like "0 4 * * *", got ${JSON.stringify(value)}`);
     }
   },
@@ -381,7 +381,7 @@ function normaliseProperties(
       if (!reports[r]) throw new UsageError(`config: ${key}.reports: unknown report ${JSON.stringify(r)} (defined: ${Object.keys(reports).join(', ')})`);
     }
     const schedule = o['schedule'] ?? defaultSchedule;
-    if (typeof schedule !== 'string' || !cron.validate(schedule)) {
+    if (!isValidSchedule(schedule)) {
       throw new UsageError(`config: ${key}.schedule: must be a cron expression like "0 4 * * *", got ${JSON.stringify(o['schedule'])}`);
     }
     let credentials = '';

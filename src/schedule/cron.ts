@@ -1,50 +1,54 @@
 /**
- * When did a schedule last fire? node-cron only looks forward, but the refresh rule of the README
- * ("a date inside the window is due again when it was last fetched before the latest time the
- * property's schedule fired") needs the most recent past firing, also for a daemon that was down at
- * that moment. Times are the server's local time, as node-cron uses them.
+ * Cron arithmetic: when did a schedule last fire, and when does it fire next? node-cron runs the
+ * schedules but only looks forward; the refresh rule ("a date inside the window is due again when
+ * it was last fetched before the latest time the property's schedule fired") needs the most recent
+ * past firing, also for a daemon that was down at that moment. Both directions come from
+ * cron-parser (what pg-boss uses), so the arithmetic is a kept library's, not ours.
+ *
+ * Times are the server's local time zone, as node-cron uses them, unless `timeZone` (an IANA
+ * name) is given. Across daylight-saving changes (test/cron.test.ts): node-cron fires when the wall
+ * clock matches, so a time that does not exist on the day clocks go forward (02:30 in New York on
+ * the second Sunday of March) does not fire that day, and previousFire agrees; nextFire, used only
+ * to show the next run, names 03:30 for it. A time that happens twice when clocks go back fires
+ * once; previousFire names the later instant, so a refresh done between the two is at most
+ * repeated once that night.
  */
+import { CronExpressionParser } from 'cron-parser';
 import cron from 'node-cron';
 
-const MAX_DAYS_BACK = 800;
-
-/** The latest instant <= now at which `pattern` fires, or null when none in about two years. */
-export function previousFire(pattern: string, now: Date): Date | null {
-  const fields = cron.parse(pattern);
-  const task = cron.createTask(pattern, () => undefined);
+/**
+ * The latest instant <= `now` at which `pattern` fires (5 fields, or 6 with seconds), or null when
+ * it never fired in the searchable past.
+ */
+export function previousFire(pattern: string, now: Date, timeZone?: string): Date | null {
+  // cron-parser's prev() is strictly before its current date; a firing at `now` itself counts
+  const from = new Date(now.getTime() + 1);
   try {
-    const hours = [...fields.hour].sort((a, b) => b - a);
-    const minutes = [...fields.minute].sort((a, b) => b - a);
-    const seconds = [...fields.second].sort((a, b) => b - a);
-    const nowMs = Math.floor(now.getTime() / 1000) * 1000;
-    for (let back = 0; back <= MAX_DAYS_BACK; back++) {
-      const day = new Date(now.getFullYear(), now.getMonth(), now.getDate() - back);
-      // the day itself must match (month, day of month, day of week); test it once
-      const first = new Date(day.getFullYear(), day.getMonth(), day.getDate(), hours[hours.length - 1], minutes[minutes.length - 1], seconds[seconds.length - 1]);
-      if (!task.match(first)) continue;
-      for (const h of hours) {
-        for (const m of minutes) {
-          for (const s of seconds) {
-            const t = new Date(day.getFullYear(), day.getMonth(), day.getDate(), h, m, s);
-            if (t.getTime() <= nowMs && task.match(t)) return t;
-          }
-        }
-      }
-    }
+    return CronExpressionParser.parse(pattern, { currentDate: from, ...(timeZone ? { tz: timeZone } : {}) }).prev().toDate();
+  } catch {
     return null;
-  } finally {
-    void task.destroy();
   }
 }
 
-/** The next instant > now at which `pattern` fires. */
-export function nextFire(pattern: string, now: Date): Date | null {
-  const task = cron.createTask(pattern, () => undefined);
+/** The next instant > `now` at which `pattern` fires, or null when it never fires again. */
+export function nextFire(pattern: string, now: Date, timeZone?: string): Date | null {
   try {
-    const runs = (task as unknown as { getNextRuns?: (n: number) => Date[] }).getNextRuns?.(1);
-    if (runs && runs[0] && runs[0].getTime() > now.getTime()) return runs[0];
-    return task.getNextRun();
-  } finally {
-    void task.destroy();
+    return CronExpressionParser.parse(pattern, { currentDate: now, ...(timeZone ? { tz: timeZone } : {}) }).next().toDate();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A schedule both libraries read the same way: node-cron runs it, cron-parser computes its
+ * firings, so a pattern only one of them accepts is refused at configuration time.
+ */
+export function isValidSchedule(pattern: unknown): pattern is string {
+  if (typeof pattern !== 'string' || !cron.validate(pattern)) return false;
+  try {
+    CronExpressionParser.parse(pattern);
+    return true;
+  } catch {
+    return false;
   }
 }
