@@ -1,0 +1,41 @@
+// ESLint (flat config): typescript-eslint's recommended rules, no import cycles, and the layering
+// of src/ (README, "How the code is laid out"): lower layers never import higher ones.
+import js from '@eslint/js';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import importX from 'eslint-plugin-import-x';
+import tseslint from 'typescript-eslint';
+
+/** Modules that wire or run things; nothing below them may import them. */
+const HIGHER = ['**/schedule/**', '**/daemon.js', '**/http/**', '**/main.js', '**/demo/**', '**/check.js', '**/commands/**'];
+
+const NO_FAKE = { group: ['**/fake-google/**'], message: 'production code never imports the fake Google; only the demo does' };
+const NO_HIGHER = {
+  group: HIGHER,
+  message: 'a lower layer (store, ga4, auth, net, time, errors, log, metrics) must not import the scheduler, daemon, HTTP server, commands or demo',
+};
+const LOWER = ['src/store/**', 'src/ga4/**', 'src/auth/**', 'src/net/**', 'src/time.ts', 'src/errors.ts', 'src/log.ts', 'src/metrics.ts'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'test-output/**', 'bench/dist/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  importX.flatConfigs.typescript,
+  {
+    files: ['**/*.ts'],
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: ['tsconfig.json', 'bench/tsconfig.json'] })] },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      'no-constant-condition': ['error', { checkLoops: false }],
+      eqeqeq: ['error', 'always', { null: 'ignore' }],
+    },
+  },
+  // flat config: the last matching entry sets a rule, so each file group gets its whole list
+  { files: ['src/**'], ignores: ['src/demo/**', 'src/fake-google/**'], rules: { 'no-restricted-imports': ['error', { patterns: [NO_FAKE] }] } },
+  { files: LOWER, rules: { 'no-restricted-imports': ['error', { patterns: [NO_FAKE, NO_HIGHER] }] } },
+  {
+    files: ['**/*.js', '**/*.cjs'],
+    languageOptions: { globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' } },
+  },
+);
