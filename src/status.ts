@@ -110,7 +110,8 @@ export interface ReportStatus {
 export interface StatusDocument {
   generatedAt: string;
   version: string;
-  database: { reachable: boolean; error?: string };
+  /** readAt: when the ledger figures (stored days, gaps, data through) were read */
+  database: { reachable: boolean; error?: string; readAt?: string };
   tokens: Array<{ account: string; keyId: string; valid: boolean; expiresAt: string | null; failingSince: string | null; lastError: string | null }>;
   /** every configured property and report in configuration order; with a page, that page's, attention first */
   reports: ReportStatus[];
@@ -158,12 +159,21 @@ export interface StatusViewDeps {
 
 /** How long the ledger may take before the page says the database is not answering. */
 const DB_DEADLINE_MS = 5_000;
+/**
+ * A ledger read this recent is served as it is; one up to LEDGER_STALE_MS old is served while a
+ * new read runs in the background. Reading 60,000 properties x reports takes most of a second, so
+ * however many browsers reload the page, the ledger is read at most about every 2 s, and a
+ * request does not wait for it (the in-memory state, running jobs and errors, is always current).
+ */
+const LEDGER_FRESH_MS = 2_000;
+const LEDGER_STALE_MS = 30_000;
 /** A run may take this long after its schedule fired before the report counts as stale. */
 const STALE_AFTER_MS = 60 * 60 * 1000;
 /** Days of totals a chart reads; it shows the last 30 of the property's own days. */
 const CHART_DAYS = 32;
 
 interface LedgerState {
+  readAt?: number;
   reachable: boolean;
   error?: string;
   zones: Map<string, string>;
@@ -174,6 +184,7 @@ const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
 
 export class StatusView {
   private inflight: Promise<LedgerState> | null = null;
+  private cache: { readAt: number; config: Config; state: LedgerState } | null = null;
   private readonly startedAt: number;
 
   constructor(private readonly deps: StatusViewDeps) {
@@ -181,8 +192,8 @@ export class StatusView {
   }
 
   /**
-   * The status document. Concurrent callers share one read of the ledger (a page reloaded by many
-   * browsers at once costs one), and the charts are read only for the properties returned.
+   * The status document. The ledger is read at most every couple of seconds, by one caller for
+   * all (see LEDGER_FRESH_MS), and the charts only for the properties returned.
    */
   async document(query: StatusQuery = {}): Promise<StatusDocument> {
     const config = this.deps.config();
@@ -218,7 +229,7 @@ export class StatusView {
     return {
       generatedAt: new Date(now).toISOString(),
       version: VERSION,
-      database: ledger.reachable ? { reachable: true } : { reachable: false, error: ledger.error ?? 'unknown' },
+      database: ledger.reachable ? { reachable: true, ...(ledger.readAt ? { readAt: new Date(ledger.readAt).toISOString() } : {}) } : { reachable: false, error: ledger.error ?? 'unknown' },
       tokens: this.deps.tokens().map((t) => ({ account: t.account, keyId: t.keyId, valid: t.valid, expiresAt: iso(t.expiresAt), failingSince: iso(t.failingSince), lastError: t.lastError })),
       reports,
       recentFailures: this.deps.board.failures.map((f) => ({ at: new Date(f.at).toISOString(), property: f.propertyId, report: f.report, error: f.error })),
@@ -237,26 +248,44 @@ export class StatusView {
     };
   }
 
-  private ledger(config: Config, now: number): Promise<LedgerState> {
-    this.inflight ??= this.readLedger(config, now).finally(() => (this.inflight = null));
+  private async ledger(config: Config, now: number): Promise<LedgerState> {
+    const c = this.cache;
+    const age = c && c.config === config ? Date.now() - c.readAt : Infinity;
+    if (c && age <= LEDGER_FRESH_MS) return c.state;
+    const next = this.refresh(config, now);
+    if (c && age <= LEDGER_STALE_MS) {
+      next.catch(() => undefined);
+      return c.state;
+    }
+    return next;
+  }
+
+  /** One read at a time, shared by whoever asks meanwhile; kept when the database answered. */
+  private refresh(config: Config, now: number): Promise<LedgerState> {
+    this.inflight ??= (async () => {
+      const readAt = Date.now();
+      const state = await this.readLedger(config, now);
+      state.readAt = readAt;
+      if (state.reachable) this.cache = { readAt, config, state };
+      return state;
+    })().finally(() => (this.inflight = null));
     return this.inflight;
   }
 
-  /** Two queries: the properties' time zones (for each one's calendar), then the ledger against each window. */
+  /** Two queries: the properties' time zones (each one's calendar), then the ledger against each zone's windows. */
   private async readLedger(config: Config, now: number): Promise<LedgerState> {
-    const { pool, board } = this.deps;
+    const { pool } = this.deps;
     const schema = config.database.schema;
     const zones = new Map<string, string>();
     try {
-      return await withDeadline('the status page\'s database read', DB_DEADLINE_MS, undefined, async () => {
+      return await withDeadline("the status page's database read", DB_DEADLINE_MS, undefined, async () => {
         for (const [id, tz] of await propertyTimeZones(pool, schema)) zones.set(id, tz);
-        const windows: CoverageWindow[] = [];
         const calendar = new Calendar(now);
-        for (const p of config.properties) {
-          for (const r of p.reports) {
-            const tz = zones.get(p.id) ?? board.get(p.id, r).timeZone;
-            const w = tz ? calendar.window(tz, config.reports[r]!.startDate) : null;
-            windows.push({ propertyId: p.id, report: r, from: w?.from ?? null, through: w?.through ?? null });
+        const windows: CoverageWindow[] = [];
+        for (const tz of new Set(zones.values())) {
+          for (const def of Object.values(config.reports)) {
+            const { from, through } = calendar.window(tz, def.startDate);
+            windows.push({ timeZone: tz, report: def.name, from, through });
           }
         }
         const coverage = new Map((await ledgerCoverage(pool, schema, windows)).map((c) => [`${c.propertyId}\0${c.report}`, c]));
@@ -279,12 +308,9 @@ export class StatusView {
         const st = this.deps.board.get(p.id, r);
         const cov = ledger.coverage.get(`${p.id}\0${r}`);
         const tz = ledger.zones.get(p.id) ?? st.timeZone;
-        let gaps = 0;
-        if (tz) {
-          const w = calendar.window(tz, config.reports[r]!.startDate);
-          gaps = Math.max(0, Math.max(0, daysBetween(w.from, w.through) + 1) - (cov?.inWindow ?? 0));
-        }
-        const lastSuccessMs = st.lastSuccessAt ?? cov?.lastFetchedAt.getTime() ?? null;
+        // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count
+        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[r]!.startDate).days - (cov ? cov.inWindow ?? cov.days : 0)) : 0;
+        const lastSuccessMs = st.lastSuccessAt ?? cov?.lastFetchedMs ?? null;
         const failing = st.lastError !== null && (lastSuccessMs === null || (st.lastErrorAt ?? 0) > lastSuccessMs);
         const stale = since !== null && !st.running && (lastSuccessMs ?? 0) < since;
         out.push({
@@ -353,13 +379,19 @@ export class StatusView {
 
 /** Each time zone's today, and each report's gap window in it, computed once per document. */
 class Calendar {
-  private readonly todays = new Map<string, string>();
+  private readonly windows = new Map<string, { from: string; through: string; days: number }>();
   constructor(private readonly now: number) {}
 
-  /** From the report's start date through the property's yesterday. */
-  window(tz: string, startDate: string): { from: string; through: string } {
-    let today = this.todays.get(tz);
-    if (today === undefined) this.todays.set(tz, (today = localDate(this.now, tz)));
-    return { from: resolveStartDate(startDate, today), through: addDays(today, -1) };
+  /** From the report's start date through the property's yesterday; `days` in it (0 when it is empty). */
+  window(tz: string, startDate: string): { from: string; through: string; days: number } {
+    const key = `${tz}\0${startDate}`;
+    let w = this.windows.get(key);
+    if (!w) {
+      const today = localDate(this.now, tz);
+      const from = resolveStartDate(startDate, today);
+      const through = addDays(today, -1);
+      this.windows.set(key, (w = { from, through, days: Math.max(0, daysBetween(from, through) + 1) }));
+    }
+    return w;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The status page's reads. Each is one query whatever the number of properties, so the page costs
  * a constant number of round trips: 2,000 properties are not 2,000 queries one after another.
+ * Ledger rows of properties or reports no longer configured come back too; the caller skips them.
  */
 import { ident, qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
@@ -14,15 +15,15 @@ export async function propertyTimeZones(db: Queryable, schema: string): Promise<
 }
 
 /**
- * A configured property and report, and the dates in which its gaps are counted: from the
- * report's start date through the property's yesterday (`YYYY-MM-DD`, inclusive), or null when
- * the property's calendar is not known yet.
+ * The dates in which a report's gaps are counted, for the properties in one time zone: from the
+ * report's start date through that zone's yesterday (`YYYY-MM-DD`, inclusive). Properties share
+ * their zone's window, so there are (zones x reports) windows, not (properties x reports).
  */
 export interface CoverageWindow {
-  propertyId: string;
+  timeZone: string;
   report: string;
-  from: string | null;
-  through: string | null;
+  from: string;
+  through: string;
 }
 
 export interface Coverage {
@@ -30,40 +31,39 @@ export interface Coverage {
   report: string;
   /** stored dates, all of them */
   days: number;
-  /** stored dates inside the window (a date before the start date is not a reason to hide a gap) */
-  inWindow: number;
+  /** stored dates inside the window of the property's zone; null when its zone is not in `properties` */
+  inWindow: number | null;
   firstDate: string;
   lastDate: string;
-  lastFetchedAt: Date;
-  /** sum of `row_count`, as text: it can pass 2^53 */
-  rows: string;
+  /** newest `fetched_at`, Unix milliseconds */
+  lastFetchedMs: number;
 }
 
 /**
- * What the ledger holds of each given property and report (those with nothing stored are left
- * out). The windows travel as arrays and are joined to `fetch_days`, so 60,000 pairs are one
- * query and one scan of the ledger.
+ * What the ledger holds of every property and report that has anything stored: one scan of
+ * `fetch_days`, grouped, with each row's window found by hash joins on the property's zone (from
+ * `properties`) and the report. 60,000 pairs of 30 dates each are one query (about 0.6 s here).
  */
 export async function ledgerCoverage(db: Queryable, schema: string, windows: CoverageWindow[]): Promise<Coverage[]> {
-  if (windows.length === 0) return [];
   const { rows } = await db.query<{
     property_id: string;
     report: string;
     days: number;
-    in_window: number;
+    in_window: number | null;
     first_date: string;
     last_date: string;
-    last_fetched_at: Date;
-    rows: string | null;
+    last_fetched_ms: number;
   }>(
-    `SELECT k.property_id, k.report, count(*)::int AS days,
-            count(*) FILTER (WHERE f.date BETWEEN k.from_date AND k.through)::int AS in_window,
+    `SELECT f.property_id, f.report, count(*)::int AS days,
+            CASE WHEN bool_or(w.report IS NOT NULL) THEN count(*) FILTER (WHERE f.date BETWEEN w.from_date AND w.through)::int END AS in_window,
             to_char(min(f.date), 'YYYY-MM-DD') AS first_date, to_char(max(f.date), 'YYYY-MM-DD') AS last_date,
-            max(f.fetched_at) AS last_fetched_at, sum(f.row_count)::text AS rows
-       FROM unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS k(property_id, report, from_date, through)
-       JOIN ${qualified(schema, 'fetch_days')} f ON f.property_id = k.property_id AND f.report = k.report
-      GROUP BY k.property_id, k.report, k.from_date, k.through`,
-    [windows.map((w) => w.propertyId), windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
+            (extract(epoch FROM max(f.fetched_at)) * 1000)::float8 AS last_fetched_ms
+       FROM ${qualified(schema, 'fetch_days')} f
+       LEFT JOIN ${qualified(schema, 'properties')} p ON p.property_id = f.property_id
+       LEFT JOIN unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS w(time_zone, report, from_date, through)
+              ON w.report = f.report AND w.time_zone = p.time_zone
+      GROUP BY f.property_id, f.report`,
+    [windows.map((w) => w.timeZone), windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
   );
   return rows.map((r) => ({
     propertyId: r.property_id,
@@ -72,8 +72,7 @@ export async function ledgerCoverage(db: Queryable, schema: string, windows: Cov
     inWindow: r.in_window,
     firstDate: r.first_date,
     lastDate: r.last_date,
-    lastFetchedAt: r.last_fetched_at,
-    rows: r.rows ?? '0',
+    lastFetchedMs: r.last_fetched_ms,
   }));
 }
 
