@@ -138,6 +138,8 @@ export class HttpServer {
     server.setTimeout(l.idleTimeoutMs);
     server.maxConnections = l.maxConnections;
     server.on('drop', () => this.onDrop());
+    // before the TLS layer takes the connection, so a renewed certificate serves this one already
+    server.prependListener('connection', () => this.refreshWebConfig());
     // a failed handshake or a garbled request is the client's problem, not a log line each
     server.on('tlsClientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -157,6 +159,13 @@ export class HttpServer {
     if (!a) return '';
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;
+  }
+
+  /** Connections open now (those refused past the cap are not among them). */
+  connections(): Promise<number> {
+    const s = this.server;
+    if (!s) return Promise.resolve(0);
+    return new Promise((resolve, reject) => s.getConnections((err, n) => (err ? reject(err) : resolve(n))));
   }
 
   async stop(): Promise<void> {
