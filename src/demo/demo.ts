@@ -164,7 +164,7 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
     ...base,
     database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
     google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl },
-    http: { host: base.http.host, port },
+    http: { ...base.http, port },
     reports: DEMO_REPORTS,
     properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile })),
   };

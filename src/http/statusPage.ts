@@ -33,7 +33,7 @@ function span(s: number): string {
 
 const number = (v: number) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 2 }));
 
-/** A report is failing when its last error is newer than its last success. */
+/** A report is failing when its last error is newer than its last success (status.ts decides). */
 function failing(r: Report): boolean {
   return r.attention === 'failing';
 }
@@ -64,7 +64,7 @@ export function chart(s: Series): string {
   const grid = [0, 0.5, 1]
     .map((f) => {
       const gy = (pad.t + ih - f * ih).toFixed(1);
-      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(Math.round(max * f)))}</text>`;
+      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(max >= 10 ? Math.round(max * f) : Math.round(max * f * 100) / 100))}</text>`;
     })
     .join('');
   const dots = points.map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`).join('');
