@@ -104,7 +104,7 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     await db?.drop();
   });
 
-  it('serves /api/status with every report, its fields as before, within a generous bound', async () => {
+  it('serves /api/status with every report, its fields as before, within a loose bound', async () => {
     const [res, ms] = await timed('GET /api/status (everything, first request)', () => fetch(`${server.http.url}/api/status`));
     assert.equal(res.status, 200);
     const doc = (await res.json()) as StatusDocument;
@@ -121,7 +121,8 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     assert.equal(doc.series.length, PROPERTIES, 'a chart per property');
     assert.equal(doc.page, null);
     assert.equal(doc.reports.find((x) => x.property === gapProperties[0] && x.report === 'r01')!.gaps, 4);
-    assert.ok(ms < 5_000, `${ms} ms`);
+    // 60,000 reports are 31 MB of JSON: a looser bound than the page's
+    assert.ok(ms < 10_000, `${ms} ms`);
   });
 
   it('serves the page within a generous bound, those that need attention first, the rest on later pages', async () => {
