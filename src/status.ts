@@ -50,6 +50,7 @@ export interface ReloadRecord {
 
 const MAX_FAILURES = 50;
 
+/** Written by the scheduler, the runner and the SIGHUP handler; read by StatusView. */
 export class StatusBoard {
   private readonly jobs = new Map<string, JobState>();
   readonly failures: FailureRecord[] = [];
@@ -182,6 +183,7 @@ interface LedgerState {
 
 const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
 
+/** Builds the status document from the board, the ledger and the configuration in effect. */
 export class StatusView {
   private inflight: Promise<LedgerState> | null = null;
   private cache: { readAt: number; config: Config; state: LedgerState } | null = null;

@@ -175,6 +175,10 @@ footer{color:var(--muted);font-size:12px;padding:0 1.5rem 1.5rem}
  */
 export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${crypto.createHash('sha256').update(STYLE).digest('base64')}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 
+/**
+ * The whole page for a status document (a page of properties, or all of them when the document
+ * is not paged), as a UTF-8 HTML string. Everything from the document is escaped.
+ */
 export function renderStatusPage(doc: StatusDocument): string {
   const now = Date.parse(doc.generatedAt);
   const byProperty = new Map<string, Report[]>();
