@@ -28,7 +28,10 @@ COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 
 # In a container the metrics/health server must listen beyond loopback;
-# publish the port only where Prometheus can reach it.
+# publish the port only where Prometheus can reach it. The server caps its
+# connections and times out idle and slow ones; for HTTPS and basic
+# authentication mount a web config file (as Prometheus exporters take it) and
+# set GA_COLLECTOR_WEB_CONFIG_FILE to it (README: "HTTPS and basic authentication").
 ENV GA_COLLECTOR_HTTP_HOST=0.0.0.0 \
     GA_COLLECTOR_HTTP_PORT=9464
 EXPOSE 9464
@@ -36,9 +39,11 @@ EXPOSE 9464
 # The image's unprivileged user (uid 1000). Nothing is written to disk.
 USER node
 
-# The slim image has no curl: ask /healthz with node itself.
+# The slim image has no curl: ask /healthz with node itself. /healthz needs no
+# credentials; with HTTPS on (a web config file), plain HTTP is refused and the
+# check asks again over HTTPS (its own certificate, on loopback: not verified).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "const p=process.env.GA_COLLECTOR_HTTP_PORT||9464;require('http').get({host:'127.0.0.1',port:p,path:'/healthz',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
+  CMD ["node", "-e", "const o={host:'127.0.0.1',port:process.env.GA_COLLECTOR_HTTP_PORT||9464,path:'/healthz',timeout:2000};const ok=r=>process.exit(r.statusCode===200?0:1);const no=()=>process.exit(1);require('http').get(o,ok).on('timeout',no).on('error',()=>require('https').get({...o,rejectUnauthorized:false},ok).on('error',no).on('timeout',no))"]
 
 # node runs as PID 1: the daemon handles SIGTERM/SIGINT itself (graceful
 # shutdown within shutdown.graceSeconds) and starts no child processes, so no

@@ -34,7 +34,8 @@ export interface Config {
   google: { credentials: string; tokenUrl: string; apiRootUrl: string };
   schedule: string;
   concurrency: number;
-  http: { host: string; port: number };
+  /** webConfigFile: absolute path of the TLS and basic-auth file (http/webConfig.ts), '' or absent for none */
+  http: { host: string; port: number; webConfigFile?: string };
   log: { level: string; format: 'json' | 'pretty' | null };
   shutdown: { graceSeconds: number };
   fetch: {
@@ -135,6 +136,12 @@ const schema = {
   http: {
     host: { doc: 'Address of the metrics, health and status server.', format: String, default: '127.0.0.1', env: 'GA_COLLECTOR_HTTP_HOST' },
     port: { doc: 'Port of the metrics, health and status server (0 picks a free one).', format: 'port', default: 9464, env: 'GA_COLLECTOR_HTTP_PORT' },
+    webConfigFile: {
+      doc: "A web config file as Prometheus exporters take it (YAML: tls_server_config { cert_file, key_file }, basic_auth_users { name: bcrypt hash }): HTTPS and basic authentication for every path but /healthz. Relative to the config file; re-read when it changes.",
+      format: String,
+      default: '',
+      env: 'GA_COLLECTOR_WEB_CONFIG_FILE',
+    },
   },
   log: {
     level: { doc: 'pino log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'LOG_LEVEL' },
@@ -293,7 +300,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     },
     schedule: c.schedule,
     concurrency: c.concurrency,
-    http: c.http,
+    http: { ...c.http, webConfigFile: c.http.webConfigFile ? path.resolve(baseDir, c.http.webConfigFile) : '' },
     log: c.log,
     shutdown: c.shutdown,
     fetch: c.fetch,

@@ -7,22 +7,18 @@ import type { Config } from './config.js';
 import { describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
-import { HttpServer, type StatusDocument, type StatusSource } from './http/server.js';
+import { HttpServer, type StatusSource } from './http/server.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
 import { Scheduler } from './schedule/scheduler.js';
-import { resolveStartDate } from './schedule/planner.js';
-import { StatusBoard } from './status.js';
+import { StatusBoard, StatusView, type StatusDocument, type StatusQuery } from './status.js';
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
 import { ensureReportTables } from './store/reportTables.js';
-import { columnName, ident, qualified } from './store/identifiers.js';
-import { addDays, daysBetween, localDate } from './time.js';
-import { VERSION } from './version.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -49,6 +45,7 @@ export class Daemon implements StatusSource {
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
+  private readonly view: StatusView;
   private readonly now: () => number;
   private stopped = false;
 
@@ -93,7 +90,17 @@ export class Daemon implements StatusSource {
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
     });
-    this.http = opts.http ? new HttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, source: this, logger }) : null;
+    this.view = new StatusView({
+      pool: this.pool,
+      board: this.board,
+      config: () => this.config,
+      tokens: () => this.tokens.sources().map((s) => s.status()),
+      now: this.now,
+      logger,
+    });
+    this.http = opts.http
+      ? new HttpServer({ host: config.http.host, port: config.http.port, webConfigFile: config.http.webConfigFile, metrics: this.metrics, source: this, logger })
+      : null;
   }
 
   /** Migrations and the report relations; then the metrics start from what the database knows. */
@@ -142,6 +149,7 @@ export class Daemon implements StatusSource {
       ['database.schema', prev.database.schema, next.database.schema],
       ['http.host', prev.http.host, next.http.host],
       ['http.port', prev.http.port, next.http.port],
+      ['http.webConfigFile', prev.http.webConfigFile ?? '', next.http.webConfigFile ?? ''],
       ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
@@ -190,78 +198,9 @@ export class Daemon implements StatusSource {
     return { ready: reasons.length === 0, reasons };
   }
 
-  async status(): Promise<StatusDocument> {
-    const config = this.config;
-    const schema = config.database.schema;
-    let reachable = true;
-    let dbError: string | undefined;
-    let summary: Awaited<ReturnType<typeof ledgerSummary>> = [];
-    const zones = new Map<string, string>();
-    const series: StatusDocument['series'] = [];
-    try {
-      summary = await withTimeout(ledgerSummary(this.pool, schema), 5_000);
-      const tz = await this.pool.query<{ property_id: string; time_zone: string }>(`SELECT property_id, time_zone FROM ${qualified(schema, 'properties')}`);
-      for (const r of tz.rows) zones.set(r.property_id, r.time_zone);
-      for (const p of config.properties) {
-        const report = p.reports[0];
-        if (!report) continue;
-        const def = config.reports[report]!;
-        const metric = def.metrics[0]!;
-        const { rows } = await this.pool.query<{ date: string; value: string }>(
-          `SELECT to_char(date, 'YYYY-MM-DD') AS date, sum(${ident(columnName(metric))})::float8 AS value FROM ${qualified(schema, def.name)}
-            WHERE property_id = $1 AND date > current_date - 31 GROUP BY date ORDER BY date`,
-          [p.id],
-        );
-        series.push({ property: p.id, report, metric, points: rows.map((r) => ({ date: r.date, value: Number(r.value) })) });
-      }
-    } catch (err) {
-      reachable = false;
-      dbError = describe(err);
-    }
-    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const reports: StatusDocument['reports'] = [];
-    for (const p of config.properties) {
-      for (const r of p.reports) {
-        const st = this.board.get(p.id, r);
-        const sum = summary.find((s) => s.propertyId === p.id && s.report === r);
-        const tz = zones.get(p.id) ?? st.timeZone;
-        let gaps = 0;
-        if (tz) {
-          const today = localDate(this.now(), tz);
-          const start = resolveStartDate(config.reports[r]!.startDate, today);
-          const expected = Math.max(0, daysBetween(start, addDays(today, -1)) + 1);
-          gaps = Math.max(0, expected - (sum?.days ?? 0));
-        }
-        reports.push({
-          property: p.id,
-          report: r,
-          timeZone: tz ?? null,
-          running: st.running,
-          lastSuccess: iso(st.lastSuccessAt) ?? (sum?.lastFetchedAt ? sum.lastFetchedAt.toISOString() : null),
-          lastRun: iso(st.lastRunAt),
-          dataThrough: sum?.lastDate ?? null,
-          firstDate: sum?.firstDate ?? null,
-          storedDays: sum?.days ?? 0,
-          gaps,
-          datesPending: st.datesPending,
-          nextRun: iso(st.nextRunAt),
-          lastError: st.lastError,
-          lastErrorAt: iso(st.lastErrorAt),
-        });
-      }
-    }
-    return {
-      generatedAt: new Date(this.now()).toISOString(),
-      version: VERSION,
-      database: reachable ? { reachable } : { reachable, error: dbError ?? 'unknown' },
-      tokens: this.tokens.sources().map((s) => {
-        const st = s.status();
-        return { account: st.account, keyId: st.keyId, valid: st.valid, expiresAt: iso(st.expiresAt), failingSince: iso(st.failingSince), lastError: st.lastError };
-      }),
-      reports,
-      recentFailures: this.board.failures.map((f) => ({ at: new Date(f.at).toISOString(), property: f.propertyId, report: f.report, error: f.error })),
-      series,
-    };
+  /** The status document (src/status.ts): everything, or a page of properties, attention first. */
+  status(query?: StatusQuery): Promise<StatusDocument> {
+    return this.view.document(query);
   }
 }
 

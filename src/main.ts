@@ -8,6 +8,7 @@ import { USAGE, parseArgs, type CliArgs } from './cli.js';
 import { loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { UsageError, describe } from './errors.js';
+import { HttpListenError } from './http/server.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
 import { sleep } from './ga4/client.js';
@@ -79,9 +80,11 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
   try {
     await daemon.startServices();
   } catch (err) {
-    process.stderr.write(`ga-collector: cannot start: ${describe(err)}\n`);
+    // a busy port or a wrong http.host is said in one line naming the setting
+    const named = err instanceof UsageError || err instanceof HttpListenError;
+    process.stderr.write(`ga-collector: ${named ? '' : 'cannot start: '}${describe(err)}\n`);
     await daemon.stop(0);
-    return 1;
+    return err instanceof UsageError ? 2 : 1;
   }
   daemon.scheduler.start();
   logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
@@ -108,19 +111,26 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // a refused reload is on the status page and in a metric, not only in the log
+    const reloadFailed = (err: unknown) => {
+      logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
+      daemon.board.recordReload(Date.now(), describe(err));
+      daemon.metrics.configReloads.inc({ outcome: 'failure' });
+    };
     process.on('SIGHUP', () => {
       if (stopping) return;
       let next: Config;
       try {
         next = loadConfig({ file: args.config });
       } catch (err) {
-        logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
+        reloadFailed(err);
         return;
       }
-      daemon.reload(next).then(
-        () => logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded'),
-        (err) => logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration'),
-      );
+      daemon.reload(next).then(() => {
+        logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded');
+        daemon.board.recordReload(Date.now(), null);
+        daemon.metrics.configReloads.inc({ outcome: 'success' });
+      }, reloadFailed);
     });
   });
 }

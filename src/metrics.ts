@@ -14,6 +14,7 @@ export class Metrics {
   readonly quotaRemaining: Gauge<'property' | 'window'>;
   readonly tokenExpiry: Gauge<'account'>;
   readonly tokenRefreshes: Counter<'account' | 'outcome'>;
+  readonly configReloads: Counter<'outcome'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,6 +66,15 @@ export class Metrics {
       labelNames: ['account', 'outcome'],
       registers,
     });
+    this.configReloads = new Counter({
+      name: 'ga_collector_config_reloads_total',
+      help: 'Configuration reloads (SIGHUP) by outcome: success, or failure when the new file was refused and the running configuration kept.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    // both series from the start, so an alert on increase(...{outcome="failure"}) sees the first one
+    this.configReloads.inc({ outcome: 'success' }, 0);
+    this.configReloads.inc({ outcome: 'failure' }, 0);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 

@@ -1,7 +1,24 @@
 /**
- * In-memory record of what the scheduler did, per property and report: the part of the status
- * page that the database does not hold (running now, last error, next run, recent failures).
+ * What the daemon is doing, for the status page and `/api/status`.
+ *
+ * `StatusBoard` is the in-memory part the database does not hold (running now, last error, next
+ * run, recent failures, the last configuration reload). `StatusView` joins it with the ledger into
+ * the status document, in a constant number of queries whatever the number of properties (their
+ * SQL is in store/statusQueries.ts), and orders properties that need attention first: failing,
+ * then stale, then with gaps.
  */
+import type { Config } from './config.js';
+import { describe } from './errors.js';
+import type { Logger } from './log.js';
+import { withDeadline } from './net/deadline.js';
+import { previousFire } from './schedule/cron.js';
+import { resolveStartDate } from './schedule/planner.js';
+import { columnName } from './store/identifiers.js';
+import type { Pool } from './store/pool.js';
+import { totalsName } from './store/reportTables.js';
+import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type CoverageWindow } from './store/statusQueries.js';
+import { addDays, daysBetween, localDate } from './time.js';
+import { VERSION } from './version.js';
 
 export interface JobState {
   propertyId: string;
@@ -23,11 +40,21 @@ export interface FailureRecord {
   error: string;
 }
 
+/** The outcome of the last SIGHUP. */
+export interface ReloadRecord {
+  at: number;
+  ok: boolean;
+  /** why it was refused; null when it was applied */
+  error: string | null;
+}
+
 const MAX_FAILURES = 50;
 
+/** Written by the scheduler, the runner and the SIGHUP handler; read by StatusView. */
 export class StatusBoard {
   private readonly jobs = new Map<string, JobState>();
   readonly failures: FailureRecord[] = [];
+  lastReload: ReloadRecord | null = null;
 
   get(propertyId: string, report: string): JobState {
     const key = `${propertyId}\0${report}`;
@@ -49,5 +76,324 @@ export class StatusBoard {
     s.lastErrorAt = at;
     this.failures.unshift({ at, propertyId, report, error });
     this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
+  }
+
+  /** A SIGHUP's outcome: a refused reload stays on the status page until a later one is applied. */
+  recordReload(at: number, error: string | null): void {
+    this.lastReload = { at, ok: error === null, error };
+  }
+}
+
+/** Why a report is shown first: its last run failed, it missed its schedule, or dates are missing. */
+export type Attention = 'failing' | 'stale' | 'gaps';
+
+export interface ReportStatus {
+  property: string;
+  report: string;
+  timeZone: string | null;
+  running: boolean;
+  lastSuccess: string | null;
+  lastRun: string | null;
+  dataThrough: string | null;
+  firstDate: string | null;
+  storedDays: number;
+  /** dates from the report's start date through the property's yesterday that are not stored */
+  gaps: number;
+  datesPending: number | null;
+  nextRun: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** no successful run since the schedule fired (or the daemon started) more than an hour ago */
+  stale: boolean;
+  attention: Attention | null;
+}
+
+export interface StatusDocument {
+  generatedAt: string;
+  version: string;
+  /** readAt: when the ledger figures (stored days, gaps, data through) were read */
+  database: { reachable: boolean; error?: string; readAt?: string };
+  tokens: Array<{ account: string; keyId: string; valid: boolean; expiresAt: string | null; failingSince: string | null; lastError: string | null }>;
+  /** every configured property and report in configuration order; with a page, that page's, attention first */
+  reports: ReportStatus[];
+  recentFailures: Array<{ at: string; property: string; report: string; error: string }>;
+  /** per property of `reports`: the first metric of its first report, from GA's per-date totals */
+  series: Array<{ property: string; report: string; metric: string; points: Array<{ date: string; value: number }> }>;
+  /** the last SIGHUP, applied or refused; null when there was none */
+  lastReload: { at: string; ok: boolean; error: string | null } | null;
+  /** counts over every property, whatever the page */
+  summary: { properties: number; needAttention: number; reports: number; failing: number; stale: number; withGaps: number; running: number };
+  /** null when everything was asked for */
+  page: { page: number; perPage: number; pages: number; properties: number } | null;
+}
+
+/** Which properties: all (no page), or a page of them ordered attention first. */
+export interface StatusQuery {
+  page?: number;
+  perPage?: number;
+}
+
+export const DEFAULT_PER_PAGE = 50;
+export const MAX_PER_PAGE = 500;
+
+/** The token fields the page shows. */
+export interface TokenView {
+  account: string;
+  keyId: string;
+  valid: boolean;
+  expiresAt: number | null;
+  failingSince: number | null;
+  lastError: string | null;
+}
+
+export interface StatusViewDeps {
+  pool: Pool;
+  board: StatusBoard;
+  /** the configuration in effect (it changes on SIGHUP) */
+  config: () => Config;
+  tokens: () => TokenView[];
+  now: () => number;
+  /** when the daemon started: a schedule that fired before it is not held against a report */
+  startedAt?: number;
+  logger?: Logger;
+}
+
+/** How long the ledger may take before the page says the database is not answering. */
+const DB_DEADLINE_MS = 5_000;
+/**
+ * A ledger read this recent is served as it is; one up to LEDGER_STALE_MS old is served while a
+ * new read runs in the background. Reading 60,000 properties x reports takes most of a second, so
+ * however many browsers reload the page, the ledger is read at most about every 2 s, and a
+ * request does not wait for it (the in-memory state, running jobs and errors, is always current).
+ */
+const LEDGER_FRESH_MS = 2_000;
+const LEDGER_STALE_MS = 30_000;
+/** A run may take this long after its schedule fired before the report counts as stale. */
+const STALE_AFTER_MS = 60 * 60 * 1000;
+/** Days of totals a chart reads; it shows the last 30 of the property's own days. */
+const CHART_DAYS = 32;
+
+interface LedgerState {
+  readAt?: number;
+  reachable: boolean;
+  error?: string;
+  zones: Map<string, string>;
+  coverage: Map<string, Coverage>;
+}
+
+const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
+
+/** Builds the status document from the board, the ledger and the configuration in effect. */
+export class StatusView {
+  private inflight: Promise<LedgerState> | null = null;
+  private cache: { readAt: number; config: Config; state: LedgerState } | null = null;
+  private readonly startedAt: number;
+
+  constructor(private readonly deps: StatusViewDeps) {
+    this.startedAt = deps.startedAt ?? deps.now();
+  }
+
+  /**
+   * The status document. The ledger is read at most every couple of seconds, by one caller for
+   * all (see LEDGER_FRESH_MS), and the charts only for the properties returned.
+   */
+  async document(query: StatusQuery = {}): Promise<StatusDocument> {
+    const config = this.deps.config();
+    const now = this.deps.now();
+    const ledger = await this.ledger(config, now);
+    const all = this.reports(config, ledger, now);
+    const order = new Map(config.properties.map((p, i) => [p.id, i]));
+    const paged = query.page !== undefined || query.perPage !== undefined;
+    let reports = all;
+    let page: StatusDocument['page'] = null;
+    if (paged) {
+      const perPage = Math.min(MAX_PER_PAGE, Math.max(1, query.perPage ?? DEFAULT_PER_PAGE));
+      const rank = new Map<string, number>();
+      for (const r of all) rank.set(r.property, Math.min(rank.get(r.property) ?? 3, r.attention ? RANK[r.attention] : 3));
+      const ids = [...rank.keys()].sort((a, b) => rank.get(a)! - rank.get(b)! || order.get(a)! - order.get(b)!);
+      const pages = Math.max(1, Math.ceil(ids.length / perPage));
+      const n = Math.max(1, query.page ?? 1);
+      const shown = new Map(ids.slice((n - 1) * perPage, n * perPage).map((id, i) => [id, i]));
+      reports = all.filter((r) => shown.has(r.property)).sort((a, b) => shown.get(a.property)! - shown.get(b.property)!);
+      page = { page: n, perPage, pages, properties: ids.length };
+    }
+    let series: StatusDocument['series'] = [];
+    if (ledger.reachable) {
+      try {
+        series = await this.series(config, reports, now);
+      } catch (err) {
+        // the charts are an extra: without them the page still says what matters
+        this.deps.logger?.warn({ event: 'status_charts_failed', err: describe(err) }, 'status page charts could not be read');
+      }
+    }
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const reload = this.deps.board.lastReload;
+    return {
+      generatedAt: new Date(now).toISOString(),
+      version: VERSION,
+      database: ledger.reachable ? { reachable: true, ...(ledger.readAt ? { readAt: new Date(ledger.readAt).toISOString() } : {}) } : { reachable: false, error: ledger.error ?? 'unknown' },
+      tokens: this.deps.tokens().map((t) => ({ account: t.account, keyId: t.keyId, valid: t.valid, expiresAt: iso(t.expiresAt), failingSince: iso(t.failingSince), lastError: t.lastError })),
+      reports,
+      recentFailures: this.deps.board.failures.map((f) => ({ at: new Date(f.at).toISOString(), property: f.propertyId, report: f.report, error: f.error })),
+      series,
+      lastReload: reload ? { at: new Date(reload.at).toISOString(), ok: reload.ok, error: reload.error } : null,
+      summary: {
+        properties: new Set(all.map((r) => r.property)).size,
+        needAttention: new Set(all.filter((r) => r.attention).map((r) => r.property)).size,
+        reports: all.length,
+        failing: all.filter((r) => r.attention === 'failing').length,
+        stale: all.filter((r) => r.stale).length,
+        withGaps: all.filter((r) => r.gaps > 0).length,
+        running: all.filter((r) => r.running).length,
+      },
+      page,
+    };
+  }
+
+  private async ledger(config: Config, now: number): Promise<LedgerState> {
+    const c = this.cache;
+    const age = c && c.config === config ? Date.now() - c.readAt : Infinity;
+    if (c && age <= LEDGER_FRESH_MS) return c.state;
+    const next = this.refresh(config, now);
+    if (c && age <= LEDGER_STALE_MS) {
+      next.catch(() => undefined);
+      return c.state;
+    }
+    return next;
+  }
+
+  /** One read at a time, shared by whoever asks meanwhile; kept when the database answered. */
+  private refresh(config: Config, now: number): Promise<LedgerState> {
+    this.inflight ??= (async () => {
+      const readAt = Date.now();
+      const state = await this.readLedger(config, now);
+      state.readAt = readAt;
+      if (state.reachable) this.cache = { readAt, config, state };
+      return state;
+    })().finally(() => (this.inflight = null));
+    return this.inflight;
+  }
+
+  /** Two queries: the properties' time zones (each one's calendar), then the ledger against each zone's windows. */
+  private async readLedger(config: Config, now: number): Promise<LedgerState> {
+    const { pool } = this.deps;
+    const schema = config.database.schema;
+    const zones = new Map<string, string>();
+    try {
+      return await withDeadline("the status page's database read", DB_DEADLINE_MS, undefined, async () => {
+        for (const [id, tz] of await propertyTimeZones(pool, schema)) zones.set(id, tz);
+        const calendar = new Calendar(now);
+        const windows: CoverageWindow[] = [];
+        for (const tz of new Set(zones.values())) {
+          for (const def of Object.values(config.reports)) {
+            const { from, through } = calendar.window(tz, def.startDate);
+            windows.push({ timeZone: tz, report: def.name, from, through });
+          }
+        }
+        const coverage = new Map((await ledgerCoverage(pool, schema, windows)).map((c) => [`${c.propertyId}\0${c.report}`, c]));
+        return { reachable: true, zones, coverage };
+      });
+    } catch (err) {
+      return { reachable: false, error: describe(err), zones, coverage: new Map() };
+    }
+  }
+
+  private reports(config: Config, ledger: LedgerState, now: number): ReportStatus[] {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const calendar = new Calendar(now);
+    const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
+    const out: ReportStatus[] = [];
+    for (const p of config.properties) {
+      if (!due.has(p.schedule)) due.set(p.schedule, this.dueSince(p.schedule, now));
+      const since = due.get(p.schedule)!;
+      for (const r of p.reports) {
+        const st = this.deps.board.get(p.id, r);
+        const cov = ledger.coverage.get(`${p.id}\0${r}`);
+        const tz = ledger.zones.get(p.id) ?? st.timeZone;
+        // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count
+        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[r]!.startDate).days - (cov ? cov.inWindow ?? cov.days : 0)) : 0;
+        const lastSuccessMs = st.lastSuccessAt ?? cov?.lastFetchedMs ?? null;
+        const failing = st.lastError !== null && (lastSuccessMs === null || (st.lastErrorAt ?? 0) > lastSuccessMs);
+        const stale = since !== null && !st.running && (lastSuccessMs ?? 0) < since;
+        out.push({
+          property: p.id,
+          report: r,
+          timeZone: tz ?? null,
+          running: st.running,
+          lastSuccess: iso(lastSuccessMs),
+          lastRun: iso(st.lastRunAt),
+          dataThrough: cov?.lastDate ?? null,
+          firstDate: cov?.firstDate ?? null,
+          storedDays: cov?.days ?? 0,
+          gaps,
+          datesPending: st.datesPending,
+          nextRun: iso(st.nextRunAt),
+          lastError: st.lastError,
+          lastErrorAt: iso(st.lastErrorAt),
+          stale,
+          attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Since when a successful run is owed: the schedule's latest firing, or the daemon's start when
+   * that came later (it runs what is due at once); null while that is less than an hour ago.
+   */
+  private dueSince(schedule: string, now: number): number | null {
+    const fired = previousFire(schedule, new Date(now))?.getTime() ?? null;
+    const since = Math.max(fired ?? 0, this.startedAt);
+    return now - since > STALE_AFTER_MS ? since : null;
+  }
+
+  /** One query for every chart shown: each property's first report's first metric, from its totals. */
+  private async series(config: Config, reports: ReportStatus[], now: number): Promise<StatusDocument['series']> {
+    const shown = new Set(reports.map((r) => r.property));
+    const byReport = new Map<string, string[]>();
+    const chartOf: Array<{ property: string; report: string; metric: string }> = [];
+    for (const p of config.properties) {
+      const report = p.reports[0];
+      if (!shown.has(p.id) || !report) continue;
+      const metric = config.reports[report]!.metrics[0]!;
+      chartOf.push({ property: p.id, report, metric });
+      byReport.set(report, [...(byReport.get(report) ?? []), p.id]);
+    }
+    const requests = [...byReport].map(([report, properties]) => {
+      const def = config.reports[report]!;
+      return { report, relation: totalsName(def), column: columnName(def.metrics[0]!), properties };
+    });
+    const since = addDays(localDate(now, 'UTC'), -CHART_DAYS);
+    const points = await withDeadline('the status page\'s chart read', DB_DEADLINE_MS, undefined, () =>
+      totalsSeries(this.deps.pool, config.database.schema, requests, since),
+    );
+    const byKey = new Map<string, Array<{ date: string; value: number }>>();
+    for (const pt of points) {
+      const key = `${pt.property}\0${pt.report}`;
+      let list = byKey.get(key);
+      if (!list) byKey.set(key, (list = []));
+      list.push({ date: pt.date, value: pt.value });
+    }
+    return chartOf.map((c) => ({ ...c, points: byKey.get(`${c.property}\0${c.report}`) ?? [] }));
+  }
+}
+
+/** Each time zone's today, and each report's gap window in it, computed once per document. */
+class Calendar {
+  private readonly windows = new Map<string, { from: string; through: string; days: number }>();
+  constructor(private readonly now: number) {}
+
+  /** From the report's start date through the property's yesterday; `days` in it (0 when it is empty). */
+  window(tz: string, startDate: string): { from: string; through: string; days: number } {
+    const key = `${tz}\0${startDate}`;
+    let w = this.windows.get(key);
+    if (!w) {
+      const today = localDate(this.now, tz);
+      const from = resolveStartDate(startDate, today);
+      const through = addDays(today, -1);
+      this.windows.set(key, (w = { from, through, days: Math.max(0, daysBetween(from, through) + 1) }));
+    }
+    return w;
   }
 }

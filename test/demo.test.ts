@@ -1,14 +1,16 @@
 /**
  * `ga-collector demo` as a new user runs it: no DATABASE_URL, so it starts its embedded
- * PostgreSQL; data must arrive, be queryable at the printed address, and a Ctrl-C must stop
- * everything and remove the database's directory.
+ * PostgreSQL; data must arrive, be queryable at the printed address, agree across reports as GA's
+ * does, and a Ctrl-C must stop everything, remove the database's directory and say so. Given a
+ * DATABASE_URL, the demo works only in a schema of its own: it refuses one that holds anything
+ * else, and on stop says what it leaves behind and how to drop it.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, runCli, startCli, waitFor } from './helpers.js';
+import { ROOT, runCli, startCli, testDb, waitFor } from './helpers.js';
 
 /** The SQL examples of README.md, one statement each. */
 function readmeSql(): string[] {
@@ -35,6 +37,18 @@ describe('ga-collector demo', () => {
       try {
         const { rows } = await client.query<{ property_id: string; n: string }>('SELECT property_id, count(*) AS n FROM ga4.daily GROUP BY 1 ORDER BY 1');
         assert.deepEqual(rows.map((r) => [r.property_id, Number(r.n)]), [['100001', 90], ['100002', 90]]);
+        // the same metric agrees across reports, as in GA: a report by date alone, the totals of a
+        // report by device and country, and the sum of its rows (sessions add up; users would not)
+        const disagree = await client.query(
+          `SELECT d.property_id, d.date, d.sessions AS daily, t.sessions AS totals, r.sessions AS rows
+             FROM ga4.daily d
+             JOIN ga4.devices_totals t USING (property_id, date)
+             JOIN (SELECT property_id, date, sum(sessions)::bigint AS sessions, sum(engaged_sessions)::bigint AS engaged FROM ga4.devices GROUP BY 1, 2) r USING (property_id, date)
+            WHERE d.sessions <> t.sessions OR t.sessions <> r.sessions OR t.engaged_sessions <> r.engaged`,
+        );
+        assert.deepEqual(disagree.rows, [], 'daily.sessions = devices_totals.sessions = sum of devices rows, every date');
+        const compared = await client.query('SELECT count(*)::int AS n FROM ga4.daily d JOIN ga4.devices_totals t USING (property_id, date)');
+        assert.equal(compared.rows[0].n, 180, 'every date of both properties compared');
         const printed = await client.query(query[2]!);
         assert.equal(printed.rows.length, 10, 'the printed query works');
         const examples = readmeSql();
@@ -56,9 +70,64 @@ describe('ga-collector demo', () => {
       assert.equal(exit.code, 0, demo.out.stderr);
       assert.match(demo.out.stdout, /demo stopped/);
       assert.equal(fs.existsSync(dataDir), false, 'data directory removed');
+      assert.ok(demo.out.stdout.includes(`left behind: nothing (the embedded database and its data directory ${dataDir} were removed)`), demo.out.stdout);
       assert.doesNotMatch(demo.out.stdout + demo.out.stderr, /PRIVATE KEY|ya29\./);
     } finally {
       if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a schema that holds anything but demo data: one line, exit 2, the schema untouched', { timeout: 60_000 }, async () => {
+    const db = await testDb('demorefuse');
+    try {
+      // a schema with collected data in it (the demo cannot know what; anything unmarked is refused)
+      await db.query(`CREATE SCHEMA "${db.schema}"`);
+      await db.query(`CREATE TABLE "${db.schema}".daily (property_id text, date date, sessions bigint)`);
+      await db.query(`INSERT INTO "${db.schema}".daily VALUES ('123456', '2026-01-01', 42)`);
+      const r = await runCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_PORT: '0' } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(
+        r.stderr,
+        `ga-collector demo: schema ${db.schema} already exists and is not the demo's (it may hold collected data); the demo writes simulated data only into a schema it creates: set GA_COLLECTOR_DB_SCHEMA to a new name\n`,
+      );
+      const tables = await db.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [db.schema]);
+      assert.deepEqual(tables.map((t) => t.table_name), ['daily'], 'nothing created');
+      assert.deepEqual(await db.query(`SELECT property_id, sessions::int FROM "${db.schema}".daily`), [{ property_id: '123456', sessions: 42 }]);
+      // an empty schema someone made is not the demo's either
+      await db.query(`CREATE SCHEMA "${db.schema}_empty"`);
+      const empty = await runCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: `${db.schema}_empty`, GA_COLLECTOR_HTTP_PORT: '0' } });
+      assert.equal(empty.code, 2, empty.stderr);
+    } finally {
+      await db.query(`DROP SCHEMA IF EXISTS "${db.schema}_empty"`).catch(() => undefined);
+      await db.drop();
+    }
+  });
+
+  it('in a database of the user\'s, makes a schema of its own, and on stop says it is left behind and how to drop it', { timeout: 90_000 }, async () => {
+    const db = await testDb('demoleft');
+    const env = { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_PORT: '0' };
+    try {
+      const first = startCli(['demo'], { env });
+      await waitFor(() => /status page:/.test(first.out.stdout), { timeoutMs: 30_000, what: `the demo running\n${first.out.stdout}${first.out.stderr}` });
+      assert.match(first.out.stdout, new RegExp(`schema ${db.schema}: created for the demo`));
+      first.child.kill('SIGINT');
+      assert.equal((await first.exited).code, 0, first.out.stderr);
+      assert.ok(first.out.stdout.includes(`left behind: the demo's simulated data in schema ${db.schema} of postgres://`), first.out.stdout);
+      assert.ok(first.out.stdout.includes(`remove it with: DROP SCHEMA "${db.schema}" CASCADE`), first.out.stdout);
+      const [mark] = await db.query<{ comment: string }>(`SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`, [db.schema]);
+      assert.match(mark!.comment, /^ga-collector demo: /);
+
+      // a second demo recognises the schema as the demo's own
+      const second = startCli(['demo'], { env });
+      await waitFor(() => /status page:/.test(second.out.stdout), { timeoutMs: 30_000, what: `the second demo running\n${second.out.stdout}${second.out.stderr}` });
+      assert.match(second.out.stdout, new RegExp(`schema ${db.schema}: the demo's, from an earlier run`));
+      second.child.kill('SIGINT');
+      assert.equal((await second.exited).code, 0, second.out.stderr);
+      // the printed statement removes it
+      await db.query(/remove it with: (DROP SCHEMA .*)$/m.exec(second.out.stdout)![1]!);
+      assert.deepEqual(await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [db.schema]), []);
+    } finally {
+      await db.drop();
     }
   });
 

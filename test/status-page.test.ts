@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { renderStatusPage } from '../src/http/statusPage.js';
-import type { StatusDocument } from '../src/http/server.js';
+import type { StatusDocument } from '../src/status.js';
 import { ROOT, startCli, testDb, waitFor, type TestDb } from './helpers.js';
 import { CHROMIUM as CHROMIUM_TOOL, skipUnless } from './tools.js';
 
@@ -55,8 +55,14 @@ describe('status page', () => {
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const refused: string[] = [];
+      page.on('console', (m) => /Content Security Policy|Refused to/i.test(m.text()) && refused.push(m.text()));
       const res = await page.goto(url);
       assert.equal(res?.status(), 200);
+      // the stylesheet is allowed by its hash in the CSP: the browser applies it and refuses nothing
+      assert.doesNotMatch(res!.headers()['content-security-policy'] ?? '', /unsafe-inline/);
+      assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(246, 248, 250)');
+      assert.deepEqual(refused, []);
       const cards = page.locator('section.property');
       assert.equal(await cards.count(), 2);
       const headings = await page.locator('section.property h3').allInnerTexts();
@@ -90,10 +96,13 @@ describe('status page rendering', () => {
     database: { reachable: true },
     tokens: [{ account: 'a@p.iam.gserviceaccount.com', keyId: 'k1', valid: false, expiresAt: null, failingSince: '2026-03-10T11:00:00.000Z', lastError: 'token exchange refused' }],
     reports: [
-      { property: '1', report: 'daily', timeZone: 'UTC', running: false, lastSuccess: '2026-03-09T12:00:00.000Z', lastRun: null, dataThrough: '2026-03-08', firstDate: '2026-02-01', storedDays: 30, gaps: 6, datesPending: 0, nextRun: '2026-03-11T04:00:00.000Z', lastError: '<b>403</b> no access', lastErrorAt: '2026-03-10T11:30:00.000Z' },
+      { property: '1', report: 'daily', timeZone: 'UTC', running: false, lastSuccess: '2026-03-09T12:00:00.000Z', lastRun: null, dataThrough: '2026-03-08', firstDate: '2026-02-01', storedDays: 30, gaps: 6, datesPending: 0, nextRun: '2026-03-11T04:00:00.000Z', lastError: '<b>403</b> no access', lastErrorAt: '2026-03-10T11:30:00.000Z', stale: false, attention: 'failing' },
     ],
     recentFailures: [{ at: '2026-03-10T11:30:00.000Z', property: '1', report: 'daily', error: '<script>alert(1)</script>' }],
     series: [{ property: '1', report: 'daily', metric: 'sessions', points: [] }],
+    lastReload: null,
+    summary: { properties: 1, needAttention: 1, reports: 1, failing: 1, stale: 0, withGaps: 1, running: 0 },
+    page: { page: 1, perPage: 50, pages: 1, properties: 1 },
   };
 
   it('escapes what it shows, marks failures, and says when there is no data yet', () => {
@@ -105,5 +114,27 @@ describe('status page rendering', () => {
     assert.match(html, /no data yet/);
     assert.match(html, /<td class="num warn">6<\/td>/, 'gaps stand out');
     assert.match(html, /title="2026-03-09T12:00:00.000Z">24 h ago</);
+    assert.doesNotMatch(html, /reload refused/i);
+  });
+
+  it('shows stale and gap states, the pages, and a refused reload with its time and reason', () => {
+    const row = base.reports[0]!;
+    const html = renderStatusPage({
+      ...base,
+      reports: [
+        { ...row, property: '2', lastError: null, lastErrorAt: null, stale: true, attention: 'stale' },
+        { ...row, property: '3', lastError: null, lastErrorAt: null, attention: 'gaps' },
+        { ...row, property: '4', lastError: null, lastErrorAt: null, gaps: 0, attention: null },
+      ],
+      series: [],
+      lastReload: { at: '2026-03-10T11:58:00.000Z', ok: false, error: 'reload refused: <http.port> changed; restart the daemon for that' },
+      summary: { properties: 130, needAttention: 2, reports: 130, failing: 0, stale: 1, withGaps: 1, running: 0 },
+      page: { page: 2, perPage: 50, pages: 3, properties: 130 },
+    });
+    assert.match(html, /data-property="2"[\s\S]*<span class="pill bad" title="[^"]*">stale<\/span>/);
+    assert.match(html, /data-property="3"[\s\S]*<span class="pill warn">gaps<\/span>/);
+    assert.match(html, /data-property="4"[\s\S]*<span class="pill ok">ok<\/span>/);
+    assert.match(html, /properties 51–100 of 130; the 2 that need attention come first · <a href="\?page=1" rel="prev">← previous<\/a> · <a href="\?page=3" rel="next">next →<\/a>/);
+    assert.match(html, /<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused<\/strong> <time datetime="2026-03-10T11:58:00.000Z" title="2026-03-10T11:58:00.000Z">2 min ago<\/time>: reload refused: &lt;http.port&gt; changed/);
   });
 });

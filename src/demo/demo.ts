@@ -4,7 +4,9 @@
  * time zones and a freshly made service-account key, and then the daemon itself, through the same
  * `Daemon` class as `run`, with a config built in memory whose `google.tokenUrl` and
  * `google.apiRootUrl` point at the fake. It runs until SIGINT or SIGTERM and then stops every
- * part in order: daemon, fake Google, database (whose data directory goes unless kept).
+ * part in order: daemon, fake Google, database (whose data directory goes unless kept), and says
+ * what it leaves behind. It writes only into a schema of its own (demoSchema.ts), so a
+ * DATABASE_URL of a database with collected data never gets simulated data mixed in.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,6 +19,7 @@ import { Daemon } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
 import { FakeGoogle } from '../fake-google/index.js';
 import { createLogger, redactUrl } from '../log.js';
+import { claimDemoSchema } from './demoSchema.js';
 import { EmbeddedPostgres } from './embeddedPostgres.js';
 
 export const DEMO_ACCOUNT = 'demo-collector@ga-collector-demo.iam.gserviceaccount.com';
@@ -59,6 +62,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let daemon: Daemon;
   let dbUrl: string;
   let embedded: EmbeddedPostgres | null = null;
+  /** the external database's demo schema, once the demo has claimed it */
+  let claimed: { schema: string; url: string } | null = null;
   try {
     // the environment's settings are checked before anything starts
     baseConfig(env);
@@ -89,6 +94,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
+    const claim = await claimDemoSchema(dbUrl, config.database.schema);
+    if (external) {
+      claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
+      say(`schema ${config.database.schema}: ${claim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);
+    }
     daemon = new Daemon({ config, logger, http: true, continueBacklog: true });
     parts.push({ name: 'daemon', stop: () => daemon.stop() });
     await daemon.prepare();
@@ -106,7 +116,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } catch (err) {
     process.stderr.write(`ga-collector demo: ${describe(err)}\n`);
     await stopAll();
-    // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) is bad input
+    // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) or a schema not the demo's is bad input
     return err instanceof UsageError ? 2 : 1;
   }
 
@@ -121,7 +131,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       stopping = true;
       say(`\n${signal}: stopping the demo ...`);
       stopAll().then(() => {
-        if (embedded && (opts.keep || opts.dataDir)) say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
+        if (embedded && fs.existsSync(embedded.dataDir)) say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
+        else if (embedded) say(`left behind: nothing (the embedded database and its data directory ${embedded.dataDir} were removed)`);
+        if (claimed) {
+          say(`left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`);
+          say(`              remove it with: DROP SCHEMA "${claimed.schema}" CASCADE`);
+        }
         say('demo stopped');
         resolve(0);
       });
@@ -149,7 +164,7 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
     ...base,
     database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
     google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl },
-    http: { host: base.http.host, port },
+    http: { ...base.http, port },
     reports: DEMO_REPORTS,
     properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile })),
   };

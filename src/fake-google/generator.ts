@@ -149,9 +149,102 @@ export function generateComponents(propertyId: string, date: string, dimensions:
       else visits.set(key, { dims, n: 1 });
     }
   }
-  return [...visits.entries()]
+  const rows = [...visits.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, v]) => ({ dims: v.dims, c: components(`row|${propertyId}|${date}|${dimKey}|${key}`, v.n, revision) }));
+  // a benchmark's fixed volume tells no day's story; every other report shares out the day's figures
+  return rowsPerDay !== undefined ? rows : shareOut(dayComponents(propertyId, date, draws, revision), rows);
+}
+
+/**
+ * The day's own figures, whatever the dimensions: the one row of a report by date alone (the same
+ * seed as before there were other reports to agree with), and GA's total of any other report.
+ */
+function dayComponents(propertyId: string, date: string, draws: number, revision: number): Components {
+  return components(`row|${propertyId}|${date}||`, draws, revision);
+}
+
+/**
+ * Shares the day's figures out over a report's rows, in proportion to what each row drew, so that
+ * as in GA the same metric agrees across reports: the sessions of a report by device add up to
+ * the sessions of the report by date alone, and to the day's total. Each row keeps its own
+ * relations (engaged sessions within sessions, views at least sessions, events at least views,
+ * revenue in cents). Users are not shared out: a user is counted on every row they appear on, so
+ * rows keep their own share of users per session and need not add up to the day's users.
+ */
+function shareOut(day: Components, rows: ComponentRow[]): ComponentRow[] {
+  if (rows.length <= 1) return rows.map((r) => ({ dims: r.dims, c: day }));
+  const of = (f: (c: Components) => number) => rows.map((r) => f(r.c));
+  const plus = (a: number[], b: number[]) => a.map((x, i) => x + (b[i] ?? 0));
+  const cents = (v: number) => Math.round(v * 100);
+  // every row drew at least one visit, so it keeps at least one session
+  const sessions = apportion(day.sessions - rows.length, of((c) => c.sessions - 1)).map((n) => n + 1);
+  const engaged = apportion(day.engagedSessions, of((c) => c.engagedSessions), sessions);
+  const views = plus(sessions, apportion(day.screenPageViews - day.sessions, of((c) => c.screenPageViews - c.sessions)));
+  const events = plus(views, apportion(day.eventCount - day.screenPageViews, of((c) => c.eventCount - c.screenPageViews)));
+  const keyEvents = apportion(day.keyEvents, of((c) => c.keyEvents));
+  const engagement = apportion(day.userEngagementDuration, of((c) => c.userEngagementDuration));
+  const duration = plus(engagement, apportion(day.sessionDuration - day.userEngagementDuration, of((c) => c.sessionDuration - c.userEngagementDuration)));
+  const purchase = apportion(cents(day.purchaseRevenue), of((c) => cents(c.purchaseRevenue)));
+  const revenue = plus(purchase, apportion(cents(day.totalRevenue) - cents(day.purchaseRevenue), of((c) => cents(c.totalRevenue) - cents(c.purchaseRevenue))));
+  return rows.map((r, i) => {
+    const s = sessions[i]!;
+    const totalUsers = Math.max(1, Math.min(s, Math.round((s * r.c.totalUsers) / r.c.sessions)));
+    return {
+      dims: r.dims,
+      c: {
+        sessions: s,
+        engagedSessions: engaged[i]!,
+        totalUsers,
+        activeUsers: Math.max(1, Math.min(totalUsers, Math.round((totalUsers * r.c.activeUsers) / r.c.totalUsers))),
+        newUsers: Math.min(totalUsers, Math.round((totalUsers * r.c.newUsers) / r.c.totalUsers)),
+        screenPageViews: views[i]!,
+        eventCount: events[i]!,
+        keyEvents: keyEvents[i]!,
+        userEngagementDuration: engagement[i]!,
+        sessionDuration: duration[i]!,
+        purchaseRevenue: purchase[i]! / 100,
+        totalRevenue: revenue[i]! / 100,
+      },
+    };
+  });
+}
+
+/**
+ * Splits a whole number over rows in proportion to their weights (largest remainders, ties to the
+ * earlier row), never giving a row more than its cap; equal shares when every weight is zero.
+ * The parts add up to `total` exactly (as long as the caps leave room for it).
+ */
+function apportion(total: number, weights: number[], caps?: number[]): number[] {
+  const out = weights.map(() => 0);
+  let open = weights.map((_, i) => i).filter((i) => !caps || (caps[i] ?? 0) > 0);
+  let left = total;
+  while (left > 0 && open.length > 0) {
+    const sumW = open.reduce((n, i) => n + (weights[i] ?? 0), 0);
+    const share = (i: number) => (sumW > 0 ? (left * (weights[i] ?? 0)) / sumW : left / open.length);
+    // rows the proportional share would overfill get their cap, and the rest is shared again
+    const full = caps ? open.filter((i) => out[i]! + share(i) >= caps[i]!) : [];
+    if (full.length > 0) {
+      for (const i of full) {
+        left -= caps![i]! - out[i]!;
+        out[i] = caps![i]!;
+      }
+      open = open.filter((i) => !full.includes(i));
+      continue;
+    }
+    const shares = open.map(share);
+    const parts = shares.map(Math.floor);
+    let rest = left - parts.reduce((n, x) => n + x, 0);
+    const order = shares.map((_, j) => j).sort((a, b) => shares[b]! - parts[b]! - (shares[a]! - parts[a]!) || a - b);
+    for (const j of order) {
+      if (rest <= 0) break;
+      parts[j]!++;
+      rest--;
+    }
+    open.forEach((i, j) => (out[i]! += parts[j]!));
+    left = 0;
+  }
+  return out;
 }
 
 /** The value of one metric for a row's components. */

@@ -1,72 +1,171 @@
 /**
  * The HTTP side: Prometheus metrics, liveness, readiness, the status page and its JSON.
  * Nothing here writes; every handler is a read of the daemon's state.
+ *
+ * The server holds its ground when reachable beyond loopback (the Docker image binds 0.0.0.0):
+ * every connection has a deadline for its headers, its request, its idle time and (HTTPS) its
+ * handshake, and there is a cap on connections at once, past which new ones are closed at once.
+ * Every response carries security headers. HTTPS and basic authentication come from a web config
+ * file as Prometheus exporters take it (webConfig.ts); /healthz stays open (see `OPEN_PATHS`).
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { UsageError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { renderStatusPage } from './statusPage.js';
+import type { StatusDocument, StatusQuery } from '../status.js';
+import { MAX_PER_PAGE } from '../status.js';
+import { STATUS_PAGE_CSP, renderStatusPage } from './statusPage.js';
+import { BasicAuth, loadWebConfig, tlsOptions, type WebConfig } from './webConfig.js';
+
+export type { StatusDocument } from '../status.js';
 
 export interface StatusSource {
-  status(): Promise<StatusDocument>;
+  /** everything, or a page of properties (attention first) */
+  status(query?: StatusQuery): Promise<StatusDocument>;
   readiness(): Promise<{ ready: boolean; reasons: string[] }>;
 }
 
-export interface StatusDocument {
-  generatedAt: string;
-  version: string;
-  database: { reachable: boolean; error?: string };
-  tokens: Array<{ account: string; keyId: string; valid: boolean; expiresAt: string | null; failingSince: string | null; lastError: string | null }>;
-  reports: Array<{
-    property: string;
-    report: string;
-    timeZone: string | null;
-    running: boolean;
-    lastSuccess: string | null;
-    lastRun: string | null;
-    dataThrough: string | null;
-    firstDate: string | null;
-    storedDays: number;
-    gaps: number;
-    datesPending: number | null;
-    nextRun: string | null;
-    lastError: string | null;
-    lastErrorAt: string | null;
-  }>;
-  recentFailures: Array<{ at: string; property: string; report: string; error: string }>;
-  series: Array<{ property: string; report: string; metric: string; points: Array<{ date: string; value: number }> }>;
+/** The server's deadlines and cap. Defaults fit a Prometheus scrape and a person with a browser. */
+export interface HttpLimits {
+  /** the request line and headers must have arrived this long after the request began (slow senders) */
+  headersTimeoutMs: number;
+  /** the whole request must have arrived by then */
+  requestTimeoutMs: number;
+  /** an idle keep-alive connection is closed after this */
+  keepAliveTimeoutMs: number;
+  /** a connection without any traffic, one that never sends a byte included, is closed after this */
+  idleTimeoutMs: number;
+  /** a TLS handshake must be done by then */
+  handshakeTimeoutMs: number;
+  /** connections at once; past it, new ones are closed as they come */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  // a few Prometheus servers, a few browsers (six connections each): far below the file limit
+  maxConnections: 100,
+};
+
+/**
+ * Paths served without credentials. /healthz says "ok" and nothing else, and the probes that ask it
+ * (the Docker HEALTHCHECK, a liveness probe) are the ones least able to carry a password. /readyz is
+ * not among them: its reasons name accounts and database errors.
+ */
+const OPEN_PATHS = new Set(['/healthz']);
+
+/** On every response: no sniffing, no framing, no referrer leaking the page's address. */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+/** Responses that are not the page load nothing and may be framed by nobody. */
+const DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/** The port is taken or may not be bound: a runtime failure (exit 1), unlike a wrong address (UsageError, exit 2). */
+export class HttpListenError extends Error {
+  override name = 'HttpListenError';
+}
+
+/** Interval of the connection-list sweep that enforces the header and request deadlines. */
+const checkingInterval = (l: HttpLimits) => Math.max(250, Math.min(5_000, Math.floor(Math.min(l.headersTimeoutMs, l.requestTimeoutMs) / 2)));
+/** How often a request may look at the web config file (and its certificate) for changes. */
+const WEB_CONFIG_CHECK_MS = 2_000;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  source: StatusSource;
+  logger: Logger;
+  /** absolute path of a web config file (TLS, basic auth); '' or undefined: plain HTTP, no auth */
+  webConfigFile?: string | undefined;
+  limits?: Partial<HttpLimits>;
 }
 
 export class HttpServer {
-  private server: http.Server | null = null;
+  private server: http.Server | https.Server | null = null;
+  private readonly limits: HttpLimits;
+  private webConfig: WebConfig | null;
+  private auth: BasicAuth;
+  private webConfigStamp = '';
+  private webConfigCheckedAt = 0;
+  private dropped = 0;
+  private dropLoggedAt = 0;
 
-  constructor(
-    private readonly opts: { host: string; port: number; metrics: Metrics; source: StatusSource; logger: Logger },
-  ) {}
+  /** @throws UsageError when the web config file is missing or wrong (exit 2) */
+  constructor(private readonly opts: HttpServerOptions) {
+    const l = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+    // Node refuses a header deadline later than the request deadline
+    this.limits = { ...l, headersTimeoutMs: Math.min(l.headersTimeoutMs, l.requestTimeoutMs) };
+    this.webConfig = opts.webConfigFile ? loadWebConfig(opts.webConfigFile) : null;
+    this.webConfigStamp = this.stamp();
+    this.auth = new BasicAuth(this.webConfig?.users ?? new Map());
+  }
 
+  /** @throws HttpListenError (port in use, not permitted) or UsageError (http.host not usable here) */
   async start(): Promise<void> {
-    const server = http.createServer((req, res) => {
+    const l = this.limits;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((err) => {
-        this.opts.logger.error({ event: 'http_error', path: req.url, err: String(err) }, 'HTTP handler failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        this.opts.logger.error({ event: 'http_error', path: req.url, err: describe(err) }, 'HTTP handler failed');
+        if (!res.headersSent) res.writeHead(500, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': 'text/plain' });
         res.end('internal error\n');
       });
-    });
-    server.keepAliveTimeout = 5_000;
+    };
+    const httpOpts: http.ServerOptions = {
+      headersTimeout: l.headersTimeoutMs,
+      requestTimeout: l.requestTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(l),
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+    };
+    const tlsFiles = this.webConfig?.tls;
+    const server = tlsFiles
+      ? https.createServer({ ...httpOpts, ...tlsOptions(tlsFiles, this.webConfig!.file), handshakeTimeout: l.handshakeTimeoutMs }, handler)
+      : http.createServer(httpOpts, handler);
+    server.keepAliveTimeout = l.keepAliveTimeoutMs;
+    // with no 'timeout' listener, Node destroys a socket idle this long: the only deadline that
+    // reaches a connection that never sends a byte (the header deadline starts with the first one)
+    server.setTimeout(l.idleTimeoutMs);
+    server.maxConnections = l.maxConnections;
+    server.on('drop', () => this.onDrop());
+    // before the TLS layer takes the connection, so a renewed certificate serves this one already
+    server.prependListener('connection', () => this.refreshWebConfig());
+    // a failed handshake or a garbled request is the client's problem, not a log line each
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, this.opts.host, this.opts.port)));
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
+    server.on('error', (err) => this.opts.logger.error({ event: 'http_server_error', err: describe(err) }, 'HTTP server error'));
     this.server = server;
-    this.opts.logger.info({ event: 'http_listening', url: this.url }, 'HTTP server listening');
+    this.opts.logger.info(
+      { event: 'http_listening', url: this.url, tls: Boolean(tlsFiles), basicAuth: this.auth.enabled, maxConnections: l.maxConnections },
+      'HTTP server listening',
+    );
   }
 
   get url(): string {
     const a = this.server?.address() as AddressInfo | null;
     if (!a) return '';
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}`;
+    return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;
+  }
+
+  /** Connections open now (those refused past the cap are not among them). */
+  connections(): Promise<number> {
+    const s = this.server;
+    if (!s) return Promise.resolve(0);
+    return new Promise((resolve, reject) => s.getConnections((err, n) => (err ? reject(err) : resolve(n))));
   }
 
   async stop(): Promise<void> {
@@ -79,38 +178,141 @@ export class HttpServer {
     });
   }
 
+  private onDrop(): void {
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.dropLoggedAt < 60_000) return;
+    this.dropLoggedAt = now;
+    this.opts.logger.warn(
+      { event: 'http_connections_refused', refused: this.dropped, maxConnections: this.limits.maxConnections },
+      'HTTP connection limit reached: new connections are closed',
+    );
+    this.dropped = 0;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': type, ...headers }).end(body);
+    };
+    if (!OPEN_PATHS.has(path)) {
+      this.refreshWebConfig();
+      if (this.auth.enabled && !(await this.auth.check(req.headers.authorization))) {
+        send(401, 'text/plain', 'unauthorized\n', { 'www-authenticate': 'Basic realm="ga-collector", charset="UTF-8"' });
+        return;
+      }
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      send(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
       return;
     }
     switch (path) {
       case '/metrics': {
         const body = await this.opts.metrics.text();
-        res.writeHead(200, { 'content-type': this.opts.metrics.contentType }).end(body);
+        send(200, this.opts.metrics.contentType, body);
         return;
       }
       case '/healthz':
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        send(200, 'text/plain', 'ok\n');
         return;
       case '/readyz': {
         const r = await this.opts.source.readiness();
-        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r.ready ? { ready: true } : { ready: false, reasons: r.reasons }) + '\n');
+        send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r.ready ? { ready: true } : { ready: false, reasons: r.reasons }) + '\n');
         return;
       }
-      case '/api/status': {
-        const doc = await this.opts.source.status();
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc, null, 2) + '\n');
-        return;
-      }
+      case '/api/status':
       case '/': {
-        const doc = await this.opts.source.status();
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(renderStatusPage(doc));
+        let query: StatusQuery;
+        try {
+          query = pageQuery(url.searchParams, path === '/');
+        } catch (err) {
+          send(400, 'text/plain', `${describe(err)}\n`);
+          return;
+        }
+        const doc = await this.opts.source.status(query);
+        if (path === '/') send(200, 'text/html; charset=utf-8', renderStatusPage(doc), { 'content-security-policy': STATUS_PAGE_CSP });
+        else send(200, 'application/json', JSON.stringify(doc, null, 2) + '\n');
         return;
       }
       default:
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        send(404, 'text/plain', 'not found\n');
     }
+  }
+
+  /** The web config file's (and its TLS files') sizes and times: a change means re-read. */
+  private stamp(): string {
+    const w = this.webConfig;
+    if (!w) return '';
+    return [w.file, w.tls?.certFile, w.tls?.keyFile]
+      .filter((f): f is string => Boolean(f))
+      .map((f) => {
+        try {
+          const s = fs.statSync(f);
+          return `${s.mtimeMs}:${s.size}`;
+        } catch {
+          return 'missing';
+        }
+      })
+      .join('|');
+  }
+
+  /**
+   * As exporters do, a changed web config applies without a restart: new users and passwords at
+   * once, a renewed certificate to the connections that follow. A broken file is logged and the
+   * one in force kept; switching HTTPS on or off needs a restart (the port's protocol changes).
+   */
+  private refreshWebConfig(): void {
+    const current = this.webConfig;
+    const now = Date.now();
+    if (!current || now - this.webConfigCheckedAt < WEB_CONFIG_CHECK_MS) return;
+    this.webConfigCheckedAt = now;
+    const stamp = this.stamp();
+    if (stamp === this.webConfigStamp) return;
+    this.webConfigStamp = stamp;
+    const log = this.opts.logger;
+    try {
+      const next = loadWebConfig(current.file);
+      if (Boolean(next.tls) !== Boolean(current.tls)) {
+        log.error({ event: 'web_config_reload_failed', file: current.file }, 'web config: turning HTTPS on or off needs a restart; keeping the one in force');
+        return;
+      }
+      if (next.tls && this.server instanceof https.Server) this.server.setSecureContext(tlsOptions(next.tls, next.file));
+      this.webConfig = next;
+      this.auth = new BasicAuth(next.users);
+      log.info({ event: 'web_config_reloaded', file: current.file, tls: Boolean(next.tls), users: next.users.size }, 'web config reloaded');
+    } catch (err) {
+      log.error({ event: 'web_config_reload_failed', file: current.file, err: describe(err) }, 'web config reload failed; keeping the one in force');
+    }
+  }
+}
+
+/** `?page=N&perPage=M`: the page always pages (page 1 by default); the JSON only when asked. */
+function pageQuery(params: URLSearchParams, alwaysPage: boolean): StatusQuery {
+  const num = (name: string, max: number): number | undefined => {
+    const v = params.get(name);
+    if (v === null) return undefined;
+    if (!/^[0-9]{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw new Error(`${name}: must be a whole number from 1 to ${max}`);
+    return Number(v);
+  };
+  const page = num('page', 999_999);
+  const perPage = num('perPage', MAX_PER_PAGE);
+  if (page === undefined && perPage === undefined && !alwaysPage) return {};
+  return { page: page ?? 1, ...(perPage !== undefined ? { perPage } : {}) };
+}
+
+/** One line that names the setting to change. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new HttpListenError(`http.port ${port} on ${host} is already in use`);
+    case 'EACCES':
+      return new HttpListenError(`http.port ${port} on ${host}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`);
+    case 'EADDRNOTAVAIL':
+      return new UsageError(`http.host ${host} is not an address of this machine`);
+    case 'ENOTFOUND':
+      return new UsageError(`http.host ${host} cannot be resolved`);
+    default:
+      return new HttpListenError(`http.port ${port} on ${host}: cannot listen: ${describe(err)}`);
   }
 }

@@ -1,11 +1,15 @@
 /**
- * The status page, rendered on the server from the `/api/status` document: plain HTML with inline
- * CSS and SVG, no script and no front-end build, so it works from `curl` to a locked-down browser.
- * One card per property (its time zone, a chart of its main metric over the last 30 days, and a
- * row per report), then the service accounts' tokens and the recent failures. It reloads itself
+ * The status page, rendered on the server from the `/api/status` document: plain HTML with one
+ * stylesheet and inline SVG, no script and no front-end build, so it works from `curl` to a
+ * locked-down browser, under a Content-Security-Policy that allows that stylesheet alone (by its
+ * hash: no 'unsafe-inline'). A page of properties, those that need attention first (failing,
+ * stale, with gaps), one card each (its time zone, a chart of its main metric over the last 30
+ * days from GA's per-date totals, a row per report), then the service accounts' tokens and the
+ * recent failures. A refused configuration reload is a banner at the top. It reloads itself
  * every 30 s.
  */
-import type { StatusDocument } from './server.js';
+import crypto from 'node:crypto';
+import type { StatusDocument } from '../status.js';
 
 type Report = StatusDocument['reports'][number];
 type Series = StatusDocument['series'][number];
@@ -29,9 +33,14 @@ function span(s: number): string {
 
 const number = (v: number) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 2 }));
 
-/** A report is failing when its last error is newer than its last success. */
+/** A report is failing when its last error is newer than its last success (status.ts decides). */
 function failing(r: Report): boolean {
-  return r.lastError !== null && (!r.lastSuccess || (r.lastErrorAt ?? '') > r.lastSuccess);
+  return r.attention === 'failing';
+}
+
+/** Metrics whose days add up: counts of sessions, events, views, revenue; not users, rates or averages. */
+function additive(metric: string): boolean {
+  return !/users|rate|average|per|duration$/i.test(metric) || /^userEngagementDuration$/.test(metric);
 }
 
 /** An area chart of one metric per day, with the range of values and dates as labels. */
@@ -50,11 +59,12 @@ export function chart(s: Series): string {
   const line = points.map((p, i) => `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
   const area = `${x(0).toFixed(1)},${pad.t + ih} ${line} ${x(points.length - 1).toFixed(1)},${pad.t + ih}`;
   const last = points[points.length - 1]!;
+  // a sum over days means something for counts, not for users (a user of two days is one) or rates
   const total = points.reduce((n, p) => n + p.value, 0);
   const grid = [0, 0.5, 1]
     .map((f) => {
       const gy = (pad.t + ih - f * ih).toFixed(1);
-      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(Math.round(max * f)))}</text>`;
+      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(max >= 10 ? Math.round(max * f) : Math.round(max * f * 100) / 100))}</text>`;
     })
     .join('');
   const dots = points.map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`).join('');
@@ -63,14 +73,22 @@ export function chart(s: Series): string {
 <polygon class="area" points="${area}"/><polyline class="line" points="${line}"/><g class="dots">${dots}</g>
 <text x="${pad.l}" y="${h - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${w - pad.r}" y="${h - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
 </svg>
-<p class="chart-note">${esc(s.metric)} per day (report ${esc(s.report)}): ${esc(number(total))} in ${points.length} days, ${esc(number(last.value))} on ${esc(last.date)}</p>`;
+<p class="chart-note">${esc(s.metric)} per day, GA's daily total (report ${esc(s.report)}): ${esc(number(last.value))} on ${esc(last.date)}${additive(s.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
 }
 
+const PILL: Record<string, string> = {
+  running: '<span class="pill run">running</span>',
+  failing: '<span class="pill bad">failing</span>',
+  stale: '<span class="pill bad" title="no successful run since the schedule fired more than an hour ago">stale</span>',
+  gaps: '<span class="pill warn">gaps</span>',
+  ok: '<span class="pill ok">ok</span>',
+  waiting: '<span class="pill">waiting</span>',
+};
+
 function reportRow(r: Report, now: number): string {
-  const bad = failing(r);
-  const state = r.running ? '<span class="pill run">running</span>' : bad ? '<span class="pill bad">failing</span>' : r.lastSuccess ? '<span class="pill ok">ok</span>' : '<span class="pill">waiting</span>';
-  return `<tr class="${bad ? 'bad' : ''}">
-<td><strong>${esc(r.report)}</strong></td><td>${state}</td>
+  const state = r.running ? 'running' : r.attention ?? (r.lastSuccess ? 'ok' : 'waiting');
+  return `<tr class="${failing(r) || r.stale ? 'bad' : ''}">
+<td><strong>${esc(r.report)}</strong></td><td>${PILL[state]}</td>
 <td title="${esc(r.lastSuccess ?? '')}">${esc(relative(r.lastSuccess, now))}</td>
 <td>${esc(r.dataThrough ?? '—')}</td>
 <td class="num">${esc(r.storedDays)}</td>
@@ -83,7 +101,7 @@ function reportRow(r: Report, now: number): string {
 
 function propertyCard(id: string, reports: Report[], series: Series | undefined, now: number): string {
   const tz = reports.find((r) => r.timeZone)?.timeZone ?? 'time zone not known yet';
-  const bad = reports.some(failing);
+  const bad = reports.some((r) => failing(r) || r.stale);
   return `<section class="card property${bad ? ' failing' : ''}" data-property="${esc(id)}">
 <h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span></h3>
 ${series ? chart(series) : '<p class="muted">no chart: the property has no report</p>'}
@@ -94,13 +112,84 @@ ${reports.map((r) => reportRow(r, now)).join('\n')}
 </section>`;
 }
 
+/** Links to the other pages, keeping the page size when it is not the default. */
+function pager(page: NonNullable<StatusDocument['page']>, attention: number): string {
+  const href = (n: number) => `?page=${n}${page.perPage !== DEFAULT_PER_PAGE ? `&amp;perPage=${page.perPage}` : ''}`;
+  const first = (page.page - 1) * page.perPage + 1;
+  const last = Math.min(page.properties, page.page * page.perPage);
+  const where = page.properties === 0 ? 'no properties' : first > page.properties ? `page ${page.page} of ${page.pages}: past the last property` : `properties ${first}–${last} of ${page.properties}`;
+  const links = [
+    page.page > 1 ? `<a href="${href(page.page - 1)}" rel="prev">← previous</a>` : '',
+    page.page < page.pages ? `<a href="${href(page.page + 1)}" rel="next">next →</a>` : '',
+  ].filter(Boolean);
+  return `<nav class="pager" aria-label="pages">${where}${attention ? `; the ${attention} that need attention come first` : ''}${links.length ? ` · ${links.join(' · ')}` : ''}</nav>`;
+}
+
+const DEFAULT_PER_PAGE = 50;
+
+/**
+ * The page's one stylesheet. Its hash is in the Content-Security-Policy, so it must stay a
+ * constant: nothing of the document goes in it.
+ */
+const STYLE = `
+:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--accent:#0969da}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:var(--fg);background:var(--bg)}
+header{background:#fff;border-bottom:1px solid var(--line);padding:1rem 1.5rem}
+header h1{font-size:20px;margin:0 0 .4rem}
+main{padding:1rem 1.5rem;max-width:1200px}
+h2{font-size:16px;margin:1.5rem 0 .6rem}
+.banner{border:1px solid #ffcecb;background:#ffebe9;color:var(--bad);border-radius:8px;padding:.6rem 1rem;margin:0 0 1rem}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem}
+.card.failing{border-color:var(--bad)}
+.card h3{margin:0 0 .5rem;font-size:15px}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 0;background:#fff}
+td,th{border-bottom:1px solid var(--line);padding:.35rem .55rem;text-align:left;vertical-align:top}
+th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.warn{color:var(--warn);font-weight:600}
+tr.bad td{background:#fff5f5}
+.err{color:var(--bad);max-width:32rem;overflow-wrap:anywhere}
+.muted{color:var(--muted);font-weight:normal}
+.mono{font-family:ui-monospace,monospace;font-size:12px}
+.pill{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:12px;border:1px solid var(--line);color:var(--muted);white-space:nowrap}
+.pill.ok{color:var(--ok);border-color:#aceebb;background:#dafbe1}
+.pill.bad{color:var(--bad);border-color:#ffcecb;background:#ffebe9}
+.pill.warn{color:var(--warn);border-color:#f5e0a0;background:#fff8c5}
+.pill.run{color:var(--accent);border-color:#b6e3ff;background:#ddf4ff}
+.pager{color:var(--muted);margin:0 0 .8rem}
+svg.chart{width:100%;height:auto;display:block}
+svg.chart .grid{stroke:#eaeef2}
+svg.chart .axis{font-size:11px;fill:var(--muted)}
+svg.chart .area{fill:#0969da1f}
+svg.chart .line{fill:none;stroke:var(--accent);stroke-width:2}
+svg.chart .dots circle{fill:var(--accent)}
+.chart-note{margin:.2rem 0 .4rem;color:var(--muted);font-size:12px}
+ul#failures{padding-left:1.2rem}ul#failures li{margin:.2rem 0}
+footer{color:var(--muted);font-size:12px;padding:0 1.5rem 1.5rem}
+`;
+
+/**
+ * The page's Content-Security-Policy: nothing loads but its own stylesheet, allowed by hash; no
+ * script, no frame may hold the page, no form or base URL.
+ */
+export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${crypto.createHash('sha256').update(STYLE).digest('base64')}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+
+/**
+ * The whole page for a status document (a page of properties, or all of them when the document
+ * is not paged), as a UTF-8 HTML string. Everything from the document is escaped.
+ */
 export function renderStatusPage(doc: StatusDocument): string {
   const now = Date.parse(doc.generatedAt);
-  const properties = [...new Set(doc.reports.map((r) => r.property))];
-  const cards = properties
-    .map((p) => propertyCard(p, doc.reports.filter((r) => r.property === p), doc.series.find((s) => s.property === p), now))
-    .join('\n');
-  const failingCount = doc.reports.filter(failing).length;
+  const byProperty = new Map<string, Report[]>();
+  for (const r of doc.reports) {
+    let list = byProperty.get(r.property);
+    if (!list) byProperty.set(r.property, (list = []));
+    list.push(r);
+  }
+  const seriesOf = new Map(doc.series.map((s) => [s.property, s]));
+  const cards = [...byProperty].map(([p, reports]) => propertyCard(p, reports, seriesOf.get(p), now)).join('\n');
+  const sum = doc.summary;
   const badTokens = doc.tokens.filter((t) => !t.valid).length;
   const tokens = doc.tokens
     .map(
@@ -117,49 +206,28 @@ export function renderStatusPage(doc: StatusDocument): string {
   const summary = [
     doc.database.reachable ? '<span class="pill ok">database reachable</span>' : `<span class="pill bad">database unreachable</span> <span class="err">${esc(doc.database.error)}</span>`,
     badTokens ? `<span class="pill bad">${badTokens} of ${doc.tokens.length} tokens not valid</span>` : `<span class="pill ok">${doc.tokens.length} ${doc.tokens.length === 1 ? 'token' : 'tokens'} valid</span>`,
-    failingCount ? `<span class="pill bad">${failingCount} of ${doc.reports.length} reports failing</span>` : `<span class="pill ok">${doc.reports.length} reports ok</span>`,
-  ].join(' ');
+    sum.failing ? `<span class="pill bad">${sum.failing} of ${sum.reports} reports failing</span>` : `<span class="pill ok">${sum.reports} reports ok</span>`,
+    sum.stale ? `<span class="pill bad">${sum.stale} stale</span>` : '',
+    sum.withGaps ? `<span class="pill warn">${sum.withGaps} with gaps</span>` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const reload = doc.lastReload;
+  const banner =
+    reload && !reload.ok
+      ? `<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused</strong> <time datetime="${esc(reload.at)}" title="${esc(reload.at)}">${esc(relative(reload.at, now))}</time>: ${esc(reload.error)}. The daemon runs on with the configuration it had; fix the file and send SIGHUP again.</div>`
+      : '';
+  const alarm = sum.failing || sum.stale || badTokens || !doc.database.reachable || (reload && !reload.ok);
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${failingCount || badTokens || !doc.database.reachable ? '⚠ ' : ''}ga-collector status</title>
+<html lang="en"><head><meta charset="utf-8"><title>${alarm ? '⚠ ' : ''}ga-collector status</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="30">
-<style>
-:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--ok:#1a7f37;--bad:#cf222e;--accent:#0969da}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:var(--fg);background:var(--bg)}
-header{background:#fff;border-bottom:1px solid var(--line);padding:1rem 1.5rem}
-header h1{font-size:20px;margin:0 0 .4rem}
-main{padding:1rem 1.5rem;max-width:1200px}
-h2{font-size:16px;margin:1.5rem 0 .6rem}
-.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem}
-.card.failing{border-color:var(--bad)}
-.card h3{margin:0 0 .5rem;font-size:15px}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 0;background:#fff}
-td,th{border-bottom:1px solid var(--line);padding:.35rem .55rem;text-align:left;vertical-align:top}
-th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-td.warn{color:#9a6700;font-weight:600}
-tr.bad td{background:#fff5f5}
-.err{color:var(--bad);max-width:32rem;overflow-wrap:anywhere}
-.muted{color:var(--muted);font-weight:normal}
-.mono{font-family:ui-monospace,monospace;font-size:12px}
-.pill{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:12px;border:1px solid var(--line);color:var(--muted);white-space:nowrap}
-.pill.ok{color:var(--ok);border-color:#aceebb;background:#dafbe1}
-.pill.bad{color:var(--bad);border-color:#ffcecb;background:#ffebe9}
-.pill.run{color:var(--accent);border-color:#b6e3ff;background:#ddf4ff}
-svg.chart{width:100%;height:auto;display:block}
-svg.chart .grid{stroke:#eaeef2}
-svg.chart .axis{font-size:11px;fill:var(--muted)}
-svg.chart .area{fill:#0969da1f}
-svg.chart .line{fill:none;stroke:var(--accent);stroke-width:2}
-svg.chart .dots circle{fill:var(--accent)}
-.chart-note{margin:.2rem 0 .4rem;color:var(--muted);font-size:12px}
-ul#failures{padding-left:1.2rem}ul#failures li{margin:.2rem 0}
-footer{color:var(--muted);font-size:12px;padding:0 1.5rem 1.5rem}
-</style></head><body>
+<style>${STYLE}</style></head><body>
 <header><h1>ga-collector</h1><div id="summary">${summary}</div></header>
 <main>
+${banner}
 <h2>Properties</h2>
+${doc.page ? pager(doc.page, sum.needAttention) : ''}
 <div id="properties">
 ${cards || '<p class="muted">no properties configured</p>'}
 </div>

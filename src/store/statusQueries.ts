@@ -1,0 +1,119 @@
+/**
+ * The status page's reads. Each is one query whatever the number of properties, so the page costs
+ * a constant number of round trips: 2,000 properties are not 2,000 queries one after another.
+ * Ledger rows of properties or reports no longer configured come back too; the caller skips them.
+ */
+import { ident, qualified } from './identifiers.js';
+import type { Pool, PoolClient } from './pool.js';
+
+type Queryable = Pool | PoolClient;
+
+/** Property id -> IANA time zone, as the Data API's response metadata gave it (`properties`). */
+export async function propertyTimeZones(db: Queryable, schema: string): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ property_id: string; time_zone: string }>(`SELECT property_id, time_zone FROM ${qualified(schema, 'properties')}`);
+  return new Map(rows.map((r) => [r.property_id, r.time_zone]));
+}
+
+/**
+ * The dates in which a report's gaps are counted, for the properties in one time zone: from the
+ * report's start date through that zone's yesterday (`YYYY-MM-DD`, inclusive). Properties share
+ * their zone's window, so there are (zones x reports) windows, not (properties x reports).
+ */
+export interface CoverageWindow {
+  timeZone: string;
+  report: string;
+  from: string;
+  through: string;
+}
+
+export interface Coverage {
+  propertyId: string;
+  report: string;
+  /** stored dates, all of them */
+  days: number;
+  /** stored dates inside the window of the property's zone; null when its zone is not in `properties` */
+  inWindow: number | null;
+  firstDate: string;
+  lastDate: string;
+  /** newest `fetched_at`, Unix milliseconds */
+  lastFetchedMs: number;
+}
+
+/**
+ * What the ledger holds of every property and report that has anything stored: one scan of
+ * `fetch_days`, grouped, with each row's window found by hash joins on the property's zone (from
+ * `properties`) and the report. 60,000 pairs of 30 dates each are one query (about 0.6 s here).
+ */
+export async function ledgerCoverage(db: Queryable, schema: string, windows: CoverageWindow[]): Promise<Coverage[]> {
+  const { rows } = await db.query<{
+    property_id: string;
+    report: string;
+    days: number;
+    in_window: number | null;
+    first_date: string;
+    last_date: string;
+    last_fetched_ms: number;
+  }>(
+    `SELECT f.property_id, f.report, count(*)::int AS days,
+            CASE WHEN bool_or(w.report IS NOT NULL) THEN count(*) FILTER (WHERE f.date BETWEEN w.from_date AND w.through)::int END AS in_window,
+            to_char(min(f.date), 'YYYY-MM-DD') AS first_date, to_char(max(f.date), 'YYYY-MM-DD') AS last_date,
+            (extract(epoch FROM max(f.fetched_at)) * 1000)::float8 AS last_fetched_ms
+       FROM ${qualified(schema, 'fetch_days')} f
+       LEFT JOIN ${qualified(schema, 'properties')} p ON p.property_id = f.property_id
+       LEFT JOIN unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS w(time_zone, report, from_date, through)
+              ON w.report = f.report AND w.time_zone = p.time_zone
+      GROUP BY f.property_id, f.report`,
+    [windows.map((w) => w.timeZone), windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
+  );
+  return rows.map((r) => ({
+    propertyId: r.property_id,
+    report: r.report,
+    days: r.days,
+    inWindow: r.in_window,
+    firstDate: r.first_date,
+    lastDate: r.last_date,
+    lastFetchedMs: r.last_fetched_ms,
+  }));
+}
+
+/** One chart: a metric of a report's per-date totals, for these properties. */
+export interface SeriesRequest {
+  report: string;
+  /** the `<report>_totals` relation (a table of GA's totals, or the report itself when it is by date alone) */
+  relation: string;
+  /** the metric's column */
+  column: string;
+  properties: string[];
+}
+
+export interface SeriesPoint {
+  property: string;
+  report: string;
+  date: string;
+  value: number;
+}
+
+/**
+ * Per-date values of each request's metric from `since` (`YYYY-MM-DD`) on, ordered by property
+ * and date: one query, a UNION ALL of one branch per report. GA's totals are the day's figure
+ * for any metric; adding up dimension rows would overstate users and make nonsense of rates.
+ * Dates whose total is NULL (GA had no data) are left out.
+ */
+export async function totalsSeries(db: Queryable, schema: string, requests: SeriesRequest[], since: string): Promise<SeriesPoint[]> {
+  const wanted = requests.filter((r) => r.properties.length > 0);
+  if (wanted.length === 0) return [];
+  const params: unknown[] = [since];
+  const branches = wanted.map((r) => {
+    params.push(r.report, r.properties);
+    const report = `$${params.length - 1}`;
+    const props = `$${params.length}`;
+    return `SELECT ${report}::text AS report, property_id, to_char(date, 'YYYY-MM-DD') AS date, ${ident(r.column)}::float8 AS value
+              FROM ${qualified(schema, r.relation)}
+             WHERE property_id = ANY(${props}::text[]) AND date >= $1::date AND ${ident(r.column)} IS NOT NULL`;
+  });
+  const { rows } = await db.query<{ report: string; property_id: string; date: string; value: number }>(
+    `${branches.join('\n UNION ALL \n')}\n ORDER BY property_id, report, date`,
+    params,
+  );
+  return rows.map((r) => ({ property: r.property_id, report: r.report, date: r.date, value: Number(r.value) }));
+}

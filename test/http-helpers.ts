@@ -1,0 +1,27 @@
+/** Support for the HTTP server tests: a status source that needs no daemon. */
+import type { StatusSource } from '../src/http/server.js';
+import type { StatusDocument } from '../src/status.js';
+
+/** A status source with one property and a chart, as the daemon would give. */
+export const source: StatusSource = {
+  async status() {
+    const doc: StatusDocument = {
+      generatedAt: new Date().toISOString(),
+      version: 'test',
+      database: { reachable: true },
+      tokens: [],
+      reports: [
+        { property: '1', report: 'daily', timeZone: 'UTC', running: false, lastSuccess: null, lastRun: null, dataThrough: '2026-01-02', firstDate: '2026-01-01', storedDays: 2, gaps: 0, datesPending: 0, nextRun: null, lastError: null, lastErrorAt: null, stale: false, attention: null },
+      ],
+      recentFailures: [],
+      series: [{ property: '1', report: 'daily', metric: 'sessions', points: [{ date: '2026-01-01', value: 3 }, { date: '2026-01-02', value: 5 }] }],
+      lastReload: null,
+      summary: { properties: 1, needAttention: 0, reports: 1, failing: 0, stale: 0, withGaps: 0, running: 0 },
+      page: null,
+    };
+    return doc;
+  },
+  async readiness() {
+    return { ready: true, reasons: [] };
+  },
+};
