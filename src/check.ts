@@ -8,6 +8,8 @@
 import { TokenManager, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
+import { AdminClient } from './discovery/adminClient.js';
+import { applyFilters, flatten } from './discovery/discovery.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
 import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
@@ -47,7 +49,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
 
   const reportCount = Object.keys(config.reports).length;
   rows.push(
-    config.properties.length > 0
+    config.properties.length > 0 || config.discovery.enabled
       ? ok('config', `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}`)
       : fail('config', 'no properties configured: the daemon would fetch nothing', 'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES'),
   );
@@ -55,10 +57,13 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   const tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger: quiet, metrics, now });
   const usable = new Map<string, TokenSource>();
   try {
-    for (const file of [...new Set(config.properties.map((p) => p.credentials))]) {
+    const files = config.properties.map((p) => p.credentials);
+    if (config.discovery.enabled) files.push(config.google.credentials);
+    for (const file of [...new Set(files)]) {
       rows.push(await checkCredential(file, tokens, usable, now));
     }
     rows.push(await checkDatabase(config, quiet));
+    if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(config.google.credentials), timeoutMs, quiet));
     const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
     for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(p.credentials), client, quiet)));
   } finally {
@@ -99,6 +104,38 @@ async function checkCredential(file: string, tokens: TokenManager, usable: Map<s
   const st = source.status();
   const minutes = st.expiresAt ? Math.round((st.expiresAt - now()) / 60_000) : 0;
   return ok(what, `key ${st.keyId || '(no key id)'} from ${file}; token from ${source.tokenUrl}, expires in ${minutes} min (${st.expiresAt ? new Date(st.expiresAt).toISOString() : '?'})`);
+}
+
+/** The Admin API's listing as the daemon makes it, through the filters: how many properties in how many accounts. */
+async function checkDiscovery(config: Config, tokens: TokenSource | undefined, timeoutMs: number, logger: Logger): Promise<CheckRow> {
+  if (!tokens) return skip('discovery', 'not checked: the key of google.credentials has no working token (see above)');
+  const client = new AdminClient({ rootUrl: config.google.adminApiRootUrl, timeoutMs, maxAttempts: 2, backoffBaseMs: 200 });
+  try {
+    const accounts = await client.listAccountSummaries(tokens, logger);
+    const listed = flatten(accounts);
+    const kept = applyFilters(listed, config.discovery);
+    const configured = new Set(config.properties.map((p) => p.id));
+    const added = kept.filter((p) => !configured.has(p.id)).length;
+    const keptAccounts = new Set(kept.map((p) => p.account)).size;
+    const filters = [
+      config.discovery.accounts.length ? `accounts ${config.discovery.accounts.join(', ')}` : '',
+      config.discovery.exclude.length ? `${config.discovery.exclude.length} excluded` : '',
+    ].filter(Boolean);
+    const detail = `${kept.length} ${plural(kept.length, 'property', 'properties')} in ${keptAccounts} ${plural(keptAccounts, 'account', 'accounts')} kept of ${listed.length} listed in ${accounts.length} ${plural(accounts.length, 'account', 'accounts')}${filters.length ? ` (${filters.join('; ')})` : ''}; ${added} not in properties, fetched with reports ${config.discovery.reports.join(', ')}`;
+    if (listed.length === 0) {
+      return fail('discovery', `${tokens.account} can read no GA4 property`, `in Google Analytics: Admin > Account access management > + > Add users: ${tokens.account}, role Viewer (on each account or property to fetch)`);
+    }
+    return ok('discovery', detail);
+  } catch (err) {
+    const message = describe(err);
+    const fix =
+      err instanceof PermanentError && /Admin API/.test(message)
+        ? `enable "Google Analytics Admin API" in the Google Cloud project of ${tokens.account} (console > APIs & Services > Library), wait a few minutes, run check again`
+        : err instanceof PermanentError
+          ? 'check google.adminApiRootUrl'
+          : `the Admin API at ${config.google.adminApiRootUrl} did not answer well; check network and google.adminApiRootUrl, then run check again`;
+    return fail('discovery', message, fix);
+  }
 }
 
 async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> {

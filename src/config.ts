@@ -29,9 +29,20 @@ export interface PropertyConfig {
   credentials: string;
 }
 
+/** Property discovery (src/discovery/): which of the properties the Admin API lists are fetched. */
+export interface DiscoveryConfig {
+  enabled: boolean;
+  /** numeric GA account ids; empty: every account */
+  accounts: string[];
+  /** numeric property ids never fetched through discovery */
+  exclude: string[];
+  /** the reports of a discovered property (every report when the key is not set) */
+  reports: string[];
+}
+
 export interface Config {
   database: { url: string; schema: string };
-  google: { credentials: string; tokenUrl: string; apiRootUrl: string };
+  google: { credentials: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
   schedule: string;
   concurrency: number;
   /** webConfigFile: absolute path of the TLS and basic-auth file (http/webConfig.ts), '' or absent for none */
@@ -49,10 +60,12 @@ export interface Config {
   };
   properties: PropertyConfig[];
   reports: Record<string, ReportDefinition>;
+  discovery: DiscoveryConfig;
 }
 
 export const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const DEFAULT_API_ROOT_URL = 'https://analyticsdata.googleapis.com/';
+export const DEFAULT_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DAYS_AGO_RE = /^(\d+)daysAgo$/;
@@ -110,6 +123,34 @@ convict.addFormat({
   },
 });
 
+convict.addFormat({
+  name: 'flag',
+  // convict's own Boolean takes every string but "false" for true, so GA_COLLECTOR_DISCOVERY=0 would switch it on
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce(value: unknown) {
+    if (typeof value !== 'string') return value;
+    const v = value.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(v)) return true;
+    if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+    return value;
+  },
+});
+
+convict.addFormat({
+  name: 'id-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of numeric ids');
+  },
+});
+
+convict.addFormat({
+  name: 'name-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) throw new Error('must be a list of report names');
+  },
+});
 
 const schema = {
   database: {
@@ -130,6 +171,12 @@ const schema = {
       env: 'GA_COLLECTOR_TOKEN_URL',
     },
     apiRootUrl: { doc: 'Root of the Data API.', format: 'url', default: DEFAULT_API_ROOT_URL, env: 'GA_COLLECTOR_API_ROOT_URL' },
+    adminApiRootUrl: {
+      doc: 'Root of the GA Admin API (property discovery).',
+      format: 'url',
+      default: DEFAULT_ADMIN_API_ROOT_URL,
+      env: 'GA_COLLECTOR_ADMIN_API_ROOT_URL',
+    },
   },
   schedule: { doc: "Default cron expression for every property's fetch (server's local time).", format: 'cron', default: '0 4 * * *', env: 'GA_COLLECTOR_SCHEDULE' },
   concurrency: { doc: 'API requests in flight at once, across all properties.', format: 'nat', default: 4, env: 'GA_COLLECTOR_CONCURRENCY' },
@@ -205,6 +252,22 @@ const schema = {
     default: [] as unknown[],
     env: 'GA_COLLECTOR_PROPERTIES',
   },
+  discovery: {
+    enabled: {
+      doc: 'Also fetch every GA4 property the principal of google.credentials can read, as the Admin API lists them (accountSummaries.list): at start, on SIGHUP and once a day. A new property is backfilled from each report\'s startDate; one that is no longer listed is logged and shown on the status page, and its data stays.',
+      format: 'flag',
+      default: false,
+      env: 'GA_COLLECTOR_DISCOVERY',
+    },
+    accounts: { doc: 'Discover only the properties of these GA account ids (numeric, GA Admin > Account details); empty: every account.', format: 'id-list', default: [] as unknown[] },
+    exclude: { doc: 'Property ids discovery never fetches (an entry of properties is fetched all the same).', format: 'id-list', default: [] as unknown[] },
+    reports: {
+      doc: 'The reports fetched for discovered properties; unset: every report. An entry of properties with the same id wins.',
+      format: 'name-list',
+      default: null as unknown,
+      nullable: true,
+    },
+  },
 };
 
 const DEFAULT_REPORTS: Record<string, unknown> = {
@@ -276,6 +339,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     shutdown: Config['shutdown'];
     fetch: Config['fetch'];
     properties: unknown[];
+    discovery: { enabled: boolean; accounts: unknown[]; exclude: unknown[]; reports: string[] | null };
   };
   if (c.concurrency < 1) throw new UsageError('config: concurrency: must be at least 1');
   if (c.fetch.maxDaysPerRun < 1) throw new UsageError('config: fetch.maxDaysPerRun: must be at least 1');
@@ -292,11 +356,17 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const reports = normaliseReports(reportsInput);
   const baseDir = file ? path.dirname(path.resolve(file)) : process.cwd();
   const properties = normaliseProperties(c.properties, reports, c.schedule, c.google.credentials, baseDir, env, opts.requireCredentials !== false);
+  const discovery = normaliseDiscovery(c.discovery, reports);
+  if (discovery.enabled && !c.google.credentials && opts.requireCredentials !== false) {
+    throw new UsageError('config: discovery.enabled: discovery lists properties as the principal of google.credentials; set google.credentials or GOOGLE_APPLICATION_CREDENTIALS');
+  }
   return {
     database: c.database,
     google: {
       ...c.google,
-      credentials: c.google.credentials ? resolveCredentials(c.google.credentials, 'google.credentials', baseDir, env, false) : '',
+      credentials: c.google.credentials
+        ? resolveCredentials(c.google.credentials, 'google.credentials', baseDir, env, discovery.enabled && opts.requireCredentials !== false)
+        : '',
     },
     schedule: c.schedule,
     concurrency: c.concurrency,
@@ -306,7 +376,36 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     fetch: c.fetch,
     properties,
     reports,
+    discovery,
   };
+}
+
+/**
+ * Account and property ids as numeric strings; the Admin API's resource names (`accounts/123`,
+ * `properties/456`) are taken too, since that is how its answers and GA's URLs show them.
+ */
+function normaliseDiscovery(
+  input: { enabled: boolean; accounts: unknown[]; exclude: unknown[]; reports: string[] | null },
+  reports: Record<string, ReportDefinition>,
+): DiscoveryConfig {
+  const ids = (list: unknown[], key: string, prefix: string, what: string): string[] =>
+    [
+      ...new Set(
+        list.map((v, i) => {
+          const s = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' ? v.trim().replace(new RegExp(`^${prefix}/`), '') : '';
+          if (!/^[0-9]{1,20}$/.test(s)) throw new UsageError(`config: ${key}[${i}]: must be a numeric ${what}, got ${JSON.stringify(v)}`);
+          return s;
+        }),
+      ),
+    ];
+  const accounts = ids(input.accounts, 'discovery.accounts', 'accounts', 'GA account id (GA Admin > Account details)');
+  const exclude = ids(input.exclude, 'discovery.exclude', 'properties', 'GA4 property id');
+  const names = input.reports === null ? Object.keys(reports) : [...new Set(input.reports)];
+  for (const r of names) {
+    if (!reports[r]) throw new UsageError(`config: discovery.reports: unknown report ${JSON.stringify(r)} (defined: ${Object.keys(reports).join(', ')})`);
+  }
+  if (names.length === 0) throw new UsageError('config: discovery.reports: name at least one report, or leave the key out for every report');
+  return { enabled: input.enabled, accounts, exclude, reports: names };
 }
 
 function normaliseReports(input: Record<string, unknown>): Record<string, ReportDefinition> {

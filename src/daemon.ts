@@ -4,6 +4,8 @@
  */
 import { TokenManager } from './auth/tokenManager.js';
 import type { Config } from './config.js';
+import { AdminClient } from './discovery/adminClient.js';
+import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
 import { describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
@@ -14,7 +16,7 @@ import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
 import { Scheduler } from './schedule/scheduler.js';
-import { StatusBoard, StatusView, type StatusDocument, type StatusQuery } from './status.js';
+import { StatusBoard, StatusView, type DiscoveryView, type StatusDocument, type StatusQuery } from './status.js';
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
@@ -34,6 +36,8 @@ export interface DaemonOptions {
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
+  /** first retry of a failed discovery, ms (default 30 s, doubling up to an hour) */
+  discoveryRetryMs?: number;
 }
 
 export class Daemon implements StatusSource {
@@ -50,16 +54,24 @@ export class Daemon implements StatusSource {
   private stopped = false;
 
   private config: Config;
+  /** the configuration as loaded (file, environment); `config` is it with the discovered properties */
+  private base: Config;
+  private discovery: Discovery | null = null;
+  private discoveryLoop = false;
+  /** configuration changes (SIGHUP, discovery) are applied one at a time */
+  private applying: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: DaemonOptions) {
     const { config, logger } = opts;
     this.config = config;
+    this.base = config;
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? new Metrics();
     // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
     this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
+    if (config.discovery.enabled) this.tokens.forKeyFile(config.google.credentials);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -95,9 +107,11 @@ export class Daemon implements StatusSource {
       board: this.board,
       config: () => this.config,
       tokens: () => this.tokens.sources().map((s) => s.status()),
+      discovery: () => this.discoveryView(),
       now: this.now,
       logger,
     });
+    if (config.discovery.enabled) this.discovery = this.makeDiscovery();
     this.http = opts.http
       ? new HttpServer({ host: config.http.host, port: config.http.port, webConfigFile: config.http.webConfigFile, metrics: this.metrics, source: this, logger })
       : null;
@@ -152,10 +166,22 @@ export class Daemon implements StatusSource {
       ['http.webConfigFile', prev.http.webConfigFile ?? '', next.http.webConfigFile ?? ''],
       ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
+      ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
     ];
     const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
+    if (next.discovery.enabled) this.tokens.forKeyFile(next.google.credentials);
+    await this.serially(async () => {
+      this.base = next;
+      // the last discovered properties under the new filters now; a new listing follows
+      await this.apply(withDiscovered(next, this.syncDiscovery(next)?.refilter() ?? []));
+    });
+    void this.discovery?.run('reload');
+  }
+
+  /** Builds the running parts' view of a configuration: token sources, report relations, metrics, runner, scheduler. */
+  private async apply(next: Config): Promise<void> {
     for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
     await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
@@ -163,6 +189,74 @@ export class Daemon implements StatusSource {
     await this.seedMetrics();
     this.runner.setConfig(next);
     await this.scheduler.reload(next);
+  }
+
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const run = this.applying.then(fn);
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Lists the properties now and applies them (`run --once` awaits it before planning; the daemon
+   * runs it beside the start-up run); with `loop`, lists again once a day and after a failure
+   * with backoff. Resolves to the listing's error, or null when it succeeded or discovery is off:
+   * the configured properties run regardless. Never throws.
+   */
+  async discover(loop: boolean): Promise<string | null> {
+    this.discoveryLoop ||= loop;
+    const d = this.discovery;
+    if (!d) return null;
+    const ok = await d.run('start');
+    if (loop) d.startLoop();
+    return ok ? null : (d.status().lastError ?? 'failed');
+  }
+
+  /** The discovery of a (re)loaded configuration: made when it was switched on, stopped when off. */
+  private syncDiscovery(config: Config): Discovery | null {
+    if (config.discovery.enabled && !this.discovery) {
+      this.discovery = this.makeDiscovery();
+      if (this.discoveryLoop) this.discovery.startLoop();
+    } else if (!config.discovery.enabled && this.discovery) {
+      this.discovery.stop();
+      this.discovery = null;
+      this.metrics.propertiesDiscovered.set(0);
+    }
+    return this.discovery;
+  }
+
+  private makeDiscovery(): Discovery {
+    const config = this.base;
+    const client = new AdminClient({
+      rootUrl: config.google.adminApiRootUrl,
+      timeoutMs: config.fetch.timeoutSeconds * 1000,
+      maxAttempts: config.fetch.maxAttempts,
+      ...(this.opts.backoffBaseMs !== undefined ? { backoffBaseMs: this.opts.backoffBaseMs, backoffCapMs: this.opts.backoffBaseMs * 32 } : {}),
+    });
+    return new Discovery({
+      client,
+      // the default principal of the configuration in effect
+      tokens: () => this.tokens.forKeyFile(this.base.google.credentials),
+      filters: () => this.base.discovery,
+      logger: this.opts.logger,
+      metrics: this.metrics,
+      now: this.now,
+      ...(this.opts.discoveryRetryMs !== undefined ? { retryBaseMs: this.opts.discoveryRetryMs, retryCapMs: this.opts.discoveryRetryMs * 8 } : {}),
+      onChange: (kept) =>
+        this.serially(async () => {
+          if (this.stopped) return;
+          const next = withDiscovered(this.base, kept);
+          if (!sameProperties(next.properties, this.config.properties)) await this.apply(next);
+        }),
+    });
+  }
+
+  /** For the status page: discovery's state, and which properties of the configuration in effect only it put there. */
+  private discoveryView(): DiscoveryView | null {
+    if (!this.discovery) return null;
+    const configured = new Set(this.base.properties.map((p) => p.id));
+    const added = new Set(this.config.properties.filter((p) => !configured.has(p.id)).map((p) => p.id));
+    return { ...this.discovery.status(), added };
   }
 
   /** Tokens first (so the first fetches find one), then HTTP. */
@@ -174,6 +268,7 @@ export class Daemon implements StatusSource {
   async stop(graceMs = this.opts.config.shutdown.graceSeconds * 1000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.discovery?.stop();
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
     await this.http?.stop();

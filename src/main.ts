@@ -67,11 +67,14 @@ async function main(argv: string[]): Promise<number> {
   if (args.command === 'backfill') return backfill(daemon, config, args);
   if (args.once) {
     await daemon.startServices();
+    // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
+    const discoveryError = await daemon.discover(false);
     const results = await daemon.scheduler.runOnce();
     await daemon.stop(0);
     const failed = results.filter((r) => !r.ok);
     for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
-    return failed.length ? 1 : 0;
+    if (discoveryError) process.stderr.write(`ga-collector: discovery: ${discoveryError}\n`);
+    return failed.length || discoveryError ? 1 : 0;
   }
   return runDaemon(daemon, config, logger, args);
 }
@@ -87,6 +90,8 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
     return err instanceof UsageError ? 2 : 1;
   }
   daemon.scheduler.start();
+  // in the background: the configured properties start now, the discovered ones join when listed
+  void daemon.discover(true);
   logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -15,6 +15,7 @@ export class Metrics {
   readonly tokenExpiry: Gauge<'account'>;
   readonly tokenRefreshes: Counter<'account' | 'outcome'>;
   readonly configReloads: Counter<'outcome'>;
+  readonly propertiesDiscovered: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -70,6 +71,11 @@ export class Metrics {
       name: 'ga_collector_config_reloads_total',
       help: 'Configuration reloads (SIGHUP) by outcome: success, or failure when the new file was refused and the running configuration kept.',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.propertiesDiscovered = new Gauge({
+      name: 'ga_collector_properties_discovered',
+      help: 'GA4 properties the Admin API listed at the last successful discovery that discovery.accounts and discovery.exclude kept.',
       registers,
     });
     // both series from the start, so an alert on increase(...{outcome="failure"}) sees the first one

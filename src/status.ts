@@ -8,6 +8,7 @@
  * then stale, then with gaps.
  */
 import type { Config } from './config.js';
+import type { DiscoveredProperty, DiscoveryStatus } from './discovery/discovery.js';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';
 import { withDeadline } from './net/deadline.js';
@@ -106,6 +107,32 @@ export interface ReportStatus {
   /** no successful run since the schedule fired (or the daemon started) more than an hour ago */
   stale: boolean;
   attention: Attention | null;
+  /** where discovery found the property, when discovery (not `properties`) put it in the configuration */
+  discovered: { account: string; accountName: string; displayName: string; propertyType: string } | null;
+}
+
+/** Discovery in the status document. */
+export interface DiscoveryDocument {
+  running: boolean;
+  lastRun: string | null;
+  lastSuccess: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  nextRun: string | null;
+  /** accounts and properties the last good listing returned */
+  accounts: number;
+  listed: number;
+  /** kept by discovery.accounts and discovery.exclude (ga_collector_properties_discovered) */
+  kept: number;
+  /** of those, not in `properties`: fetched because discovery found them */
+  added: number;
+  /** discovered properties the Admin API stopped listing, newest first; their data stays */
+  disappeared: Array<{ property: string; displayName: string; account: string; accountName: string; at: string }>;
+}
+
+/** Discovery's state and the property ids only it put in the configuration in effect. */
+export interface DiscoveryView extends DiscoveryStatus {
+  added: Set<string>;
 }
 
 export interface StatusDocument {
@@ -119,6 +146,8 @@ export interface StatusDocument {
   recentFailures: Array<{ at: string; property: string; report: string; error: string }>;
   /** per property of `reports`: the first metric of its first report, from GA's per-date totals */
   series: Array<{ property: string; report: string; metric: string; points: Array<{ date: string; value: number }> }>;
+  /** property discovery; null when it is off */
+  discovery: DiscoveryDocument | null;
   /** the last SIGHUP, applied or refused; null when there was none */
   lastReload: { at: string; ok: boolean; error: string | null } | null;
   /** counts over every property, whatever the page */
@@ -152,6 +181,8 @@ export interface StatusViewDeps {
   /** the configuration in effect (it changes on SIGHUP) */
   config: () => Config;
   tokens: () => TokenView[];
+  /** property discovery, when it is on */
+  discovery?: () => DiscoveryView | null;
   now: () => number;
   /** when the daemon started: a schedule that fired before it is not held against a report */
   startedAt?: number;
@@ -201,7 +232,10 @@ export class StatusView {
     const config = this.deps.config();
     const now = this.deps.now();
     const ledger = await this.ledger(config, now);
-    const all = this.reports(config, ledger, now);
+    const discovery = this.deps.discovery?.() ?? null;
+    const found = new Map<string, DiscoveredProperty>();
+    for (const p of discovery?.kept ?? []) if (discovery!.added.has(p.id)) found.set(p.id, p);
+    const all = this.reports(config, ledger, now, found);
     const order = new Map(config.properties.map((p, i) => [p.id, i]));
     const paged = query.page !== undefined || query.perPage !== undefined;
     let reports = all;
@@ -236,6 +270,21 @@ export class StatusView {
       reports,
       recentFailures: this.deps.board.failures.map((f) => ({ at: new Date(f.at).toISOString(), property: f.propertyId, report: f.report, error: f.error })),
       series,
+      discovery: discovery
+        ? {
+            running: discovery.running,
+            lastRun: iso(discovery.lastRunAt),
+            lastSuccess: iso(discovery.lastSuccessAt),
+            lastError: discovery.lastError,
+            lastErrorAt: iso(discovery.lastErrorAt),
+            nextRun: iso(discovery.nextRunAt),
+            accounts: discovery.accountsListed,
+            listed: discovery.propertiesListed,
+            kept: discovery.kept.length,
+            added: found.size,
+            disappeared: discovery.disappeared.map((p) => ({ property: p.id, displayName: p.displayName, account: p.account, accountName: p.accountName, at: new Date(p.at).toISOString() })),
+          }
+        : null,
       lastReload: reload ? { at: new Date(reload.at).toISOString(), ok: reload.ok, error: reload.error } : null,
       summary: {
         properties: new Set(all.map((r) => r.property)).size,
@@ -298,7 +347,7 @@ export class StatusView {
     }
   }
 
-  private reports(config: Config, ledger: LedgerState, now: number): ReportStatus[] {
+  private reports(config: Config, ledger: LedgerState, now: number, found: Map<string, DiscoveredProperty>): ReportStatus[] {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const calendar = new Calendar(now);
     const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
@@ -306,6 +355,8 @@ export class StatusView {
     for (const p of config.properties) {
       if (!due.has(p.schedule)) due.set(p.schedule, this.dueSince(p.schedule, now));
       const since = due.get(p.schedule)!;
+      const d = found.get(p.id);
+      const discovered = d ? { account: d.account, accountName: d.accountName, displayName: d.displayName, propertyType: d.propertyType } : null;
       for (const r of p.reports) {
         const st = this.deps.board.get(p.id, r);
         const cov = ledger.coverage.get(`${p.id}\0${r}`);
@@ -332,6 +383,7 @@ export class StatusView {
           lastErrorAt: iso(st.lastErrorAt),
           stale,
           attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
+          discovered,
         });
       }
     }

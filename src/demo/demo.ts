@@ -153,7 +153,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
  */
 function baseConfig(env: NodeJS.ProcessEnv): Config {
   const rest = { ...env };
-  for (const k of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL']) delete rest[k];
+  for (const k of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL', 'GA_COLLECTOR_ADMIN_API_ROOT_URL']) delete rest[k];
   return loadConfig({ env: rest, requireDatabase: false, requireCredentials: false });
 }
 
@@ -163,7 +163,7 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
   return {
     ...base,
     database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
-    google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl },
+    google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, adminApiRootUrl: fake.apiRootUrl },
     http: { ...base.http, port },
     reports: DEMO_REPORTS,
     properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile })),

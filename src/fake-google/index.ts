@@ -1,13 +1,14 @@
 /**
  * A fake Google for tests, the demo command and benchmarks: the OAuth 2.0
- * token endpoint and the GA4 Data API v1beta (runReport, getMetadata),
- * checking what the real ones check and failing on demand.
+ * token endpoint, the GA4 Data API v1beta (runReport, getMetadata) and the GA
+ * Admin API v1beta's accountSummaries.list, checking what the real ones check
+ * and failing on demand.
  */
-export { FakeGoogle } from './server.js';
+export { DEFAULT_GA_ACCOUNT, FakeGoogle } from './server.js';
 export { generateReport } from './generator.js';
 export { isKnownDimension, metricType, type MetricType } from './catalog.js';
 export { formatDouble } from './report-endpoint.js';
 export type {
-  AccountSpec, EventKind, FakeCounts, FakeEvent, FakeGoogleOptions, Fault, FaultEndpoint, FaultKind, PropertySpec, QuotaSettings,
+  AccountSpec, EventKind, FakeCounts, FakeEvent, FakeGoogleOptions, Fault, FaultEndpoint, FaultKind, GaAccountSpec, PropertySpec, QuotaSettings,
   ServiceAccountKeyJson,
 } from './types.js';

@@ -1,11 +1,13 @@
 /**
- * `FakeGoogle`: one local HTTP server that plays both Google endpoints the
- * collector talks to, the OAuth token endpoint and the GA4 Data API, with
- * the behaviour (and failures) of the real ones.
+ * `FakeGoogle`: one local HTTP server that plays the Google endpoints the
+ * collector talks to, the OAuth token endpoint, the GA4 Data API and the GA
+ * Admin API's account summaries (discovery), with the behaviour (and failures)
+ * of the real ones.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { authenticate, authorizeProperty } from './api-auth.js';
+import { listAccountSummaries } from './admin-endpoint.js';
+import { ADMIN_API, authenticate, authorizeProperty } from './api-auth.js';
 import { buildMetadata } from './catalog.js';
 import { addDays, assertTimeZone, isIsoDate, todayIn } from './dates.js';
 import { FaultPlan, faultLabel } from './faults.js';
@@ -16,8 +18,11 @@ import { transcodeRunReport, validateRunReport } from './report-request.js';
 import { createState, type FakeState } from './state.js';
 import { handleToken } from './token-endpoint.js';
 import type {
-  AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
+  AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, GaAccountSpec, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
 } from './types.js';
+
+/** The GA account of a property added without one. */
+export const DEFAULT_GA_ACCOUNT = '100001';
 
 interface Route {
   kind: EventKind;
@@ -32,6 +37,7 @@ function route(method: string, path: string): Route | undefined {
   if (report) return method === 'POST' ? { kind: 'runReport', property: report[1] } : undefined;
   const metadata = /^\/v1beta\/properties\/([^/:]+)\/metadata$/.exec(path);
   if (metadata) return method === 'GET' ? { kind: 'metadata', property: metadata[1] } : undefined;
+  if (path === '/v1beta/accountSummaries') return method === 'GET' ? { kind: 'accountSummaries' } : undefined;
   return undefined;
 }
 
@@ -65,6 +71,7 @@ export class FakeGoogle {
       revisionDays: opts.revision?.days,
       now: opts.now ?? Date.now,
       calendarNow: opts.calendarNow ?? opts.now ?? Date.now,
+      adminPageSize: opts.adminPageSize ?? 200,
     });
     this.faults = new FaultPlan(opts.faultSeed ?? 1);
     this.host = opts.host ?? '127.0.0.1';
@@ -157,9 +164,42 @@ export class FakeGoogle {
     const dataFrom = p.dataFrom ?? '2020-01-01';
     if (!isIsoDate(dataFrom)) throw new Error(`dataFrom must be YYYY-MM-DD: ${dataFrom}`);
     if (p.rowsPerDay !== undefined && !(Number.isInteger(p.rowsPerDay) && p.rowsPerDay >= 1)) throw new Error(`rowsPerDay must be a positive integer: ${p.rowsPerDay}`);
+    const account = p.account ?? DEFAULT_GA_ACCOUNT;
+    if (!this.state.gaAccounts.has(account)) this.addGaAccount({ id: account });
+    if (p.parent !== undefined && !/^(accounts|properties)\/\d+$/.test(p.parent)) throw new Error(`parent must be accounts/N or properties/N: ${p.parent}`);
     this.state.properties.set(p.id, {
       id: p.id, timeZone: p.timeZone, currencyCode: p.currencyCode ?? 'USD', dataFrom, ...(p.rowsPerDay !== undefined ? { rowsPerDay: p.rowsPerDay } : {}),
+      account, displayName: p.displayName ?? `Property ${p.id}`, propertyType: p.propertyType ?? 'PROPERTY_TYPE_ORDINARY', parent: p.parent ?? `accounts/${account}`,
     });
+  }
+
+  /** Deletes a property: the Admin API stops listing it and the Data API answers 403 for it. */
+  removeProperty(propertyId: string): void {
+    this.state.properties.delete(propertyId);
+    this.state.grants.delete(propertyId);
+  }
+
+  /** A Google Analytics account (what the Admin API lists properties under); also made by addProperty on first use. */
+  addGaAccount(a: GaAccountSpec): void {
+    if (!/^\d+$/.test(a.id)) throw new Error(`GA account id must be numeric: ${a.id}`);
+    this.state.gaAccounts.set(a.id, { id: a.id, displayName: a.displayName ?? `Account ${a.id}` });
+  }
+
+  /** Access on a whole GA account: every property of it, present and future. */
+  grantAccount(clientEmail: string, gaAccountId: string): void {
+    let set = this.state.accountGrants.get(gaAccountId);
+    if (!set) this.state.accountGrants.set(gaAccountId, (set = new Set()));
+    set.add(clientEmail);
+  }
+
+  revokeAccount(clientEmail: string, gaAccountId: string): void {
+    this.state.accountGrants.get(gaAccountId)?.delete(clientEmail);
+  }
+
+  /** Whether the Admin API is enabled in a Cloud project (it is, until switched off here). */
+  setAdminApiEnabled(projectId: string, enabled: boolean): void {
+    if (enabled) this.state.adminApiDisabled.delete(projectId);
+    else this.state.adminApiDisabled.add(projectId);
   }
 
   grant(clientEmail: string, propertyId: string): void {
@@ -305,6 +345,19 @@ export class FakeGoogle {
       const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
       this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+      return;
+    }
+
+    if (r.kind === 'accountSummaries') {
+      if (!(await hold())) return;
+      const auth = authenticate(this.state, req.headers.authorization, 'ListAccountSummaries', ADMIN_API);
+      if (!auth.ok) return this.write(res, auth.reply, event);
+      event.account = auth.value.account.clientEmail;
+      event.tokenIssuedAt = auth.value.token.issuedAt;
+      event.pageToken = url.searchParams.has('pageToken');
+      const listed = listAccountSummaries(this.state, auth.value.account, url.searchParams, pretty);
+      if (listed.pageSize !== undefined) event.pageSize = listed.pageSize;
+      this.write(res, listed.reply, event, fault?.kind === 'truncate');
       return;
     }
 

@@ -21,6 +21,17 @@ export interface Property {
   currencyCode: string;
   dataFrom: string;
   rowsPerDay?: number;
+  /** the GA account it belongs to, and how the Admin API summarises it */
+  account: string;
+  displayName: string;
+  propertyType: string;
+  parent: string;
+}
+
+/** A Google Analytics account. */
+export interface GaAccount {
+  id: string;
+  displayName: string;
 }
 
 export interface IssuedToken {
@@ -46,15 +57,35 @@ export interface FakeState {
   /** the clock of each property's calendar (today, yesterday, NdaysAgo) */
   readonly calendarNow: () => number;
   readonly events: FakeEvent[];
+  /** GA accounts by numeric id */
+  readonly gaAccounts: Map<string, GaAccount>;
+  /** GA account id -> client emails with access to the whole account (every property of it) */
+  readonly accountGrants: Map<string, Set<string>>;
+  /** Cloud projects in which the Admin API is not enabled */
+  readonly adminApiDisabled: Set<string>;
+  readonly adminPageSize: number;
+  /** Signs the Admin API's page tokens, so a token the fake did not hand out is refused as at Google. */
+  readonly pageTokenSecret: Buffer;
   /** Audiences a JWT assertion may name: Google's token URL and the fake's own. */
   audiences: string[];
   /** Signs the id_tokens Google returns for assertions without an API scope; made on first use. */
   idTokenKey?: { privateKey: KeyObject; kid: string };
 }
 
-export function createState(opts: { tokenLifetimeSeconds: number; maxPageSize: number; revisionDays: number | undefined; now: () => number; calendarNow: () => number }): FakeState {
+export function createState(opts: {
+  tokenLifetimeSeconds: number;
+  maxPageSize: number;
+  revisionDays: number | undefined;
+  now: () => number;
+  calendarNow: () => number;
+  adminPageSize: number;
+}): FakeState {
   return {
     ...opts,
+    gaAccounts: new Map(),
+    accountGrants: new Map(),
+    adminApiDisabled: new Set(),
+    pageTokenSecret: randomBytes(32),
     accounts: new Map(),
     properties: new Map(),
     grants: new Map(),

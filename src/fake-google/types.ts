@@ -19,9 +19,15 @@ export interface FakeGoogleOptions {
   revision?: { days: number };
   /** Seed of the PRNG that decides `rate`-limited faults, so runs are reproducible. Default 1. */
   faultSeed?: number;
+  /**
+   * Most account summaries one Admin API `accountSummaries.list` page holds, whatever `pageSize`
+   * asks (Google: "the service may return fewer than this value"), so tests page without 200
+   * accounts. Default 200 (Google's maximum).
+   */
+  adminPageSize?: number;
 }
 
-export type EventKind = 'token' | 'runReport' | 'metadata';
+export type EventKind = 'token' | 'runReport' | 'metadata' | 'accountSummaries';
 
 export interface FakeEvent {
   kind: EventKind;
@@ -43,9 +49,12 @@ export interface FakeEvent {
   endDate?: string;
   /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`. */
   fault?: string;
+  /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */
+  pageSize?: number;
+  pageToken?: boolean;
 }
 
-export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'any';
+export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'accountSummaries' | 'any';
 export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang';
 
 export interface Fault {
@@ -93,6 +102,22 @@ export interface PropertySpec {
    * dimensions' values), for benchmarks that need a known volume. Default: drawn from visits.
    */
   rowsPerDay?: number;
+  /** The GA account (numeric id) the Admin API lists it under; created on first use. Default DEFAULT_GA_ACCOUNT. */
+  account?: string;
+  /** Default `Property <id>`. */
+  displayName?: string;
+  /** Default PROPERTY_TYPE_ORDINARY. */
+  propertyType?: 'PROPERTY_TYPE_ORDINARY' | 'PROPERTY_TYPE_SUBPROPERTY' | 'PROPERTY_TYPE_ROLLUP';
+  /** `accounts/<id>` (default, the property's account) or, for a subproperty, `properties/<source id>`. */
+  parent?: string;
+}
+
+/** A Google Analytics account (not a service account): what the Admin API lists properties under. */
+export interface GaAccountSpec {
+  /** numeric account id */
+  id: string;
+  /** Default `Account <id>`. */
+  displayName?: string;
 }
 
 export interface AccountSpec {

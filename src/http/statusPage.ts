@@ -4,8 +4,9 @@
  * locked-down browser, under a Content-Security-Policy that allows that stylesheet alone (by its
  * hash: no 'unsafe-inline'). A page of properties, those that need attention first (failing,
  * stale, with gaps), one card each (its time zone, a chart of its main metric over the last 30
- * days from GA's per-date totals, a row per report), then the service accounts' tokens and the
- * recent failures. A refused configuration reload is a banner at the top. It reloads itself
+ * days from GA's per-date totals, a row per report; a discovered one says where it was found),
+ * then discovery (when on: its last listing, its error, the properties that went), the service
+ * accounts' tokens and the recent failures. A refused configuration reload is a banner at the top. It reloads itself
  * every 30 s.
  */
 import crypto from 'node:crypto';
@@ -102,14 +103,36 @@ function reportRow(r: Report, now: number): string {
 function propertyCard(id: string, reports: Report[], series: Series | undefined, now: number): string {
   const tz = reports.find((r) => r.timeZone)?.timeZone ?? 'time zone not known yet';
   const bad = reports.some((r) => failing(r) || r.stale);
+  const d = reports[0]?.discovered;
+  const found = d
+    ? ` <span class="pill" title="found by discovery in account ${esc(d.account)}${d.accountName ? ` (${esc(d.accountName)})` : ''}, ${esc(d.propertyType)}">discovered</span> <span class="muted">${esc(d.displayName)} · account ${esc(d.accountName || d.account)}</span>`
+    : '';
   return `<section class="card property${bad ? ' failing' : ''}" data-property="${esc(id)}">
-<h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span></h3>
+<h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span>${found}</h3>
 ${series ? chart(series) : '<p class="muted">no chart: the property has no report</p>'}
 <table class="reports"><thead><tr><th>report</th><th>state</th><th>last success</th><th>data through</th><th class="num">days</th><th class="num">gaps</th><th class="num">pending</th><th>next run</th><th>last error</th></tr></thead>
 <tbody>
 ${reports.map((r) => reportRow(r, now)).join('\n')}
 </tbody></table>
 </section>`;
+}
+
+/** Discovery: what the last listing found, when the next one runs, its error, and the properties that went. */
+function discoverySection(d: NonNullable<StatusDocument['discovery']>, now: number): string {
+  const when = d.lastSuccess ? `listed ${relative(d.lastSuccess, now)}` : 'no successful listing yet';
+  const gone = d.disappeared
+    .map(
+      (p) => `<tr><td>${esc(p.property)}</td><td>${esc(p.displayName)}</td><td>${esc(p.accountName || p.account)} <span class="muted">(${esc(p.account)})</span></td>
+<td><time datetime="${esc(p.at)}" title="${esc(p.at)}">${esc(relative(p.at, now))}</time></td></tr>`,
+    )
+    .join('\n');
+  return `<div class="card" id="discovery">
+<p>${esc(d.kept)} ${d.kept === 1 ? 'property' : 'properties'} kept of ${esc(d.listed)} listed in ${esc(d.accounts)} ${d.accounts === 1 ? 'account' : 'accounts'} (${esc(d.added)} not in the configured list); ${esc(when)}${d.running ? ' · <span class="pill run">listing</span>' : ''}${d.nextRun ? ` · next <span title="${esc(d.nextRun)}">${esc(relative(d.nextRun, now))}</span>` : ''}</p>
+${d.lastError ? `<p class="err" id="discovery-error">Discovery failing <span class="muted">(${esc(relative(d.lastErrorAt, now))})</span>: ${esc(d.lastError)}. The configured properties${d.lastSuccess ? ' and the last discovered ones' : ''} are fetched meanwhile; it is tried again by itself.</p>` : ''}
+${gone ? `<h3>No longer listed</h3><p class="muted">Not fetched any more by discovery; their data stays.</p><table id="disappeared"><thead><tr><th>property</th><th>name</th><th>account</th><th>since</th></tr></thead><tbody>
+${gone}
+</tbody></table>` : ''}
+</div>`;
 }
 
 /** Links to the other pages, keeping the page size when it is not the default. */
@@ -209,6 +232,7 @@ export function renderStatusPage(doc: StatusDocument): string {
     sum.failing ? `<span class="pill bad">${sum.failing} of ${sum.reports} reports failing</span>` : `<span class="pill ok">${sum.reports} reports ok</span>`,
     sum.stale ? `<span class="pill bad">${sum.stale} stale</span>` : '',
     sum.withGaps ? `<span class="pill warn">${sum.withGaps} with gaps</span>` : '',
+    doc.discovery?.lastError ? '<span class="pill bad">discovery failing</span>' : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -217,7 +241,7 @@ export function renderStatusPage(doc: StatusDocument): string {
     reload && !reload.ok
       ? `<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused</strong> <time datetime="${esc(reload.at)}" title="${esc(reload.at)}">${esc(relative(reload.at, now))}</time>: ${esc(reload.error)}. The daemon runs on with the configuration it had; fix the file and send SIGHUP again.</div>`
       : '';
-  const alarm = sum.failing || sum.stale || badTokens || !doc.database.reachable || (reload && !reload.ok);
+  const alarm = sum.failing || sum.stale || badTokens || !doc.database.reachable || (reload && !reload.ok) || doc.discovery?.lastError;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${alarm ? '⚠ ' : ''}ga-collector status</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -231,6 +255,8 @@ ${doc.page ? pager(doc.page, sum.needAttention) : ''}
 <div id="properties">
 ${cards || '<p class="muted">no properties configured</p>'}
 </div>
+${doc.discovery ? `<h2>Discovery</h2>
+${discoverySection(doc.discovery, now)}` : ''}
 <h2>Service accounts</h2>
 <div class="card"><table id="tokens"><thead><tr><th>account</th><th>key id</th><th>token</th><th>expires</th><th>last error</th></tr></thead><tbody>
 ${tokens || '<tr><td colspan="5" class="muted">no service accounts</td></tr>'}

@@ -39,6 +39,8 @@ export class Scheduler {
   private readonly rerun = new Set<string>();
   private readonly controller = new AbortController();
   private accepting = true;
+  /** start() was called: a reload before it only changes the configuration (run --once, discovery at start) */
+  private started = false;
   private readonly now: () => number;
   private config: Config;
 
@@ -49,6 +51,7 @@ export class Scheduler {
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
   start(): void {
+    this.started = true;
     for (const property of this.config.properties) {
       const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
       this.tasks.push(task);
@@ -71,7 +74,7 @@ export class Scheduler {
         q.resolve({ ok: false, rows: 0, dates: 0, error: 'removed by a configuration reload' });
       }
     }
-    if (this.accepting) this.start();
+    if (this.accepting && this.started) this.start();
   }
 
   /** Every job that is due now, once; resolves when all are done. */
