@@ -83,21 +83,21 @@ function visible(state: FakeState, caller: Account): Array<{ id: string; display
 }
 
 /** One page of accountSummaries.list for an authenticated caller. */
-export function listAccountSummaries(state: FakeState, caller: Account, query: URLSearchParams, pretty: boolean): { reply: Reply; pageSize?: number } {
-  if (state.adminApiDisabled.has(caller.projectId)) return { reply: serviceDisabled(caller.projectId) };
+export function listAccountSummaries(state: FakeState, caller: Account, query: URLSearchParams, pretty: boolean): Reply {
+  if (state.adminApiDisabled.has(caller.projectId)) return serviceDisabled(caller.projectId);
   const rawSize = query.get('pageSize');
   let asked: number | null = null;
   if (rawSize !== null) {
-    if (!/^-?\d+$/.test(rawSize)) return { reply: apiError(400, 'INVALID_ARGUMENT', `Invalid value at 'page_size' (TYPE_INT32), "${rawSize}"`) };
+    if (!/^-?\d+$/.test(rawSize)) return apiError(400, 'INVALID_ARGUMENT', `Invalid value at 'page_size' (TYPE_INT32), "${rawSize}"`);
     asked = Number(rawSize);
-    if (asked < 0) return { reply: apiError(400, 'INVALID_ARGUMENT', 'page_size must be positive') };
+    if (asked < 0) return apiError(400, 'INVALID_ARGUMENT', 'page_size must be positive');
   }
   let offset = 0;
   const rawToken = query.get('pageToken');
   if (rawToken) {
     const t = readToken(state, rawToken);
-    if (!t || t.p !== caller.clientEmail) return { reply: apiError(400, 'INVALID_ARGUMENT', 'Invalid page token.') };
-    if (t.s !== asked) return { reply: apiError(400, 'INVALID_ARGUMENT', 'The page size must match the call that provided the page token.') };
+    if (!t || t.p !== caller.clientEmail) return apiError(400, 'INVALID_ARGUMENT', 'Invalid page token.');
+    if (t.s !== asked) return apiError(400, 'INVALID_ARGUMENT', 'The page size must match the call that provided the page token.');
     offset = t.o;
   }
   const size = Math.min(asked === null || asked === 0 ? DEFAULT_PAGE_SIZE : Math.min(asked, MAX_PAGE_SIZE), state.adminPageSize);
@@ -114,5 +114,5 @@ export function listAccountSummaries(state: FakeState, caller: Account, query: U
     });
   }
   if (offset + size < all.length) body['nextPageToken'] = signToken(state, { p: caller.clientEmail, o: offset + size, s: asked });
-  return { reply: jsonReply(200, body, {}, pretty), ...(asked !== null ? { pageSize: asked } : {}) };
+  return jsonReply(200, body, {}, pretty);
 }

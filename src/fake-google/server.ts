@@ -312,6 +312,11 @@ export class FakeGoogle {
     }
     const event: FakeEvent = { kind: r.kind, receivedAt: this.state.now(), respondedAt: 0, status: 0 };
     if (r.property !== undefined) event.property = r.property;
+    if (r.kind === 'accountSummaries') {
+      event.pageToken = url.searchParams.has('pageToken');
+      const size = Number(url.searchParams.get('pageSize') ?? NaN);
+      if (Number.isInteger(size)) event.pageSize = size;
+    }
     this.state.events.push(event);
     res.on('close', () => {
       if (event.respondedAt === 0) event.respondedAt = this.state.now();
@@ -354,10 +359,7 @@ export class FakeGoogle {
       if (!auth.ok) return this.write(res, auth.reply, event);
       event.account = auth.value.account.clientEmail;
       event.tokenIssuedAt = auth.value.token.issuedAt;
-      event.pageToken = url.searchParams.has('pageToken');
-      const listed = listAccountSummaries(this.state, auth.value.account, url.searchParams, pretty);
-      if (listed.pageSize !== undefined) event.pageSize = listed.pageSize;
-      this.write(res, listed.reply, event, fault?.kind === 'truncate');
+      this.write(res, listAccountSummaries(this.state, auth.value.account, url.searchParams, pretty), event, fault?.kind === 'truncate');
       return;
     }
 
