@@ -1,7 +1,7 @@
 /**
  * `ga-collector check`: everything a first run needs, tried now, as a table: the config, each
  * credential (key parsed, token exchanged, expiry), the database (reachable, migrations current),
- * each property (access, time zone) and each of its reports (dimensions and metrics known to the
+ * discovery when it is on (the Admin API's listing through the filters), each property (access, time zone) and each of its reports (dimensions and metrics known to the
  * property, by the Data API's getMetadata). Every failing row carries the fix. Exit 0 when every
  * row is good, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
@@ -121,6 +121,8 @@ async function checkDiscovery(config: Config, tokens: TokenSource | undefined, t
       config.discovery.accounts.length ? `accounts ${config.discovery.accounts.join(', ')}` : '',
       config.discovery.exclude.length ? `${config.discovery.exclude.length} excluded` : '',
     ].filter(Boolean);
+    const unseen = config.discovery.accounts.filter((a) => !accounts.some((x) => x.id === a));
+    if (unseen.length) filters.push(`not visible to ${tokens.account}: account ${unseen.join(', ')}`);
     const detail = `${kept.length} ${plural(kept.length, 'property', 'properties')} in ${keptAccounts} ${plural(keptAccounts, 'account', 'accounts')} kept of ${listed.length} listed in ${accounts.length} ${plural(accounts.length, 'account', 'accounts')}${filters.length ? ` (${filters.join('; ')})` : ''}; ${added} not in properties, fetched with reports ${config.discovery.reports.join(', ')}`;
     if (listed.length === 0) {
       return fail('discovery', `${tokens.account} can read no GA4 property`, `in Google Analytics: Admin > Account access management > + > Add users: ${tokens.account}, role Viewer (on each account or property to fetch)`);

@@ -164,7 +164,9 @@ function backfillConfig(config: Config, args: CliArgs): Config {
     if (!config.google.credentials) {
       throw new UsageError(`backfill: property ${args.property} is not in the config and google.credentials is not set`);
     }
-    property = { id: args.property!, reports: Object.keys(config.reports), schedule: config.schedule, credentials: config.google.credentials };
+    // not listed: with discovery on, it is fetched as a discovered property would be
+    const reports = config.discovery.enabled ? config.discovery.reports : Object.keys(config.reports);
+    property = { id: args.property!, reports, schedule: config.schedule, credentials: config.google.credentials };
   }
   if (args.report && !config.reports[args.report]) {
     throw new UsageError(`backfill: unknown report ${JSON.stringify(args.report)} (defined: ${Object.keys(config.reports).join(', ')})`);

@@ -14,12 +14,25 @@ import { loadConfig } from '../src/config.js';
 import { Daemon } from '../src/daemon.js';
 import { AdminClient } from '../src/discovery/adminClient.js';
 import { renderStatusPage } from '../src/http/statusPage.js';
+import type { StatusDocument } from '../src/status.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { SA_EMAIL, logLines, runCli, startFake, testDb, waitFor, writeConfig, writeJson, type FakeSetup, type TestDb } from './helpers.js';
 import { get, parseExposition, startDaemon, valueOf, type DaemonProcess } from './ops-helpers.js';
 
 const logger = createLogger('silent');
+
+/** accountSummaries.list's answer, or Google's error envelope */
+interface ListJson {
+  accountSummaries?: Array<{
+    name: string;
+    account: string;
+    displayName: string;
+    propertySummaries?: Array<{ property: string; displayName: string; propertyType: string; parent: string }>;
+  }>;
+  nextPageToken?: string;
+  error?: { code: number; status: string; message: string; details?: Array<{ reason?: string }> };
+}
 const PROJECT = 'test-project'; // the fake's project of SA_EMAIL
 
 /**
@@ -70,7 +83,9 @@ const REPORTS = {
 
 /** property id -> dates stored, per report table */
 async function stored(db: TestDb, report: string): Promise<Record<string, number>> {
-  const rows = await db.query<{ property_id: string; n: string }>(`SELECT property_id, count(DISTINCT date) AS n FROM "${db.schema}"."${report}" GROUP BY 1 ORDER BY 1`);
+  const rows = await db.query<{ property_id: string; n: string }>(
+    `SELECT property_id, count(DISTINCT date) AS n FROM "${db.schema}"."${report}" GROUP BY 1 ORDER BY 1`,
+  );
   return Object.fromEntries(rows.map((r) => [r.property_id, Number(r.n)]));
 }
 
@@ -83,9 +98,9 @@ describe("the fake Google's accountSummaries.list", () => {
     await g?.stop();
   });
 
-  async function call(token: string | null, query = ''): Promise<{ status: number; body: any }> {
+  async function call(token: string | null, query = ''): Promise<{ status: number; body: ListJson }> {
     const res = await fetch(`${g.fake.apiRootUrl}v1beta/accountSummaries${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as ListJson };
   }
   async function tokenOf(email: string): Promise<string> {
     const dir = fs.mkdtempSync(`${g.dir}/k`);
@@ -100,7 +115,7 @@ describe("the fake Google's accountSummaries.list", () => {
 
   it('pages with opaque tokens, shows each principal only what it can read, and answers as Google does', async () => {
     const token = await tokenOf(SA_EMAIL);
-    const pages: any[] = [];
+    const pages: ListJson[] = [];
     let q = '?pageSize=200';
     for (;;) {
       const r = await call(token, q);
@@ -109,9 +124,15 @@ describe("the fake Google's accountSummaries.list", () => {
       if (!r.body.nextPageToken) break;
       q = `?pageSize=200&pageToken=${encodeURIComponent(r.body.nextPageToken)}`;
     }
-    assert.deepEqual(pages.map((p) => p.accountSummaries.length), [2, 2, 1]);
-    const summaries = pages.flatMap((p) => p.accountSummaries);
-    assert.deepEqual(summaries.map((a) => a.account), ['accounts/5001', 'accounts/5002', 'accounts/5003', 'accounts/5004', 'accounts/5005']);
+    assert.deepEqual(
+      pages.map((p) => p.accountSummaries?.length),
+      [2, 2, 1],
+    );
+    const summaries = pages.flatMap((p) => p.accountSummaries ?? []);
+    assert.deepEqual(
+      summaries.map((a) => a.account),
+      ['accounts/5001', 'accounts/5002', 'accounts/5003', 'accounts/5004', 'accounts/5005'],
+    );
     assert.deepEqual(summaries[0], {
       name: 'accountSummaries/5001',
       account: 'accounts/5001',
@@ -122,39 +143,42 @@ describe("the fake Google's accountSummaries.list", () => {
         { property: 'properties/7003', displayName: 'Site 7003', propertyType: 'PROPERTY_TYPE_ROLLUP', parent: 'accounts/5001' },
       ],
     });
-    assert.equal(summaries[3].propertySummaries, undefined, 'an account without properties has no propertySummaries field');
+    assert.equal(summaries[3]!.propertySummaries, undefined, 'an account without properties has no propertySummaries field');
 
     // another principal with access to one property sees that account with that property only
     const other = 'other@test-project.iam.gserviceaccount.com';
     const otherToken = await tokenOf(other);
     g.fake.grant(other, '7102');
     const seen = await call(otherToken);
-    assert.deepEqual(seen.body.accountSummaries.map((a: any) => [a.account, a.propertySummaries.map((p: any) => p.property)]), [['accounts/5002', ['properties/7102']]]);
+    assert.deepEqual(
+      seen.body.accountSummaries?.map((a) => [a.account, a.propertySummaries?.map((p) => p.property)]),
+      [['accounts/5002', ['properties/7102']]],
+    );
     g.fake.revoke(other, '7102');
     assert.deepEqual((await call(otherToken)).body, {}, 'nothing readable: an empty message');
 
     // a page token is opaque: forged, altered or another principal's, it is refused
     const first = await call(token, '?pageSize=200');
-    const t = first.body.nextPageToken as string;
+    const t = first.body.nextPageToken!;
     for (const bad of [`${t}x`, 'eyJwIjoiYSIsIm8iOjJ9', t.replace(/^./, (c) => (c === 'e' ? 'f' : 'e'))]) {
       const r = await call(token, `?pageSize=200&pageToken=${encodeURIComponent(bad)}`);
       assert.equal(r.status, 400, bad);
-      assert.equal(r.body.error.status, 'INVALID_ARGUMENT');
+      assert.equal(r.body.error?.status, 'INVALID_ARGUMENT');
     }
     assert.equal((await call(otherToken, `?pageSize=200&pageToken=${encodeURIComponent(t)}`)).status, 400, "another principal's token");
     assert.equal((await call(token, `?pageSize=50&pageToken=${encodeURIComponent(t)}`)).status, 400, 'pageSize must match the call that gave the token');
 
     const anonymous = await call(null);
     assert.equal(anonymous.status, 401);
-    assert.equal(anonymous.body.error.status, 'UNAUTHENTICATED');
+    assert.equal(anonymous.body.error?.status, 'UNAUTHENTICATED');
 
     g.fake.setAdminApiEnabled(PROJECT, false);
     try {
       const off = await call(token);
       assert.equal(off.status, 403);
-      assert.equal(off.body.error.status, 'PERMISSION_DENIED');
-      assert.match(off.body.error.message, /Google Analytics Admin API has not been used in project test-project before or it is disabled/);
-      assert.equal(off.body.error.details[0].reason, 'SERVICE_DISABLED');
+      assert.equal(off.body.error?.status, 'PERMISSION_DENIED');
+      assert.match(off.body.error?.message ?? '', /Google Analytics Admin API has not been used in project test-project before or it is disabled/);
+      assert.equal(off.body.error?.details?.[0]?.reason, 'SERVICE_DISABLED');
     } finally {
       g.fake.setAdminApiEnabled(PROJECT, true);
     }
@@ -169,10 +193,24 @@ describe("the fake Google's accountSummaries.list", () => {
       const accounts = await client.listAccountSummaries(tokens.forKeyFile(g.keyFile), logger);
       assert.deepEqual(
         accounts.map((a) => [a.id, a.displayName, a.properties.map((p) => p.id)]),
-        [['5001', 'Shop', ['7001', '7002', '7003']], ['5002', 'Blog', ['7101', '7102']], ['5003', 'Archive', ['7201']], ['5004', 'Empty', []], ['5005', 'Labs', ['7401']]],
+        [
+          ['5001', 'Shop', ['7001', '7002', '7003']],
+          ['5002', 'Blog', ['7101', '7102']],
+          ['5003', 'Archive', ['7201']],
+          ['5004', 'Empty', []],
+          ['5005', 'Labs', ['7401']],
+        ],
       );
       const calls = g.fake.events.slice(before).filter((e) => e.kind === 'accountSummaries');
-      assert.deepEqual(calls.map((e) => [e.status, e.pageSize, e.pageToken]), [[503, 200, false], [200, 200, false], [200, 200, true], [200, 200, true]]);
+      assert.deepEqual(
+        calls.map((e) => [e.status, e.pageSize, e.pageToken]),
+        [
+          [503, 200, false],
+          [200, 200, false],
+          [200, 200, true],
+          [200, 200, true],
+        ],
+      );
     } finally {
       tokens.stop();
     }
@@ -194,9 +232,9 @@ describe('run --once with discovery', () => {
   it('fetches every discovered property of every page, through the filters, with discovery.reports; an entry of properties wins', async () => {
     const config = configFor(g, db, {
       reports: REPORTS,
-      // 7101 is also discovered: the explicit entry's reports win over discovery.reports
+      // 7101 is also discovered: the explicit entry's reports win over discovery.reports, and exclude does not touch it
       properties: [{ id: '7101', reports: ['daily', 'devices'] }],
-      discovery: { enabled: true, accounts: ['5001', '5002', 'accounts/5005'], exclude: ['7102'], reports: ['daily'] },
+      discovery: { enabled: true, accounts: ['5001', '5002', 'accounts/5005'], exclude: ['7102', 'properties/7101'], reports: ['daily'] },
     });
     const r = await runCli(['run', '--once', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
@@ -205,7 +243,7 @@ describe('run --once with discovery', () => {
     assert.deepEqual(await stored(db, 'devices'), { '7101': 2 }, 'discovered properties get discovery.reports only');
     const done = logLines(r.stdout).find((l) => l['event'] === 'discovery_finished');
     assert.ok(done, r.stdout);
-    assert.deepEqual([done['accounts'], done['listed'], done['kept']], [5, 7, 5]);
+    assert.deepEqual([done['accounts'], done['listed'], done['kept']], [5, 7, 4]);
     assert.equal(g.fake.events.filter((e) => e.kind === 'accountSummaries').length >= 3, true, 'three pages');
   });
 
@@ -218,7 +256,10 @@ describe('run --once with discovery', () => {
       assert.equal(r.code, 1, r.stderr);
       const lines = r.stderr.trim().split('\n');
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0]!, /^ga-collector: discovery: accountSummaries\.list for collector@test-project\.iam\.gserviceaccount\.com was refused \(PERMISSION_DENIED: Google Analytics Admin API has not been used in project test-project/);
+      assert.match(
+        lines[0]!,
+        /^ga-collector: discovery: accountSummaries\.list for collector@test-project\.iam\.gserviceaccount\.com was refused \(PERMISSION_DENIED: Google Analytics Admin API has not been used in project test-project/,
+      );
       assert.match(lines[0]!, /enable "Google Analytics Admin API" in the Google Cloud project of collector@test-project\.iam\.gserviceaccount\.com/);
       assert.deepEqual(await stored(db2, 'daily'), { '7201': 4 }, 'the configured property is fetched');
       const failed = logLines(r.stdout).find((l) => l['event'] === 'discovery_failed');
@@ -234,7 +275,10 @@ describe('run --once with discovery', () => {
     const config = configFor(g, db, { reports: REPORTS, properties: [], discovery: { enabled: true, exclude: ['7003'] } });
     const good = await runCli(['check', '--config', config]);
     assert.equal(good.code, 0, good.stdout + good.stderr);
-    assert.match(good.stdout, /^ok +discovery +6 properties in 4 accounts kept of 7 listed in 5 accounts \(1 excluded\); 6 not in properties, fetched with reports daily, devices$/m);
+    assert.match(
+      good.stdout,
+      /^ok +discovery +6 properties in 4 accounts kept of 7 listed in 5 accounts \(1 excluded\); 6 not in properties, fetched with reports daily, devices$/m,
+    );
     g.fake.setAdminApiEnabled(PROJECT, false);
     try {
       const bad = await runCli(['check', '--config', config]);
@@ -276,26 +320,34 @@ describe('the daemon with discovery', () => {
     await db?.drop();
   });
 
-  const status = async () => JSON.parse((await get(`${daemon.url}/api/status`)).body);
+  const status = async () => JSON.parse((await get(`${daemon.url}/api/status`)).body) as StatusDocument;
   const gauge = async () => valueOf(parseExposition((await get(`${daemon.url}/metrics`)).body), 'ga_collector_properties_discovered', {});
   const hupAndList = async (n: number) => {
     daemon.child.kill('SIGHUP');
-    await waitFor(() => daemon.logs().filter((l) => l['event'] === 'discovery_finished' && l['reason'] === 'reload').length === n, { what: `discovery after SIGHUP #${n}` });
+    await waitFor(() => daemon.logs().filter((l) => l['event'] === 'discovery_finished' && l['reason'] === 'reload').length === n, {
+      what: `discovery after SIGHUP #${n}`,
+    });
   };
 
   it('fetches the configured and the discovered properties at start, marks the discovered ones, and counts them', async () => {
-    await waitFor(async () => JSON.stringify(await stored(db, 'daily')) === JSON.stringify({ '7101': 4, '7102': 4, '7201': 4, '7401': 4 }), { timeoutMs: 30_000, what: 'four properties stored' });
+    await waitFor(async () => JSON.stringify(await stored(db, 'daily')) === JSON.stringify({ '7101': 4, '7102': 4, '7201': 4, '7401': 4 }), {
+      timeoutMs: 30_000,
+      what: 'four properties stored',
+    });
     assert.equal(await gauge(), 3);
     const doc = await status();
-    const byProperty = Object.fromEntries(doc.reports.map((r: any) => [r.property, r.discovered]));
+    const byProperty = Object.fromEntries(doc.reports.map((r) => [r.property, r.discovered]));
     assert.deepEqual(byProperty['7201'], null, 'configured');
     assert.deepEqual(byProperty['7101'], { account: '5002', accountName: 'Blog', displayName: 'Site 7101', propertyType: 'PROPERTY_TYPE_ORDINARY' });
-    assert.equal(doc.discovery.kept, 3);
-    assert.equal(doc.discovery.accounts, 5);
-    assert.equal(doc.discovery.lastError, null);
-    assert.ok(Date.parse(doc.discovery.nextRun) - Date.now() > 23 * 3600_000, 'next listing in a day');
+    assert.equal(doc.discovery?.kept, 3);
+    assert.equal(doc.discovery?.accounts, 5);
+    assert.equal(doc.discovery?.lastError, null);
+    assert.ok(Date.parse(doc.discovery?.nextRun ?? '') - Date.now() > 23 * 3600_000, 'next listing in a day');
     const html = (await get(`${daemon.url}/`)).body;
-    assert.match(html, /<h3>Property 7101 <span class="muted">· UTC<\/span> <span class="pill" title="found by discovery in account 5002 \(Blog\), PROPERTY_TYPE_ORDINARY">discovered<\/span>/);
+    assert.match(
+      html,
+      /<h3>Property 7101 <span class="muted">· UTC<\/span> <span class="pill" title="found by discovery in account 5002 \(Blog\), PROPERTY_TYPE_ORDINARY">discovered<\/span>/,
+    );
     assert.match(html, /<div class="card" id="discovery">\n<p>3 properties kept of 7 listed in 5 accounts \(3 not in the configured list\)/);
   });
 
@@ -319,9 +371,16 @@ describe('the daemon with discovery', () => {
     assert.equal(gone['level'], 'warn', 'a warning');
     assert.equal(await gauge(), 3);
     const doc = await status();
-    assert.deepEqual(doc.discovery.disappeared.map((p: any) => [p.property, p.displayName, p.account, p.accountName]), [['7102', 'Site 7102', '5002', 'Blog']]);
-    assert.ok(Date.parse(doc.discovery.disappeared[0].at) >= before - 1000);
-    assert.equal(doc.reports.some((r: any) => r.property === '7102'), false, 'no longer scheduled');
+    assert.deepEqual(
+      doc.discovery?.disappeared.map((p) => [p.property, p.displayName, p.account, p.accountName]),
+      [['7102', 'Site 7102', '5002', 'Blog']],
+    );
+    assert.ok(Date.parse(doc.discovery?.disappeared[0]?.at ?? '') >= before - 1000);
+    assert.equal(
+      doc.reports.some((r) => r.property === '7102'),
+      false,
+      'no longer scheduled',
+    );
     const html = (await get(`${daemon.url}/`)).body;
     assert.match(html, /<table id="disappeared">[\s\S]*<td>7102<\/td><td>Site 7102<\/td><td>Blog <span class="muted">\(5002\)<\/span><\/td>/);
     assert.equal((await stored(db, 'daily'))['7102'], 4, 'its data stays');
@@ -334,9 +393,9 @@ describe('the daemon with discovery', () => {
     writeJson(file, doc);
     await hupAndList(3);
     assert.equal(await gauge(), 2);
-    const ids = new Set((await status()).reports.map((r: any) => r.property));
+    const ids = new Set((await status()).reports.map((r) => r.property));
     assert.deepEqual([...ids].sort(), ['7101', '7201', '7402']);
-    assert.equal((await status()).discovery.disappeared.length, 1, 'an excluded property did not disappear: the operator left it out');
+    assert.equal((await status()).discovery?.disappeared.length, 1, 'an excluded property did not disappear: the operator left it out');
   });
 });
 
@@ -355,7 +414,10 @@ describe('a discovery that fails at start', () => {
 
   it('fetches the configured properties, shows the error, retries with backoff and picks the discovered ones up when it heals', async () => {
     g.fake.setAdminApiEnabled(PROJECT, false);
-    const config = loadConfig({ file: configFor(g, db, { reports: { daily: REPORTS.daily }, properties: [{ id: '7201' }], discovery: { enabled: true, accounts: ['5005'] } }), env: {} });
+    const config = loadConfig({
+      file: configFor(g, db, { reports: { daily: REPORTS.daily }, properties: [{ id: '7201' }], discovery: { enabled: true, accounts: ['5005'] } }),
+      env: {},
+    });
     const daemon = new Daemon({ config, logger, discoveryRetryMs: 300, backoffBaseMs: 10 });
     await daemon.prepare();
     await daemon.startServices();
@@ -376,7 +438,10 @@ describe('a discovery that fails at start', () => {
       const failuresBefore = g.fake.events.filter((e) => e.kind === 'accountSummaries').length;
       await waitFor(() => g.fake.events.filter((e) => e.kind === 'accountSummaries').length > failuresBefore, { what: 'a retry' });
       g.fake.setAdminApiEnabled(PROJECT, true);
-      await waitFor(async () => (await stored(db, 'daily'))['7401'] === 4, { timeoutMs: 30_000, what: 'the discovered property fetched once discovery healed' });
+      await waitFor(async () => (await stored(db, 'daily'))['7401'] === 4, {
+        timeoutMs: 30_000,
+        what: 'the discovered property fetched once discovery healed',
+      });
       const healed = await daemon.status();
       assert.equal(healed.discovery!.lastError, null);
       assert.equal(healed.discovery!.kept, 1);

@@ -87,7 +87,10 @@ export class AdminClient {
       const next = body.nextPageToken ?? '';
       if (!next) return out;
       if (seenTokens.has(next)) {
-        throw new RetryableError(`accountSummaries.list: the Admin API returned page token of page ${page} again; the listing does not converge`, 'bad_response');
+        throw new RetryableError(
+          `accountSummaries.list: the Admin API returned page token of page ${page} again; the listing does not converge`,
+          'bad_response',
+        );
       }
       seenTokens.add(next);
       pageToken = next;
@@ -165,7 +168,12 @@ function toAccount(a: analyticsadmin_v1beta.Schema$GoogleAnalyticsAdminV1betaAcc
       logger.warn({ event: 'discovery_malformed', account: id, property: p.property ?? null }, 'a property summary without a valid property name was left out');
       continue;
     }
-    properties.push({ id: pid, displayName: p.displayName ?? '', propertyType: p.propertyType ?? 'PROPERTY_TYPE_UNSPECIFIED', parent: p.parent ?? `accounts/${id}` });
+    properties.push({
+      id: pid,
+      displayName: p.displayName ?? '',
+      propertyType: p.propertyType ?? 'PROPERTY_TYPE_UNSPECIFIED',
+      parent: p.parent ?? `accounts/${id}`,
+    });
   }
   return { id, displayName: a.displayName ?? '', properties };
 }

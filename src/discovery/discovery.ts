@@ -223,7 +223,9 @@ export class Discovery {
       this.lastErrorAt = this.now();
       this.log.error(
         { event: 'discovery_failed', reason, attempt: this.failures, err: this.lastError, keeping: this.kept.length },
-        this.listed === null ? 'property discovery failed; fetching the configured properties only' : 'property discovery failed; keeping the last discovered properties',
+        this.listed === null
+          ? 'property discovery failed; fetching the configured properties only'
+          : 'property discovery failed; keeping the last discovered properties',
       );
       return false;
     }
@@ -243,6 +245,20 @@ export class Discovery {
       { event: 'discovery_finished', reason, accounts: this.accountsListed, listed: listed.length, kept: kept.length, durationMs: at - started },
       'properties discovered',
     );
+    // the Admin API lists what the principal can read and answers an empty list, not an error, when that is nothing
+    if (listed.length === 0) {
+      this.log.warn(
+        { event: 'discovery_empty', principal: tokens.account },
+        'the Admin API lists no GA4 property for this principal: add it as a Viewer of the GA accounts or properties to fetch (GA Admin > Account access management)',
+      );
+    }
+    const unseen = this.deps.filters().accounts.filter((a) => !accounts.some((x) => x.id === a));
+    if (unseen.length) {
+      this.log.warn(
+        { event: 'discovery_account_unseen', accounts: unseen, principal: tokens.account },
+        'discovery.accounts names accounts this principal cannot see',
+      );
+    }
     try {
       await this.deps.onChange(this.kept);
     } catch (err) {

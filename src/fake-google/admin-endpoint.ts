@@ -64,7 +64,7 @@ function serviceDisabled(projectId: string): Reply {
   );
 }
 
-const byNumber = (a: string, b: string) => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0);
+const byNumber = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 
 /** The account summaries `caller` may see, accounts and properties in id order. */
 function visible(state: FakeState, caller: Account): Array<{ id: string; displayName: string; properties: Property[] }> {
@@ -79,7 +79,11 @@ function visible(state: FakeState, caller: Account): Array<{ id: string; display
   for (const [id, emails] of state.accountGrants) if (emails.has(caller.clientEmail) && !byAccount.has(id)) byAccount.set(id, []);
   return [...byAccount.keys()]
     .sort(byNumber)
-    .map((id) => ({ id, displayName: state.gaAccounts.get(id)?.displayName ?? `Account ${id}`, properties: byAccount.get(id)!.sort((a, b) => byNumber(a.id, b.id)) }));
+    .map((id) => ({
+      id,
+      displayName: state.gaAccounts.get(id)?.displayName ?? `Account ${id}`,
+      properties: byAccount.get(id)!.sort((a, b) => byNumber(a.id, b.id)),
+    }));
 }
 
 /** One page of accountSummaries.list for an authenticated caller. */
@@ -108,7 +112,12 @@ export function listAccountSummaries(state: FakeState, caller: Account, query: U
     body['accountSummaries'] = page.map((a) => {
       const summary: Record<string, unknown> = { name: `accountSummaries/${a.id}`, account: `accounts/${a.id}`, displayName: a.displayName };
       if (a.properties.length > 0) {
-        summary['propertySummaries'] = a.properties.map((p) => ({ property: `properties/${p.id}`, displayName: p.displayName, propertyType: p.propertyType, parent: p.parent }));
+        summary['propertySummaries'] = a.properties.map((p) => ({
+          property: `properties/${p.id}`,
+          displayName: p.displayName,
+          propertyType: p.propertyType,
+          parent: p.parent,
+        }));
       }
       return summary;
     });
