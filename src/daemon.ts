@@ -173,9 +173,17 @@ export class Daemon implements StatusSource {
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
     if (next.discovery.enabled) this.tokens.forKeyFile(next.google.credentials);
     await this.serially(async () => {
+      const prevBase = this.base;
       this.base = next;
-      // the last discovered properties under the new filters now; a new listing follows
-      await this.apply(withDiscovered(next, this.syncDiscovery(next)?.refilter() ?? []));
+      try {
+        // the last discovered properties under the new filters now; a new listing follows
+        await this.apply(withDiscovered(next, this.syncDiscovery(next)?.refilter() ?? []));
+      } catch (err) {
+        // refused: the running configuration stays whole, filters included
+        this.base = prevBase;
+        this.syncDiscovery(prevBase)?.refilter();
+        throw err;
+      }
     });
     void this.discovery?.run('reload');
   }
