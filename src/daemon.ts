@@ -71,7 +71,7 @@ export class Daemon implements StatusSource {
     this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
-    if (config.discovery.enabled) this.tokens.forKeyFile(config.google.credentials);
+    if (config.discovery.enabled && config.google.credentials) this.tokens.forKeyFile(config.google.credentials);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -171,7 +171,7 @@ export class Daemon implements StatusSource {
     ];
     const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
-    if (next.discovery.enabled) this.tokens.forKeyFile(next.google.credentials);
+    if (next.discovery.enabled && next.google.credentials) this.tokens.forKeyFile(next.google.credentials);
     await this.serially(async () => {
       const prevBase = this.base;
       this.base = next;
