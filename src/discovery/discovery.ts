@@ -241,10 +241,6 @@ export class Discovery {
     this.lastError = null;
     this.lastErrorAt = null;
     this.lastSuccessAt = at;
-    this.log.info(
-      { event: 'discovery_finished', reason, accounts: this.accountsListed, listed: listed.length, kept: kept.length, durationMs: at - started },
-      'properties discovered',
-    );
     // the Admin API lists what the principal can read and answers an empty list, not an error, when that is nothing
     if (listed.length === 0) {
       this.log.warn(
@@ -264,6 +260,11 @@ export class Discovery {
     } catch (err) {
       this.log.error({ event: 'discovery_apply_failed', err: describe(err) }, 'the discovered properties could not be applied');
     }
+    // after applying: once this is logged, the scheduler runs what was found
+    this.log.info(
+      { event: 'discovery_finished', reason, accounts: this.accountsListed, listed: listed.length, kept: kept.length, durationMs: this.now() - started },
+      'properties discovered',
+    );
     return true;
   }
 
