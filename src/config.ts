@@ -65,7 +65,7 @@ export interface Config {
 
 export const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const DEFAULT_API_ROOT_URL = 'https://analyticsdata.googleapis.com/';
-export const DEFAULT_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
+const DEFAULT_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DAYS_AGO_RE = /^(\d+)daysAgo$/;

@@ -52,7 +52,7 @@ export interface AdminClientOptions {
 }
 
 /** Google's maximum page size for accountSummaries.list. */
-export const MAX_PAGE_SIZE = 200;
+const MAX_PAGE_SIZE = 200;
 /** A listing that pages on past this is not converging (a page token that never ends). */
 const MAX_PAGES = 10_000;
 
@@ -192,7 +192,7 @@ interface GoogleErrorBody {
  * `account` is the principal (for the message). Google's own message is kept: for a disabled API
  * it names the Cloud project and the console page that enables it.
  */
-export function classifyAdminError(err: unknown, account: string): Error {
+function classifyAdminError(err: unknown, account: string): Error {
   if (err instanceof RetryableError || err instanceof PermanentError || err instanceof AbortedError) return err;
   const e = err as { response?: { data?: unknown; headers?: unknown }; code?: string; name?: string; message?: string; cause?: { code?: string } };
   const status = httpStatus(err);

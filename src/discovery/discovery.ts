@@ -105,7 +105,7 @@ export interface DiscoveryDeps {
   filters: () => Pick<Config['discovery'], 'accounts' | 'exclude'>;
   logger: Logger;
   metrics: Metrics;
-  /** told after every successful listing and after a change of filters; applies the list */
+  /** told after every successful listing, with what the filters kept; applies it (resolves once applied) */
   onChange: (kept: DiscoveredProperty[]) => Promise<void>;
   now?: () => number;
   /** between successful listings, ms (default a day) */

@@ -4,7 +4,7 @@
  * Admin API v1beta's accountSummaries.list, checking what the real ones check
  * and failing on demand.
  */
-export { DEFAULT_GA_ACCOUNT, FakeGoogle } from './server.js';
+export { FakeGoogle } from './server.js';
 export { generateReport } from './generator.js';
 export { isKnownDimension, metricType, type MetricType } from './catalog.js';
 export { formatDouble } from './report-endpoint.js';

@@ -22,7 +22,7 @@ import type {
 } from './types.js';
 
 /** The GA account of a property added without one. */
-export const DEFAULT_GA_ACCOUNT = '100001';
+const DEFAULT_GA_ACCOUNT = '100001';
 
 interface Route {
   kind: EventKind;

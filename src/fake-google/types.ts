@@ -102,7 +102,7 @@ export interface PropertySpec {
    * dimensions' values), for benchmarks that need a known volume. Default: drawn from visits.
    */
   rowsPerDay?: number;
-  /** The GA account (numeric id) the Admin API lists it under; created on first use. Default DEFAULT_GA_ACCOUNT. */
+  /** The GA account (numeric id) the Admin API lists it under; created on first use. Default 100001. */
   account?: string;
   /** Default `Property <id>`. */
   displayName?: string;
