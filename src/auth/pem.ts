@@ -9,8 +9,8 @@ import crypto from 'node:crypto';
 export interface NormalisedPem {
   /** the key as `-----BEGIN …-----\n<base64, 64 a line>\n-----END …-----\n` */
   pem: string;
-  /** its line breaks arrived as the two characters `\n`, or as spaces: worth a warning */
-  mangled: boolean;
+  /** how its line breaks arrived, when not as line breaks: worth a warning */
+  mangled: 'escaped' | 'spaces' | null;
 }
 
 /** Thrown with a reason that never quotes the key; the caller names the file. */
@@ -28,12 +28,12 @@ const BLOCK_RE = /^-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END ([A-Z0-9 ]+)--
  */
 export function normalisePrivateKeyPem(raw: string): NormalisedPem {
   let text = raw.trim();
-  let mangled = false;
+  let mangled: NormalisedPem['mangled'] = null;
   // `\n` as two characters (or `\\n` after a second round of escaping): base64 has no backslash,
   // so inside a PEM block a backslash can only be a line break that was escaped on the way
   if (/\\+[rn]/.test(text)) {
     text = text.replace(/(?:\\+r)?\\+n/g, '\n').replace(/\\+r/g, '\n');
-    mangled = true;
+    mangled = 'escaped';
   }
   text = text.replace(/\r\n?/g, '\n').trim();
   const m = BLOCK_RE.exec(text);
@@ -51,7 +51,7 @@ export function normalisePrivateKeyPem(raw: string): NormalisedPem {
   if (/PUBLIC KEY|CERTIFICATE/.test(label)) throw new PemError(`holds a ${label.includes('CERTIFICATE') ? 'certificate' : 'public key'}, not the private key`);
   if (label !== 'PRIVATE KEY' && label !== 'RSA PRIVATE KEY') throw new PemError(`holds a PEM ${label}, not an RSA private key`);
   // a body flattened onto one line keeps spaces where its line breaks were
-  if (/[^\S\n]/.test(body.trim())) mangled = true;
+  if (/[^\S\n]/.test(body.trim())) mangled ??= 'spaces';
   const base64 = body.replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new PemError('is damaged: its body is not base64');
   const lines = base64.match(/.{1,64}/g) ?? [];

@@ -73,7 +73,7 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
     const repaired = parseWithRawLineBreaks(trimmed);
     if (repaired !== undefined) {
       json = repaired;
-      notes.push(mangledNote(file));
+      notes.push(mangledNote(file, 'as raw line breaks inside the JSON string, which JSON does not allow'));
     } else if (isBase64Json(trimmed)) {
       throw bad(`is base64-encoded; decode it first (base64 -d ${file} > key.json) and point google.credentials at the result`);
     } else {
@@ -99,7 +99,9 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
   try {
     const pem = normalisePrivateKeyPem(k['private_key']);
     privateKey = pem.pem;
-    if (pem.mangled && !notes.some((n) => n.code === 'mangled_newlines')) notes.push(mangledNote(file));
+    if (pem.mangled && !notes.some((n) => n.code === 'mangled_newlines')) {
+      notes.push(mangledNote(file, pem.mangled === 'escaped' ? 'as the two characters \\n' : 'flattened into spaces'));
+    }
   } catch (err) {
     if (err instanceof PemError) throw bad(`"private_key" ${err.message}; ${NEW_KEY}`);
     throw err;
@@ -120,10 +122,10 @@ function isObject(v: unknown): boolean {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function mangledNote(file: string): KeyFileNote {
+function mangledNote(file: string, how: string): KeyFileNote {
   return {
     code: 'mangled_newlines',
-    message: `key file ${file}: the line breaks of "private_key" arrived mangled (as the two characters \\n, as spaces, or raw inside the JSON string), as after a paste through a secret store; the key was read anyway`,
+    message: `key file ${file}: the line breaks of "private_key" arrived ${how} (as after a paste through a secret store); the key was read anyway`,
     fix: `replace ${file} with the JSON key file exactly as Google Cloud downloaded it`,
   };
 }
