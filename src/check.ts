@@ -2,10 +2,12 @@
  * `ga-collector check`: everything a first run needs, tried now, as a table: the config, each
  * credential (key parsed, token exchanged, expiry), the database (reachable, migrations current),
  * each property (access, time zone) and each of its reports (dimensions and metrics known to the
- * property, by the Data API's getMetadata). Every failing row carries the fix. Exit 0 when every
- * row is good, 1 otherwise. Nothing here writes: migrations are reported, not applied.
+ * property, by the Data API's getMetadata). Every failing row carries the fix. A `warn` row (a key
+ * file others can read, a key whose line breaks arrived mangled) carries its fix too but does not
+ * fail the check: the daemon runs with it, as it logs the same warning at start. Exit 0 when every
+ * row is good or a warning, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
-import { TokenManager, type TokenSource } from './auth/tokenManager.js';
+import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
@@ -17,14 +19,14 @@ import { Metrics } from './metrics.js';
 import { migrationState } from './store/migrations.js';
 import { createPool } from './store/pool.js';
 
-export type CheckStatus = 'ok' | 'FAIL' | 'skip';
+export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
 export interface CheckRow {
   status: CheckStatus;
   /** what was checked: "config", "key <account>", "database", "property 123", "property 123 report daily" */
   what: string;
   detail: string;
-  /** for a failing row: what to do */
+  /** for a failing or warning row: what to do */
   fix?: string;
 }
 
@@ -37,6 +39,7 @@ export interface CheckOptions {
 const ok = (what: string, detail: string): CheckRow => ({ status: 'ok', what, detail });
 const fail = (what: string, detail: string, fix: string): CheckRow => ({ status: 'FAIL', what, detail, fix });
 const skip = (what: string, detail: string): CheckRow => ({ status: 'skip', what, detail });
+const warn = (what: string, detail: string, fix: string): CheckRow => ({ status: 'warn', what, detail, fix });
 
 export async function checkAll(config: Config, logger: Logger, opts: CheckOptions = {}): Promise<CheckRow[]> {
   const now = opts.now ?? Date.now;
@@ -52,11 +55,19 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
       : fail('config', 'no properties configured: the daemon would fetch nothing', 'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES'),
   );
 
-  const tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger: quiet, metrics, now });
+  const credentialsDirectory = process.env['CREDENTIALS_DIRECTORY'];
+  const tokens = new TokenManager({
+    tokenUrl: config.google.tokenUrl,
+    logger: quiet,
+    metrics,
+    now,
+    exchangeTimeoutMs: Math.min(timeoutMs, exchangeDeadlineMs(config.fetch.timeoutSeconds)),
+    credentialsDirectory,
+  });
   const usable = new Map<string, TokenSource>();
   try {
     for (const file of [...new Set(config.properties.map((p) => p.credentials))]) {
-      rows.push(await checkCredential(file, tokens, usable, now));
+      rows.push(...(await checkCredential(file, tokens, usable, now, credentialsDirectory)));
     }
     rows.push(await checkDatabase(config, quiet));
     const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
@@ -67,16 +78,23 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   return rows;
 }
 
-async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
+/** The key's row, then a warning row for each thing odd about its file. */
+async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number, credentialsDirectory: string | undefined): Promise<CheckRow[]> {
   let account = file;
   let source: TokenSource;
+  let warnings: CheckRow[];
   try {
-    const key = readServiceAccountKey(file);
+    const key = readServiceAccountKey(file, { credentialsDirectory });
     account = key.clientEmail;
+    warnings = key.notes.map((n) => warn(`key ${account}`, n.message, n.fix));
     source = tokens.forKeyFile(file);
   } catch (err) {
-    return fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON');
+    return [fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON')];
   }
+  return [await checkToken(file, account, source, usable, now), ...warnings];
+}
+
+async function checkToken(file: string, account: string, source: TokenSource, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
   const what = `key ${account}`;
   try {
     // one exchange, exactly as the daemon makes it
@@ -205,13 +223,20 @@ export function formatTable(rows: CheckRow[]): string {
     lines.push(`${r.status.padEnd(4)}  ${r.what.padEnd(w)}  ${r.detail}`);
     if (r.fix) lines.push(`${' '.repeat(6 + w)}  fix: ${r.fix}`);
   }
-  const failed = rows.filter((r) => r.status !== 'ok').length;
-  lines.push('', failed === 0 ? `all ${rows.length} checks passed` : `${failed} of ${rows.length} checks did not pass`);
+  const warned = rows.filter((r) => r.status === 'warn').length;
+  const failed = rows.filter((r) => r.status !== 'ok' && r.status !== 'warn').length;
+  const warnings = warned ? `${warned} ${plural(warned, 'warning', 'warnings')}` : '';
+  lines.push(
+    '',
+    failed === 0
+      ? `all ${rows.length - warned} checks passed${warned ? `, ${warnings}` : ''}`
+      : `${failed} of ${rows.length - warned} checks did not pass${warned ? `; ${warnings}` : ''}`,
+  );
   return lines.join('\n');
 }
 
 export async function runCheck(config: Config, logger: Logger): Promise<number> {
   const rows = await checkAll(config, logger);
   process.stdout.write(`${formatTable(rows)}\n`);
-  return rows.every((r) => r.status === 'ok') ? 0 : 1;
+  return rows.every((r) => r.status === 'ok' || r.status === 'warn') ? 0 : 1;
 }

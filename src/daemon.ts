@@ -2,7 +2,7 @@
  * The daemon's parts, wired in one place and started and stopped in order: metrics, tokens, pool,
  * migrations, GA4 client, runner, scheduler, HTTP. `main.ts` builds one of these per command.
  */
-import { TokenManager } from './auth/tokenManager.js';
+import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config.js';
 import { describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
+  /** the floor between two token exchanges of one principal (default 10 s), for tests with tokens of a few seconds */
+  minTokenExchangeIntervalMs?: number;
 }
 
 export class Daemon implements StatusSource {
@@ -57,7 +59,15 @@ export class Daemon implements StatusSource {
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? new Metrics();
     // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
-    this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
+    this.tokens = new TokenManager({
+      tokenUrl: config.google.tokenUrl,
+      logger,
+      metrics: this.metrics,
+      exchangeTimeoutMs: exchangeDeadlineMs(config.fetch.timeoutSeconds),
+      // systemd's LoadCredential= directory: its files are 0400 plus an ACL, not loose (auth/keyFileNotes.ts)
+      credentialsDirectory: process.env['CREDENTIALS_DIRECTORY'],
+      ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
+    });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));

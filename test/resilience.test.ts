@@ -194,7 +194,7 @@ describe('token failures', () => {
     const db = await testDb('tokdown');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
     g.fake.inject({ endpoint: 'token', kind: 'status', status: 503, times: 2 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 20 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 20, minTokenExchangeIntervalMs: 100 });
     try {
       const [r] = await daemon.scheduler.runOnce();
       assert.equal(r!.ok, true, r!.error);
@@ -212,7 +212,7 @@ describe('token failures', () => {
   it('renewals keep failing: fetches work while the token lasts, then fail fast saying since when', async () => {
     const db = await testDb('tokexp');
     const g = await startFake([{ id: P, timeZone: 'UTC' }], { tokenLifetimeSeconds: 4 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.inject({ endpoint: 'token', kind: 'status', status: 503 }); // from now on
       const tokens = daemon.tokens.forKeyFile(g.keyFile);
@@ -241,7 +241,7 @@ describe('token failures', () => {
   it('a key revoked mid-run: the current token keeps working, renewal fails naming the key id', async () => {
     const db = await testDb('revoked');
     const g = await startFake([{ id: P, timeZone: 'UTC' }], { tokenLifetimeSeconds: 3 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.revokeKey(SA_EMAIL);
       const [r] = await daemon.scheduler.runOnce();
@@ -260,7 +260,7 @@ describe('token failures', () => {
   it('a 401 from the API forces one token refresh and one retry', async () => {
     const db = await testDb('t401');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.inject({ endpoint: 'runReport', kind: 'status', status: 401, times: 1 });
       const before = g.fake.counts().token;

@@ -41,12 +41,17 @@ export interface FakeEvent {
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
-  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`. */
+  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`. */
   fault?: string;
 }
 
 export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'any';
-export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang';
+/**
+ * `hang`: accept the request and never answer. `stall`: send the status line, the headers (with
+ * the full content-length) and half the body, then nothing more. Both hold the connection until
+ * the client gives up or the fake stops.
+ */
+export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'stall';
 
 export interface Fault {
   endpoint: FaultEndpoint;
