@@ -28,6 +28,11 @@ export class RestartablePostgres {
     return new RestartablePostgres(base, server);
   }
 
+  /** the data directory (pg_hba.conf, postgresql.conf) */
+  get dataDir(): string {
+    return path.join(this.base, 'data');
+  }
+
   get port(): number {
     return this.server?.port ?? this.lastPort;
   }

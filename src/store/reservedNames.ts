@@ -152,7 +152,7 @@ export function reportNameCollision(names: readonly string[], dir = MIGRATIONS_D
   for (const name of names) {
     const rels = reportRelationNames(name);
     for (const [i, rel] of rels.entries()) {
-      const what = i === 0 ? `${rel} is` : `its ${ROLES[i]} ${rel} would be`;
+      const what = i === 0 ? `${rel} is` : `its ${ROLES[i]} would be ${rel}, which is`;
       if (own.has(rel)) {
         return `reports.${name}: ${what} a name ga-collector's own relations take in the schema (${ownTables.join(', ')} and their indexes); choose another report name`;
       }
