@@ -109,14 +109,14 @@ async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> 
   const schema = config.database.schema;
   const pool = createPool(config.database.url, logger, 1, { schema });
   try {
-    const state = await migrationState(pool, schema);
-    if (state.current > state.latest) {
-      return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
-    }
     // a missing privilege first: "run migrate" would only fail with it
     const missing = await missingPrivileges(pool, schema, Object.keys(config.reports).flatMap(reportRelationNames));
     if (missing.length) {
       return fail('database', `${where}: ${missing.map((m) => m.problem).join('; ')}`, `as the schema's owner or a superuser: ${missing.map((m) => m.grant).join('; ')}`);
+    }
+    const state = await migrationState(pool, schema);
+    if (state.current > state.latest) {
+      return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
     }
     if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     return fail(

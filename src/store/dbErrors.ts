@@ -13,7 +13,6 @@
  *
  * SQLSTATEs from PostgreSQL's Appendix A (errcodes); Node's socket error codes from libuv.
  */
-import { RetryableError } from '../errors.js';
 
 export type DbFailureKind = 'config' | 'unavailable' | 'other';
 
@@ -101,7 +100,6 @@ function codeOf(err: unknown): string | undefined {
 
 /** The error's kind; see the module comment. */
 export function classifyDbError(err: unknown): DbFailureKind {
-  if (err instanceof DatabaseUnavailableError) return 'unavailable';
   const code = codeOf(err);
   if (code) {
     if (CONFIG_SQLSTATES[code] || CONFIG_CODES[code]) return 'config';
@@ -143,18 +141,7 @@ function blankPassword(text: string, url?: string): string {
   } catch {
     return text;
   }
-  if (password.length < 1) return text;
+  // a very short password would blank ordinary words; the driver's messages never carry it anyway
+  if (password.length < 4) return text;
   return text.split(password).join('***').split(encodeURIComponent(password)).join('***');
-}
-
-/**
- * A job's database went away under it (the connection was lost, or none could be had). Retryable:
- * the job's advisory lock went with the connection, so the job is planned again from the ledger
- * when it runs next.
- */
-export class DatabaseUnavailableError extends RetryableError {
-  override name = 'DatabaseUnavailableError';
-  constructor(message: string, retryAfterMs?: number) {
-    super(message, 'database', retryAfterMs);
-  }
 }

@@ -13,6 +13,7 @@ export function lockKey(...parts: string[]): string {
   return h.readBigInt64BE(0).toString();
 }
 
+/** Takes the session-level advisory lock `key` if it is free; false when another session holds it. */
 export async function tryLock(client: PoolClient, key: string): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
   return rows[0]!.ok;

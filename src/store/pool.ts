@@ -31,6 +31,11 @@ const SESSION_SETTINGS = [
   // Our transactions never wait on anything but the database (rows are fetched before BEGIN), so
   // one idle in a transaction for a minute belongs to a wedged process and holds row locks.
   'SET idle_in_transaction_session_timeout = 60000',
+  // A job's connection is idle by design while the job fetches from Google: it holds the job's
+  // advisory lock, which must live exactly as long as the job. A server-wide idle_session_timeout
+  // (PostgreSQL 14+) would drop it mid-job, every time a fetch takes longer than the timeout.
+  // (The pool closes connections that are really idle after 30 s itself.)
+  "SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000",
 ].join('; ');
 
 /** After a cancel request, how long a statement may take to notice before its socket is cut. */
