@@ -18,6 +18,9 @@ import { redactUrl } from './log.js';
 import { Metrics } from './metrics.js';
 import { migrationState } from './store/migrations.js';
 import { createPool } from './store/pool.js';
+import { describeDbError } from './store/dbErrors.js';
+import { missingPrivileges } from './store/privileges.js';
+import { reportRelationNames } from './store/reportTables.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
@@ -122,20 +125,25 @@ async function checkToken(file: string, account: string, source: TokenSource, us
 async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> {
   const where = redactUrl(config.database.url);
   const schema = config.database.schema;
-  const pool = createPool(config.database.url, logger, 1);
+  const pool = createPool(config.database.url, logger, 1, { schema });
   try {
+    // a missing privilege first: "run migrate" would only fail with it
+    const missing = await missingPrivileges(pool, schema, Object.keys(config.reports).flatMap(reportRelationNames));
+    if (missing.length) {
+      return fail('database', `${where}: ${missing.map((m) => m.problem).join('; ')}`, `as the schema's owner or a superuser: ${missing.map((m) => m.grant).join('; ')}`);
+    }
     const state = await migrationState(pool, schema);
-    if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     if (state.current > state.latest) {
       return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
     }
+    if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     return fail(
       'database',
       `${where}: reachable, schema ${schema} at migration ${state.current} of ${state.latest}: ${state.latest - state.current} pending`,
       '`ga-collector migrate --config FILE` applies them (`run` also migrates at start)',
     );
   } catch (err) {
-    return fail('database', `${where}: ${describe(err)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
+    return fail('database', `${where}: ${describeDbError(err, config.database.url)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
   } finally {
     await pool.end().catch(() => undefined);
   }

@@ -18,6 +18,8 @@ import { StatusBoard, StatusView, type StatusDocument, type StatusQuery } from '
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
+import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
+import { withDeadline } from './net/deadline.js';
 import { ensureReportTables } from './store/reportTables.js';
 
 export interface DaemonOptions {
@@ -70,7 +72,7 @@ export class Daemon implements StatusSource {
     });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
-    this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));
+    this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
       timeoutMs: config.fetch.timeoutSeconds * 1000,
@@ -194,12 +196,17 @@ export class Daemon implements StatusSource {
     return this.config;
   }
 
+  /**
+   * Ready when the database answers within 3 s (a `SELECT 1` through the pool, which replaces lost
+   * connections, so a database that came back is ready again at the next probe) and every
+   * credential holds a token. Reasons are one line each, never with the database password.
+   */
   async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     try {
-      await withTimeout(this.pool.query('SELECT 1'), 3_000);
+      await withDeadline('SELECT 1', 3_000, undefined, () => this.pool.query('SELECT 1'));
     } catch (err) {
-      reasons.push(`database: ${describe(err)}`);
+      reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
     }
     for (const s of this.tokens.sources()) {
       const st = s.status();

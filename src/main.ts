@@ -12,6 +12,7 @@ import { HttpListenError } from './http/server.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
 import { sleep } from './ga4/client.js';
+import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -53,12 +54,15 @@ async function main(argv: string[]): Promise<number> {
     return usageFailure(err);
   }
   try {
-    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once);
+    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once, config.database.url);
   } catch (err) {
-    logger.fatal({ event: 'startup_failed', err: describe(err) }, 'cannot prepare the database');
-    process.stderr.write(`ga-collector: database: ${describe(err)}\n`);
+    // a setting (no such database, a refused login, a missing privilege) is exit 2, which systemd does not restart
+    const kind = classifyDbError(err);
+    const message = describeDbError(err, config.database.url);
+    logger.fatal({ event: 'startup_failed', err: message, kind }, 'cannot prepare the database');
+    process.stderr.write(`ga-collector: database: ${message}\n`);
     await daemon.stop(0);
-    return 1;
+    return kind === 'config' ? 2 : 1;
   }
   if (args.command === 'migrate') {
     await daemon.stop(0);
@@ -167,17 +171,21 @@ function backfillConfig(config: Config, args: CliArgs): Config {
   return { ...config, properties: [property] };
 }
 
-/** The daemon waits for a database that is still starting (as under systemd or compose); commands do not. */
-async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean): Promise<void> {
+/**
+ * The daemon waits up to a minute for a database that is down or still starting (as under systemd
+ * or compose), retrying with backoff; commands do not wait. Only such a database is waited for
+ * (dbErrors.ts): a setting that cannot work (no such database, a refused login) or a failure of
+ * the migrations themselves is thrown at once.
+ */
+async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean, url: string): Promise<void> {
   const deadline = Date.now() + (patient ? 60_000 : 0);
   for (let attempt = 1; ; attempt++) {
     try {
       await daemon.prepare();
       return;
     } catch (err) {
-      const name = (err as Error).name;
-      if (!patient || Date.now() > deadline || name === 'DatabaseTooNewError') throw err;
-      logger.warn({ event: 'database_unavailable', err: describe(err), attempt }, 'database not ready; retrying');
+      if (!patient || Date.now() > deadline || !isDatabaseUnavailable(err)) throw err;
+      logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying');
       await sleep(Math.min(10_000, 500 * 2 ** attempt));
     }
   }

@@ -19,9 +19,10 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { replaceDays } from '../store/dayWriter.js';
 import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
-import { lockKey, tryLock, unlock } from '../store/locks.js';
-import type { Pool, PoolClient } from '../store/pool.js';
-import { int64, nextPacificMidnight, sleep } from '../ga4/client.js';
+import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
+import { lockKey, withAdvisoryLock } from '../store/locks.js';
+import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
+import { int64, nextPacificMidnight } from '../ga4/client.js';
 import type { ProgressSink } from '../progress.js';
 import type { StatusBoard } from '../status.js';
 import { addDays, dateRange, daysBetween, isValidTimeZone, localDate } from '../time.js';
@@ -58,6 +59,9 @@ const BATCH_ROWS = 20_000;
 /** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
 const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
+/** A job whose database went away runs again after 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
+const DB_RETRY_BASE_MS = 1_000;
+const DB_RETRY_CAP_MS = 60_000;
 
 export interface RunnerDeps {
   config: Config;
@@ -68,6 +72,8 @@ export interface RunnerDeps {
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
+  /** first delay before a job whose database went away runs again (doubling after each failure); default 1 s */
+  dbRetryBaseMs?: number;
   /** told of planned ranges and stored batches (progress log, backfill's bar) */
   progress?: ProgressSink;
 }
@@ -92,6 +98,8 @@ export interface JobResult {
   deferUntil?: number;
   error?: string;
   permanent?: boolean;
+  /** the database went away: in daemon mode, run the job again after this long (ms); it plans afresh from the ledger */
+  retryAfterMs?: number;
 }
 
 export class JobRunner {
@@ -115,16 +123,24 @@ export class JobRunner {
     const started = this.now();
     state.running = true;
     state.lastRunAt = started;
-    let db: PoolClient | null = null;
     const key = lockKey(this.deps.config.database.schema, 'job', job.propertyId, job.report);
-    let locked = false;
+    const retryKey = `${job.propertyId}\0${job.report}`;
+    let session: DbSession | null = null;
+    // the work stops when the daemon stops it, or when its connection, and with it the job's lock, is lost
+    const stop = new AbortController();
+    const onStop = () => stop.abort();
+    signal.addEventListener('abort', onStop, { once: true });
     try {
-      db = await this.deps.pool.connect();
-      while (!(locked = await tryLock(db, key))) {
-        log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting');
-        await sleep(this.deps.lockPollMs ?? LOCK_POLL_MS, signal);
-      }
-      const result = await this.work(db, job, def, log, signal);
+      session = await connect(this.deps.pool, { signal });
+      session.lost.addEventListener('abort', onStop, { once: true });
+      if (signal.aborted) stop.abort();
+      const db = session.client;
+      const result = await withAdvisoryLock(session, key, () => this.work(db, job, def, log, stop.signal), {
+        pollMs: this.deps.lockPollMs ?? LOCK_POLL_MS,
+        signal: stop.signal,
+        onBusy: () => log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting'),
+      });
+      this.dbRetries.delete(retryKey);
       if (result.remaining > 0) {
         log.info(
           { event: 'backlog_remaining', remaining: result.remaining, ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}) },
@@ -137,13 +153,25 @@ export class JobRunner {
       log.info({ event: 'job_succeeded', dates: result.dates, rows: result.rows, durationMs: this.now() - started }, 'fetch run succeeded');
       return { ok: true, ...result };
     } catch (err) {
-      const aborted = err instanceof AbortedError || signal.aborted;
-      const message = describe(err);
+      const lost = session?.lostError;
+      // the database went away (or dropped this job's connection): retryable, planned afresh from the ledger next time
+      const dbDown = !signal.aborted && (lost !== undefined || isDatabaseUnavailable(err));
+      const aborted = !dbDown && (err instanceof AbortedError || signal.aborted);
+      let message = describe(err);
+      let retryAfterMs: number | undefined;
+      if (dbDown) {
+        session?.discard();
+        retryAfterMs = this.dbRetryDelay(retryKey);
+        message = `database: ${lost ? `connection lost (${describeDbError(lost)})` : describeDbError(err)}; the job runs again in ${Math.ceil(retryAfterMs / 1000)} s`;
+      }
       if (!aborted) {
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
         status.recordFailure(job.propertyId, job.report, message, this.now());
       }
-      log.error({ event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, durationMs: this.now() - started }, aborted ? 'fetch run aborted' : 'fetch run failed');
+      log.error(
+        { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
+        aborted ? 'fetch run aborted' : 'fetch run failed',
+      );
       return {
         ok: false,
         rows: 0,
@@ -151,15 +179,24 @@ export class JobRunner {
         error: message,
         permanent: err instanceof PermanentError,
         ...(err instanceof DeferError ? { deferUntil: err.resetAt } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
     } finally {
       state.running = false;
-      if (db) {
-        if (locked) await unlock(db, key).catch(() => undefined);
-        // a connection in an unknown state (aborted mid-query) is discarded, not reused
-        db.release(signal.aborted ? true : undefined);
-      }
+      signal.removeEventListener('abort', onStop);
+      // a lost, aborted (its statement cancelled) or lock-holding connection is closed, not reused
+      session?.release();
     }
+  }
+
+  /** Consecutive database failures per job: 1, 2, 4 ... 60 s, each with up to half of it as jitter. */
+  private readonly dbRetries = new Map<string, number>();
+
+  private dbRetryDelay(key: string): number {
+    const n = (this.dbRetries.get(key) ?? 0) + 1;
+    this.dbRetries.set(key, n);
+    const base = Math.min(DB_RETRY_CAP_MS, (this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS) * 2 ** Math.min(n - 1, 16));
+    return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 
   private async work(

@@ -170,6 +170,13 @@ export class Scheduler {
           this.pump();
           return result;
         }
+        if (result.retryAfterMs !== undefined && !item.range && this.deps.continueBacklog === true) {
+          // the database went away: again after the runner's backoff, not only at the next firing
+          this.rerun.delete(key);
+          this.deferred(item.property, item.report, this.now() + result.retryAfterMs, 0);
+          this.pump();
+          return result;
+        }
         const backlog = !item.range && result.ok && (result.remaining ?? 0) > 0 && this.deps.continueBacklog === true;
         // fired meanwhile, or a backlog left: again, behind every job already queued
         if ((this.rerun.delete(key) || backlog) && this.accepting) void this.enqueue(item.property, item.report);
@@ -183,8 +190,8 @@ export class Scheduler {
 
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  private deferred(property: PropertyConfig, report: string, at: number): void {
-    const delay = Math.max(1_000, at - this.now() + Math.random() * 60_000);
+  private deferred(property: PropertyConfig, report: string, at: number, jitterMs = 60_000): void {
+    const delay = Math.max(1_000, at - this.now() + Math.random() * jitterMs);
     this.deps.logger.info({ event: 'job_deferred', property: property.id, report, until: new Date(this.now() + delay).toISOString() }, 'job deferred');
     const t = setTimeout(() => {
       this.timers.delete(t);

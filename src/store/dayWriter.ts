@@ -11,6 +11,18 @@ import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';
 import { copyRows } from './copyRows.js';
 import { hasTotals, reportColumns, totalsName } from './reportTables.js';
+import { withTransaction } from './transaction.js';
+
+/**
+ * A write is one batch of whole dates (the runner flushes from 20,000 rows on), deleted by the
+ * (property_id, date) index and copied from memory: COPY stores a day of a million rows in
+ * seconds. Two minutes cuts only a wedged write; the job then fails as retryable and the dates
+ * stay due.
+ * Readers never block it; a table held by DDL or maintenance (ALTER, LOCK TABLE, VACUUM FULL)
+ * for 30 s means the same: fail, keep the old rows, come back later. Both end with the
+ * transaction (SET LOCAL), and a shutdown cancels the write sooner (pool.ts, connect()).
+ */
+const WRITE_TIMEOUTS = { lockTimeoutMs: 30_000, statementTimeoutMs: 120_000 };
 
 export interface WriteDaysArgs {
   schema: string;
@@ -29,8 +41,7 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
   const cols = reportColumns(def);
   const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
   let written = 0;
-  await client.query('BEGIN');
-  try {
+  await withTransaction(client, async () => {
     await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
     if (days.some((d) => d.rowCount > 0)) written = await copyRows(client, table, columns, days);
     if (hasTotals(def)) {
@@ -72,10 +83,6 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
         days.map((d) => d.meta.currencyCode),
       ],
     );
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+  }, WRITE_TIMEOUTS);
   return written;
 }

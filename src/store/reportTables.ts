@@ -10,8 +10,10 @@ import type { ReportDefinition } from '../config.js';
 import type { Logger } from '../log.js';
 import { metricColumnType } from '../ga4/metricTypes.js';
 import { columnName, ident, qualified } from './identifiers.js';
-import { lockKey } from './locks.js';
-import type { Pool } from './pool.js';
+import { withAdvisoryLock } from './locks.js';
+import { DDL_TIMEOUTS, migrateLockKey } from './migrations.js';
+import { connect, type Pool, type PoolClient } from './pool.js';
+import { withTransaction } from './transaction.js';
 
 export interface ReportColumns {
   dims: string[];
@@ -25,7 +27,7 @@ export function hasTotals(def: ReportDefinition): boolean {
 }
 
 export function totalsName(def: ReportDefinition): string {
-  return `${def.name}_totals`;
+  return reportRelationNames(def.name)[1]!;
 }
 
 export function reportColumns(def: ReportDefinition): ReportColumns {
@@ -36,33 +38,32 @@ export function reportColumns(def: ReportDefinition): ReportColumns {
   };
 }
 
+/**
+ * The names of the relations a report named `name` creates in the schema: its table, its
+ * `<name>_totals` table or view, the table's index, and the totals table's primary-key index.
+ * PostgreSQL keeps all of them in one namespace per schema (pg_class), cut to 63 bytes.
+ */
+export function reportRelationNames(name: string): string[] {
+  return [name, `${name}_totals`, `${name}_property_date_idx`, `${name}_totals_pkey`].map((n) => n.slice(0, 63));
+}
+
 /** Creates or migrates every report's relation. Returns the reports whose history must be refetched. */
 export async function ensureReportTables(pool: Pool, schema: string, defs: ReportDefinition[], logger: Logger): Promise<string[]> {
-  const client = await pool.connect();
+  const session = await connect(pool);
   const refetch: string[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [lockKey(schema, 'migrate')]);
-    try {
+    await withAdvisoryLock(session, migrateLockKey(schema), async () => {
       for (const def of defs) {
-        await client.query('BEGIN');
-        try {
-          if (await ensureOne(client, schema, def, logger)) refetch.push(def.name);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
+        if (await withTransaction(session.client, (client) => ensureOne(client, schema, def, logger), DDL_TIMEOUTS)) refetch.push(def.name);
       }
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [lockKey(schema, 'migrate')]).catch(() => undefined);
-    }
+    });
   } finally {
-    client.release();
+    session.release();
   }
   return refetch;
 }
 
-async function ensureOne(client: import('pg').PoolClient, schema: string, def: ReportDefinition, logger: Logger): Promise<boolean> {
+async function ensureOne(client: PoolClient, schema: string, def: ReportDefinition, logger: Logger): Promise<boolean> {
   const table = qualified(schema, def.name);
   const cols = reportColumns(def);
   await client.query(
@@ -73,7 +74,7 @@ async function ensureOne(client: import('pg').PoolClient, schema: string, def: R
        ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')}
      )`,
   );
-  await client.query(`CREATE INDEX IF NOT EXISTS ${ident(`${def.name}_property_date_idx`)} ON ${table} (property_id, date)`);
+  await client.query(`CREATE INDEX IF NOT EXISTS ${ident(reportRelationNames(def.name)[2]!)} ON ${table} (property_id, date)`);
   for (const c of cols.dims) {
     await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
   }
