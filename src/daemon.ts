@@ -4,7 +4,6 @@
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config.js';
-import { describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
 import { HttpServer, type StatusSource } from './http/server.js';
@@ -219,11 +218,4 @@ export class Daemon implements StatusSource {
   status(query?: StatusQuery): Promise<StatusDocument> {
     return this.view.document(query);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(t),
-  );
 }
