@@ -16,12 +16,11 @@ import { poolSize } from './schedule/capacity.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { StatusBoard } from './status.js';
-import { ledgerSummary } from './store/ledger.js';
+import { databaseNow, ledgerStatus, ledgerSummary, type StatusBounds, type StatusCounts } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
-import { ensureReportTables } from './store/reportTables.js';
 import { columnName, ident, qualified } from './store/identifiers.js';
-import { addDays, daysBetween, localDate } from './time.js';
+import { addDays, daysBetween, isValidTimeZone, lastFinishedDate } from './time.js';
 import { VERSION } from './version.js';
 
 export interface DaemonOptions {
@@ -38,6 +37,7 @@ export interface DaemonOptions {
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
+  deferJitterMs?: number;
 }
 
 export class Daemon implements StatusSource {
@@ -92,15 +92,20 @@ export class Daemon implements StatusSource {
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
+      ...(opts.deferJitterMs !== undefined ? { deferJitterMs: opts.deferJitterMs } : {}),
     });
     this.http = opts.http ? new HttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, source: this, logger }) : null;
   }
 
-  /** Migrations and the report relations; then the metrics start from what the database knows. */
+  /**
+   * Migrations; then the metrics start from what the database knows. The report relations are
+   * not touched here: each job creates or extends its report's relation just before its first
+   * write, once the definition's names were checked (schedule/runner.ts), so a config with a typo
+   * changes nothing in the database.
+   */
   async prepare(): Promise<void> {
     const { logger } = this.opts;
     await migrate(this.pool, this.config.database.schema, logger);
-    await ensureReportTables(this.pool, this.config.database.schema, Object.values(this.config.reports), logger);
     await this.seedMetrics();
   }
 
@@ -149,7 +154,6 @@ export class Daemon implements StatusSource {
     const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
     for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
-    await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
     this.config = next;
     await this.seedMetrics();
@@ -163,7 +167,8 @@ export class Daemon implements StatusSource {
     await this.tokens.start();
   }
 
-  async stop(graceMs = this.opts.config.shutdown.graceSeconds * 1000): Promise<void> {
+  /** The grace period is the configuration in effect now (a reload may have changed it). */
+  async stop(graceMs = this.config.shutdown.graceSeconds * 1000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await this.scheduler.stop(graceMs);
@@ -195,24 +200,48 @@ export class Daemon implements StatusSource {
     const schema = config.database.schema;
     let reachable = true;
     let dbError: string | undefined;
-    let summary: Awaited<ReturnType<typeof ledgerSummary>> = [];
+    let summary: StatusCounts[] = [];
     const zones = new Map<string, string>();
+    const windows = new Map<string, { start: string; end: string }>();
     const series: StatusDocument['series'] = [];
     try {
-      summary = await withTimeout(ledgerSummary(this.pool, schema), 5_000);
       const tz = await this.pool.query<{ property_id: string; time_zone: string }>(`SELECT property_id, time_zone FROM ${qualified(schema, 'properties')}`);
-      for (const r of tz.rows) zones.set(r.property_id, r.time_zone);
+      for (const r of tz.rows) if (isValidTimeZone(r.time_zone)) zones.set(r.property_id, r.time_zone);
+      // Counted are finished dates only: through the property's yesterday by the earlier of our
+      // clock and the database's (as the runner plans), never a future or partial day.
+      const dbNow = await withTimeout(databaseNow(this.pool), 5_000);
+      const bounds: StatusBounds[] = [];
+      for (const p of config.properties) {
+        const zone = zones.get(p.id) ?? (p.reports[0] ? this.board.get(p.id, p.reports[0]).timeZone : null);
+        for (const r of p.reports) {
+          if (zone) {
+            const end = lastFinishedDate(zone, this.now(), dbNow);
+            windows.set(`${p.id}\0${r}`, { start: resolveStartDate(config.reports[r]!.startDate, addDays(end, 1)), end });
+          }
+          const w = windows.get(`${p.id}\0${r}`);
+          bounds.push({ propertyId: p.id, report: r, start: w?.start ?? '0001-01-01', end: w?.end ?? null, timeZone: zone ?? null });
+        }
+      }
+      summary = await withTimeout(ledgerStatus(this.pool, schema, bounds), 5_000);
       for (const p of config.properties) {
         const report = p.reports[0];
         if (!report) continue;
         const def = config.reports[report]!;
         const metric = def.metrics[0]!;
-        const { rows } = await this.pool.query<{ date: string; value: string }>(
-          `SELECT to_char(date, 'YYYY-MM-DD') AS date, sum(${ident(columnName(metric))})::float8 AS value FROM ${qualified(schema, def.name)}
-            WHERE property_id = $1 AND date > current_date - 31 GROUP BY date ORDER BY date`,
-          [p.id],
-        );
-        series.push({ property: p.id, report, metric, points: rows.map((r) => ({ date: r.date, value: Number(r.value) })) });
+        const end = windows.get(`${p.id}\0${report}`)?.end ?? null;
+        try {
+          const { rows } = await this.pool.query<{ date: string; value: string }>(
+            `SELECT to_char(date, 'YYYY-MM-DD') AS date, sum(${ident(columnName(metric))})::float8 AS value FROM ${qualified(schema, def.name)}
+              WHERE property_id = $1 AND date > current_date - 31 AND ($2::date IS NULL OR date <= $2::date) GROUP BY date ORDER BY date`,
+            [p.id, end],
+          );
+          series.push({ property: p.id, report, metric, points: rows.map((r) => ({ date: r.date, value: Number(r.value) })) });
+        } catch (err) {
+          // the report's relation (or this metric's column) comes with its first stored date
+          const code = (err as { code?: string }).code;
+          if (code !== '42P01' && code !== '42703') throw err;
+          series.push({ property: p.id, report, metric, points: [] });
+        }
       }
     } catch (err) {
       reachable = false;
@@ -225,13 +254,8 @@ export class Daemon implements StatusSource {
         const st = this.board.get(p.id, r);
         const sum = summary.find((s) => s.propertyId === p.id && s.report === r);
         const tz = zones.get(p.id) ?? st.timeZone;
-        let gaps = 0;
-        if (tz) {
-          const today = localDate(this.now(), tz);
-          const start = resolveStartDate(config.reports[r]!.startDate, today);
-          const expected = Math.max(0, daysBetween(start, addDays(today, -1)) + 1);
-          gaps = Math.max(0, expected - (sum?.days ?? 0));
-        }
+        const w = windows.get(`${p.id}\0${r}`);
+        const gaps = w ? Math.max(0, daysBetween(w.start, w.end) + 1 - (sum?.daysFromStart ?? 0)) : 0;
         reports.push({
           property: p.id,
           report: r,
