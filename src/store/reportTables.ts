@@ -88,7 +88,7 @@ export async function ensureReportTable(client: PoolClient, schema: string, def:
     );
     await client.query('COMMIT');
     if (added.length) {
-      logger?.info({ event: 'report_table_changed', report: def.name, added }, added[0] === '*' ? 'report table created' : 'report table extended');
+      logger?.info({ event: 'report_table_changed', table: def.name, added }, added[0] === '*' ? 'report table created' : 'report table extended');
     }
     return added;
   } catch (err) {
