@@ -6,6 +6,11 @@
  * from the ledger, so it finds nothing left to do when the first succeeded and picks up the rest
  * when the first died (its connection, and so its lock, went with it). Dates are written in
  * batches, each batch one transaction, so a crash loses at most the batch in flight.
+ *
+ * A definition the property has no date stored under yet (a new report or property, a changed
+ * definition) is checked against the property's metadata before it changes anything; the
+ * report's relation gets its columns just before the first write. Whatever was planned or asked,
+ * no date after the property's yesterday is written: Google has not finished it.
  */
 import type { Config, ReportDefinition } from '../config.js';
 import type { TokenSource } from '../auth/tokenManager.js';
