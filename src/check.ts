@@ -12,6 +12,7 @@ import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
 import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
+import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './log.js';
@@ -187,36 +188,17 @@ async function checkProperty(
     return [fail(what, message, fix), ...reportRows('not checked: no access to the property')];
   }
   const rows: CheckRow[] = [ok(what, `readable by ${tokens.account}; time zone ${timeZone}${quota}`)];
-  const dims = names(md.dimensions);
-  const mets = names(md.metrics);
   for (const r of p.reports) {
     const def = config.reports[r]!;
-    const unknown = [...def.dimensions.filter((d) => !dims.has(d)).map((d) => `dimension ${d}`), ...def.metrics.filter((m) => !mets.has(m)).map((m) => `metric ${m}`)];
-    const deprecated = [...def.dimensions, ...def.metrics].map((n) => dims.get(n) ?? mets.get(n)).filter((x): x is string => typeof x === 'string');
+    const unknown = unknownFields(def, md);
+    const deprecated = deprecatedFields(def, md);
     if (unknown.length) {
-      rows.push(
-        fail(
-          `${what} report ${r}`,
-          `unknown to property ${p.id}: ${unknown.join(', ')}`,
-          `fix reports.${r} in the config: names are the Data API's apiName (e.g. screenPageViews, not "Views"); custom ones are customEvent:NAME / customUser:NAME`,
-        ),
-      );
+      rows.push(fail(`${what} report ${r}`, `unknown to property ${p.id}: ${listUnknown(unknown)}`, unknownFieldsFix(r, unknown)));
     } else {
       rows.push(ok(`${what} report ${r}`, `date + ${def.dimensions.length} ${plural(def.dimensions.length, 'dimension', 'dimensions')}, ${def.metrics.length} ${plural(def.metrics.length, 'metric', 'metrics')} known${deprecated.length ? `; deprecated names: ${deprecated.join(', ')}` : ''}; dates in ${timeZone}`));
     }
   }
   return rows;
-}
-
-/** apiName -> undefined, and deprecated name -> "old (now new)". */
-function names(list: Array<{ apiName?: string | null; deprecatedApiNames?: string[] | null }> | undefined): Map<string, string | undefined> {
-  const m = new Map<string, string | undefined>();
-  for (const x of list ?? []) {
-    if (!x.apiName) continue;
-    m.set(x.apiName, undefined);
-    for (const old of x.deprecatedApiNames ?? []) m.set(old, `${old} (now ${x.apiName})`);
-  }
-  return m;
 }
 
 function plural(n: number, one: string, many: string): string {

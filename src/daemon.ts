@@ -19,7 +19,6 @@ import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
 import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { withDeadline } from './net/deadline.js';
-import { ensureReportTables } from './store/reportTables.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -37,6 +36,7 @@ export interface DaemonOptions {
   lockPollMs?: number;
   /** the floor between two token exchanges of one principal (default 10 s), for tests with tokens of a few seconds */
   minTokenExchangeIntervalMs?: number;
+  deferJitterMs?: number;
 }
 
 export class Daemon implements StatusSource {
@@ -100,6 +100,7 @@ export class Daemon implements StatusSource {
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
+      ...(opts.deferJitterMs !== undefined ? { deferJitterMs: opts.deferJitterMs } : {}),
     });
     this.view = new StatusView({
       pool: this.pool,
@@ -114,11 +115,15 @@ export class Daemon implements StatusSource {
       : null;
   }
 
-  /** Migrations and the report relations; then the metrics start from what the database knows. */
+  /**
+   * Migrations; then the metrics start from what the database knows. The report relations are
+   * not touched here: each job creates or extends its report's relation just before its first
+   * write, once the definition's names were checked (schedule/runner.ts), so a config with a typo
+   * changes nothing in the database.
+   */
   async prepare(): Promise<void> {
     const { logger } = this.opts;
     await migrate(this.pool, this.config.database.schema, logger);
-    await ensureReportTables(this.pool, this.config.database.schema, Object.values(this.config.reports), logger);
     await this.seedMetrics();
   }
 
@@ -168,7 +173,6 @@ export class Daemon implements StatusSource {
     const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
     for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
-    await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
     this.config = next;
     await this.seedMetrics();
@@ -182,7 +186,8 @@ export class Daemon implements StatusSource {
     await this.tokens.start();
   }
 
-  async stop(graceMs = this.opts.config.shutdown.graceSeconds * 1000): Promise<void> {
+  /** The grace period is the configuration in effect now (a reload may have changed it). */
+  async stop(graceMs = this.config.shutdown.graceSeconds * 1000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await this.scheduler.stop(graceMs);

@@ -14,6 +14,7 @@ import { withDeadline } from './net/deadline.js';
 import { previousFire } from './schedule/cron.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { columnName } from './store/identifiers.js';
+import { databaseNow } from './store/ledger.js';
 import type { Pool } from './store/pool.js';
 import { totalsName } from './store/reportTables.js';
 import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type CoverageWindow } from './store/statusQueries.js';
@@ -179,6 +180,11 @@ interface LedgerState {
   error?: string;
   zones: Map<string, string>;
   coverage: Map<string, Coverage>;
+  /**
+   * The clock the calendar is read by: the earlier of ours and the database's, as the runner plans
+   * (a clock that ran ahead must not count an unfinished day as stored or missing).
+   */
+  calendarNow?: number;
 }
 
 const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
@@ -282,7 +288,8 @@ export class StatusView {
     try {
       return await withDeadline("the status page's database read", DB_DEADLINE_MS, undefined, async () => {
         for (const [id, tz] of await propertyTimeZones(pool, schema)) zones.set(id, tz);
-        const calendar = new Calendar(now);
+        const calendarNow = Math.min(now, await databaseNow(pool));
+        const calendar = new Calendar(calendarNow);
         const windows: CoverageWindow[] = [];
         for (const tz of new Set(zones.values())) {
           for (const def of Object.values(config.reports)) {
@@ -291,7 +298,7 @@ export class StatusView {
           }
         }
         const coverage = new Map((await ledgerCoverage(pool, schema, windows)).map((c) => [`${c.propertyId}\0${c.report}`, c]));
-        return { reachable: true, zones, coverage };
+        return { reachable: true, zones, coverage, calendarNow };
       });
     } catch (err) {
       return { reachable: false, error: describe(err), zones, coverage: new Map() };
@@ -300,7 +307,7 @@ export class StatusView {
 
   private reports(config: Config, ledger: LedgerState, now: number): ReportStatus[] {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const calendar = new Calendar(now);
+    const calendar = new Calendar(Math.min(now, ledger.calendarNow ?? now));
     const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
     const out: ReportStatus[] = [];
     for (const p of config.properties) {
@@ -384,7 +391,7 @@ class Calendar {
   private readonly windows = new Map<string, { from: string; through: string; days: number }>();
   constructor(private readonly now: number) {}
 
-  /** From the report's start date through the property's yesterday; `days` in it (0 when it is empty). */
+  /** From the report's start date through the property's yesterday (its last finished date); `days` in it (0 when it is empty). */
   window(tz: string, startDate: string): { from: string; through: string; days: number } {
     const key = `${tz}\0${startDate}`;
     let w = this.windows.get(key);

@@ -31,12 +31,18 @@ export interface WriteDaysArgs {
   days: DayData[];
   /** dates strictly before this are outside the refresh window when written */
   settledBefore: string;
+  /** the definition the days were fetched with (ledger.ts definitionVersion), recorded with each date */
+  definitionId?: number | null;
+  /** the newest date Google has finished for the property: a later date is refused, never stored */
+  lastDate?: string;
 }
 
 /** Replaces the given dates in one transaction. Returns the number of rows written. */
 export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Promise<number> {
   const { schema, def, propertyId, days } = args;
   if (days.length === 0) return 0;
+  const unfinished = args.lastDate === undefined ? undefined : days.find((d) => d.date > args.lastDate!);
+  if (unfinished) throw new Error(`refusing to store ${unfinished.date} for property ${propertyId}: Google has finished dates only through ${args.lastDate}`);
   const table = qualified(schema, def.name);
   const cols = reportColumns(def);
   const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
@@ -61,14 +67,15 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
     }
     await client.query(
       `INSERT INTO ${qualified(schema, 'fetch_days')}
-         (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code)
-       SELECT $1, $2, d, now(), n, s, dl, th, sa, sm, tz, cc
+         (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code, definition_id)
+       SELECT $1, $2, d, now(), n, s, dl, th, sa, sm, tz, cc, $12::integer
          FROM unnest($3::date[], $4::int[], $5::bool[], $6::bool[], $7::bool[], $8::bool[], $9::jsonb[], $10::text[], $11::text[])
            AS u(d, n, s, dl, th, sa, sm, tz, cc)
        ON CONFLICT (property_id, report, date) DO UPDATE SET
          fetched_at = EXCLUDED.fetched_at, row_count = EXCLUDED.row_count, settled = EXCLUDED.settled,
          data_loss_from_other_row = EXCLUDED.data_loss_from_other_row, subject_to_thresholding = EXCLUDED.subject_to_thresholding,
-         sampled = EXCLUDED.sampled, sampling = EXCLUDED.sampling, time_zone = EXCLUDED.time_zone, currency_code = EXCLUDED.currency_code`,
+         sampled = EXCLUDED.sampled, sampling = EXCLUDED.sampling, time_zone = EXCLUDED.time_zone, currency_code = EXCLUDED.currency_code,
+         definition_id = EXCLUDED.definition_id`,
       [
         propertyId,
         def.name,
@@ -81,6 +88,7 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
         days.map((d) => (d.meta.sampling.length > 0 ? JSON.stringify(d.meta.sampling) : null)),
         days.map((d) => d.meta.timeZone),
         days.map((d) => d.meta.currencyCode),
+        args.definitionId ?? null,
       ],
     );
   }, WRITE_TIMEOUTS);

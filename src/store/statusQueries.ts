@@ -54,9 +54,10 @@ export async function ledgerCoverage(db: Queryable, schema: string, windows: Cov
     last_date: string;
     last_fetched_ms: number;
   }>(
-    `SELECT f.property_id, f.report, count(*)::int AS days,
+    `SELECT f.property_id, f.report, count(*) FILTER (WHERE w.through IS NULL OR f.date <= w.through)::int AS days,
             CASE WHEN bool_or(w.report IS NOT NULL) THEN count(*) FILTER (WHERE f.date BETWEEN w.from_date AND w.through)::int END AS in_window,
-            to_char(min(f.date), 'YYYY-MM-DD') AS first_date, to_char(max(f.date), 'YYYY-MM-DD') AS last_date,
+            to_char(min(f.date), 'YYYY-MM-DD') AS first_date,
+            to_char(max(f.date) FILTER (WHERE w.through IS NULL OR f.date <= w.through), 'YYYY-MM-DD') AS last_date,
             (extract(epoch FROM max(f.fetched_at)) * 1000)::float8 AS last_fetched_ms
        FROM ${qualified(schema, 'fetch_days')} f
        LEFT JOIN ${qualified(schema, 'properties')} p ON p.property_id = f.property_id
@@ -100,7 +101,15 @@ export interface SeriesPoint {
  * Dates whose total is NULL (GA had no data) are left out.
  */
 export async function totalsSeries(db: Queryable, schema: string, requests: SeriesRequest[], since: string): Promise<SeriesPoint[]> {
-  const wanted = requests.filter((r) => r.properties.length > 0);
+  const asked = requests.filter((r) => r.properties.length > 0);
+  if (asked.length === 0) return [];
+  // a report's relations come with its first stored date: one not created yet has no points
+  const { rows: existing } = await db.query<{ relation: string }>(
+    `SELECT r AS relation FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
+    [asked.map((r) => r.relation), schema],
+  );
+  const present = new Set(existing.map((r) => r.relation));
+  const wanted = asked.filter((r) => present.has(r.relation));
   if (wanted.length === 0) return [];
   const params: unknown[] = [since];
   const branches = wanted.map((r) => {
