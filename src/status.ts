@@ -56,6 +56,13 @@ export class StatusBoard {
   private readonly jobs = new Map<string, JobState>();
   readonly failures: FailureRecord[] = [];
   lastReload: ReloadRecord | null = null;
+  /** bumped whenever dates are stored: a ledger read from before is out of date */
+  ledgerWrites = 0;
+
+  /** Dates were stored (the runner, after each batch). */
+  storedDates(): void {
+    this.ledgerWrites += 1;
+  }
 
   get(propertyId: string, report: string): JobState {
     const key = `${propertyId}\0${report}`;
@@ -192,7 +199,7 @@ const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
 /** Builds the status document from the board, the ledger and the configuration in effect. */
 export class StatusView {
   private inflight: Promise<LedgerState> | null = null;
-  private cache: { readAt: number; config: Config; state: LedgerState } | null = null;
+  private cache: { readAt: number; config: Config; writes: number; state: LedgerState } | null = null;
   private readonly startedAt: number;
 
   constructor(private readonly deps: StatusViewDeps) {
@@ -258,7 +265,8 @@ export class StatusView {
 
   private async ledger(config: Config, now: number): Promise<LedgerState> {
     const c = this.cache;
-    const age = c && c.config === config ? Date.now() - c.readAt : Infinity;
+    // a read is reused only while nothing was stored since: the page never contradicts a finished job
+    const age = c && c.config === config && c.writes === this.deps.board.ledgerWrites ? Date.now() - c.readAt : Infinity;
     if (c && age <= LEDGER_FRESH_MS) return c.state;
     const next = this.refresh(config, now);
     if (c && age <= LEDGER_STALE_MS) {
@@ -272,9 +280,10 @@ export class StatusView {
   private refresh(config: Config, now: number): Promise<LedgerState> {
     this.inflight ??= (async () => {
       const readAt = Date.now();
+      const writes = this.deps.board.ledgerWrites;
       const state = await this.readLedger(config, now);
       state.readAt = readAt;
-      if (state.reachable) this.cache = { readAt, config, state };
+      if (state.reachable) this.cache = { readAt, config, writes, state };
       return state;
     })().finally(() => (this.inflight = null));
     return this.inflight;

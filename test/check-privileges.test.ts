@@ -88,10 +88,13 @@ describe('ga-collector check names a missing privilege', () => {
     assert.match(row.detail, new RegExp(`role ${role} does not own ${db.schema}\\.daily \\(owner postgres\\)`));
     assert.match(row.fix!, new RegExp(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${db.schema} TO ${role}`));
     assert.match(row.fix!, new RegExp(`ALTER TABLE ${db.schema}\\.daily OWNER TO ${role}`));
+    assert.match(row.detail, new RegExp(`role ${role} lacks USAGE on ${db.schema}\\.report_definition_versions_id_seq`));
+    assert.match(row.fix!, new RegExp(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${db.schema} TO ${role}`));
   });
 
   it('with every privilege granted the row is ok, and the daemon starts as that role', async () => {
     await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${db.schema}" TO ${role}`);
+    await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA "${db.schema}" TO ${role}`);
     await db.query(`ALTER TABLE "${db.schema}".daily OWNER TO ${role}`);
     await db.query(`ALTER VIEW "${db.schema}".daily_totals OWNER TO ${role}`);
     const row = await databaseRow();

@@ -8,7 +8,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { createLogger } from '../src/log.js';
 import { lockKey } from '../src/store/locks.js';
+import { migrate } from '../src/store/migrations.js';
+import { ensureReportTables } from '../src/store/reportTables.js';
 import { logLines, startCli, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
 const P = '910001';
@@ -24,7 +27,15 @@ describe('SIGTERM while the daemon waits on a lock', () => {
   before(async () => {
     db = await testDb('stop_lock');
     g = await startFake([{ id: P, timeZone: 'UTC' }]);
+    await installed();
   });
+
+  /** As an installation that has run before: migrated, and the report's table exists (a new one comes with its first stored date). */
+  async function installed() {
+    const logger = createLogger('silent');
+    await migrate(db.pool, db.schema, logger);
+    await ensureReportTables(db.pool, db.schema, [{ name: 'devices', ...reports.devices, refreshDays: 3 }], logger);
+  }
   after(async () => {
     await locker?.end().catch(() => undefined);
     await g.stop();
@@ -82,6 +93,7 @@ describe('SIGTERM while the daemon waits on a lock', () => {
 
   it('a job waiting for the advisory lock another daemon holds: exit 0 within the grace period and a few seconds', async () => {
     await db.pool.query(`DROP SCHEMA IF EXISTS "${db.schema}" CASCADE`);
+    await installed();
     g.fake.clearFaults();
     const holder = new pg.Client({ connectionString: db.url });
     holder.on('error', () => undefined);

@@ -301,6 +301,7 @@ export class JobRunner {
         dates += batch.length;
         pending -= batch.length;
         metrics.rowsWritten.inc(labels, n);
+        this.deps.status.storedDates();
         this.deps.progress?.advance(job.propertyId, job.report, batch.length, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);

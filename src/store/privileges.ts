@@ -92,5 +92,20 @@ export async function missingPrivileges(db: Pool | PoolClient, schema: string, r
       grant: `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${s} TO ${r}`,
     });
   }
+  // the collector's own tables with serial ids draw from sequences: INSERT needs USAGE on them
+  const seqs = await db.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind = 'S'
+        -- CASE: the planner may test rows of other kinds first, and the function refuses those
+        AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'USAGE') ELSE false END
+      ORDER BY c.relname`,
+    [schema],
+  );
+  if (seqs.rows.length) {
+    problems.push({
+      problem: `role ${role} lacks USAGE on ${seqs.rows.map((q) => `${schema}.${q.name}`).join(', ')}`,
+      grant: `GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${s} TO ${r}`,
+    });
+  }
   return problems;
 }
