@@ -1,32 +1,39 @@
 /**
  * `ga-collector check`: everything a first run needs, tried now, as a table: the config, each
  * credential (key parsed, token exchanged, expiry), the database (reachable, migrations current),
- * discovery when it is on (the Admin API's listing through the filters), each property (access, time zone) and each of its reports (dimensions and metrics known to the
- * property, by the Data API's getMetadata). Every failing row carries the fix. Exit 0 when every
- * row is good, 1 otherwise. Nothing here writes: migrations are reported, not applied.
+ * discovery when it is on (the Admin API's listing through the filters), each property (access,
+ * time zone) and each of its reports (dimensions and metrics known to the property, by the Data
+ * API's getMetadata). Every failing row carries the fix. A `warn` row (a key
+ * file others can read, a key whose line breaks arrived mangled) carries its fix too but does not
+ * fail the check: the daemon runs with it, as it logs the same warning at start. Exit 0 when every
+ * row is good or a warning, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
-import { TokenManager, type TokenSource } from './auth/tokenManager.js';
+import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { applyFilters, flatten } from './discovery/discovery.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
 import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
+import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './log.js';
 import { Metrics } from './metrics.js';
 import { migrationState } from './store/migrations.js';
 import { createPool } from './store/pool.js';
+import { describeDbError } from './store/dbErrors.js';
+import { missingPrivileges } from './store/privileges.js';
+import { reportRelationNames } from './store/reportTables.js';
 
-export type CheckStatus = 'ok' | 'FAIL' | 'skip';
+export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
 export interface CheckRow {
   status: CheckStatus;
   /** what was checked: "config", "key <account>", "database", "property 123", "property 123 report daily" */
   what: string;
   detail: string;
-  /** for a failing row: what to do */
+  /** for a failing or warning row: what to do */
   fix?: string;
 }
 
@@ -39,6 +46,7 @@ export interface CheckOptions {
 const ok = (what: string, detail: string): CheckRow => ({ status: 'ok', what, detail });
 const fail = (what: string, detail: string, fix: string): CheckRow => ({ status: 'FAIL', what, detail, fix });
 const skip = (what: string, detail: string): CheckRow => ({ status: 'skip', what, detail });
+const warn = (what: string, detail: string, fix: string): CheckRow => ({ status: 'warn', what, detail, fix });
 
 export async function checkAll(config: Config, logger: Logger, opts: CheckOptions = {}): Promise<CheckRow[]> {
   const now = opts.now ?? Date.now;
@@ -54,13 +62,21 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
       : fail('config', 'no properties configured: the daemon would fetch nothing', 'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES'),
   );
 
-  const tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger: quiet, metrics, now });
+  const credentialsDirectory = process.env['CREDENTIALS_DIRECTORY'];
+  const tokens = new TokenManager({
+    tokenUrl: config.google.tokenUrl,
+    logger: quiet,
+    metrics,
+    now,
+    exchangeTimeoutMs: Math.min(timeoutMs, exchangeDeadlineMs(config.fetch.timeoutSeconds)),
+    credentialsDirectory,
+  });
   const usable = new Map<string, TokenSource>();
   try {
     const files = config.properties.map((p) => p.credentials);
     if (config.discovery.enabled) files.push(config.google.credentials);
     for (const file of [...new Set(files)]) {
-      rows.push(await checkCredential(file, tokens, usable, now));
+      rows.push(...(await checkCredential(file, tokens, usable, now, credentialsDirectory)));
     }
     rows.push(await checkDatabase(config, quiet));
     if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(config.google.credentials), timeoutMs, quiet));
@@ -72,16 +88,23 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   return rows;
 }
 
-async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
+/** The key's row, then a warning row for each thing odd about its file. */
+async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number, credentialsDirectory: string | undefined): Promise<CheckRow[]> {
   let account = file;
   let source: TokenSource;
+  let warnings: CheckRow[];
   try {
-    const key = readServiceAccountKey(file);
+    const key = readServiceAccountKey(file, { credentialsDirectory });
     account = key.clientEmail;
+    warnings = key.notes.map((n) => warn(`key ${account}`, n.message, n.fix));
     source = tokens.forKeyFile(file);
   } catch (err) {
-    return fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON');
+    return [fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON')];
   }
+  return [await checkToken(file, account, source, usable, now), ...warnings];
+}
+
+async function checkToken(file: string, account: string, source: TokenSource, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
   const what = `key ${account}`;
   try {
     // one exchange, exactly as the daemon makes it
@@ -143,20 +166,25 @@ async function checkDiscovery(config: Config, tokens: TokenSource | undefined, t
 async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> {
   const where = redactUrl(config.database.url);
   const schema = config.database.schema;
-  const pool = createPool(config.database.url, logger, 1);
+  const pool = createPool(config.database.url, logger, 1, { schema });
   try {
+    // a missing privilege first: "run migrate" would only fail with it
+    const missing = await missingPrivileges(pool, schema, Object.keys(config.reports).flatMap(reportRelationNames));
+    if (missing.length) {
+      return fail('database', `${where}: ${missing.map((m) => m.problem).join('; ')}`, `as the schema's owner or a superuser: ${missing.map((m) => m.grant).join('; ')}`);
+    }
     const state = await migrationState(pool, schema);
-    if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     if (state.current > state.latest) {
       return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
     }
+    if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     return fail(
       'database',
       `${where}: reachable, schema ${schema} at migration ${state.current} of ${state.latest}: ${state.latest - state.current} pending`,
       '`ga-collector migrate --config FILE` applies them (`run` also migrates at start)',
     );
   } catch (err) {
-    return fail('database', `${where}: ${describe(err)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
+    return fail('database', `${where}: ${describeDbError(err, config.database.url)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
   } finally {
     await pool.end().catch(() => undefined);
   }
@@ -200,36 +228,17 @@ async function checkProperty(
     return [fail(what, message, fix), ...reportRows('not checked: no access to the property')];
   }
   const rows: CheckRow[] = [ok(what, `readable by ${tokens.account}; time zone ${timeZone}${quota}`)];
-  const dims = names(md.dimensions);
-  const mets = names(md.metrics);
   for (const r of p.reports) {
     const def = config.reports[r]!;
-    const unknown = [...def.dimensions.filter((d) => !dims.has(d)).map((d) => `dimension ${d}`), ...def.metrics.filter((m) => !mets.has(m)).map((m) => `metric ${m}`)];
-    const deprecated = [...def.dimensions, ...def.metrics].map((n) => dims.get(n) ?? mets.get(n)).filter((x): x is string => typeof x === 'string');
+    const unknown = unknownFields(def, md);
+    const deprecated = deprecatedFields(def, md);
     if (unknown.length) {
-      rows.push(
-        fail(
-          `${what} report ${r}`,
-          `unknown to property ${p.id}: ${unknown.join(', ')}`,
-          `fix reports.${r} in the config: names are the Data API's apiName (e.g. screenPageViews, not "Views"); custom ones are customEvent:NAME / customUser:NAME`,
-        ),
-      );
+      rows.push(fail(`${what} report ${r}`, `unknown to property ${p.id}: ${listUnknown(unknown)}`, unknownFieldsFix(r, unknown)));
     } else {
       rows.push(ok(`${what} report ${r}`, `date + ${def.dimensions.length} ${plural(def.dimensions.length, 'dimension', 'dimensions')}, ${def.metrics.length} ${plural(def.metrics.length, 'metric', 'metrics')} known${deprecated.length ? `; deprecated names: ${deprecated.join(', ')}` : ''}; dates in ${timeZone}`));
     }
   }
   return rows;
-}
-
-/** apiName -> undefined, and deprecated name -> "old (now new)". */
-function names(list: Array<{ apiName?: string | null; deprecatedApiNames?: string[] | null }> | undefined): Map<string, string | undefined> {
-  const m = new Map<string, string | undefined>();
-  for (const x of list ?? []) {
-    if (!x.apiName) continue;
-    m.set(x.apiName, undefined);
-    for (const old of x.deprecatedApiNames ?? []) m.set(old, `${old} (now ${x.apiName})`);
-  }
-  return m;
 }
 
 function plural(n: number, one: string, many: string): string {
@@ -244,13 +253,20 @@ export function formatTable(rows: CheckRow[]): string {
     lines.push(`${r.status.padEnd(4)}  ${r.what.padEnd(w)}  ${r.detail}`);
     if (r.fix) lines.push(`${' '.repeat(6 + w)}  fix: ${r.fix}`);
   }
-  const failed = rows.filter((r) => r.status !== 'ok').length;
-  lines.push('', failed === 0 ? `all ${rows.length} checks passed` : `${failed} of ${rows.length} checks did not pass`);
+  const warned = rows.filter((r) => r.status === 'warn').length;
+  const failed = rows.filter((r) => r.status !== 'ok' && r.status !== 'warn').length;
+  const warnings = warned ? `${warned} ${plural(warned, 'warning', 'warnings')}` : '';
+  lines.push(
+    '',
+    failed === 0
+      ? `all ${rows.length - warned} checks passed${warned ? `, ${warnings}` : ''}`
+      : `${failed} of ${rows.length - warned} checks did not pass${warned ? `; ${warnings}` : ''}`,
+  );
   return lines.join('\n');
 }
 
 export async function runCheck(config: Config, logger: Logger): Promise<number> {
   const rows = await checkAll(config, logger);
   process.stdout.write(`${formatTable(rows)}\n`);
-  return rows.every((r) => r.status === 'ok') ? 0 : 1;
+  return rows.every((r) => r.status === 'ok' || r.status === 'warn') ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 /** Command-line parsing: a command and its flags, strictly. Unknown input is a UsageError. */
 import { UsageError } from './errors.js';
-import { isValidDate } from './config.js';
+import { parseDateSpec, type DateSpec } from './time.js';
 
 export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'demo' | 'help' | 'version';
 
@@ -34,8 +34,11 @@ export const USAGE = `usage: ga-collector <command> [options]
 commands:
   run [--config FILE] [--once]      the daemon (with --once: every fetch due now, then exit)
   migrate [--config FILE]           apply pending database migrations
-  backfill --property ID [--report NAME] --from YYYY-MM-DD --to YYYY-MM-DD [--config FILE]
-                                    fetch and store that range now
+  backfill --property ID [--report NAME] --from DATE --to DATE [--config FILE]
+                                    fetch and store that range now, --from and --to included; a
+                                    DATE is YYYY-MM-DD, NdaysAgo or yesterday in the property's own
+                                    time zone; --to may not be after the property's yesterday (GA
+                                    has not finished later dates); the property must be in the config
   check [--config FILE]             check config, key files, tokens, database and property access
   demo [--keep] [--data-dir DIR]    the whole pipeline on this machine: an embedded PostgreSQL (or
                                     DATABASE_URL) and a simulated Google, until Ctrl-C
@@ -77,12 +80,24 @@ export function parseArgs(argv: string[]): CliArgs {
   if (command === 'backfill') {
     if (!args.property) throw new UsageError('backfill: --property ID is required');
     if (!/^[0-9]+$/.test(args.property)) throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
-    for (const f of ['from', 'to'] as const) {
-      const v = args[f];
-      if (!v) throw new UsageError(`backfill: --${f} YYYY-MM-DD is required`);
-      if (!isValidDate(v)) throw new UsageError(`backfill: --${f} must be a date as YYYY-MM-DD, got ${JSON.stringify(v)}`);
+    const from = backfillDate('from', args.from);
+    const to = backfillDate('to', args.to);
+    // comparable without the property's calendar when both are dates or both are relative
+    const after = from.kind === 'date' && to.kind === 'date' ? from.date > to.date : from.kind === 'ago' && to.kind === 'ago' ? from.days < to.days : false;
+    if (after) {
+      throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
     }
-    if (args.from! > args.to!) throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
   }
   return args;
+}
+
+/** A backfill date: well formed, and never today (GA has not finished it). */
+function backfillDate(flag: 'from' | 'to', value: string | undefined): DateSpec {
+  if (!value) throw new UsageError(`backfill: --${flag} DATE is required (YYYY-MM-DD, NdaysAgo or yesterday)`);
+  const spec = parseDateSpec(value);
+  if (!spec) throw new UsageError(`backfill: --${flag} must be a date as YYYY-MM-DD, NdaysAgo or yesterday, got ${JSON.stringify(value)}`);
+  if (spec.kind === 'ago' && spec.days === 0) {
+    throw new UsageError(`backfill: --${flag} ${value}: GA has not finished today, so it is never stored; the newest date to ask for is yesterday`);
+  }
+  return spec;
 }

@@ -10,6 +10,7 @@ import { isValidSchedule } from './schedule/cron.js';
 import YAML from 'yaml';
 import { UsageError } from './errors.js';
 import { columnName, validateReportName } from './store/identifiers.js';
+import { reportNameCollision } from './store/reservedNames.js';
 
 export interface ReportDefinition {
   name: string;
@@ -449,6 +450,8 @@ function normaliseReports(input: Record<string, unknown>): Record<string, Report
     }
     out[name] = { name, dimensions, metrics, startDate, refreshDays };
   }
+  const collision = reportNameCollision(names);
+  if (collision) throw new UsageError(`config: ${collision}`);
   return out;
 }
 

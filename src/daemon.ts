@@ -2,11 +2,10 @@
  * The daemon's parts, wired in one place and started and stopped in order: metrics, tokens, pool,
  * migrations, GA4 client, runner, scheduler, HTTP. `main.ts` builds one of these per command.
  */
-import { TokenManager } from './auth/tokenManager.js';
+import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
-import { describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
 import { HttpServer, type StatusSource } from './http/server.js';
@@ -20,7 +19,8 @@ import { StatusBoard, StatusView, type DiscoveryView, type StatusDocument, type 
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
-import { ensureReportTables } from './store/reportTables.js';
+import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
+import { withDeadline } from './net/deadline.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -36,6 +36,9 @@ export interface DaemonOptions {
   /** test hooks */
   backoffBaseMs?: number;
   lockPollMs?: number;
+  /** the floor between two token exchanges of one principal (default 10 s), for tests with tokens of a few seconds */
+  minTokenExchangeIntervalMs?: number;
+  deferJitterMs?: number;
   /** first retry of a failed discovery, ms (default 30 s, doubling up to an hour) */
   discoveryRetryMs?: number;
 }
@@ -68,11 +71,19 @@ export class Daemon implements StatusSource {
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? new Metrics();
     // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
-    this.tokens = new TokenManager({ tokenUrl: config.google.tokenUrl, logger, metrics: this.metrics });
+    this.tokens = new TokenManager({
+      tokenUrl: config.google.tokenUrl,
+      logger,
+      metrics: this.metrics,
+      exchangeTimeoutMs: exchangeDeadlineMs(config.fetch.timeoutSeconds),
+      // systemd's LoadCredential= directory: its files are 0400 plus an ACL, not loose (auth/keyFileNotes.ts)
+      credentialsDirectory: process.env['CREDENTIALS_DIRECTORY'],
+      ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
+    });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
     for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
     if (config.discovery.enabled && config.google.credentials) this.tokens.forKeyFile(config.google.credentials);
-    this.pool = createPool(config.database.url, logger, poolSize(config.concurrency));
+    this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
       timeoutMs: config.fetch.timeoutSeconds * 1000,
@@ -101,6 +112,7 @@ export class Daemon implements StatusSource {
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
+      ...(opts.deferJitterMs !== undefined ? { deferJitterMs: opts.deferJitterMs } : {}),
     });
     this.view = new StatusView({
       pool: this.pool,
@@ -117,11 +129,15 @@ export class Daemon implements StatusSource {
       : null;
   }
 
-  /** Migrations and the report relations; then the metrics start from what the database knows. */
+  /**
+   * Migrations; then the metrics start from what the database knows. The report relations are
+   * not touched here: each job creates or extends its report's relation just before its first
+   * write, once the definition's names were checked (schedule/runner.ts), so a config with a typo
+   * changes nothing in the database.
+   */
   async prepare(): Promise<void> {
     const { logger } = this.opts;
     await migrate(this.pool, this.config.database.schema, logger);
-    await ensureReportTables(this.pool, this.config.database.schema, Object.values(this.config.reports), logger);
     await this.seedMetrics();
   }
 
@@ -188,10 +204,9 @@ export class Daemon implements StatusSource {
     void this.discovery?.run('reload');
   }
 
-  /** Builds the running parts' view of a configuration: token sources, report relations, metrics, runner, scheduler. */
+  /** Gives the running parts a configuration: token sources, metrics, runner, scheduler. */
   private async apply(next: Config): Promise<void> {
     for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
-    await ensureReportTables(this.pool, next.database.schema, Object.values(next.reports), this.opts.logger);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
     this.config = next;
     await this.seedMetrics();
@@ -273,7 +288,8 @@ export class Daemon implements StatusSource {
     await this.tokens.start();
   }
 
-  async stop(graceMs = this.opts.config.shutdown.graceSeconds * 1000): Promise<void> {
+  /** The grace period is the configuration in effect now (a reload may have changed it). */
+  async stop(graceMs = this.config.shutdown.graceSeconds * 1000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.discovery?.stop();
@@ -287,12 +303,17 @@ export class Daemon implements StatusSource {
     return this.config;
   }
 
+  /**
+   * Ready when the database answers within 3 s (a `SELECT 1` through the pool, which replaces lost
+   * connections, so a database that came back is ready again at the next probe) and every
+   * credential holds a token. Reasons are one line each, never with the database password.
+   */
   async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     try {
-      await withTimeout(this.pool.query('SELECT 1'), 3_000);
+      await withDeadline('SELECT 1', 3_000, undefined, () => this.pool.query('SELECT 1'));
     } catch (err) {
-      reasons.push(`database: ${describe(err)}`);
+      reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
     }
     for (const s of this.tokens.sources()) {
       const st = s.status();
@@ -305,11 +326,4 @@ export class Daemon implements StatusSource {
   status(query?: StatusQuery): Promise<StatusDocument> {
     return this.view.document(query);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(t),
-  );
 }

@@ -5,13 +5,15 @@
  * input (command line, config, key file), with one line on stderr saying what is wrong.
  */
 import { USAGE, parseArgs, type CliArgs } from './cli.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, type Config, type PropertyConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { UsageError, describe } from './errors.js';
 import { HttpListenError } from './http/server.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
 import { sleep } from './ga4/client.js';
+import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
+import { addDays, parseDateSpec, resolveDateSpec } from './time.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -53,12 +55,15 @@ async function main(argv: string[]): Promise<number> {
     return usageFailure(err);
   }
   try {
-    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once);
+    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once, config.database.url);
   } catch (err) {
-    logger.fatal({ event: 'startup_failed', err: describe(err) }, 'cannot prepare the database');
-    process.stderr.write(`ga-collector: database: ${describe(err)}\n`);
+    // a setting (no such database, a refused login, a missing privilege) is exit 2, which systemd does not restart
+    const kind = classifyDbError(err);
+    const message = describeDbError(err, config.database.url);
+    logger.fatal({ event: 'startup_failed', err: message, kind }, 'cannot prepare the database');
+    process.stderr.write(`ga-collector: database: ${message}\n`);
     await daemon.stop(0);
-    return 1;
+    return kind === 'config' ? 2 : 1;
   }
   if (args.command === 'migrate') {
     await daemon.stop(0);
@@ -70,11 +75,14 @@ async function main(argv: string[]): Promise<number> {
     // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
     const discoveryError = await daemon.discover(false);
     const results = await daemon.scheduler.runOnce();
+    // a credential that cannot get a token fails the run even when nothing was due (and so nothing asked Google)
+    const noToken = daemon.tokens.sources().map((s) => s.status()).filter((st) => !st.valid);
     await daemon.stop(0);
     const failed = results.filter((r) => !r.ok);
     for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
+    for (const st of noToken) process.stderr.write(`ga-collector: no access token for ${st.account} (${st.keyFile}): ${st.lastError ?? 'not obtained'}\n`);
     if (discoveryError) process.stderr.write(`ga-collector: discovery: ${discoveryError}\n`);
-    return failed.length || discoveryError ? 1 : 0;
+    return failed.length || noToken.length || discoveryError ? 1 : 0;
   }
   return runDaemon(daemon, config, logger, args);
 }
@@ -102,7 +110,7 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
         return;
       }
       stopping = true;
-      logger.info({ event: 'shutdown', signal, graceSeconds: config.shutdown.graceSeconds }, 'shutting down');
+      logger.info({ event: 'shutdown', signal, graceSeconds: daemon.currentConfig.shutdown.graceSeconds }, 'shutting down');
       daemon.stop().then(
         () => {
           logger.info({ event: 'stopped' }, 'ga-collector stopped');
@@ -142,49 +150,120 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
 
 async function backfill(daemon: Daemon, config: Config, args: CliArgs): Promise<number> {
   await daemon.startServices();
-  const property = config.properties.find((p) => p.id === args.property)!;
+  // backfillConfig kept the one property asked for; with discovery on, none when it may be a discovered one
+  let property: PropertyConfig | undefined = config.properties[0];
+  if (!property) {
+    const discoveryError = await daemon.discover(false);
+    property = daemon.currentConfig.properties.find((p) => p.id === args.property);
+    if (!property) {
+      await daemon.stop(0);
+      if (discoveryError) {
+        process.stderr.write(`ga-collector: backfill: property ${args.property} is not in the config, and discovery failed: ${discoveryError}\n`);
+        return 1;
+      }
+      return usageFailure(
+        new UsageError(
+          `backfill: property ${args.property} is neither in the config nor discovered (discovery keeps ${daemon.currentConfig.properties.length}); add it to properties, or check discovery.accounts, discovery.exclude and its access`,
+        ),
+      );
+    }
+  }
   const reports = args.report ? [args.report] : property.reports;
+  let range: { from: string; to: string };
+  try {
+    range = await backfillRange(daemon, property, args);
+  } catch (err) {
+    await daemon.stop(0);
+    return usageFailure(err);
+  }
   let failed = 0;
   for (const report of reports) {
-    const r = await daemon.scheduler.backfill(property, report, args.from!, args.to!);
+    const r = await daemon.scheduler.backfill(property, report, range.from, range.to);
     if (!r.ok) {
       failed++;
       process.stderr.write(`ga-collector: backfill ${property.id}/${report}: ${r.error}\n`);
     } else {
-      process.stdout.write(`backfill ${property.id}/${report}: ${r.dates} dates, ${r.rows} rows\n`);
+      process.stdout.write(`backfill ${property.id}/${report}: ${r.dates} dates, ${r.rows} rows (${range.from} to ${range.to})\n`);
     }
   }
   await daemon.stop(0);
   return failed ? 1 : 0;
 }
 
+/**
+ * The dates to backfill, in the property's own calendar: `NdaysAgo` and `yesterday` resolved
+ * against its today. A range that ends after the newest date Google has finished (the property's
+ * yesterday) is refused as bad input, as is one that starts after it ends. The time zone comes
+ * from the database; a property never fetched before is asked once (a one-row report), since
+ * refusing or accepting needs its calendar. Failing to learn it is a runtime failure (exit 1).
+ */
+async function backfillRange(daemon: Daemon, property: PropertyConfig, args: CliArgs): Promise<{ from: string; to: string }> {
+  let finished: { timeZone: string; lastDate: string };
+  try {
+    finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forKeyFile(property.credentials));
+  } catch (err) {
+    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`);
+  }
+  const today = addDays(finished.lastDate, 1);
+  const from = resolveDateSpec(parseDateSpec(args.from!)!, today);
+  const to = resolveDateSpec(parseDateSpec(args.to!)!, today);
+  const named = (flag: string, given: string, date: string) => `${flag} ${given}${given === date ? '' : ` (${date})`}`;
+  if (to > finished.lastDate) {
+    throw new UsageError(
+      `backfill: ${named('--to', args.to!, to)} is after property ${property.id}'s yesterday, ${finished.lastDate} (${finished.timeZone}): Google has not finished later dates; end the range at ${finished.lastDate} (--to yesterday)`,
+    );
+  }
+  if (from > to) throw new UsageError(`backfill: ${named('--from', args.from!, from)} is after ${named('--to', args.to!, to)}`);
+  return { from, to };
+}
+
+/**
+ * The config of a backfill: the one property asked for, which must be in the config (a property
+ * outside it would be fetched once and then never kept up to date, nor shown on the status page),
+ * with a report it uses. Bad input here is found before the database is touched.
+ */
 function backfillConfig(config: Config, args: CliArgs): Config {
-  let property = config.properties.find((p) => p.id === args.property);
+  const property = config.properties.find((p) => p.id === args.property);
   if (!property) {
-    if (!config.google.credentials) {
-      throw new UsageError(`backfill: property ${args.property} is not in the config and google.credentials is not set`);
+    if (config.discovery.enabled) {
+      // perhaps a discovered one: backfill() looks it up once the listing is in
+      if (args.report && !config.reports[args.report]) {
+        throw new UsageError(`backfill: unknown report ${JSON.stringify(args.report)} (defined: ${Object.keys(config.reports).join(', ')})`);
+      }
+      if (args.report && !config.discovery.reports.includes(args.report)) {
+        throw new UsageError(`backfill: discovered properties do not use report ${args.report} (discovery.reports: ${config.discovery.reports.join(', ')})`);
+      }
+      return { ...config, properties: [] };
     }
-    // not listed: with discovery on, it is fetched as a discovered property would be
-    const reports = config.discovery.enabled ? config.discovery.reports : Object.keys(config.reports);
-    property = { id: args.property!, reports, schedule: config.schedule, credentials: config.google.credentials };
+    const listed = config.properties.map((p) => p.id);
+    throw new UsageError(
+      `backfill: property ${args.property} is not in the config (${listed.length ? `properties: ${listed.join(', ')}` : 'no properties configured'}); add it to properties first`,
+    );
   }
   if (args.report && !config.reports[args.report]) {
     throw new UsageError(`backfill: unknown report ${JSON.stringify(args.report)} (defined: ${Object.keys(config.reports).join(', ')})`);
   }
+  if (args.report && !property.reports.includes(args.report)) {
+    throw new UsageError(`backfill: property ${property.id} does not use report ${args.report} (its reports: ${property.reports.join(', ')}); add it to the property's reports first`);
+  }
   return { ...config, properties: [property] };
 }
 
-/** The daemon waits for a database that is still starting (as under systemd or compose); commands do not. */
-async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean): Promise<void> {
+/**
+ * The daemon waits up to a minute for a database that is down or still starting (as under systemd
+ * or compose), retrying with backoff; commands do not wait. Only such a database is waited for
+ * (dbErrors.ts): a setting that cannot work (no such database, a refused login) or a failure of
+ * the migrations themselves is thrown at once.
+ */
+async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean, url: string): Promise<void> {
   const deadline = Date.now() + (patient ? 60_000 : 0);
   for (let attempt = 1; ; attempt++) {
     try {
       await daemon.prepare();
       return;
     } catch (err) {
-      const name = (err as Error).name;
-      if (!patient || Date.now() > deadline || name === 'DatabaseTooNewError') throw err;
-      logger.warn({ event: 'database_unavailable', err: describe(err), attempt }, 'database not ready; retrying');
+      if (!patient || Date.now() > deadline || !isDatabaseUnavailable(err)) throw err;
+      logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying');
       await sleep(Math.min(10_000, 500 * 2 ** attempt));
     }
   }

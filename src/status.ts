@@ -15,6 +15,7 @@ import { withDeadline } from './net/deadline.js';
 import { previousFire } from './schedule/cron.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { columnName } from './store/identifiers.js';
+import { databaseNow } from './store/ledger.js';
 import type { Pool } from './store/pool.js';
 import { totalsName } from './store/reportTables.js';
 import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type CoverageWindow } from './store/statusQueries.js';
@@ -56,6 +57,13 @@ export class StatusBoard {
   private readonly jobs = new Map<string, JobState>();
   readonly failures: FailureRecord[] = [];
   lastReload: ReloadRecord | null = null;
+  /** bumped whenever dates are stored: a ledger read from before is out of date */
+  ledgerWrites = 0;
+
+  /** Dates were stored (the runner, after each batch). */
+  storedDates(): void {
+    this.ledgerWrites += 1;
+  }
 
   get(propertyId: string, report: string): JobState {
     const key = `${propertyId}\0${report}`;
@@ -210,6 +218,11 @@ interface LedgerState {
   error?: string;
   zones: Map<string, string>;
   coverage: Map<string, Coverage>;
+  /**
+   * The clock the calendar is read by: the earlier of ours and the database's, as the runner plans
+   * (a clock that ran ahead must not count an unfinished day as stored or missing).
+   */
+  calendarNow?: number;
 }
 
 const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
@@ -217,7 +230,7 @@ const RANK: Record<Attention, number> = { failing: 0, stale: 1, gaps: 2 };
 /** Builds the status document from the board, the ledger and the configuration in effect. */
 export class StatusView {
   private inflight: Promise<LedgerState> | null = null;
-  private cache: { readAt: number; config: Config; state: LedgerState } | null = null;
+  private cache: { readAt: number; config: Config; writes: number; state: LedgerState } | null = null;
   private readonly startedAt: number;
 
   constructor(private readonly deps: StatusViewDeps) {
@@ -301,7 +314,8 @@ export class StatusView {
 
   private async ledger(config: Config, now: number): Promise<LedgerState> {
     const c = this.cache;
-    const age = c && c.config === config ? Date.now() - c.readAt : Infinity;
+    // a read is reused only while nothing was stored since: the page never contradicts a finished job
+    const age = c && c.config === config && c.writes === this.deps.board.ledgerWrites ? Date.now() - c.readAt : Infinity;
     if (c && age <= LEDGER_FRESH_MS) return c.state;
     const next = this.refresh(config, now);
     if (c && age <= LEDGER_STALE_MS) {
@@ -315,9 +329,10 @@ export class StatusView {
   private refresh(config: Config, now: number): Promise<LedgerState> {
     this.inflight ??= (async () => {
       const readAt = Date.now();
+      const writes = this.deps.board.ledgerWrites;
       const state = await this.readLedger(config, now);
       state.readAt = readAt;
-      if (state.reachable) this.cache = { readAt, config, state };
+      if (state.reachable) this.cache = { readAt, config, writes, state };
       return state;
     })().finally(() => (this.inflight = null));
     return this.inflight;
@@ -331,7 +346,8 @@ export class StatusView {
     try {
       return await withDeadline("the status page's database read", DB_DEADLINE_MS, undefined, async () => {
         for (const [id, tz] of await propertyTimeZones(pool, schema)) zones.set(id, tz);
-        const calendar = new Calendar(now);
+        const calendarNow = Math.min(now, await databaseNow(pool));
+        const calendar = new Calendar(calendarNow);
         const windows: CoverageWindow[] = [];
         for (const tz of new Set(zones.values())) {
           for (const def of Object.values(config.reports)) {
@@ -340,7 +356,7 @@ export class StatusView {
           }
         }
         const coverage = new Map((await ledgerCoverage(pool, schema, windows)).map((c) => [`${c.propertyId}\0${c.report}`, c]));
-        return { reachable: true, zones, coverage };
+        return { reachable: true, zones, coverage, calendarNow };
       });
     } catch (err) {
       return { reachable: false, error: describe(err), zones, coverage: new Map() };
@@ -349,7 +365,7 @@ export class StatusView {
 
   private reports(config: Config, ledger: LedgerState, now: number, found: Map<string, DiscoveredProperty>): ReportStatus[] {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const calendar = new Calendar(now);
+    const calendar = new Calendar(Math.min(now, ledger.calendarNow ?? now));
     const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
     const out: ReportStatus[] = [];
     for (const p of config.properties) {
@@ -436,7 +452,7 @@ class Calendar {
   private readonly windows = new Map<string, { from: string; through: string; days: number }>();
   constructor(private readonly now: number) {}
 
-  /** From the report's start date through the property's yesterday; `days` in it (0 when it is empty). */
+  /** From the report's start date through the property's yesterday (its last finished date); `days` in it (0 when it is empty). */
   window(tz: string, startDate: string): { from: string; through: string; days: number } {
     const key = `${tz}\0${startDate}`;
     let w = this.windows.get(key);

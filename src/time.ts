@@ -38,3 +38,37 @@ export function dateRange(start: string, end: string): string[] {
   for (let d = start; d <= end; d = addDays(d, 1)) out.push(d);
   return out;
 }
+
+/**
+ * The newest date Google has finished for a property: the day before its today. "Now" is the
+ * earlier of the instants given (this machine's clock and the database's): a clock that has jumped
+ * ahead must not make an unfinished day look finished, and of two clocks the one behind errs on
+ * the safe side (a finished date waits a little, no partial date is stored as finished).
+ */
+export function lastFinishedDate(timeZone: string, ...nowMs: number[]): string {
+  return addDays(localDate(Math.min(...nowMs), timeZone), -1);
+}
+
+/**
+ * A date as the command line and `startDate` take it: `YYYY-MM-DD`, `NdaysAgo` or `yesterday`
+ * (relative to the property's today). Null when it is none of these. `today` and `0daysAgo` are
+ * well formed here; callers that need finished dates refuse them.
+ */
+export type DateSpec = { kind: 'date'; date: string } | { kind: 'ago'; days: number };
+
+export function parseDateSpec(value: string): DateSpec | null {
+  if (value === 'yesterday') return { kind: 'ago', days: 1 };
+  if (value === 'today') return { kind: 'ago', days: 0 };
+  const ago = /^(\d{1,5})daysAgo$/.exec(value);
+  if (ago) return { kind: 'ago', days: Number(ago[1]) };
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (!m) return null;
+  const d = new Date(`${value}T00:00:00Z`);
+  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return null;
+  return { kind: 'date', date: value };
+}
+
+/** The calendar date a spec names, given the property's today. */
+export function resolveDateSpec(spec: DateSpec, today: string): string {
+  return spec.kind === 'date' ? spec.date : addDays(today, -spec.days);
+}

@@ -85,7 +85,8 @@ describe('proactive refresh', () => {
     fake.addProperty({ id: '42', timeZone: 'UTC' });
     fake.grant(SA_EMAIL, '42');
     const metrics = new Metrics({ defaultMetrics: false });
-    const manager = new TokenManager({ tokenUrl: fake.tokenUrl, logger, metrics });
+    // 3-second tokens renew every 2.25 s: below the default floor of 10 s between exchanges
+    const manager = new TokenManager({ tokenUrl: fake.tokenUrl, logger, metrics, minExchangeIntervalMs: 1_000 });
     const tokens = manager.forKeyFile(keyFile);
     assert.equal(manager.forKeyFile(keyFile), tokens, 'one source per account');
     await manager.start();

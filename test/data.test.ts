@@ -172,13 +172,16 @@ describe('atomic days', () => {
     const problems: string[] = [];
     const readLoop = (async () => {
       while (!stop) {
-        // one statement, one snapshot: the ledger and the rows of every date
+        // one statement, one snapshot: the ledger and the rows of every date (the relation comes with the first stored date)
         const { rows } = await reader.query(
           `SELECT to_char(f.date,'YYYY-MM-DD') AS date, f.row_count, count(d.*)::int AS n,
                   count(DISTINCT (d.device_category, d.country))::int AS distinct_n, coalesce(sum(d.sessions),0)::text AS sessions
              FROM "${db.schema}".fetch_days f LEFT JOIN "${db.schema}".devices d ON d.property_id = f.property_id AND d.date = f.date
             GROUP BY f.date, f.row_count`,
-        );
+        ).catch((err: { code?: string }) => {
+          if (err.code === '42P01') return { rows: [] };
+          throw err;
+        });
         reads++;
         for (const r of rows) {
           if (r.n !== r.row_count) problems.push(`${r.date}: ${r.n} rows but the ledger says ${r.row_count}`);

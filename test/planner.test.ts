@@ -2,12 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReportDefinition } from '../src/config.js';
 import { previousFire } from '../src/schedule/cron.js';
-import { plan, toRanges } from '../src/schedule/planner.js';
+import { coversDefinition, plan, toRanges } from '../src/schedule/planner.js';
+import { nearest } from '../src/ga4/fieldNames.js';
 import { localDate } from '../src/time.js';
 
 const def: ReportDefinition = { name: 'daily', dimensions: [], metrics: ['sessions'], startDate: '2024-01-01', refreshDays: 3 };
 const at = (iso: string) => new Date(iso);
-const stored = (date: string, fetchedAt: string, settled = false) => ({ date, fetchedAt: at(fetchedAt), settled });
+const stored = (date: string, fetchedAt: string, settled = false, definition: { dimensions: string[]; metrics: string[] } | null = null) => ({
+  date,
+  fetchedAt: at(fetchedAt),
+  settled,
+  definition,
+});
 
 describe('planner', () => {
   it('plans every date from startDate through yesterday on an empty ledger, as one range', () => {
@@ -53,6 +59,47 @@ describe('planner', () => {
     const la = plan({ def, timeZone: 'America/Los_Angeles', now, lastFire: null, ledger: [], maxDays: 400 });
     assert.equal(nz.yesterday, '2024-03-10');
     assert.equal(la.yesterday, '2024-03-09');
+  });
+
+  it('never plans today or a later date, whatever the ledger holds', () => {
+    const ledger = ['2024-01-11', '2024-01-12', '2024-01-15'].map((d) => stored(d, '2024-01-11T09:00:00Z'));
+    const p = plan({ def, timeZone: 'UTC', now: at('2024-01-11T10:00:00Z'), lastFire: null, ledger, maxDays: 400 });
+    assert.equal(p.due.at(-1), '2024-01-10');
+    assert.ok(p.ranges.every(([, b]) => b <= '2024-01-10'));
+  });
+
+  it('fetches again a date stored before it was over (in the property\'s calendar)', () => {
+    const ledger = [
+      stored('2024-01-09', '2024-01-10T00:30:00Z', true), // fetched after its end: finished
+      stored('2024-01-10', '2024-01-10T22:00:00Z', true), // fetched on the day itself: partial
+    ];
+    const p = plan({ def: { ...def, startDate: '2024-01-09', refreshDays: 0 }, timeZone: 'UTC', now: at('2024-01-12T10:00:00Z'), lastFire: null, ledger, maxDays: 400 });
+    assert.deepEqual(p.due, ['2024-01-10', '2024-01-11']);
+    assert.equal(p.unfinished, 1);
+    // the same instant is still the 10th in Los Angeles: then that fetch was on the day itself too
+    const la = plan({ def: { ...def, startDate: '2024-01-09', refreshDays: 0 }, timeZone: 'America/Los_Angeles', now: at('2024-01-12T10:00:00Z'), lastFire: null, ledger, maxDays: 400 });
+    assert.equal(la.unfinished, 2);
+  });
+
+  it('a changed definition makes due only dates stored without one of its fields', () => {
+    const old = { dimensions: [], metrics: ['sessions', 'totalUsers'] };
+    const ledger = ['05', '06', '07', '08'].map((d) => stored(`2024-01-${d}`, '2024-01-10T04:01:00Z', true, d < '07' ? old : { dimensions: [], metrics: ['sessions', 'newUsers'] }));
+    const grown = { ...def, startDate: '2024-01-05', refreshDays: 0, metrics: ['sessions', 'newUsers'] };
+    const p = plan({ def: grown, timeZone: 'UTC', now: at('2024-01-09T10:00:00Z'), lastFire: at('2024-01-09T04:00:00Z'), ledger, maxDays: 400 });
+    assert.deepEqual(p.due, ['2024-01-05', '2024-01-06']);
+    assert.equal(p.stale, 2);
+    assert.equal(coversDefinition(old, { dimensions: [], metrics: ['totalUsers'] }), true, 'a removed metric leaves a date as it is');
+    assert.equal(coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['city', 'country'], metrics: ['sessions'] }), true);
+    assert.equal(coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['country'], metrics: ['sessions'] }), false, 'another grain');
+  });
+
+  it('suggests the nearest known name for a typo, and none for a stranger', () => {
+    const metrics = ['sessions', 'totalUsers', 'screenPageViews', 'newUsers', 'eventCount'];
+    assert.equal(nearest('sesions', metrics), 'sessions');
+    assert.equal(nearest('Sessions', metrics), 'sessions');
+    assert.equal(nearest('totalUesrs', metrics), 'totalUsers');
+    assert.equal(nearest('screenPageView', metrics), 'screenPageViews');
+    assert.equal(nearest('revenue', metrics), undefined);
   });
 
   it('groups contiguous dates into ranges', () => {

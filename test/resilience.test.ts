@@ -82,7 +82,7 @@ describe('retryable failures', () => {
     const results = await daemon.scheduler.runOnce();
     const bad = results.find((x) => !x.ok)!;
     assert.match(bad.error!, new RegExp(`property ${P}.*503`));
-    assert.equal(g.fake.events.filter((e) => e.property === P).length, 3, 'three attempts');
+    assert.equal(g.fake.events.filter((e) => e.property === P && e.kind === 'runReport').length, 3, 'three attempts');
     await assertExact(db, Q);
     const text = await daemon.metrics.text();
     assert.equal(metricSum(text, 'ga_collector_fetch_runs_total', { property: P, outcome: 'failure' }), 1);
@@ -108,7 +108,7 @@ describe('quota and server errors', () => {
       }
       assert.match(failed.map((f) => f.error).join(' '), /server errors in the last hour/);
       // the budget, plus at most the one request of the other report already in flight when it ran out
-      const hits = g.fake.events.filter((e) => e.property === P).length;
+      const hits = g.fake.events.filter((e) => e.property === P && e.kind === 'runReport').length;
       assert.ok(hits >= 4 && hits <= 5, `no more than the budget of server errors (${hits})`);
       await assertExact(db, Q);
     } finally {
@@ -168,7 +168,7 @@ describe('quota and server errors', () => {
 });
 
 describe('permanent errors', () => {
-  it('an unknown metric fails that report at once, with how to fix it; the other report carries on', async () => {
+  it('an unknown metric fails that report at once, before any request, with how to fix it; the other report carries on', async () => {
     const db = await testDb('invalid');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
     const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily, broken: { metrics: ['sesions'], startDate: '3daysAgo' } } }, { backoffBaseMs: 5 });
@@ -176,11 +176,11 @@ describe('permanent errors', () => {
       const results = await daemon.scheduler.runOnce();
       const broken = results.find((r) => !r.ok)!;
       assert.equal(broken.permanent, true);
-      assert.match(broken.error!, /report broken.*INVALID_ARGUMENT.*sesions.*fix the report definition/);
+      assert.match(broken.error!, new RegExp(`report broken: unknown to property ${P}: metric sesions; fix reports\\.broken in the config \\(did you mean sesions -> sessions\\?\\)`));
       assert.equal(results.filter((r) => r.ok).length, 1);
       await assertExact(db, P);
-      // the timezone probe uses the report's first metric: one refused request, not retried
-      assert.equal(g.fake.events.filter((e) => e.status === 400).length, 1);
+      // checked against the property's metadata: Google never had to refuse a request
+      assert.equal(g.fake.events.filter((e) => e.status === 400).length, 0);
     } finally {
       await daemon.stop(0);
       await g.stop();
@@ -194,7 +194,7 @@ describe('token failures', () => {
     const db = await testDb('tokdown');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
     g.fake.inject({ endpoint: 'token', kind: 'status', status: 503, times: 2 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 20 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 20, minTokenExchangeIntervalMs: 100 });
     try {
       const [r] = await daemon.scheduler.runOnce();
       assert.equal(r!.ok, true, r!.error);
@@ -212,7 +212,7 @@ describe('token failures', () => {
   it('renewals keep failing: fetches work while the token lasts, then fail fast saying since when', async () => {
     const db = await testDb('tokexp');
     const g = await startFake([{ id: P, timeZone: 'UTC' }], { tokenLifetimeSeconds: 4 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.inject({ endpoint: 'token', kind: 'status', status: 503 }); // from now on
       const tokens = daemon.tokens.forKeyFile(g.keyFile);
@@ -241,7 +241,7 @@ describe('token failures', () => {
   it('a key revoked mid-run: the current token keeps working, renewal fails naming the key id', async () => {
     const db = await testDb('revoked');
     const g = await startFake([{ id: P, timeZone: 'UTC' }], { tokenLifetimeSeconds: 3 });
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.revokeKey(SA_EMAIL);
       const [r] = await daemon.scheduler.runOnce();
@@ -260,7 +260,7 @@ describe('token failures', () => {
   it('a 401 from the API forces one token refresh and one retry', async () => {
     const db = await testDb('t401');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily } }, { backoffBaseMs: 5, minTokenExchangeIntervalMs: 100 });
     try {
       g.fake.inject({ endpoint: 'runReport', kind: 'status', status: 401, times: 1 });
       const before = g.fake.counts().token;
@@ -354,7 +354,7 @@ describe('chaos', () => {
         assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code }), faked, `code ${code}`);
       }
       assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: 'error' }), ev.filter((e) => e.kind === 'runReport' && e.fault === 'reset').length, 'resets');
-      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: '200' }), ev.filter((e) => e.kind === 'runReport' && e.status === 200).length, '200s, truncated ones included');
+      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: '200' }), ev.filter((e) => e.kind !== 'token' && e.status === 200).length, '200s (reports and metadata), truncated ones included');
       const tokenFaults = ev.filter((e) => e.kind === 'token' && e.fault).length;
       assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'failure' }), tokenFaults);
       assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'success' }), ev.filter((e) => e.kind === 'token' && e.status === 200).length);

@@ -15,39 +15,91 @@
  * - On failure gtoken rewrites the error message to "<error>: <error_description>" from Google's
  *   body; the error object still carries the request config (with the assertion), so it is turned
  *   into our own error here and never logged as is.
+ * - A `timeout` set in a request interceptor is never applied (gaxios 7 builds its timeout signal
+ *   before the interceptors run), and gaxios's own timeout signal can be lost to garbage
+ *   collection (net/deadline.ts). So the exchange runs under withDeadline, whose signal the
+ *   interceptor puts on the request: gaxios passes the config to its fetch (node-fetch 3), which
+ *   listens to that signal for the connection and the body alike.
+ * - gtoken adds `expires_in` to the issue time as a number (a `"3600"` string is concatenated
+ *   instead: an expiry past the largest Date). The body is taken from a response interceptor and
+ *   read leniently by tokenResponse.ts instead.
  */
 import { JWT, gaxios } from 'google-auth-library';
 import { PermanentError, RetryableError } from '../errors.js';
+import { redactUrl } from '../log.js';
+import { withDeadline } from '../net/deadline.js';
 import type { ServiceAccountKey } from './serviceAccountKey.js';
+import { parseTokenResponse, type ParsedTokenResponse } from './tokenResponse.js';
 
 export const ANALYTICS_SCOPE = 'https://www.googleapis.com/auth/analytics.readonly';
 const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+/** The longest one exchange may take: Google answers in well under a second. */
+export const DEFAULT_EXCHANGE_TIMEOUT_MS = 30_000;
 
 export interface ExchangedToken {
   accessToken: string;
-  /** ms since epoch */
+  /** ms since epoch: issuedAt plus the lifetime the endpoint answered (see tokenResponse.ts) */
   expiresAt: number;
   /** ms since epoch, when the exchange was sent */
   issuedAt: number;
+  /** the endpoint's expires_in was missing or unbelievable and was replaced */
+  note?: ParsedTokenResponse['note'];
 }
 
 export interface ExchangeOptions {
   tokenUrl: string;
+  /** deadline of the whole exchange, connection to last byte; default DEFAULT_EXCHANGE_TIMEOUT_MS */
   timeoutMs?: number;
+  /** aborts the exchange (the token source stopping); it then rejects with AbortedError */
   signal?: AbortSignal;
 }
 
-/** Exchanges a freshly signed assertion for an access token. Throws RetryableError or PermanentError. */
+/**
+ * The exchange deadline for a configured API request timeout (`fetch.timeoutSeconds`): the same,
+ * but never more than 30 s, since a token endpoint has no large body to send.
+ */
+export function exchangeDeadlineMs(requestTimeoutSeconds: number): number {
+  return requestTimeoutSeconds > 0 ? Math.min(DEFAULT_EXCHANGE_TIMEOUT_MS, requestTimeoutSeconds * 1000) : DEFAULT_EXCHANGE_TIMEOUT_MS;
+}
+
+/**
+ * Exchanges a freshly signed assertion for an access token, within a deadline held by our own
+ * timer (net/deadline.ts): a token endpoint that accepts the connection and never answers, or
+ * stalls mid-body, ends as DeadlineExceededError (retryable, code `timeout`).
+ *
+ * @throws RetryableError (5xx, 429, network, timeout, a body without a token), PermanentError
+ *   (the endpoint refused the key or account), AbortedError (opts.signal aborted)
+ */
 export async function exchangeToken(key: ServiceAccountKey, opts: ExchangeOptions): Promise<ExchangedToken> {
+  const issuedAt = Date.now();
+  const endpoint = redactUrl(opts.tokenUrl);
+  const what = `token exchange for ${who(key)} at ${endpoint}`;
+  const data = await withDeadline(what, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, opts.signal, (signal) => send(key, opts.tokenUrl, signal));
+  const parsed = parseTokenResponse(data, endpoint);
+  return { accessToken: parsed.accessToken, expiresAt: issuedAt + parsed.lifetimeS * 1000, issuedAt, ...(parsed.note ? { note: parsed.note } : {}) };
+}
+
+/** One exchange through google-auth-library; resolves with the response body as gaxios parsed it. */
+async function send(key: ServiceAccountKey, tokenUrl: string, signal: AbortSignal): Promise<unknown> {
   const transporter = new gaxios.Gaxios();
+  let body: unknown;
   transporter.interceptors.request.add({
     resolved: async (config) => {
-      if (String(config.url) === GOOGLE_TOKEN_URL) config.url = new URL(opts.tokenUrl);
+      if (String(config.url) === GOOGLE_TOKEN_URL) config.url = new URL(tokenUrl);
       config.retry = false;
       delete config.retryConfig;
-      config.timeout = opts.timeoutMs ?? 30_000;
-      if (opts.signal) config.signal = opts.signal;
+      // Request interceptors run after gaxios has turned `timeout` into a signal, so a timeout set
+      // here would never apply; the signal does: gaxios hands this config to fetch as it is.
+      config.signal = signal;
       return config;
+    },
+  });
+  transporter.interceptors.response.add({
+    resolved: async (response) => {
+      // gtoken keeps only the fields it understands, and reads expires_in as a number; we read
+      // the body ourselves (tokenResponse.ts)
+      body = response.data;
+      return response;
     },
   });
   const client = new JWT({
@@ -57,17 +109,16 @@ export async function exchangeToken(key: ServiceAccountKey, opts: ExchangeOption
     scopes: [ANALYTICS_SCOPE],
     transporter,
   });
-  const issuedAt = Date.now();
-  let credentials;
   try {
-    credentials = await client.authorize();
+    await client.authorize();
   } catch (err) {
     throw classifyTokenError(err, key);
   }
-  if (!credentials.access_token || !credentials.expiry_date) {
-    throw new RetryableError(`token endpoint ${opts.tokenUrl} answered without access_token or expires_in`, 'bad_response');
-  }
-  return { accessToken: credentials.access_token, expiresAt: credentials.expiry_date, issuedAt };
+  return body;
+}
+
+function who(key: ServiceAccountKey): string {
+  return `service account ${key.clientEmail} (key id ${key.privateKeyId || 'unknown'})`;
 }
 
 function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
@@ -77,18 +128,17 @@ function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
   const oauthError = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
   const error = typeof oauthError['error'] === 'string' ? oauthError['error'] : undefined;
   const description = typeof oauthError['error_description'] === 'string' ? oauthError['error_description'] : '';
-  const who = `service account ${key.clientEmail} (key id ${key.privateKeyId || 'unknown'})`;
   if (status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408) {
     const what = (error ? `${error}${description ? `: ${description}` : ''}` : `HTTP ${status}`).replace(/\.+$/, '');
-    return new PermanentError(`token exchange refused for ${who}: ${what}. ${hintFor(error, description)}`, error ?? `http_${status}`);
+    return new PermanentError(`token exchange refused for ${who(key)}: ${what}. ${hintFor(error, description)}`, error ?? `http_${status}`);
   }
   if (status !== undefined) {
-    return new RetryableError(`token endpoint answered HTTP ${status} for ${who}`, `http_${status}`);
+    return new RetryableError(`token endpoint answered HTTP ${status} for ${who(key)}`, `http_${status}`);
   }
   if (e.name === 'AbortError' || /abort|timeout/i.test(e.message ?? '')) {
-    return new RetryableError(`token exchange for ${who} timed out`, 'timeout');
+    return new RetryableError(`token exchange for ${who(key)} timed out`, 'timeout');
   }
-  return new RetryableError(`token exchange for ${who} failed: ${e.code ?? 'network error'}`, e.code ?? 'network');
+  return new RetryableError(`token exchange for ${who(key)} failed: ${e.code ?? 'network error'}`, e.code ?? 'network');
 }
 
 function hintFor(error: string | undefined, description: string): string {

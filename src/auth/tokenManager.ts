@@ -7,12 +7,21 @@
  * is briefly down, while the old token keeps serving requests. Concurrent callers that find no
  * valid token share one in-flight exchange. The key file is read again on every exchange, so a
  * rotated key is picked up without a restart.
+ *
+ * Whatever the token endpoint answers (a lifetime of one second, a token every API call refuses
+ * with 401, a lifetime that cannot be read), one principal starts at most one exchange per
+ * `minExchangeIntervalMs` (10 s), its first excepted: a floor below the renewal timer, the retry
+ * backoff and 401 renewals alike, so no answer can turn into an exchange storm. Each exchange runs
+ * under a deadline (exchange.ts); stop() aborts the one in flight.
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { PermanentError, RetryableError, describe } from '../errors.js';
-import { exchangeToken, type ExchangedToken } from './exchange.js';
+import { AbortedError, PermanentError, RetryableError, describe } from '../errors.js';
+import { clampTimerMs } from '../net/deadline.js';
+import { DEFAULT_EXCHANGE_TIMEOUT_MS, exchangeToken, type ExchangedToken } from './exchange.js';
 import { readServiceAccountKey, type ServiceAccountKey } from './serviceAccountKey.js';
+
+export { exchangeDeadlineMs } from './exchange.js';
 
 /** Renew when this share of the lifetime is left. */
 const REFRESH_AT_REMAINING_SHARE = 0.25;
@@ -21,6 +30,8 @@ const MIN_REMAINING_MS = 10_000;
 const MIN_REMAINING_SHARE = 0.1;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
+/** The floor between two exchanges of one principal (see the module comment). */
+export const DEFAULT_MIN_EXCHANGE_INTERVAL_MS = 10_000;
 
 export interface TokenStatus {
   account: string;
@@ -39,6 +50,14 @@ export interface TokenSourceOptions {
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** deadline of one exchange, ms; default 30 s (exchangeDeadlineMs() derives it from fetch.timeoutSeconds) */
+  exchangeTimeoutMs?: number;
+  /** at most one exchange per this many ms per principal, the first excepted; default 10 s */
+  minExchangeIntervalMs?: number;
+  /** systemd's $CREDENTIALS_DIRECTORY: key files there are not warned about for their mode */
+  credentialsDirectory?: string | undefined;
+  /** warnings already logged, as `file\0code` (shared by a TokenManager's sources so each is logged once) */
+  warned?: Set<string>;
 }
 
 export class TokenSource {
@@ -52,15 +71,24 @@ export class TokenSource {
   private failingSince: number | null = null;
   private lastError: string | null = null;
   private lastRefreshAt: number | null = null;
+  /** when the last exchange was started (the floor counts from it) */
+  private lastExchangeAt: number | null = null;
   private stopped = false;
+  /** aborted by stop(): ends the exchange in flight and its wait for the floor */
+  private controller = new AbortController();
   private readonly now: () => number;
   private readonly logger: Logger;
+  private readonly warned: Set<string>;
+  private readonly minInterval: number;
 
+  /** Reads the key file at once. Throws UsageError for a bad key file. */
   constructor(private readonly opts: TokenSourceOptions) {
-    this.key = readServiceAccountKey(opts.keyFile);
-    this.account = this.key.clientEmail;
+    this.warned = opts.warned ?? new Set();
+    this.minInterval = Math.max(0, opts.minExchangeIntervalMs ?? DEFAULT_MIN_EXCHANGE_INTERVAL_MS);
     this.keyFile = opts.keyFile;
     this.now = opts.now ?? Date.now;
+    this.key = this.readKey(opts.logger);
+    this.account = this.key.clientEmail;
     this.logger = opts.logger.child({ account: this.account });
   }
 
@@ -71,6 +99,11 @@ export class TokenSource {
 
   /** First exchange; a failure is logged and retried in the background, not thrown. */
   async start(): Promise<void> {
+    if (this.controller.signal.aborted) {
+      // an exchange aborted by stop() may still be settling; let it, then start afresh
+      await this.inflight?.catch(() => undefined);
+      this.controller = new AbortController();
+    }
     this.stopped = false;
     try {
       await this.refresh();
@@ -79,17 +112,19 @@ export class TokenSource {
     }
   }
 
+  /** Stops renewing and aborts an exchange in flight (its callers get AbortedError). Idempotent. */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.clearTimer();
+    this.controller.abort(new AbortedError('token renewal stopped'));
   }
 
   /**
    * A token valid for at least a few more seconds. Returns at once in the normal case; waits for
-   * an exchange only when none is valid (start-up, or refresh failing past expiry).
+   * an exchange only when none is valid (start-up, or refresh failing past expiry), and then no
+   * longer than the floor plus the exchange deadline, or until `signal` aborts (AbortedError).
    */
-  async getToken(): Promise<string> {
+  async getToken(signal?: AbortSignal): Promise<string> {
     if (this.token && this.token.expiresAt - this.now() > this.minRemaining(this.token)) return this.token.accessToken;
     if (this.failingSince !== null && !this.inflight && this.token !== null) {
       // The token ran out while renewals keep failing: fail fast instead of hammering a token
@@ -98,7 +133,7 @@ export class TokenSource {
         `token for ${this.account} expired; refresh failing since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`,
       );
     }
-    return (await this.refresh()).accessToken;
+    return (await untilAborted(this.refresh(), signal)).accessToken;
   }
 
   /** The API said 401: the token we hold is no good. Share one exchange among all who noticed. */
@@ -132,8 +167,32 @@ export class TokenSource {
     return Math.min(MIN_REMAINING_MS, (t.expiresAt - t.issuedAt) * MIN_REMAINING_SHARE);
   }
 
+  /** Reads the key file; each of its warnings is logged once per file. */
+  private readKey(logger: Logger): ServiceAccountKey {
+    const key = readServiceAccountKey(this.keyFile, { credentialsDirectory: this.opts.credentialsDirectory });
+    for (const note of key.notes) {
+      this.warnOnce(`${this.keyFile}\0${note.code}`, () =>
+        logger.warn({ event: 'key_file_warning', code: note.code, file: this.keyFile, fix: note.fix }, `${note.message}; fix: ${note.fix}`),
+      );
+    }
+    return key;
+  }
+
+  private warnOnce(key: string, log: () => void): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    log();
+  }
+
+  /** ms until the floor allows the next exchange */
+  private untilFloor(): number {
+    return this.lastExchangeAt === null ? 0 : Math.max(0, this.lastExchangeAt + this.minInterval - this.now());
+  }
+
   private refresh(): Promise<ExchangedToken> {
     if (!this.inflight) {
+      // whoever starts the exchange, the pending timer is moot
+      this.clearTimer();
       this.inflight = this.exchange().finally(() => {
         this.inflight = null;
       });
@@ -142,11 +201,16 @@ export class TokenSource {
   }
 
   private async exchange(): Promise<ExchangedToken> {
+    const signal = this.controller.signal;
+    const wait = this.untilFloor();
+    if (wait > 0) await abortableSleep(wait, signal);
+    if (signal.aborted) throw new AbortedError('token renewal stopped');
     const started = this.now();
+    this.lastExchangeAt = started;
     try {
       // Re-read the key: an operator may have rotated it in place.
-      this.key = readServiceAccountKey(this.keyFile);
-      const token = await exchangeToken(this.key, { tokenUrl: this.tokenUrl });
+      this.key = this.readKey(this.logger);
+      const token = await exchangeToken(this.key, { tokenUrl: this.tokenUrl, timeoutMs: this.opts.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, signal });
       this.token = token;
       this.failures = 0;
       this.failingSince = null;
@@ -154,14 +218,18 @@ export class TokenSource {
       this.lastRefreshAt = this.now();
       this.opts.metrics.tokenRefreshes.inc({ account: this.account, outcome: 'success' });
       this.opts.metrics.tokenExpiry.set({ account: this.account }, token.expiresAt / 1000);
+      const note = token.note;
+      if (note) this.warnOnce(`${this.tokenUrl}\0${note.code}`, () => this.logger.warn({ event: 'token_response_odd', code: note.code }, note.message));
       const lifetime = token.expiresAt - token.issuedAt;
       this.logger.info(
         { event: 'token_refreshed', expiresAt: new Date(token.expiresAt).toISOString(), durationMs: this.now() - started },
         'access token refreshed',
       );
-      this.schedule(Math.max(1_000, lifetime * (1 - REFRESH_AT_REMAINING_SHARE)));
+      this.schedule(Math.max(this.untilFloor(), lifetime * (1 - REFRESH_AT_REMAINING_SHARE)));
       return token;
     } catch (err) {
+      // stopped on purpose: not the endpoint's failure
+      if (err instanceof AbortedError && signal.aborted) throw err;
       this.failures += 1;
       this.failingSince ??= started;
       this.lastError = describe(err);
@@ -169,25 +237,68 @@ export class TokenSource {
       const permanent = err instanceof PermanentError || !(err instanceof RetryableError);
       // Permanent refusals (revoked key) are retried slowly: the operator may replace the key file.
       const cap = permanent ? 5 * RETRY_MAX_MS : RETRY_MAX_MS;
-      const delay = Math.random() * Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.failures, 12));
+      const backoff = Math.max(RETRY_BASE_MS / 2, Math.random() * Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.failures, 12)));
+      const delay = Math.max(this.untilFloor(), backoff);
       this.logger.error(
-        { event: 'token_refresh_failed', err: this.lastError, attempt: this.failures, retryInMs: Math.round(delay), tokenValid: this.status().valid },
+        { event: 'token_refresh_failed', err: this.lastError, code: (err as { code?: unknown }).code, attempt: this.failures, retryInMs: Math.round(delay), tokenValid: this.status().valid },
         'access token refresh failed',
       );
-      this.schedule(Math.max(RETRY_BASE_MS / 2, delay));
+      this.schedule(delay);
       throw err;
     }
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
+    this.clearTimer();
+    // clamped: a lifetime of weeks would overflow Node's timer and fire at once
     this.timer = setTimeout(() => {
       this.timer = null;
       this.refresh().catch(() => undefined);
-    }, ms);
+    }, clampTimerMs(ms));
     this.timer.unref();
   }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Waits `ms`, or rejects with AbortedError when `signal` aborts first. */
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new AbortedError('token renewal stopped'));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError('token renewal stopped'));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, clampTimerMs(ms));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** `p`, unless `signal` aborts first (AbortedError); `p` itself carries on for its other waiters. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new AbortedError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** No valid token and renewals failing: a fetch fails at once rather than retrying. */
@@ -202,14 +313,19 @@ export class TokenExpiredError extends RetryableError {
 export class TokenManager {
   private readonly byFile = new Map<string, TokenSource>();
   private readonly byAccount = new Map<string, TokenSource>();
+  /** key-file and token-endpoint warnings already logged, across all sources */
+  private readonly warned = new Set<string>();
 
-  constructor(private readonly opts: Omit<TokenSourceOptions, 'keyFile'>) {}
+  constructor(private readonly opts: Omit<TokenSourceOptions, 'keyFile' | 'warned'>) {}
 
-  /** The source for a key file, created on first use. Throws UsageError for a bad key file. */
+  /**
+   * The source for a key file, created on first use; the file's warnings (mode, mangled line
+   * breaks) are logged then, once. Throws UsageError for a bad key file.
+   */
   forKeyFile(keyFile: string): TokenSource {
     const known = this.byFile.get(keyFile);
     if (known) return known;
-    const source = new TokenSource({ ...this.opts, keyFile });
+    const source = new TokenSource({ ...this.opts, keyFile, warned: this.warned });
     const same = this.byAccount.get(source.account);
     if (same) {
       this.byFile.set(keyFile, same);
@@ -228,6 +344,7 @@ export class TokenManager {
     await Promise.all(this.sources().map((s) => s.start()));
   }
 
+  /** Stops every renewal and aborts the exchanges in flight. Idempotent. */
   stop(): void {
     for (const s of this.sources()) s.stop();
   }

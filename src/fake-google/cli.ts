@@ -8,6 +8,9 @@
  * Creates collector@demo-project.iam.gserviceaccount.com, writes its key file
  * (mode 0600), grants it every property, prints one JSON line
  * {url, tokenUrl, apiRootUrl, keyFile} and serves until SIGTERM or SIGINT.
+ *
+ * `--token-expires-in VALUE` plays a token endpoint that answers differently from Google: VALUE is
+ * the JSON sent as `expires_in` (`'"3600"'` a string, `0`, `99999999`), or `omit` to leave it out.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -36,6 +39,7 @@ function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties:
         property: { type: 'string', multiple: true, default: [] },
         'page-size': { type: 'string' },
         'token-lifetime': { type: 'string' },
+        'token-expires-in': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -65,6 +69,21 @@ function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties:
     ...(maxPageSize !== undefined ? { maxPageSize } : {}),
     ...(tokenLifetimeSeconds !== undefined ? { tokenLifetimeSeconds } : {}),
   });
+  const expiresIn = values['token-expires-in'];
+  if (expiresIn !== undefined) {
+    let value: unknown;
+    if (expiresIn !== 'omit') {
+      try {
+        value = JSON.parse(expiresIn);
+      } catch {
+        throw new UsageError(`--token-expires-in wants a JSON value (3600, '"3600"', null) or omit, got "${expiresIn}"`);
+      }
+    }
+    fake.rewriteTokenResponse((body) => {
+      const { expires_in: _, ...rest } = body;
+      return expiresIn === 'omit' ? rest : { ...rest, expires_in: value };
+    });
+  }
   return { fake, keyFile: resolve(values['key-out']), properties };
 }
 

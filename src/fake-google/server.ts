@@ -235,10 +235,10 @@ export class FakeGoogle {
     for (const e of this.state.events) {
       if (e.kind === 'token') {
         c.token++;
-        if (e.status === 200) c.tokenOk++;
+        if (e.status === 200 && e.fault !== 'stall') c.tokenOk++;
       } else if (e.kind === 'runReport') {
         c.runReport++;
-        if (e.status === 200 && e.fault !== 'truncate') c.runReportOk++;
+        if (e.status === 200 && e.fault !== 'truncate' && e.fault !== 'stall') c.runReportOk++;
         if (e.property !== undefined) c.byProperty[e.property] = (c.byProperty[e.property] ?? 0) + 1;
       }
     }
@@ -251,6 +251,16 @@ export class FakeGoogle {
 
   clearFaults(): void {
     this.faults.clear();
+  }
+
+  /**
+   * Makes the token endpoint answer its successes differently, as proxies and private STS
+   * endpoints do: `rewrite` gets Google's body (`access_token`, `expires_in`, `token_type`) and
+   * returns the one to send, e.g. `(b) => ({ ...b, expires_in: String(b.expires_in) })`. The
+   * token's real lifetime is unchanged. `undefined` restores Google's answer.
+   */
+  rewriteTokenResponse(rewrite: ((body: Record<string, unknown>) => unknown) | undefined): void {
+    this.state.tokenResponseRewrite = rewrite;
   }
 
   /** Sets the tokens remaining in the current day/hour windows, and the concurrent-request limit. */
@@ -275,8 +285,17 @@ export class FakeGoogle {
     return todayIn(property.timeZone, this.state.calendarNow());
   }
 
-  private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false): void {
+  private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false, stall = false): void {
     if (res.destroyed || res.writableEnded) return;
+    if (stall) {
+      // promise the whole body, send half, then hold the connection (released by stop())
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+      res.write(reply.body.slice(0, Math.floor(reply.body.length / 2)));
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      if (event) event.status = reply.status;
+      return;
+    }
     const body = truncate ? reply.body.slice(0, Math.floor(reply.body.length / 2)) : reply.body;
     res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -349,7 +368,7 @@ export class FakeGoogle {
       if (!(await hold())) return;
       const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
-      this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+      this.write(res, outcome.reply, event, fault?.kind === 'truncate', fault?.kind === 'stall');
       return;
     }
 
@@ -373,7 +392,7 @@ export class FakeGoogle {
     if (r.kind === 'metadata') {
       const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
       if (!prop.ok) return this.write(res, prop.reply, event);
-      this.write(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault?.kind === 'truncate');
+      this.write(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault?.kind === 'truncate', fault?.kind === 'stall');
       return;
     }
 
@@ -399,6 +418,6 @@ export class FakeGoogle {
     if (!(await hold())) return;
     const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty);
     if (outcome.rows !== undefined) event.rows = outcome.rows;
-    this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+    this.write(res, outcome.reply, event, fault?.kind === 'truncate', fault?.kind === 'stall');
   }
 }

@@ -68,6 +68,8 @@ export interface FakeState {
   readonly pageTokenSecret: Buffer;
   /** Audiences a JWT assertion may name: Google's token URL and the fake's own. */
   audiences: string[];
+  /** Rewrites the token endpoint's success body (FakeGoogle.rewriteTokenResponse). */
+  tokenResponseRewrite?: ((body: Record<string, unknown>) => unknown) | undefined;
   /** Signs the id_tokens Google returns for assertions without an API scope; made on first use. */
   idTokenKey?: { privateKey: KeyObject; kid: string };
 }

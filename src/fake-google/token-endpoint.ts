@@ -139,8 +139,9 @@ export function handleToken(state: FakeState, body: string, contentType: string)
     issuedAt: nowMs,
     expiresAt: nowMs + state.tokenLifetimeSeconds * 1000,
   });
+  const answer: Record<string, unknown> = { access_token: accessToken, expires_in: state.tokenLifetimeSeconds - 1, token_type: 'Bearer' };
   return {
-    reply: jsonReply(200, { access_token: accessToken, expires_in: state.tokenLifetimeSeconds - 1, token_type: 'Bearer' }, {
+    reply: jsonReply(200, state.tokenResponseRewrite ? state.tokenResponseRewrite(answer) : answer, {
       'cache-control': 'no-cache, no-store, max-age=0, must-revalidate',
       pragma: 'no-cache',
     }),

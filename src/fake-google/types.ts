@@ -47,7 +47,7 @@ export interface FakeEvent {
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
-  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`. */
+  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`. */
   fault?: string;
   /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */
   pageSize?: number;
@@ -55,7 +55,12 @@ export interface FakeEvent {
 }
 
 export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'accountSummaries' | 'any';
-export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang';
+/**
+ * `hang`: accept the request and never answer. `stall`: send the status line, the headers (with
+ * the full content-length) and half the body, then nothing more. Both hold the connection until
+ * the client gives up or the fake stops.
+ */
+export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'stall';
 
 export interface Fault {
   endpoint: FaultEndpoint;

@@ -142,7 +142,7 @@ export class Ga4Client {
       this.checkServerErrorBudget(ctx);
       let token: string;
       try {
-        token = await ctx.tokens.getToken();
+        token = await ctx.tokens.getToken(ctx.signal);
       } catch (err) {
         // an expired token with renewals failing, or a refused key: no API call can succeed now
         if (!(err instanceof RetryableError) || err instanceof TokenExpiredError || attempt >= this.opts.maxAttempts) throw err;

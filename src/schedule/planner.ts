@@ -1,12 +1,15 @@
 /**
  * What is due for one property and report, as a pure function of the clock, the ledger and the
  * definition. Due are: every date from startDate through the property's yesterday that was never
- * stored (gaps), the refresh window (the last `refreshDays` dates) when last fetched before the
- * schedule's latest firing, and dates that left the window without their final refresh (the daemon
- * was down). A date that left the window after that final refresh is only marked settled.
+ * stored (gaps), or stored only before it was over (a partial day), or stored under a definition
+ * that lacks one of the current fields (a changed definition: per property, only these dates), the
+ * refresh window (the last `refreshDays` dates) when last fetched before the schedule's latest
+ * firing, and dates that left the window without their final refresh (the daemon was down). A date
+ * that left the window after that final refresh is only marked settled. Nothing after the
+ * property's yesterday is ever due: Google has not finished it.
  */
 import type { ReportDefinition } from '../config.js';
-import type { LedgerDay } from '../store/ledger.js';
+import type { LedgerDay, StoredDefinition } from '../store/ledger.js';
 import { addDays, localDate } from '../time.js';
 
 export interface PlanInput {
@@ -31,6 +34,23 @@ export interface Plan {
   ranges: Array<[string, string]>;
   /** dates that left the window after their final refresh: mark settled, no fetch */
   settleOnly: string[];
+  /** of the due dates, those stored under a definition that lacks a current field */
+  stale: number;
+  /** of the due dates, those stored before they were over (by the property's calendar) */
+  unfinished: number;
+}
+
+/**
+ * Whether rows fetched under `stored` have every column of `def` filled at its grain: the same
+ * dimensions (in any order) and at least its metrics. A removed metric leaves a date as it is.
+ */
+export function coversDefinition(stored: StoredDefinition, def: Pick<ReportDefinition, 'dimensions' | 'metrics'>): boolean {
+  const dims = new Set(stored.dimensions);
+  return (
+    dims.size === new Set(def.dimensions).size &&
+    def.dimensions.every((d) => dims.has(d)) &&
+    def.metrics.every((m) => stored.metrics.includes(m))
+  );
 }
 
 export function resolveStartDate(startDate: string, today: string): string {
@@ -49,9 +69,17 @@ export function plan(input: PlanInput): Plan {
   const byDate = new Map(ledger.map((d) => [d.date, d]));
   const due: string[] = [];
   const settleOnly: string[] = [];
+  let stale = 0;
+  let unfinished = 0;
   for (let d = start; d <= yesterday; d = addDays(d, 1)) {
     const stored = byDate.get(d);
     if (!stored) {
+      due.push(d);
+    } else if (localDate(stored.fetchedAt.getTime(), timeZone) <= d) {
+      unfinished++;
+      due.push(d);
+    } else if (stored.definition && !coversDefinition(stored.definition, def)) {
+      stale++;
       due.push(d);
     } else if (d >= windowStart) {
       if (lastFire === null || stored.fetchedAt.getTime() < lastFire.getTime()) due.push(d);
@@ -67,7 +95,7 @@ export function plan(input: PlanInput): Plan {
   const inWindow = due.filter((d) => d >= windowStart);
   const backlog = due.filter((d) => d < windowStart);
   const take = [...backlog.slice(0, Math.max(0, maxDays - inWindow.length)), ...inWindow].sort();
-  return { today, yesterday, start, windowStart, due, ranges: toRanges(take), settleOnly };
+  return { today, yesterday, start, windowStart, due, ranges: toRanges(take), settleOnly, stale, unfinished };
 }
 
 /** Contiguous runs of ascending dates. */

@@ -6,25 +6,32 @@
  * from the ledger, so it finds nothing left to do when the first succeeded and picks up the rest
  * when the first died (its connection, and so its lock, went with it). Dates are written in
  * batches, each batch one transaction, so a crash loses at most the batch in flight.
+ *
+ * A definition the property has no date stored under yet (a new report or property, a changed
+ * definition) is checked against the property's metadata before it changes anything; the
+ * report's relation gets its columns just before the first write. Whatever was planned or asked,
+ * no date after the property's yesterday is written: Google has not finished it.
  */
 import type { Config, ReportDefinition } from '../config.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
-import type { Ga4Client } from '../ga4/client.js';
+import type { CallContext, Ga4Client } from '../ga4/client.js';
+import { FieldCatalog } from '../ga4/fieldNames.js';
 import { fetchRange } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
-import { hasTotals } from '../store/reportTables.js';
+import { ensureReportTable, hasTotals } from '../store/reportTables.js';
 import type { DayData, PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { replaceDays } from '../store/dayWriter.js';
-import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
-import { lockKey, tryLock, unlock } from '../store/locks.js';
-import type { Pool, PoolClient } from '../store/pool.js';
-import { int64, nextPacificMidnight, sleep } from '../ga4/client.js';
+import { databaseNow, definitionStored, definitionVersion, ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
+import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
+import { lockKey, withAdvisoryLock } from '../store/locks.js';
+import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
+import { int64, nextPacificMidnight } from '../ga4/client.js';
 import type { ProgressSink } from '../progress.js';
 import type { StatusBoard } from '../status.js';
-import { addDays, dateRange, daysBetween, isValidTimeZone, localDate } from '../time.js';
+import { addDays, dateRange, daysBetween, isValidTimeZone, lastFinishedDate, localDate } from '../time.js';
 import { plan } from './planner.js';
 
 /**
@@ -58,6 +65,9 @@ const BATCH_ROWS = 20_000;
 /** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
 const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
+/** A job whose database went away runs again after 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
+const DB_RETRY_BASE_MS = 1_000;
+const DB_RETRY_CAP_MS = 60_000;
 
 export interface RunnerDeps {
   config: Config;
@@ -68,6 +78,8 @@ export interface RunnerDeps {
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
+  /** first delay before a job whose database went away runs again (doubling after each failure); default 1 s */
+  dbRetryBaseMs?: number;
   /** told of planned ranges and stored batches (progress log, backfill's bar) */
   progress?: ProgressSink;
 }
@@ -92,39 +104,53 @@ export interface JobResult {
   deferUntil?: number;
   error?: string;
   permanent?: boolean;
+  /** the database went away: in daemon mode, run the job again after this long (ms); it plans afresh from the ledger */
+  retryAfterMs?: number;
 }
 
 export class JobRunner {
   private readonly now: () => number;
+  /** each property's metadata, to check a new definition's names (ga4/fieldNames.ts) */
+  private readonly fields: FieldCatalog;
 
   constructor(private readonly deps: RunnerDeps) {
     this.now = deps.now ?? Date.now;
+    this.fields = new FieldCatalog(deps.client);
   }
 
-  /** A reloaded configuration applies to the jobs that start after it. */
+  /** A reloaded configuration applies to the jobs that start after it; metadata is asked afresh. */
   setConfig(config: Config): void {
     this.deps.config = config;
+    this.fields.forget();
   }
 
   async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
     const { metrics, status } = this.deps;
-    const def = this.deps.config.reports[job.report]!;
+    const def = this.deps.config.reports[job.report];
     const labels = { property: job.propertyId, report: job.report };
     const log = this.deps.logger.child({ property: job.propertyId, report: job.report });
     const state = status.get(job.propertyId, job.report);
     const started = this.now();
     state.running = true;
     state.lastRunAt = started;
-    let db: PoolClient | null = null;
     const key = lockKey(this.deps.config.database.schema, 'job', job.propertyId, job.report);
-    let locked = false;
+    const retryKey = `${job.propertyId}\0${job.report}`;
+    let session: DbSession | null = null;
+    // the work stops when the daemon stops it, or when its connection, and with it the job's lock, is lost
+    const stop = new AbortController();
+    const onStop = () => stop.abort();
+    signal.addEventListener('abort', onStop, { once: true });
     try {
-      db = await this.deps.pool.connect();
-      while (!(locked = await tryLock(db, key))) {
-        log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting');
-        await sleep(this.deps.lockPollMs ?? LOCK_POLL_MS, signal);
-      }
-      const result = await this.work(db, job, def, log, signal);
+      session = await connect(this.deps.pool, { signal });
+      session.lost.addEventListener('abort', onStop, { once: true });
+      if (signal.aborted) stop.abort();
+      const db = session.client;
+      const result = await withAdvisoryLock(session, key, () => this.work(db, job, def, log, stop.signal), {
+        pollMs: this.deps.lockPollMs ?? LOCK_POLL_MS,
+        signal: stop.signal,
+        onBusy: () => log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting'),
+      });
+      this.dbRetries.delete(retryKey);
       if (result.remaining > 0) {
         log.info(
           { event: 'backlog_remaining', remaining: result.remaining, ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}) },
@@ -137,13 +163,25 @@ export class JobRunner {
       log.info({ event: 'job_succeeded', dates: result.dates, rows: result.rows, durationMs: this.now() - started }, 'fetch run succeeded');
       return { ok: true, ...result };
     } catch (err) {
-      const aborted = err instanceof AbortedError || signal.aborted;
-      const message = describe(err);
+      const lost = session?.lostError;
+      // the database went away (or dropped this job's connection): retryable, planned afresh from the ledger next time
+      const dbDown = !signal.aborted && (lost !== undefined || isDatabaseUnavailable(err));
+      const aborted = !dbDown && (err instanceof AbortedError || signal.aborted);
+      let message = describe(err);
+      let retryAfterMs: number | undefined;
+      if (dbDown) {
+        session?.discard();
+        retryAfterMs = this.dbRetryDelay(retryKey);
+        message = `database: ${lost ? `connection lost (${describeDbError(lost)})` : describeDbError(err)}; the job runs again in ${Math.ceil(retryAfterMs / 1000)} s`;
+      }
       if (!aborted) {
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
         status.recordFailure(job.propertyId, job.report, message, this.now());
       }
-      log.error({ event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, durationMs: this.now() - started }, aborted ? 'fetch run aborted' : 'fetch run failed');
+      log.error(
+        { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
+        aborted ? 'fetch run aborted' : 'fetch run failed',
+      );
       return {
         ok: false,
         rows: 0,
@@ -151,24 +189,35 @@ export class JobRunner {
         error: message,
         permanent: err instanceof PermanentError,
         ...(err instanceof DeferError ? { deferUntil: err.resetAt } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
     } finally {
       state.running = false;
-      if (db) {
-        if (locked) await unlock(db, key).catch(() => undefined);
-        // a connection in an unknown state (aborted mid-query) is discarded, not reused
-        db.release(signal.aborted ? true : undefined);
-      }
+      signal.removeEventListener('abort', onStop);
+      // a lost, aborted (its statement cancelled) or lock-holding connection is closed, not reused
+      session?.release();
     }
+  }
+
+  /** Consecutive database failures per job: 1, 2, 4 ... 60 s, each with up to half of it as jitter. */
+  private readonly dbRetries = new Map<string, number>();
+
+  private dbRetryDelay(key: string): number {
+    const n = (this.dbRetries.get(key) ?? 0) + 1;
+    this.dbRetries.set(key, n);
+    const base = Math.min(DB_RETRY_CAP_MS, (this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS) * 2 ** Math.min(n - 1, 16));
+    return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 
   private async work(
     db: PoolClient,
     job: JobSpec,
-    def: ReportDefinition,
+    def: ReportDefinition | undefined,
     log: Logger,
     signal: AbortSignal,
   ): Promise<{ rows: number; dates: number; remaining: number; deferUntil?: number }> {
+    // the scheduler hands over only configured jobs; this guards a caller that does not
+    if (!def) throw new PermanentError(`report ${job.report} is not in the configuration (removed by a reload?)`, 'not_configured');
     const { config, metrics } = this.deps;
     const schema = config.database.schema;
     const labels = { property: job.propertyId, report: job.report };
@@ -186,26 +235,46 @@ export class JobRunner {
     };
     const state = this.deps.status.get(job.propertyId, job.report);
 
-    let timeZone = await propertyTimeZone(db, schema, job.propertyId);
-    if (!timeZone) timeZone = await this.probeTimeZone(db, job, def, ctx);
+    // A definition this property has not stored dates under yet is checked against the property's
+    // metadata before it changes anything (a column, the ledger): a typo fails here, with the fix.
+    const known = await definitionStored(db, schema, job.propertyId, def);
+    if (!known) await this.fields.check(ctx, def);
+
+    const timeZone = await this.timeZone(db, job.propertyId, ctx);
     state.timeZone = timeZone;
+    // Which dates are finished: by the earlier of our clock and the database's (time.ts)
+    const ownNow = this.now();
+    const nowMs = Math.min(ownNow, await databaseNow(db));
+    if (ownNow - nowMs > 5 * 60_000) {
+      log.warn({ event: 'clock_ahead', aheadMs: ownNow - nowMs }, "this machine's clock is ahead of the database's; planning by the database's");
+    }
+    const today = localDate(nowMs, timeZone);
+    const lastDate = lastFinishedDate(timeZone, nowMs);
 
     let ranges: Array<[string, string]>;
     let pending: number;
     let settledBefore: string;
-    const today = localDate(this.now(), timeZone);
     if (job.range) {
-      ranges = [[job.range.from, job.range.to]];
-      pending = daysBetween(job.range.from, job.range.to) + 1;
+      // whatever the caller asked, nothing after the property's yesterday: Google has not finished it
+      const to = job.range.to > lastDate ? lastDate : job.range.to;
+      if (to !== job.range.to) log.warn({ event: 'range_clamped', asked: job.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
+      ranges = job.range.from <= to ? [[job.range.from, to]] : [];
+      pending = ranges.length ? daysBetween(job.range.from, to) + 1 : 0;
       settledBefore = addDays(today, -def.refreshDays);
     } else {
       const ledger = await ledgerDays(db, schema, job.propertyId, job.report, '0001-01-01');
-      const p = plan({ def, timeZone, now: new Date(this.now()), lastFire: job.lastFire, ledger, maxDays: config.fetch.maxDaysPerRun });
+      const p = plan({ def, timeZone, now: new Date(nowMs), lastFire: job.lastFire, ledger, maxDays: config.fetch.maxDaysPerRun });
       await markSettled(db, schema, job.propertyId, job.report, p.settleOnly);
+      if (p.stale > 0 && !known) {
+        log.warn(
+          { event: 'report_definition_changed', to: { dimensions: def.dimensions, metrics: def.metrics }, datesToRefetch: p.stale },
+          "report definition changed: this property's dates stored without one of its fields will be fetched again",
+        );
+      }
       ranges = p.ranges;
       pending = p.due.length;
       settledBefore = p.windowStart;
-      log.info({ event: 'job_planned', due: p.due.length, ranges, settled: p.settleOnly.length, timeZone, today: p.today }, 'planned fetch');
+      log.info({ event: 'job_planned', due: p.due.length, ranges, settled: p.settleOnly.length, stale: p.stale, unfinished: p.unfinished, timeZone, today: p.today }, 'planned fetch');
     }
     metrics.datesPending.set(labels, pending);
     state.datesPending = pending;
@@ -213,6 +282,9 @@ export class JobRunner {
 
     let rows = 0;
     let dates = 0;
+    // recorded (table columns, definition) just before the first write: after the names were
+    // checked and Google answered with data, never for a definition that fails
+    let definitionId: number | null = null;
     for (const [start, end] of ranges) {
       const rangeStarted = this.now();
       let batch: DayData[] = [];
@@ -220,11 +292,16 @@ export class JobRunner {
       let batchStarted = 0;
       const flush = async () => {
         if (batch.length === 0) return;
-        const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore });
+        if (definitionId === null) {
+          await ensureReportTable(db, schema, def, log);
+          definitionId = await definitionVersion(db, schema, def);
+        }
+        const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore, definitionId, lastDate });
         rows += n;
         dates += batch.length;
         pending -= batch.length;
         metrics.rowsWritten.inc(labels, n);
+        this.deps.status.storedDates();
         this.deps.progress?.advance(job.propertyId, job.report, batch.length, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);
@@ -246,7 +323,7 @@ export class JobRunner {
         },
       });
       for await (const day of days) {
-        if (signal.aborted) throw new AbortedError();
+        if (signal.aborted) throw abortReason(signal);
         if (totals) day.totals = totals.get(day.date) ?? null;
         if (batch.length === 0) batchStarted = this.now();
         batch.push(day);
@@ -258,30 +335,54 @@ export class JobRunner {
         await flush();
         return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
       }
-      if (signal.aborted) throw new AbortedError();
+      if (signal.aborted) throw abortReason(signal);
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
     return { rows, dates, remaining: Math.max(0, pending) };
   }
 
-  /** A property seen for the first time: one tiny request tells its time zone. */
-  private async probeTimeZone(db: PoolClient, job: JobSpec, def: ReportDefinition, ctx: Parameters<Ga4Client['runReport']>[0]): Promise<string> {
+  /**
+   * The property's time zone and the newest date Google has finished for it (its yesterday, by
+   * the earlier of this machine's clock and the database's). The time zone comes from the
+   * `properties` table; a property never seen before is asked once (probeTimeZone) and stored.
+   * For `backfill`, which refuses a range that ends later. Throws what the probe met (403, token).
+   */
+  async finishedThrough(propertyId: string, tokens: TokenSource, signal?: AbortSignal): Promise<{ timeZone: string; lastDate: string }> {
+    const db = this.deps.pool;
+    const ctx = { propertyId, tokens, logger: this.deps.logger.child({ property: propertyId }), signal };
+    const timeZone = await this.timeZone(db, propertyId, ctx);
+    return { timeZone, lastDate: lastFinishedDate(timeZone, this.now(), await databaseNow(db)) };
+  }
+
+  /** From the ledger, else one tiny request (stored for next time). */
+  private async timeZone(db: Pool | PoolClient, propertyId: string, ctx: CallContext): Promise<string> {
+    const known = await propertyTimeZone(db, this.deps.config.database.schema, propertyId);
+    if (known && isValidTimeZone(known)) return known;
+    return this.probeTimeZone(db, propertyId, ctx);
+  }
+
+  /**
+   * A property seen for the first time: one tiny request tells its time zone (`getMetadata` does
+   * not; a report's response metadata does). It asks for `sessions`, a metric every GA4 property
+   * has, so the answer does not depend on a report definition.
+   */
+  private async probeTimeZone(db: Pool | PoolClient, propertyId: string, ctx: CallContext): Promise<string> {
     const res = await this.deps.client.runReport(ctx, {
       dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
       dimensions: [{ name: 'date' }],
-      metrics: [{ name: def.metrics[0]! }],
+      metrics: [{ name: 'sessions' }],
       limit: int64(1),
       returnPropertyQuota: true,
     });
-    if (res.propertyQuota) this.recordQuota(job.propertyId, res.propertyQuota as PropertyQuota);
+    if (res.propertyQuota) this.recordQuota(propertyId, res.propertyQuota as PropertyQuota);
     let tz = res.metadata?.timeZone;
     if (!tz || !isValidTimeZone(tz)) {
       // Google always says; should an endpoint not, UTC is a usable calendar and the log says so
-      this.deps.logger.warn({ event: 'time_zone_unknown', property: job.propertyId, got: tz ?? null }, 'the Data API did not give a usable time zone; using UTC');
+      this.deps.logger.warn({ event: 'time_zone_unknown', property: propertyId, got: tz ?? null }, 'the Data API did not give a usable time zone; using UTC');
       tz = 'UTC';
     }
-    await saveProperty(db, this.deps.config.database.schema, job.propertyId, tz, res.metadata?.currencyCode ?? null);
+    await saveProperty(db, this.deps.config.database.schema, propertyId, tz, res.metadata?.currencyCode ?? null);
     return tz;
   }
 
@@ -293,4 +394,9 @@ export class JobRunner {
     if (typeof hour === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'hour' }, hour);
     if (typeof day === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'day' }, day);
   }
+}
+
+/** Why a job was aborted: a reload that removed it says so; anything else is the shutdown. */
+function abortReason(signal: AbortSignal): AbortedError {
+  return signal.reason instanceof AbortedError ? signal.reason : new AbortedError();
 }

@@ -10,6 +10,7 @@ import type { Config, PropertyConfig } from '../config.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { StatusBoard } from '../status.js';
+import { AbortedError } from '../errors.js';
 import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
 import type { JobResult, JobRunner } from './runner.js';
@@ -30,12 +31,19 @@ export interface SchedulerDeps {
   now?: () => number;
   /** daemon mode: a job that hit the per-run bound is queued again behind the others */
   continueBacklog?: boolean;
+  /** the most a deferred job waits past its quota window's reset, ms (spreads many deferred jobs); default 60 s */
+  deferJitterMs?: number;
 }
+
+/** What a job that the configuration no longer has resolves to. */
+const REMOVED: JobResult = { ok: false, rows: 0, dates: 0, error: 'removed by a configuration reload' };
 
 export class Scheduler {
   private tasks: ScheduledTask[] = [];
   private readonly queue: QueueItem[] = [];
   private readonly running = new Map<string, Promise<JobResult>>();
+  /** per running job: aborts it alone (its property or report left the configuration) */
+  private readonly jobAborts = new Map<string, AbortController>();
   private readonly rerun = new Set<string>();
   private readonly controller = new AbortController();
   private accepting = true;
@@ -43,10 +51,13 @@ export class Scheduler {
   private started = false;
   private readonly now: () => number;
   private config: Config;
+  /** the configured properties by id: every job is looked up here when queued and when started */
+  private byId = new Map<string, PropertyConfig>();
 
   constructor(private readonly deps: SchedulerDeps) {
     this.now = deps.now ?? Date.now;
     this.config = deps.config;
+    this.byId = new Map(deps.config.properties.map((p) => [p.id, p]));
   }
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
@@ -60,19 +71,43 @@ export class Scheduler {
     for (const property of this.config.properties) for (const report of property.reports) void this.enqueue(property, report);
   }
 
-  /** SIGHUP: new properties, reports and schedules. Running jobs finish under the old definitions. */
+  /**
+   * SIGHUP: new properties, reports, schedules and credentials. Work of a property or report the
+   * new configuration no longer has is cancelled wherever it is: its cron task, a deferred retry,
+   * a place in the queue, a rerun noted for later. A running job of it is aborted: it stops before
+   * its next request (dates already stored stay, each whole; the batch in hand is not written),
+   * because a removed property may be one the principal must no longer read, and a long backfill
+   * would otherwise go on fetching it for an hour. Jobs of what stays start with the new settings;
+   * running ones finish under the definitions they started with.
+   */
   async reload(config: Config): Promise<void> {
     for (const t of this.tasks) await t.destroy();
     this.tasks = [];
     this.config = config;
-    const ids = new Set(config.properties.map((p) => p.id));
-    // queued jobs of removed properties or reports are dropped
+    this.byId = new Map(config.properties.map((p) => [p.id, p]));
+    const cancelled = (key: string, state: string) => {
+      const [property, report] = key.split('\0');
+      this.deps.logger.info({ event: 'job_cancelled', property, report, state }, 'removed by a configuration reload: job cancelled');
+    };
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const q = this.queue[i]!;
-      if (!ids.has(q.property.id) || !config.properties.find((p) => p.id === q.property.id)!.reports.includes(q.report)) {
+      if (!this.current(q.property.id, q.report)) {
         this.queue.splice(i, 1);
-        q.resolve({ ok: false, rows: 0, dates: 0, error: 'removed by a configuration reload' });
+        cancelled(jobKey(q.property.id, q.report), 'queued');
+        q.resolve(REMOVED);
       }
+    }
+    for (const [key, timer] of this.timers) {
+      if (this.currentKey(key)) continue;
+      clearTimeout(timer);
+      this.timers.delete(key);
+      cancelled(key, 'deferred');
+    }
+    for (const key of this.rerun) if (!this.currentKey(key)) this.rerun.delete(key);
+    for (const [key, abort] of this.jobAborts) {
+      if (this.currentKey(key)) continue;
+      cancelled(key, 'running');
+      abort.abort(new AbortedError('aborted: removed by a configuration reload'));
     }
     if (this.accepting && this.started) this.start();
   }
@@ -91,7 +126,7 @@ export class Scheduler {
   /** Stop firing, let running jobs finish within the grace period, then abort them. */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const t of this.tasks) await t.destroy();
     this.tasks = [];
@@ -136,9 +171,23 @@ export class Scheduler {
     }
   }
 
-  private enqueue(property: PropertyConfig, report: string, range?: { from: string; to: string }): Promise<JobResult> {
-    const key = `${property.id}\0${report}`;
+  /** The configured property, when it is still configured with this report; else null. */
+  private current(propertyId: string, report: string): PropertyConfig | null {
+    const p = this.byId.get(propertyId);
+    return p && p.reports.includes(report) && this.config.reports[report] ? p : null;
+  }
+
+  private currentKey(key: string): PropertyConfig | null {
+    const [property, report] = key.split('\0') as [string, string];
+    return this.current(property, report);
+  }
+
+  private enqueue(given: PropertyConfig, report: string, range?: { from: string; to: string }): Promise<JobResult> {
+    const key = jobKey(given.id, report);
     if (!this.accepting) return Promise.resolve({ ok: false, rows: 0, dates: 0, error: 'shutting down' });
+    // a cron task, deferral or rerun made under an older configuration: what is configured now
+    const property = this.current(given.id, report);
+    if (!property) return Promise.resolve(REMOVED);
     if (!range) {
       const current = this.running.get(key);
       if (current) {
@@ -163,13 +212,23 @@ export class Scheduler {
       const idx = this.queue.findIndex((q) => !this.running.has(`${q.property.id}\0${q.report}`));
       if (idx < 0) return;
       const item = this.queue.splice(idx, 1)[0]!;
-      const key = `${item.property.id}\0${item.report}`;
-      const p = this.execute(item).then((result) => {
+      const key = jobKey(item.property.id, item.report);
+      const abort = new AbortController();
+      this.jobAborts.set(key, abort);
+      const p = this.execute(item, abort.signal).then((result) => {
         this.running.delete(key);
+        this.jobAborts.delete(key);
         if (result.deferUntil !== undefined && !item.range && this.deps.continueBacklog === true) {
           // quota or server-error budget: come back when the window resets, not before
           this.rerun.delete(key);
           this.deferred(item.property, item.report, result.deferUntil);
+          this.pump();
+          return result;
+        }
+        if (result.retryAfterMs !== undefined && !item.range && this.deps.continueBacklog === true) {
+          // the database went away: again after the runner's backoff, not only at the next firing
+          this.rerun.delete(key);
+          this.deferred(item.property, item.report, this.now() + result.retryAfterMs, 0);
           this.pump();
           return result;
         }
@@ -184,26 +243,34 @@ export class Scheduler {
     }
   }
 
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** deferred jobs waiting for their quota window, by job */
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
-  private deferred(property: PropertyConfig, report: string, at: number): void {
-    const delay = Math.max(1_000, at - this.now() + Math.random() * 60_000);
+  private deferred(property: PropertyConfig, report: string, at: number, jitterMs = this.deps.deferJitterMs ?? 60_000): void {
+    const key = jobKey(property.id, report);
+    if (!this.accepting || !this.current(property.id, report)) return;
+    const delay = Math.max(1_000, at - this.now() + Math.random() * jitterMs);
     this.deps.logger.info({ event: 'job_deferred', property: property.id, report, until: new Date(this.now() + delay).toISOString() }, 'job deferred');
+    const earlier = this.timers.get(key);
+    if (earlier) clearTimeout(earlier);
     const t = setTimeout(() => {
-      this.timers.delete(t);
+      this.timers.delete(key);
       void this.enqueue(property, report);
     }, delay);
     t.unref();
-    this.timers.add(t);
+    this.timers.set(key, t);
   }
 
-  private async execute(item: QueueItem): Promise<JobResult> {
+  private async execute(item: QueueItem, jobSignal: AbortSignal): Promise<JobResult> {
     try {
-      const tokens = this.deps.tokens.forKeyFile(item.property.credentials);
-      const lastFire = previousFire(item.property.schedule, new Date(this.now()));
+      // queued under an older configuration: start with what is configured now (credentials, schedule)
+      const property = this.current(item.property.id, item.report);
+      if (!property) return REMOVED;
+      const tokens = this.deps.tokens.forKeyFile(property.credentials);
+      const lastFire = previousFire(property.schedule, new Date(this.now()));
       return await this.deps.runner.run(
-        { propertyId: item.property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
-        this.controller.signal,
+        { propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
+        AbortSignal.any([this.controller.signal, jobSignal]),
       );
     } catch (err) {
       // the runner never throws; this guards the loop against the unexpected
@@ -211,4 +278,8 @@ export class Scheduler {
       return { ok: false, rows: 0, dates: 0, error: String(err) };
     }
   }
+}
+
+function jobKey(propertyId: string, report: string): string {
+  return `${propertyId}\0${report}`;
 }

@@ -4,12 +4,14 @@
  */
 
 const REPORT_NAME_RE = /^[a-z][a-z0-9_]{0,47}$/;
-const RESERVED_REPORT_NAMES = new Set(['fetch_days', 'properties', 'schema_migrations', 'fetch_claims']);
 
-/** Why a report name cannot name a relation, or undefined when it can. */
+/**
+ * Why a report name cannot name a relation, or undefined when it can. The spelling only: names
+ * taken by ga-collector's own relations or by another report's are refused by
+ * reportNameCollision() (reservedNames.ts).
+ */
 export function validateReportName(name: string): string | undefined {
   if (!REPORT_NAME_RE.test(name)) return 'a report name must be lower case letters, digits and _ (starting with a letter, at most 48)';
-  if (RESERVED_REPORT_NAMES.has(name) || name.endsWith('_totals')) return `${name} is reserved for ga-collector's own tables (and names ending in _totals for per-date totals)`;
   return undefined;
 }
 

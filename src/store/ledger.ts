@@ -1,22 +1,77 @@
 /** The fetch ledger (`fetch_days`) and what is known of each property (`properties`). */
+import type { ReportDefinition } from '../config.js';
 import { qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
 
 type Queryable = Pool | PoolClient;
 
+/** The dimensions and metrics a date was fetched with. */
+export interface StoredDefinition {
+  dimensions: string[];
+  metrics: string[];
+}
+
 export interface LedgerDay {
   date: string;
+  /** by the database's clock */
   fetchedAt: Date;
   settled: boolean;
+  /** null: stored before definitions were recorded per date (unknown, taken as current) */
+  definition: StoredDefinition | null;
 }
 
 export async function ledgerDays(db: Queryable, schema: string, propertyId: string, report: string, from: string): Promise<LedgerDay[]> {
-  const { rows } = await db.query<{ date: string; fetched_at: Date; settled: boolean }>(
-    `SELECT to_char(date, 'YYYY-MM-DD') AS date, fetched_at, settled FROM ${qualified(schema, 'fetch_days')}
-      WHERE property_id = $1 AND report = $2 AND date >= $3 ORDER BY date`,
+  const { rows } = await db.query<{ date: string; fetched_at: Date; settled: boolean; dimensions: string[] | null; metrics: string[] | null }>(
+    `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.fetched_at, f.settled, v.dimensions, v.metrics
+       FROM ${qualified(schema, 'fetch_days')} f LEFT JOIN ${qualified(schema, 'report_definition_versions')} v ON v.id = f.definition_id
+      WHERE f.property_id = $1 AND f.report = $2 AND f.date >= $3 ORDER BY f.date`,
     [propertyId, report, from],
   );
-  return rows.map((r) => ({ date: r.date, fetchedAt: r.fetched_at, settled: r.settled }));
+  return rows.map((r) => ({
+    date: r.date,
+    fetchedAt: r.fetched_at,
+    settled: r.settled,
+    definition: r.dimensions && r.metrics ? { dimensions: r.dimensions, metrics: r.metrics } : null,
+  }));
+}
+
+/**
+ * Whether this property has a date of this report stored under exactly this definition: then
+ * Google has accepted its names for the property before, and nothing about it is new.
+ */
+export async function definitionStored(db: Queryable, schema: string, propertyId: string, def: ReportDefinition): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT 1 FROM ${qualified(schema, 'report_definition_versions')} v
+      WHERE v.report = $2 AND v.dimensions = $3::text[] AND v.metrics = $4::text[]
+        AND EXISTS (SELECT 1 FROM ${qualified(schema, 'fetch_days')} f WHERE f.property_id = $1 AND f.report = v.report AND f.definition_id = v.id)`,
+    [propertyId, def.name, def.dimensions, def.metrics],
+  );
+  return rows.length > 0;
+}
+
+/** The id a definition's dates are stored with, recorded on first use. */
+export async function definitionVersion(db: Queryable, schema: string, def: ReportDefinition): Promise<number> {
+  const table = qualified(schema, 'report_definition_versions');
+  // Two writers recording it at once: the loser's statement may see neither its insert nor the
+  // winner's row (its snapshot is older), so it asks again.
+  for (let attempt = 1; ; attempt++) {
+    const { rows } = await db.query<{ id: number }>(
+      `WITH added AS (
+         INSERT INTO ${table} (report, dimensions, metrics) VALUES ($1, $2::text[], $3::text[])
+         ON CONFLICT (report, dimensions, metrics) DO NOTHING RETURNING id
+       )
+       SELECT id FROM added UNION ALL SELECT id FROM ${table} WHERE report = $1 AND dimensions = $2::text[] AND metrics = $3::text[]`,
+      [def.name, def.dimensions, def.metrics],
+    );
+    if (rows[0]) return rows[0].id;
+    if (attempt >= 3) throw new Error(`cannot record the definition of report ${def.name}`);
+  }
+}
+
+/** The database server's clock, ms since epoch: the second witness of which dates are finished (time.ts lastFinishedDate). */
+export async function databaseNow(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ now: Date }>('SELECT now() AS now');
+  return rows[0]!.now.getTime();
 }
 
 export async function markSettled(db: Queryable, schema: string, propertyId: string, report: string, dates: string[]): Promise<void> {
@@ -52,7 +107,7 @@ export interface ReportSummary {
   rows: string;
 }
 
-/** Per property and report: how much is stored. For the status page. */
+/** Per property and report: how much is stored (every date, as written). For the metrics' start values. */
 export async function ledgerSummary(db: Queryable, schema: string): Promise<ReportSummary[]> {
   const { rows } = await db.query(
     `SELECT property_id, report, count(*)::int AS days, to_char(min(date), 'YYYY-MM-DD') AS first_date,
@@ -67,5 +122,62 @@ export async function ledgerSummary(db: Queryable, schema: string): Promise<Repo
     lastDate: r.last_date,
     lastFetchedAt: r.last_fetched_at,
     rows: r.rows ?? '0',
+  }));
+}
+
+export interface StatusBounds {
+  propertyId: string;
+  report: string;
+  /** the report's first wanted date */
+  start: string;
+  /** the newest finished date (the property's yesterday); null when the time zone is not known yet */
+  end: string | null;
+  /** the property's time zone, to tell a date fetched before it was over; null when not known */
+  timeZone: string | null;
+}
+
+export interface StatusCounts {
+  propertyId: string;
+  report: string;
+  /** finished dates stored up to `end` */
+  days: number;
+  /** of them, from `start` on: what gaps are counted against */
+  daysFromStart: number;
+  firstDate: string | null;
+  lastDate: string | null;
+  lastFetchedAt: Date | null;
+}
+
+/**
+ * What the status page counts, per property and report: only finished dates, never one after the
+ * property's yesterday, nor one fetched before it was over (a partial day an older version stored,
+ * which the planner fetches again). The last fetch counts every row.
+ */
+export async function ledgerStatus(db: Queryable, schema: string, bounds: StatusBounds[]): Promise<StatusCounts[]> {
+  if (bounds.length === 0) return [];
+  const { rows } = await db.query<{ p: string; r: string; days: number; from_start: number; first: string | null; last: string | null; fetched: Date | null }>(
+    `SELECT u.p, u.r,
+            count(f.date) FILTER (WHERE ok)::int AS days,
+            count(f.date) FILTER (WHERE ok AND f.date >= u.s)::int AS from_start,
+            to_char(min(f.date) FILTER (WHERE ok), 'YYYY-MM-DD') AS first,
+            to_char(max(f.date) FILTER (WHERE ok), 'YYYY-MM-DD') AS last,
+            max(f.fetched_at) AS fetched
+       FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[]) AS u(p, r, s, e, tz)
+       LEFT JOIN LATERAL (
+         SELECT x.date, x.fetched_at,
+                (u.e IS NULL OR x.date <= u.e) AND (u.tz IS NULL OR x.date < (x.fetched_at AT TIME ZONE u.tz)::date) AS ok
+           FROM ${qualified(schema, 'fetch_days')} x WHERE x.property_id = u.p AND x.report = u.r
+       ) f ON true
+      GROUP BY u.p, u.r`,
+    [bounds.map((b) => b.propertyId), bounds.map((b) => b.report), bounds.map((b) => b.start), bounds.map((b) => b.end), bounds.map((b) => b.timeZone)],
+  );
+  return rows.map((r) => ({
+    propertyId: r.p,
+    report: r.r,
+    days: r.days,
+    daysFromStart: r.from_start,
+    firstDate: r.first,
+    lastDate: r.last,
+    lastFetchedAt: r.fetched,
   }));
 }

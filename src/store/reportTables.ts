@@ -1,17 +1,21 @@
 /**
  * The per-report relations, built from the configured definitions: `property_id`, `date`, a text
- * column per non-date dimension, a numeric column per metric. A changed definition is migrated:
- * new columns are added; when the set of dimensions or metrics grew, the stored history of that
- * report no longer has every column filled, so its ledger is cleared and the planner fetches the
- * history again (each date is still replaced atomically, so readers never see a mix). Columns of
- * removed fields are kept, never dropped: nothing a user stored is lost.
+ * column per non-date dimension, a numeric column per metric, and `<report>_totals`.
+ *
+ * A relation is created or extended by the job that is about to write the first date of a
+ * definition (after its names were checked against the property's metadata and Google answered),
+ * never at start-up: a definition that fails leaves no column behind. Columns of removed fields
+ * are kept, never dropped: nothing a user stored is lost. Which stored dates a changed definition
+ * makes due again is the planner's business (each date records its definition in the ledger), per
+ * property; nothing here clears the ledger.
  */
 import type { ReportDefinition } from '../config.js';
 import type { Logger } from '../log.js';
 import { metricColumnType } from '../ga4/metricTypes.js';
 import { columnName, ident, qualified } from './identifiers.js';
-import { lockKey } from './locks.js';
-import type { Pool } from './pool.js';
+import { DDL_TIMEOUTS, migrateLockKey } from './migrations.js';
+import { connect, type Pool, type PoolClient } from './pool.js';
+import { withTransaction } from './transaction.js';
 
 export interface ReportColumns {
   dims: string[];
@@ -36,98 +40,141 @@ export function reportColumns(def: ReportDefinition): ReportColumns {
   };
 }
 
-/** Creates or migrates every report's relation. Returns the reports whose history must be refetched. */
-export async function ensureReportTables(pool: Pool, schema: string, defs: ReportDefinition[], logger: Logger): Promise<string[]> {
-  const client = await pool.connect();
-  const refetch: string[] = [];
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [lockKey(schema, 'migrate')]);
-    try {
-      for (const def of defs) {
-        await client.query('BEGIN');
-        try {
-          if (await ensureOne(client, schema, def, logger)) refetch.push(def.name);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-      }
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [lockKey(schema, 'migrate')]).catch(() => undefined);
-    }
-  } finally {
-    client.release();
-  }
-  return refetch;
+/**
+ * The names of the relations a report named `name` creates in the schema: its table, its
+ * `<name>_totals` table or view, the table's index, and the totals table's primary-key index.
+ * PostgreSQL keeps all of them in one namespace per schema (pg_class), cut to 63 bytes.
+ */
+export function reportRelationNames(name: string): string[] {
+  return [name, `${name}_totals`, `${name}_property_date_idx`, `${name}_totals_pkey`].map((n) => n.slice(0, 63));
 }
 
-async function ensureOne(client: import('pg').PoolClient, schema: string, def: ReportDefinition, logger: Logger): Promise<boolean> {
+/**
+ * Creates or extends every given report's relation now (tools and benchmarks that write without a
+ * job). The daemon does this per job, just before the first write (ensureReportTable).
+ */
+export async function ensureReportTables(pool: Pool, schema: string, defs: ReportDefinition[], logger?: Logger): Promise<void> {
+  const session = await connect(pool);
+  try {
+    for (const def of defs) await ensureReportTable(session.client, schema, def, logger);
+  } finally {
+    session.release();
+  }
+}
+
+/**
+ * Makes the report's relation and its totals hold every column of `def`, and records `def` in
+ * `report_definitions` as the definition the relation is written with. Runs DDL only when
+ * something is missing (DDL takes a lock that blocks readers of the table, however briefly), in
+ * one transaction under the schema's migration lock, so two daemons never race on it. Returns the
+ * columns it added ('*' for a new relation).
+ */
+export async function ensureReportTable(client: PoolClient, schema: string, def: ReportDefinition, logger?: Logger): Promise<string[]> {
+  const cols = reportColumns(def);
+  const wanted = [...cols.dims, ...cols.metrics];
+  const totalsKind = hasTotals(def) ? 'r' : 'v';
+  const have = await relationColumns(client, schema, def.name);
+  const totals = await relationColumns(client, schema, totalsName(def));
+  const totalsOk =
+    totals !== null &&
+    (hasTotals(def)
+      ? totals.kind === 'r' && cols.metrics.every((c) => totals.columns.includes(c))
+      : totals.kind !== 'v' || totals.columns.join(',') === ['property_id', 'date', ...cols.metrics].join(','));
+  const recorded = await client.query<{ dimensions: string[]; metrics: string[] }>(
+    `SELECT dimensions, metrics FROM ${qualified(schema, 'report_definitions')} WHERE report = $1`,
+    [def.name],
+  );
+  const same = recorded.rows[0] && sameList(recorded.rows[0].dimensions, def.dimensions) && sameList(recorded.rows[0].metrics, def.metrics);
+  if (have !== null && wanted.every((c) => have.columns.includes(c)) && totalsOk && same) return [];
+
+  const added = await withTransaction(
+    client,
+    async () => {
+      // the transaction-scoped form of the schema's migration lock: two daemons never race on DDL
+      await client.query('SELECT pg_advisory_xact_lock($1)', [migrateLockKey(schema)]);
+      const columns = await ddl(client, schema, def, totalsKind);
+      await client.query(
+        `INSERT INTO ${qualified(schema, 'report_definitions')} (report, dimensions, metrics, updated_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (report) DO UPDATE SET dimensions = EXCLUDED.dimensions, metrics = EXCLUDED.metrics, updated_at = now()`,
+        [def.name, def.dimensions, def.metrics],
+      );
+      return columns;
+    },
+    DDL_TIMEOUTS,
+  );
+  if (added.length) {
+    logger?.info({ event: 'report_table_changed', table: def.name, added }, added[0] === '*' ? 'report table created' : 'report table extended');
+  }
+  return added;
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A relation's kind ('r' table, 'v' view) and column names in order; null when it does not exist. */
+async function relationColumns(client: PoolClient, schema: string, name: string): Promise<{ kind: string; columns: string[] } | null> {
+  const { rows } = await client.query<{ kind: string; columns: string[] | null }>(
+    `SELECT c.relkind::text AS kind,
+            array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, name],
+  );
+  const r = rows[0];
+  return r ? { kind: r.kind, columns: r.columns ?? [] } : null;
+}
+
+/** Only the statements something is missing for (each is idempotent); the caller holds the lock and the transaction. */
+async function ddl(client: PoolClient, schema: string, def: ReportDefinition, totalsKind: 'r' | 'v'): Promise<string[]> {
   const table = qualified(schema, def.name);
   const cols = reportColumns(def);
-  await client.query(
-    `CREATE TABLE IF NOT EXISTS ${table} (
-       property_id text NOT NULL,
-       date date NOT NULL
-       ${cols.dims.map((c) => `, ${ident(c)} text`).join('')}
-       ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')}
-     )`,
-  );
-  await client.query(`CREATE INDEX IF NOT EXISTS ${ident(`${def.name}_property_date_idx`)} ON ${table} (property_id, date)`);
-  for (const c of cols.dims) {
-    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} text`);
-  }
-  for (const [i, c] of cols.metrics.entries()) {
-    await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+  const before = await relationColumns(client, schema, def.name);
+  const added: string[] = [];
+  if (before === null) {
+    await client.query(
+      `CREATE TABLE ${table} (
+         property_id text NOT NULL,
+         date date NOT NULL
+         ${cols.dims.map((c) => `, ${ident(c)} text`).join('')}
+         ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')}
+       )`,
+    );
+    await client.query(`CREATE INDEX IF NOT EXISTS ${ident(reportRelationNames(def.name)[2]!)} ON ${table} (property_id, date)`);
+    added.push('*');
+  } else {
+    const types = [...cols.dims.map(() => 'text'), ...cols.metricTypes];
+    for (const [i, c] of [...cols.dims, ...cols.metrics].entries()) {
+      if (before.columns.includes(c)) continue;
+      await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${ident(c)} ${types[i]}`);
+      added.push(c);
+    }
   }
   const totals = qualified(schema, totalsName(def));
-  const existing = await client.query<{ relkind: string }>(
-    `SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-    [schema, totalsName(def)],
-  );
-  const kind = existing.rows[0]?.relkind;
-  if (!hasTotals(def)) {
+  const existing = await relationColumns(client, schema, totalsName(def));
+  if (totalsKind === 'v') {
     // A report by date alone is its own per-date total: the relation is a view of it, so every
     // report has a `<report>_totals` to query. (A totals table left by an earlier definition stays.)
-    if (kind === undefined || kind === 'v') {
+    const viewColumns = ['property_id', 'date', ...cols.metrics];
+    if (existing === null || (existing.kind === 'v' && existing.columns.join(',') !== viewColumns.join(','))) {
       await client.query(`DROP VIEW IF EXISTS ${totals}`);
       await client.query(`CREATE VIEW ${totals} AS SELECT property_id, date, ${cols.metrics.map(ident).join(', ')} FROM ${table}`);
     }
   } else {
-    if (kind === 'v') await client.query(`DROP VIEW ${totals}`);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${totals} (
-         property_id text NOT NULL,
-         date date NOT NULL
-         ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')},
-         PRIMARY KEY (property_id, date)
-       )`,
-    );
-    for (const [i, c] of cols.metrics.entries()) {
-      await client.query(`ALTER TABLE ${totals} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+    if (existing?.kind === 'v') await client.query(`DROP VIEW ${totals}`);
+    if (existing === null || existing.kind === 'v') {
+      await client.query(
+        `CREATE TABLE ${totals} (
+           property_id text NOT NULL,
+           date date NOT NULL
+           ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')},
+           PRIMARY KEY (property_id, date)
+         )`,
+      );
+    } else {
+      for (const [i, c] of cols.metrics.entries()) {
+        if (!existing.columns.includes(c)) await client.query(`ALTER TABLE ${totals} ADD COLUMN IF NOT EXISTS ${ident(c)} ${cols.metricTypes[i]}`);
+      }
     }
   }
-  const prev = await client.query<{ dimensions: string[]; metrics: string[] }>(
-    `SELECT dimensions, metrics FROM ${qualified(schema, 'report_definitions')} WHERE report = $1`,
-    [def.name],
-  );
-  await client.query(
-    `INSERT INTO ${qualified(schema, 'report_definitions')} (report, dimensions, metrics, updated_at) VALUES ($1, $2, $3, now())
-     ON CONFLICT (report) DO UPDATE SET dimensions = EXCLUDED.dimensions, metrics = EXCLUDED.metrics, updated_at = now()`,
-    [def.name, def.dimensions, def.metrics],
-  );
-  const old = prev.rows[0];
-  if (!old) return false;
-  const grew =
-    def.dimensions.some((d) => !old.dimensions.includes(d)) ||
-    old.dimensions.some((d) => !def.dimensions.includes(d)) ||
-    def.metrics.some((m) => !old.metrics.includes(m));
-  if (!grew) return false;
-  // The grain or the filled columns changed: every stored date must be fetched again.
-  const cleared = await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE report = $1`, [def.name]);
-  logger.warn(
-    { event: 'report_definition_changed', report: def.name, from: old, to: { dimensions: def.dimensions, metrics: def.metrics }, datesToRefetch: cleared.rowCount },
-    'report definition changed: its history will be fetched again',
-  );
-  return true;
+  return added;
 }

@@ -54,14 +54,22 @@ export async function ledgerCoverage(db: Queryable, schema: string, windows: Cov
     last_date: string;
     last_fetched_ms: number;
   }>(
-    `SELECT f.property_id, f.report, count(*)::int AS days,
-            CASE WHEN bool_or(w.report IS NOT NULL) THEN count(*) FILTER (WHERE f.date BETWEEN w.from_date AND w.through)::int END AS in_window,
-            to_char(min(f.date), 'YYYY-MM-DD') AS first_date, to_char(max(f.date), 'YYYY-MM-DD') AS last_date,
+    `SELECT f.property_id, f.report, count(*) FILTER (WHERE f.ok)::int AS days,
+            CASE WHEN bool_or(f.w_report IS NOT NULL) THEN count(*) FILTER (WHERE f.ok AND f.date BETWEEN f.from_date AND f.through)::int END AS in_window,
+            to_char(min(f.date) FILTER (WHERE f.ok), 'YYYY-MM-DD') AS first_date,
+            to_char(max(f.date) FILTER (WHERE f.ok), 'YYYY-MM-DD') AS last_date,
             (extract(epoch FROM max(f.fetched_at)) * 1000)::float8 AS last_fetched_ms
-       FROM ${qualified(schema, 'fetch_days')} f
-       LEFT JOIN ${qualified(schema, 'properties')} p ON p.property_id = f.property_id
-       LEFT JOIN unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS w(time_zone, report, from_date, through)
-              ON w.report = f.report AND w.time_zone = p.time_zone
+       FROM (
+         -- a date counts as stored once finished: not after the zone's yesterday, and fetched after
+         -- it was over in the property's zone (an older version could store a partial day)
+         SELECT d.property_id, d.report, d.date, d.fetched_at, w.report AS w_report, w.from_date, w.through,
+                (w.through IS NULL OR d.date <= w.through)
+                  AND (p.time_zone IS NULL OR d.date < (d.fetched_at AT TIME ZONE p.time_zone)::date) AS ok
+           FROM ${qualified(schema, 'fetch_days')} d
+           LEFT JOIN ${qualified(schema, 'properties')} p ON p.property_id = d.property_id
+           LEFT JOIN unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS w(time_zone, report, from_date, through)
+                  ON w.report = d.report AND w.time_zone = p.time_zone
+       ) f
       GROUP BY f.property_id, f.report`,
     [windows.map((w) => w.timeZone), windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
   );
@@ -100,7 +108,15 @@ export interface SeriesPoint {
  * Dates whose total is NULL (GA had no data) are left out.
  */
 export async function totalsSeries(db: Queryable, schema: string, requests: SeriesRequest[], since: string): Promise<SeriesPoint[]> {
-  const wanted = requests.filter((r) => r.properties.length > 0);
+  const asked = requests.filter((r) => r.properties.length > 0);
+  if (asked.length === 0) return [];
+  // a report's relations come with its first stored date: one not created yet has no points
+  const { rows: existing } = await db.query<{ relation: string }>(
+    `SELECT r AS relation FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
+    [asked.map((r) => r.relation), schema],
+  );
+  const present = new Set(existing.map((r) => r.relation));
+  const wanted = asked.filter((r) => present.has(r.relation));
   if (wanted.length === 0) return [];
   const params: unknown[] = [since];
   const branches = wanted.map((r) => {
