@@ -290,6 +290,25 @@ describe('run --once with discovery', () => {
     }
   });
 
+  it('backfill takes a discovered property; one neither configured nor discovered is exit 2', async () => {
+    const db2 = await testDb('discovery_backfill');
+    try {
+      const config = configFor(g, db2, { reports: REPORTS, properties: [], discovery: { enabled: true, accounts: ['5005'], reports: ['devices'] } });
+      const ok = await runCli(['backfill', '--config', config, '--property', '7401', '--from', '6daysAgo', '--to', 'yesterday']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /^backfill 7401\/devices: 6 dates, \d+ rows/m);
+      assert.deepEqual(await stored(db2, 'devices'), { '7401': 6 });
+      const other = await runCli(['backfill', '--config', config, '--property', '7101', '--from', '2daysAgo', '--to', 'yesterday']);
+      assert.equal(other.code, 2, other.stderr);
+      assert.match(
+        other.stderr,
+        /^ga-collector: backfill: property 7101 is neither in the config nor discovered .*check discovery\.accounts, discovery\.exclude and its access\n$/,
+      );
+    } finally {
+      await db2.drop();
+    }
+  });
+
   it('a bad discovery setting is one line and exit 2', async () => {
     const config = configFor(g, db, { reports: REPORTS, discovery: { enabled: true, accounts: ['UA-123'] } });
     const r = await runCli(['run', '--once', '--config', config]);
