@@ -92,6 +92,7 @@ export class Daemon implements StatusSource {
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
+      metrics: this.metrics,
     });
     this.http = opts.http ? new HttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, source: this, logger }) : null;
   }

@@ -3,16 +3,18 @@
  * jobSlots(concurrency) jobs at once (capacity.ts; each may hold a database connection for its
  * advisory lock; API requests are limited to `concurrency` separately). A job that is fired while
  * it runs is run once more after it, so a firing is never lost. Ticks never throw: failures are logged, counted and shown on the
- * status page by the runner.
+ * status page by the runner. Each job runs under the watchdog (watchdog.ts), which ends it at its deadline and frees its slot.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config, PropertyConfig } from '../config.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
 import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
 import type { JobResult, JobRunner } from './runner.js';
+import { Watchdog, type WatchedResult } from './watchdog.js';
 
 interface QueueItem {
   property: PropertyConfig;
@@ -30,21 +32,37 @@ export interface SchedulerDeps {
   now?: () => number;
   /** daemon mode: a job that hit the per-run bound is queued again behind the others */
   continueBacklog?: boolean;
+  /** the watchdog's gauges and counters (schedule/watchdog.ts) */
+  metrics?: Metrics;
+  /** test hook: how long an aborted job has to end before its slot is freed without it */
+  abandonAfterMs?: number;
 }
+
+/** A job the watchdog ended is tried again after a pause as long as its deadline, at most this. */
+const STUCK_RETRY_MAX_MS = 15 * 60_000;
 
 export class Scheduler {
   private tasks: ScheduledTask[] = [];
   private readonly queue: QueueItem[] = [];
   private readonly running = new Map<string, Promise<JobResult>>();
   private readonly rerun = new Set<string>();
+  /** shutdown: aborted when the grace period is over; every job's own signal follows it */
   private readonly controller = new AbortController();
   private accepting = true;
   private readonly now: () => number;
   private config: Config;
+  private readonly watchdog: Watchdog;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.now = deps.now ?? Date.now;
     this.config = deps.config;
+    this.watchdog = new Watchdog({
+      logger: deps.logger,
+      status: deps.status,
+      metrics: deps.metrics,
+      deadlineSeconds: deps.config.fetch.jobDeadlineSeconds,
+      abandonAfterMs: deps.abandonAfterMs,
+    });
   }
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
@@ -62,6 +80,7 @@ export class Scheduler {
     for (const t of this.tasks) await t.destroy();
     this.tasks = [];
     this.config = config;
+    this.watchdog.setDeadline(config.fetch.jobDeadlineSeconds);
     const ids = new Set(config.properties.map((p) => p.id));
     // queued jobs of removed properties or reports are dropped
     for (let i = this.queue.length - 1; i >= 0; i--) {
@@ -170,6 +189,13 @@ export class Scheduler {
           this.pump();
           return result;
         }
+        if (result.stuck === true && !item.range && this.deps.continueBacklog === true && !this.rerun.has(key) && this.accepting) {
+          // the watchdog ended it: again after a pause, rather than only at the next firing (a day later)
+          const pause = Math.min(this.watchdog.deadline, STUCK_RETRY_MAX_MS);
+          this.deferred(item.property, item.report, this.now() + pause, pause / 10);
+          this.pump();
+          return result;
+        }
         const backlog = !item.range && result.ok && (result.remaining ?? 0) > 0 && this.deps.continueBacklog === true;
         // fired meanwhile, or a backlog left: again, behind every job already queued
         if ((this.rerun.delete(key) || backlog) && this.accepting) void this.enqueue(item.property, item.report);
@@ -183,8 +209,8 @@ export class Scheduler {
 
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  private deferred(property: PropertyConfig, report: string, at: number): void {
-    const delay = Math.max(1_000, at - this.now() + Math.random() * 60_000);
+  private deferred(property: PropertyConfig, report: string, at: number, jitterMs = 60_000): void {
+    const delay = Math.max(1_000, at - this.now() + Math.random() * jitterMs);
     this.deps.logger.info({ event: 'job_deferred', property: property.id, report, until: new Date(this.now() + delay).toISOString() }, 'job deferred');
     const t = setTimeout(() => {
       this.timers.delete(t);
@@ -194,13 +220,13 @@ export class Scheduler {
     this.timers.add(t);
   }
 
-  private async execute(item: QueueItem): Promise<JobResult> {
+  private async execute(item: QueueItem): Promise<WatchedResult> {
     try {
       const tokens = this.deps.tokens.forKeyFile(item.property.credentials);
       const lastFire = previousFire(item.property.schedule, new Date(this.now()));
-      return await this.deps.runner.run(
-        { propertyId: item.property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
-        this.controller.signal,
+      // each job gets a signal of its own (its deadline), joined to the shutdown signal
+      return await this.watchdog.run({ property: item.property.id, report: item.report }, this.controller.signal, (signal) =>
+        this.deps.runner.run({ propertyId: item.property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) }, signal),
       );
     } catch (err) {
       // the runner never throws; this guards the loop against the unexpected
