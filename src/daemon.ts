@@ -170,7 +170,8 @@ export class Daemon implements StatusSource {
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
     await this.http?.stop();
-    await this.pool.end().catch(() => undefined);
+    // a job the watchdog let go may still hold a connection; the pool's end would wait for it
+    await withTimeout(this.pool.end(), 5_000).catch(() => undefined);
   }
 
   get currentConfig(): Config {
