@@ -21,20 +21,17 @@
  *   --faults LIST comma-separated subset of db,token,api-hang,api-stall (default all)
  *   --keep        keep the work directory (database, config, the daemon's log)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { EmbeddedPostgres } from '../src/demo/embeddedPostgres.js';
-import { FakeGoogle, generateReport } from '../src/fake-google/index.js';
+import { FakeGoogle } from '../src/fake-google/index.js';
+import { checkData, quarterAverages, table, type Check } from './soak-checks.js';
+import { DaemonChild, MAIN, sampleProcess, scrapeSuccesses } from './soak-daemon.js';
 import { StallProxy } from './soak-proxy.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = path.join(ROOT, 'dist', 'main.js');
 const ACCOUNT = 'soak@soak-project.iam.gserviceaccount.com';
 const PROPERTIES = [
   { id: '300001', timeZone: 'UTC' },
@@ -97,12 +94,6 @@ interface FaultRecord {
   detail: string;
 }
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
 function usage(message: string): never {
   process.stderr.write(`soak: ${message}\nusage: npm run soak -- [--minutes N] [--faults db,token,api-hang,api-stall] [--keep]\n`);
   process.exit(2);
@@ -139,168 +130,6 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-function addDays(date: string, n: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + n);
-  return d.toISOString().slice(0, 10);
-}
-
-/** The daemon as a child process, its JSON log written to a file and tallied by event. */
-class DaemonChild {
-  readonly child: ChildProcess;
-  readonly events = new Map<string, number>();
-  exit: { code: number | null; signal: NodeJS.Signals | null; at: number } | null = null;
-  url: string | null = null;
-  /** the start of what it wrote to stderr: how it died, if it did */
-  stderrHead = '';
-  private readonly exited: Promise<void>;
-  private partial = '';
-
-  constructor(config: string, logFile: string) {
-    const log = fs.createWriteStream(logFile);
-    this.child = spawn(process.execPath, [MAIN, 'run', '--config', config], {
-      cwd: ROOT,
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], TZ: 'UTC' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      log.write(d);
-      this.tally(d.toString());
-    });
-    this.child.stderr!.on('data', (d: Buffer) => {
-      log.write(d);
-      if (this.stderrHead.length < 4096) this.stderrHead += d.toString();
-    });
-    this.exited = new Promise((resolve) =>
-      this.child.on('close', (code, signal) => {
-        this.exit = { code, signal, at: Date.now() };
-        log.end();
-        resolve();
-      }),
-    );
-  }
-
-  private tally(text: string): void {
-    const lines = (this.partial + text).split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const l = JSON.parse(line) as Record<string, unknown>;
-        const event = typeof l['event'] === 'string' ? l['event'] : `(${String(l['level'])})`;
-        this.events.set(event, (this.events.get(event) ?? 0) + 1);
-        if (event === 'http_listening') this.url = String(l['url']);
-      } catch {
-        // a line cut by a crash
-      }
-    }
-  }
-
-  get alive(): boolean {
-    return this.exit === null;
-  }
-
-  /** SIGTERM, then SIGKILL after timeoutMs. */
-  async stop(timeoutMs = 20_000): Promise<void> {
-    if (this.exit) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await this.exited;
-    clearTimeout(t);
-  }
-}
-
-async function scrapeSuccesses(url: string | null): Promise<Record<string, number> | null> {
-  if (!url) return null;
-  try {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-    const text = await res.text();
-    const out: Record<string, number> = {};
-    for (const m of text.matchAll(/^ga_collector_fetch_runs_total\{([^}]*)\} (\S+)$/gm)) {
-      if (!/outcome="success"/.test(m[1]!)) continue;
-      const property = /property="([^"]*)"/.exec(m[1]!)?.[1] ?? '?';
-      out[property] = (out[property] ?? 0) + Number(m[2]);
-    }
-    return out;
-  } catch {
-    return null;
-  }
-}
-
-function sampleProcess(pid: number | undefined): { rss: number | null; fds: number | null } {
-  if (!pid) return { rss: null, fds: null };
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-    return { rss: Number.isFinite(kb) ? kb * 1024 : null, fds: fs.readdirSync(`/proc/${pid}/fd`).length };
-  } catch {
-    return { rss: null, fds: null };
-  }
-}
-
-/** Every stored date of every property against the ledger and the fake's generator; and the dates missing. */
-async function checkData(url: string, fake: FakeGoogle): Promise<Check[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    let dates = 0;
-    let rows = 0;
-    const partial: string[] = [];
-    const duplicated: string[] = [];
-    const wrong: string[] = [];
-    const missing: string[] = [];
-    for (const p of PROPERTIES) {
-      // one statement: one snapshot, so a date replaced meanwhile cannot look partial
-      const { rows: found } = await client.query<{ date: string; row_count: number | null; n: number; kinds: number; data: Array<[string, number, number]> | null }>(
-        `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.row_count, count(d.*)::int AS n, count(DISTINCT d.device_category)::int AS kinds,
-                json_agg(json_build_array(d.device_category, d.sessions, d.screen_page_views) ORDER BY d.device_category) FILTER (WHERE d.property_id IS NOT NULL) AS data
-           FROM ${SCHEMA}.fetch_days f LEFT JOIN ${SCHEMA}.daily d ON d.property_id = f.property_id AND d.date = f.date
-          WHERE f.property_id = $1 AND f.report = 'daily' GROUP BY f.date, f.row_count ORDER BY f.date`,
-        [p.id],
-      );
-      const stored = new Set<string>();
-      for (const r of found) {
-        dates++;
-        rows += r.n;
-        stored.add(r.date);
-        const where = `${p.id} ${r.date}`;
-        if (r.row_count !== r.n) partial.push(`${where}: ledger ${r.row_count}, table ${r.n}`);
-        if (r.kinds !== r.n) duplicated.push(`${where}: ${r.n} rows, ${r.kinds} distinct`);
-        const want = generateReport({ propertyId: p.id, date: r.date, dimensions: ['deviceCategory'], metrics: REPORT.metrics })
-          .map((x) => [x.dims[0], x.values[0], x.values[1]])
-          .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-        const got = (r.data ?? []).map((x) => [x[0], Number(x[1]), Number(x[2])]);
-        if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${where}: ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
-      }
-      const today = fake.todayOf(p.id);
-      for (let d = addDays(today, -START_DAYS_AGO); d < today; d = addDays(d, 1)) if (!stored.has(d)) missing.push(`${p.id} ${d}`);
-    }
-    const few = (list: string[]) => (list.length ? `${list.length}: ${list.slice(0, 3).join('; ')}${list.length > 3 ? '; ...' : ''}` : 'none');
-    return [
-      { name: 'dates whole (ledger row_count = rows)', ok: dates > 0 && partial.length === 0, detail: `${dates} dates, ${rows} rows; partial ${few(partial)}` },
-      { name: 'no duplicate rows', ok: duplicated.length === 0, detail: `duplicated ${few(duplicated)}` },
-      { name: "rows are the fake's (generator)", ok: wrong.length === 0, detail: `differing ${few(wrong)}` },
-      { name: `no date missing (${START_DAYS_AGO} days to yesterday)`, ok: missing.length === 0, detail: `missing ${few(missing)}` },
-    ];
-  } finally {
-    await client.end();
-  }
-}
-
-function quarterAverages(samples: Sample[], key: 'rss' | 'fds'): { first: number; last: number } | null {
-  const values = samples.filter((s) => s[key] !== null);
-  const q = Math.floor(values.length / 4);
-  if (q < 1) return null;
-  const avg = (xs: Sample[]) => xs.reduce((a, s) => a + s[key]!, 0) / xs.length;
-  return { first: avg(values.slice(0, q)), last: avg(values.slice(values.length - q)) };
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');
 }
 
 async function main(): Promise<number> {
@@ -512,7 +341,7 @@ async function main(): Promise<number> {
     await daemon.stop();
     if (wasAlive) checks.push({ name: 'clean exit on SIGTERM', ok: daemon.exit!.code === 0, detail: `exit ${daemon.exit!.code ?? daemon.exit!.signal}` });
     try {
-      checks.push(...(await checkData(db.url, fake)));
+      checks.push(...(await checkData(db.url, fake, { schema: SCHEMA, properties: PROPERTIES, startDaysAgo: START_DAYS_AGO, metrics: REPORT.metrics })));
     } catch (err) {
       checks.push({ name: 'data readable', ok: false, detail: (err as Error).message });
     }
