@@ -65,8 +65,8 @@ export class DaemonChild {
     return this.exit === null;
   }
 
-  /** SIGTERM, then SIGKILL after timeoutMs. */
-  async stop(timeoutMs = 20_000): Promise<void> {
+  /** SIGTERM, then SIGKILL after timeoutMs (as systemd's TimeoutStopSec in deploy/systemd). */
+  async stop(timeoutMs = 45_000): Promise<void> {
     if (this.exit) return;
     this.child.kill('SIGTERM');
     const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

@@ -171,7 +171,7 @@ export class Daemon implements StatusSource {
     this.tokens.stop();
     await this.http?.stop();
     // a job the watchdog let go may still hold a connection; the pool's end would wait for it
-    await withTimeout(this.pool.end(), 5_000).catch(() => undefined);
+    await withTimeout(this.pool.end(), 3_000).catch(() => undefined);
   }
 
   get currentConfig(): Config {
