@@ -15,7 +15,7 @@ import { get, startDaemon, type DaemonProcess } from './ops-helpers.js';
 
 const HUNG = '810001';
 const FINE = '810002';
-const DEADLINE_S = 4;
+const DEADLINE_S = 6;
 const daily = { metrics: ['sessions', 'screenPageViews'], startDate: '6daysAgo', refreshDays: 2 };
 
 /** Every stored date of a property: one row, Google's values, and the ledger's row_count agrees. */
@@ -68,26 +68,27 @@ describe('a fetch that Google never answers', () => {
     // the hung job holds its property's advisory lock on a connection of its own
     const hung = await waitFor(() => g.fake.events.find((e) => e.property === HUNG && e.fault === 'hang'), { what: 'the request that hangs' });
     const key = BigInt.asUintN(64, BigInt(lockKey(db.schema, 'job', HUNG, 'daily')));
-    const holder = await waitFor(async () => {
-      const rows = await db.query<{ pid: number }>(
-        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`,
-        [String(key >> 32n), String(key & 0xffffffffn)],
-      );
-      return rows[0]?.pid;
-    }, { what: "the hung job's advisory lock" });
-
-    // its age on /metrics while it runs
-    const age = await waitFor(async () => {
-      const v = metricSum(await scrape(), 'ga_collector_oldest_running_job_seconds');
-      return v >= 1 ? v : 0;
-    }, { what: 'ga_collector_oldest_running_job_seconds counting' });
+    // while it runs: who holds its lock, and its age on /metrics
+    const [holder, age] = await Promise.all([
+      waitFor(async () => {
+        const rows = await db.query<{ pid: number }>(
+          `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`,
+          [String(key >> 32n), String(key & 0xffffffffn)],
+        );
+        return rows[0]?.pid;
+      }, { what: "the hung job's advisory lock" }),
+      waitFor(async () => {
+        const v = metricSum(await scrape(), 'ga_collector_oldest_running_job_seconds');
+        return v >= 1 ? v : 0;
+      }, { what: 'ga_collector_oldest_running_job_seconds counting' }),
+    ]);
     assert.ok(age < DEADLINE_S + 30, `age ${age} s`);
 
     const stuck = await waitFor(() => events('job_stuck', HUNG)[0], { timeoutMs: 30_000, what: 'job_stuck' });
     g.fake.clearFaults();
     assert.equal(stuck['report'], 'daily');
     assert.equal(stuck['deadlineSeconds'], DEADLINE_S);
-    assert.ok((stuck['durationMs'] as number) >= DEADLINE_S * 1000, `ran ${String(stuck['durationMs'])} ms`);
+    assert.ok((stuck['durationMs'] as number) >= DEADLINE_S * 990, `ran ${String(stuck['durationMs'])} ms`);
 
     // the request was torn down, and the job's connection closed rather than handed back to the pool
     // (an idle pooled connection would live on for 30 s), which also let go of the lock
