@@ -78,11 +78,11 @@ export async function checkData(url: string, fake: FakeGoogle, layout: DataLayou
   }
 }
 
-/** The averages of the first and the last quarter of the samples that have a value; null under 4. */
+/** The averages of the first and the last quarter of the samples that have a value; null under 8 (too few to judge). */
 export function quarterAverages<S extends { rss: number | null; fds: number | null }>(samples: S[], key: 'rss' | 'fds'): { first: number; last: number } | null {
   const values = samples.filter((s) => s[key] !== null);
   const q = Math.floor(values.length / 4);
-  if (q < 1) return null;
+  if (q < 2) return null;
   const avg = (xs: S[]) => xs.reduce((a, s) => a + s[key]!, 0) / xs.length;
   return { first: avg(values.slice(0, q)), last: avg(values.slice(values.length - q)) };
 }

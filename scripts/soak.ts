@@ -327,13 +327,13 @@ async function main(): Promise<number> {
     checks.push({
       name: 'memory flat (RSS, last quarter vs first)',
       ok: rss !== null && rss.last <= rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes,
-      detail: rss ? `${mib(rss.first)} -> ${mib(rss.last)} (limit ${mib(rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes)})` : 'too few samples',
+      detail: rss ? `${mib(rss.first)} -> ${mib(rss.last)} (limit ${mib(rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes)})` : 'too few samples to judge (the run ended early?)',
     });
     const fds = quarterAverages(samples, 'fds');
     checks.push({
       name: 'descriptors flat (last quarter vs first)',
       ok: fds !== null && fds.last <= fds.first + FD_MARGIN,
-      detail: fds ? `${fds.first.toFixed(1)} -> ${fds.last.toFixed(1)} (limit ${(fds.first + FD_MARGIN).toFixed(1)})` : 'too few samples',
+      detail: fds ? `${fds.first.toFixed(1)} -> ${fds.last.toFixed(1)} (limit ${(fds.first + FD_MARGIN).toFixed(1)})` : 'too few samples to judge (the run ended early?)',
     });
 
     // stop the daemon (a clean exit is part of a long life), then read the data at rest
