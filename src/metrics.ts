@@ -14,6 +14,7 @@ export class Metrics {
   readonly quotaRemaining: Gauge<'property' | 'window'>;
   readonly tokenExpiry: Gauge<'account'>;
   readonly tokenRefreshes: Counter<'account' | 'outcome'>;
+  readonly valuesSanitized: Counter<'property' | 'report'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -63,6 +64,12 @@ export class Metrics {
       name: 'ga_collector_token_refreshes_total',
       help: 'Access token exchanges by outcome (success or failure).',
       labelNames: ['account', 'outcome'],
+      registers,
+    });
+    this.valuesSanitized = new Counter({
+      name: 'ga_collector_values_sanitized_total',
+      help: 'Dimension values stored changed because PostgreSQL cannot hold them as sent: U+0000 removed, lone UTF-16 surrogates replaced by U+FFFD.',
+      labelNames: ['property', 'report'],
       registers,
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

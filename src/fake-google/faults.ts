@@ -22,6 +22,7 @@ export class FaultPlan {
   add(fault: Fault): void {
     if (fault.kind === 'status' && fault.status === undefined) throw new Error('a status fault needs a status');
     if (fault.kind === 'delay' && fault.delayMs === undefined) throw new Error('a delay fault needs delayMs');
+    if (fault.kind === 'rewrite' && typeof fault.rewrite !== 'function') throw new Error('a rewrite fault needs a rewrite function');
     if (fault.rate !== undefined && (fault.rate < 0 || fault.rate > 1)) throw new Error('fault rate must be within 0..1');
     this.active.push({ fault, left: fault.times ?? Number.POSITIVE_INFINITY });
   }
@@ -44,6 +45,9 @@ export class FaultPlan {
     return undefined;
   }
 }
+
+/** Faults that answer `200` with a body that is not the page asked for. */
+export const BAD_BODY_FAULTS: ReadonlySet<string> = new Set(['truncate', 'stall', 'garbage', 'html', 'rewrite']);
 
 /** How a fault is recorded in `FakeEvent.fault`. */
 export function faultLabel(f: Fault): string {

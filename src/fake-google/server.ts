@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { authenticate, authorizeProperty } from './api-auth.js';
 import { buildMetadata } from './catalog.js';
 import { addDays, assertTimeZone, isIsoDate, todayIn } from './dates.js';
-import { FaultPlan, faultLabel } from './faults.js';
+import { BAD_BODY_FAULTS, FaultPlan, faultLabel } from './faults.js';
 import { faultReply, htmlError, invalidArgument, jsonReply, type Reply } from './http-util.js';
 import { generateServiceAccountKey, keyJson, parsePublicKey, projectOf } from './keys.js';
 import { runReport } from './report-endpoint.js';
@@ -198,7 +198,7 @@ export class FakeGoogle {
         if (e.status === 200) c.tokenOk++;
       } else if (e.kind === 'runReport') {
         c.runReport++;
-        if (e.status === 200 && e.fault !== 'truncate') c.runReportOk++;
+        if (e.status === 200 && !BAD_BODY_FAULTS.has(e.fault ?? '')) c.runReportOk++;
         if (e.property !== undefined) c.byProperty[e.property] = (c.byProperty[e.property] ?? 0) + 1;
       }
     }
@@ -243,6 +243,40 @@ export class FakeGoogle {
     if (event) {
       event.status = reply.status;
       event.respondedAt = this.state.now();
+    }
+  }
+
+  /** Sends a successful answer as the fault that hit the request (if any) spoils it. */
+  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: { offset: number; limit: number }): void {
+    switch (fault?.kind) {
+      case 'truncate':
+        return this.write(res, reply, event, true);
+      case 'garbage':
+        // what an upstream proxy (Envoy) answers when the backend went away mid-request
+        return this.write(res, { status: 200, headers: { 'content-type': 'application/json; charset=UTF-8' }, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' }, event);
+      case 'html':
+        return this.write(res, {
+          status: 200,
+          headers: { 'content-type': 'text/html; charset=UTF-8' },
+          body: '<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head><body><form action="/login">Please sign in to continue.</form></body></html>\n',
+        }, event);
+      case 'stall': {
+        if (res.destroyed || res.writableEnded) return;
+        const body = Buffer.from(reply.body);
+        res.writeHead(reply.status, { ...reply.headers, 'content-length': body.length });
+        res.write(body.subarray(0, Math.floor(body.length / 2)));
+        event.status = reply.status;
+        // the rest never comes; the connection stays open until the client gives up (or stop())
+        this.held.add(res);
+        res.on('close', () => this.held.delete(res));
+        return;
+      }
+      case 'rewrite': {
+        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0 });
+        return this.write(res, { ...reply, body: typeof out === 'string' ? out : JSON.stringify(out) }, event);
+      }
+      default:
+        return this.write(res, reply, event);
     }
   }
 
@@ -304,7 +338,7 @@ export class FakeGoogle {
       if (!(await hold())) return;
       const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
-      this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+      this.deliver(res, outcome.reply, event, fault);
       return;
     }
 
@@ -318,7 +352,7 @@ export class FakeGoogle {
     if (r.kind === 'metadata') {
       const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
       if (!prop.ok) return this.write(res, prop.reply, event);
-      this.write(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault?.kind === 'truncate');
+      this.deliver(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault);
       return;
     }
 
@@ -342,8 +376,9 @@ export class FakeGoogle {
     res.on('close', () => this.state.quota.leave(property.id));
     // A slow or hanging request holds its concurrency slot, as it would at Google.
     if (!(await hold())) return;
-    const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty);
+    const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty, { reverse: fault?.kind === 'reverse' });
     if (outcome.rows !== undefined) event.rows = outcome.rows;
-    this.write(res, outcome.reply, event, fault?.kind === 'truncate');
+    if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
+    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit });
   }
 }

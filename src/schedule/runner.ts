@@ -11,13 +11,14 @@ import type { Config, ReportDefinition } from '../config.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { Ga4Client } from '../ga4/client.js';
-import { fetchRange } from '../ga4/report.js';
+import { fetchRange, unconfirmedDates } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
 import { hasTotals } from '../store/reportTables.js';
-import type { DayData, PropertyQuota } from '../ga4/types.js';
+import type { PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { replaceDays } from '../store/dayWriter.js';
+import { describeRefused, forgetDays, replaceDaysOrRefuse, type RefusedDay } from '../store/dayWriter.js';
+import { DayBatch } from './dayBatch.js';
 import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -213,23 +214,39 @@ export class JobRunner {
 
     let rows = 0;
     let dates = 0;
+    // dates PostgreSQL refused to store (a value it cannot hold): the job fails, naming them, after the others are stored
+    const refused: RefusedDay[] = [];
+    const refusedError = () =>
+      new Error(`property ${job.propertyId}, report ${job.report}: PostgreSQL refused ${refused.length} date(s), the others are stored; ${describeRefused(refused)} (fetched again on the next run)`);
     for (const [start, end] of ranges) {
       const rangeStarted = this.now();
-      let batch: DayData[] = [];
-      let batchRows = 0;
-      let batchStarted = 0;
+      const batch = new DayBatch();
+      const stored = new Set<string>();
       const flush = async () => {
-        if (batch.length === 0) return;
-        const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore });
+        if (batch.size === 0) return;
+        const days = batch.take();
+        const result = await replaceDaysOrRefuse(db, { schema, def, propertyId: job.propertyId, days, settledBefore });
+        const n = result.written;
+        const refusedNow = new Set(result.refused.map((r) => r.date));
+        for (const r of result.refused) {
+          refused.push(r);
+          log.error({ event: 'date_refused', date: r.date, column: r.column, err: r.reason }, 'PostgreSQL refused a value; this date is not stored');
+        }
+        const storedDays = days.filter((d) => !refusedNow.has(d.date));
+        for (const d of storedDays) {
+          stored.add(d.date);
+          if (d.sanitized) {
+            metrics.valuesSanitized.inc(labels, d.sanitized.values);
+            log.warn({ event: 'values_sanitized', date: d.date, values: d.sanitized.values, dimensions: d.sanitized.dimensions }, 'stored values PostgreSQL cannot hold as sent: U+0000 removed, lone surrogates replaced by U+FFFD');
+          }
+        }
         rows += n;
-        dates += batch.length;
-        pending -= batch.length;
+        dates += storedDays.length;
+        pending -= storedDays.length;
         metrics.rowsWritten.inc(labels, n);
-        this.deps.progress?.advance(job.propertyId, job.report, batch.length, n);
+        this.deps.progress?.advance(job.propertyId, job.report, storedDays.length, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);
-        batch = [];
-        batchRows = 0;
       };
       // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
       const totals = hasTotals(def)
@@ -245,23 +262,33 @@ export class JobRunner {
           if (m.timeZone) void saveProperty(db, schema, job.propertyId, m.timeZone, m.currencyCode).catch(() => undefined);
         },
       });
-      for await (const day of days) {
-        if (signal.aborted) throw new AbortedError();
-        if (totals) day.totals = totals.get(day.date) ?? null;
-        if (batch.length === 0) batchStarted = this.now();
-        batch.push(day);
-        batchRows += day.rowCount;
-        if (batchRows >= BATCH_ROWS || this.now() - batchStarted >= BATCH_MS) await flush();
-        if (quotaLowUntil !== undefined) break;
+      try {
+        for await (const day of days) {
+          if (signal.aborted) throw new AbortedError();
+          if (totals) day.totals = totals.get(day.date) ?? null;
+          batch.add(day, this.now());
+          if (batch.rows >= BATCH_ROWS || this.now() - batch.startedAt >= BATCH_MS) await flush();
+          if (quotaLowUntil !== undefined) break;
+        }
+      } catch (err) {
+        // dates stored from a listing found inconsistent and not read again whole may be half days
+        const suspect = unconfirmedDates(err).filter((d) => stored.has(d));
+        if (suspect.length > 0) {
+          log.warn({ event: 'dates_forgotten', dates: suspect }, 'dates stored from an inconsistent read are removed; the next run fetches them again');
+          await forgetDays(db, { schema, def, propertyId: job.propertyId, dates: suspect }).catch((e: unknown) => log.error({ event: 'forget_failed', dates: suspect, err: describe(e) }, 'could not remove dates stored from an inconsistent read'));
+        }
+        throw err;
       }
       if (quotaLowUntil !== undefined) {
         await flush();
+        if (refused.length > 0) throw refusedError();
         return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
       }
       if (signal.aborted) throw new AbortedError();
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
+    if (refused.length > 0) throw refusedError();
     return { rows, dates, remaining: Math.max(0, pending) };
   }
 
