@@ -4,7 +4,7 @@
  * seeded PRNG) applies, and counts against its `times`.
  */
 import { seededRandom } from './generator.js';
-import type { EventKind, Fault } from './types.js';
+import type { EventKind, Fault, RewriteRequest } from './types.js';
 
 interface ActiveFault {
   fault: Fault;
@@ -31,13 +31,14 @@ export class FaultPlan {
     this.active = [];
   }
 
-  /** The fault that hits this request, if any. */
-  take(endpoint: EventKind, property: string | undefined): Fault | undefined {
+  /** The fault that hits this request, if any; `request` is a runReport request's offset and limit. */
+  take(endpoint: EventKind, property: string | undefined, request?: RewriteRequest): Fault | undefined {
     for (const a of this.active) {
       const f = a.fault;
       if (a.left <= 0) continue;
       if (f.endpoint !== 'any' && f.endpoint !== endpoint) continue;
       if (f.property !== undefined && f.property !== property) continue;
+      if (f.match !== undefined && (request === undefined || !f.match(request))) continue;
       if (f.rate !== undefined && f.rate < 1 && this.random() >= f.rate) continue;
       a.left--;
       return f;

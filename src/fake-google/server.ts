@@ -46,6 +46,16 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A runReport body's offset and limit, as far as it can be read (for faults that match on them). */
+function pageOf(body: string): { offset: number; limit: number } | undefined {
+  try {
+    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown };
+    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0 };
+  } catch {
+    return undefined;
+  }
+}
+
 export class FakeGoogle {
   private readonly state: FakeState;
   private readonly faults: FaultPlan;
@@ -311,7 +321,7 @@ export class FakeGoogle {
       if (event.respondedAt === 0) event.respondedAt = this.state.now();
     });
 
-    const fault = this.faults.take(r.kind, r.property);
+    const fault = this.faults.take(r.kind, r.property, r.kind === 'runReport' ? pageOf(body) : undefined);
     if (fault) event.fault = faultLabel(fault);
     if (fault?.kind === 'reset') {
       req.socket.destroy();

@@ -79,6 +79,8 @@ export interface Fault {
   rate?: number;
   /** Overrides the error message of a `status` fault. */
   message?: string;
+  /** Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and limit. */
+  match?: (request: RewriteRequest) => boolean;
   /**
    * For kind `rewrite`: gets the JSON body the endpoint would send (parsed) and returns what to
    * send instead: an object (serialized as JSON) or a string (sent as it is).
