@@ -21,18 +21,23 @@ export interface PageRequest {
   body: Record<string, unknown>;
 }
 
-/** What to answer: a JSON value (sent as JSON), or a raw body with a status and content type. */
-export type Answer = Record<string, unknown> | { raw: string | Buffer; status?: number; contentType?: string } | 'hang';
+/**
+ * What to answer: a JSON value (sent as JSON), a raw body with a status and content type, `hang`
+ * (never answer), or `stall` (headers and the first half of this JSON value, then nothing).
+ */
+export type Answer = Record<string, unknown> | { raw: string | Buffer; status?: number; contentType?: string } | { stall: Record<string, unknown> } | 'hang';
 
 export interface ScriptedApi {
   client: Ga4Client;
+  /** the client's request slots */
+  limiter: Limiter;
   ctx: CallContext;
   metrics: Metrics;
   requests: PageRequest[];
   stop(): Promise<void>;
 }
 
-export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise<Answer>, opts: { maxAttempts?: number; timeoutMs?: number; propertyId?: string } = {}): Promise<ScriptedApi> {
+export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise<Answer>, opts: { maxAttempts?: number; timeoutMs?: number; propertyId?: string; concurrency?: number } = {}): Promise<ScriptedApi> {
   const requests: PageRequest[] = [];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
@@ -45,6 +50,12 @@ export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise
         requests.push(r);
         const a = await answer(r);
         if (a === 'hang') return;
+        if ('stall' in a && typeof a.stall === 'object') {
+          const json = Buffer.from(JSON.stringify(a.stall));
+          res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8', 'content-length': json.length });
+          res.write(json.subarray(0, json.length >> 1));
+          return;
+        }
         if ('raw' in a && (typeof a.raw === 'string' || Buffer.isBuffer(a.raw))) {
           const raw = Buffer.isBuffer(a.raw) ? a.raw : Buffer.from(a.raw);
           res.writeHead(a.status ?? 200, { 'content-type': a.contentType ?? 'application/json; charset=UTF-8', 'content-length': raw.length });
@@ -64,11 +75,12 @@ export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   const metrics = new Metrics({ defaultMetrics: false });
+  const limiter = new Limiter(opts.concurrency ?? 4);
   const client = new Ga4Client({
     apiRootUrl: `http://127.0.0.1:${port}/`,
     timeoutMs: opts.timeoutMs ?? 5_000,
     maxAttempts: opts.maxAttempts ?? 4,
-    limiter: new Limiter(4),
+    limiter,
     metrics,
     backoffBaseMs: 1,
     backoffCapMs: 5,
@@ -77,6 +89,7 @@ export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise
   const ctx: CallContext = { propertyId: opts.propertyId ?? '1', tokens: tokens as never, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'), report: 'r' };
   return {
     client,
+    limiter,
     ctx,
     metrics,
     requests,

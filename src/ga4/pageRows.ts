@@ -25,7 +25,7 @@ import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import type { CallContext, RunReportResponse } from './client.js';
 import { metricValue, parsePage } from './report.js';
-import { copyText, segmentsOf, storableText, type DaySegment } from './rowText.js';
+import { copyText, metricField, segmentsOf, storableText, type DaySegment } from './rowText.js';
 import type { ResponseMeta } from './types.js';
 
 export interface PageRows {
@@ -460,7 +460,7 @@ class Scanner {
         if (!this.segSanitizedDims.includes(name)) this.segSanitizedDims.push(name);
       }
     }
-    const field = metric ? String(metricValue(text, integer, (what) => bad(this.ctx, what))) : copyText(text);
+    const field = metric ? metricField(metricValue(text, integer, (what) => bad(this.ctx, what))) : copyText(text);
     const len = Buffer.byteLength(field);
     this.ensure(len + 1);
     this.out[this.o++] = TAB;

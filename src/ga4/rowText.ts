@@ -63,12 +63,17 @@ export function copyText(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
+/** A metric value (metricValue's result) as a row text field; -0 stays -0, as the scanner copies it. */
+export function metricField(value: string | number): string {
+  return typeof value === 'number' && Object.is(value, -0) ? '-0' : String(value);
+}
+
 /** The row text of one row. */
 export function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;
   for (const d of row.dims) line += `\t${copyText(d)}`;
-  // integer metrics are digit strings and the others finite numbers (checked by the page parser)
-  for (const m of row.metrics) line += `\t${m}`;
+  // integer metrics are digit strings and the others numbers (checked by the page parser)
+  for (const m of row.metrics) line += `\t${metricField(m)}`;
   return `${line}\n`;
 }
 
