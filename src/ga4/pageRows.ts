@@ -448,7 +448,15 @@ class Scanner {
       this.o = copyBytes(b, from, to, this.out, this.o);
       return;
     }
-    // the rare values: escapes, exponents, or not numbers at all
+    this.rareValue(metric, integer, dim);
+  }
+
+  /**
+   * The rare values: escapes, exponents, or not numbers at all. A method of its own so that
+   * value(), which runs for every value, stays small enough to be inlined.
+   */
+  private rareValue(metric: boolean, integer: boolean, dim: number): void {
+    const { b, from, to, escaped } = this;
     let text = escaped ? (JSON.parse(b.toString('utf8', from - 1, to + 1)) as string) : b.toString('utf8', from, to);
     if (!metric && escaped) {
       // only an escape can carry U+0000 or a lone surrogate (the body is valid UTF-8)
