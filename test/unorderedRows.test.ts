@@ -84,3 +84,58 @@ describe('rows newest first (orderBys ignored)', () => {
     }
   }
 });
+
+describe('rows out of order, then the whole read fails', () => {
+  it('dates stored before the disorder showed are removed (gaps fetched next run), never left as complete', async () => {
+    const db = await testDb('unordfail');
+    const g = await startFake([{ id: P, timeZone: 'UTC' }], { maxPageSize: 1 });
+    const daemon = await makeDaemon(db, g, {
+      properties: [{ id: P }],
+      reports: { d: { dimensions: [], metrics: ['sessions'], startDate: '6daysAgo', refreshDays: 1 } },
+      fetch: { pageSize: 1, maxAttempts: 2 },
+    }, { backoffBaseMs: 5 });
+    try {
+      const today = g.fake.todayOf(P);
+      const first = addDays(today, -6);
+      let broken = false;
+      // after the disorder, every request fails: the buffered read cannot replace what was stored
+      g.fake.inject({ endpoint: 'runReport', kind: 'status', status: 503, match: () => broken });
+      // the third page comes late, so the batch of the first two dates is written before the fourth page shows the disorder
+      g.fake.inject({ endpoint: 'runReport', kind: 'delay', delayMs: 1_200, times: 1, match: (r) => r.offset === 2 });
+      g.fake.inject({
+        endpoint: 'runReport',
+        kind: 'rewrite',
+        times: 1,
+        match: (r) => r.offset === 3,
+        rewrite: (body) => {
+          broken = true;
+          const rows = body['rows'] as Array<{ dimensionValues: Array<{ value: string }> }>;
+          rows[0]!.dimensionValues[0]!.value = first.replaceAll('-', '');
+          return body;
+        },
+      });
+      const [res] = await daemon.scheduler.runOnce();
+      assert.equal(res!.ok, false, 'the job fails');
+      assert.match(res!.error!, /503/);
+      const ledger = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1`, [P]);
+      const rows = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".d WHERE property_id = $1`, [P]);
+      assert.deepEqual([ledger.length, rows.length], [0, 0], `no date kept from the inconsistent read (ledger ${JSON.stringify(ledger)}, rows ${JSON.stringify(rows)})`);
+      const delayed = g.fake.events.filter((e) => e.fault === 'delay');
+      assert.equal(delayed.length, 1, 'the late page was served');
+
+      // Google is well again: the next run fetches every date
+      g.fake.clearFaults();
+      const [again] = await daemon.scheduler.runOnce();
+      assert.equal(again!.ok, true, again!.error);
+      const stored = await db.query<{ date: string; sessions: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date, sessions::text FROM "${db.schema}".d WHERE property_id = $1 ORDER BY date`, [P]);
+      assert.deepEqual(stored.map((r) => [r.date, r.sessions]), [6, 5, 4, 3, 2, 1].map((n) => {
+        const date = addDays(today, -n);
+        return [date, String(generateReport({ propertyId: P, date, dimensions: [], metrics: ['sessions'] })[0]!.values[0])];
+      }));
+    } finally {
+      await daemon.stop(0);
+      await g.stop();
+      await db.drop();
+    }
+  });
+});
