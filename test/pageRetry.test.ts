@@ -162,3 +162,17 @@ describe('a listing that changed while it was read is read again from its first 
     assert.equal(api.requests.filter((r) => r.offset === 0).length, 3, 'three listings');
   });
 });
+
+describe('rows out of date order', () => {
+  it('switch to reading the whole range at once, without asking for the same page again', async () => {
+    const newestFirst = [...ALL].reverse();
+    const api = await scriptedApi((req) => page(req, newestFirst));
+    try {
+      const { last } = await readAll(api, 2);
+      assert.deepEqual(last, { '2024-01-01': '1\t2024-01-01\tSpain\t8\n1\t2024-01-01\tFrance\t5\n', '2024-01-02': '1\t2024-01-02\tSpain\t7\n1\t2024-01-02\tFrance\t9\n', '2024-01-03': EXPECTED['2024-01-03'] });
+      assert.deepEqual(api.requests.map((r) => r.offset), [0, 0, 2, 4], 'the first page once for the streaming read, then each page once');
+    } finally {
+      await api.stop();
+    }
+  });
+});

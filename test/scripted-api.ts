@@ -57,8 +57,9 @@ export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise
           return;
         }
         if ('raw' in a && (typeof a.raw === 'string' || Buffer.isBuffer(a.raw))) {
-          const raw = Buffer.isBuffer(a.raw) ? a.raw : Buffer.from(a.raw);
-          res.writeHead(a.status ?? 200, { 'content-type': a.contentType ?? 'application/json; charset=UTF-8', 'content-length': raw.length });
+          const r = a as { raw: string | Buffer; status?: number; contentType?: string };
+          const raw = Buffer.isBuffer(r.raw) ? r.raw : Buffer.from(r.raw);
+          res.writeHead(r.status ?? 200, { 'content-type': r.contentType ?? 'application/json; charset=UTF-8', 'content-length': raw.length });
           res.end(raw);
           return;
         }

@@ -115,9 +115,10 @@ export class Ga4Client {
   /**
    * One runReport page: the response body as bytes, unparsed, handed to `read` (the page loop
    * reads rows straight from them, pageRows.ts, far cheaper than a parse that builds an object per
-   * value). A RetryableError thrown by `read` (a truncated or non-JSON body, a malformed page) is
-   * retried like a 5xx: the same attempts, the same backoff. Error bodies are still parsed (gaxios
-   * does that for `arraybuffer`), so classify() sees Google's error.
+   * value). A RetryableError with code `bad_response` thrown by `read` (a truncated or non-JSON
+   * body, a malformed page) is retried like a 5xx: the same attempts, the same backoff; any other
+   * error of `read` is thrown as it is. Error bodies are still parsed (gaxios does that for
+   * `arraybuffer`), so classify() sees Google's error.
    */
   runReportPage<R>(ctx: CallContext, body: RunReportRequest, read: (body: Buffer) => R): Promise<R> {
     return this.call(
@@ -235,7 +236,9 @@ export class Ga4Client {
         try {
           return read(result.value);
         } catch (err) {
-          if (!(err instanceof RetryableError)) throw err;
+          // only a bad page is asked for again; anything else (rows out of order: the same page
+          // again would say the same) is the caller's to handle
+          if (!(err instanceof RetryableError) || err.code !== 'bad_response') throw err;
           error = err;
           status = 200;
         }
