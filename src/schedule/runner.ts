@@ -11,14 +11,13 @@ import type { Config, ReportDefinition } from '../config.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { Ga4Client } from '../ga4/client.js';
-import { fetchRange, unconfirmedDates } from '../ga4/report.js';
+import { fetchRange } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
 import { hasTotals } from '../store/reportTables.js';
 import type { PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { describeRefused, forgetDays, replaceDaysOrRefuse, type RefusedDay } from '../store/dayWriter.js';
-import { DayBatch } from './dayBatch.js';
+import { BatchWriter } from './batchWriter.js';
 import { ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { lockKey, tryLock, unlock } from '../store/locks.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -214,37 +213,18 @@ export class JobRunner {
 
     let rows = 0;
     let dates = 0;
-    // dates PostgreSQL refused to store (a value it cannot hold): the job fails, naming them, after the others are stored
-    const refused: RefusedDay[] = [];
-    const refusedError = () =>
-      new Error(`property ${job.propertyId}, report ${job.report}: PostgreSQL refused ${refused.length} date(s), the others are stored; ${describeRefused(refused)} (fetched again on the next run)`);
+    const batch = new BatchWriter({ db, schema, def, propertyId: job.propertyId, settledBefore, metrics, log });
     for (const [start, end] of ranges) {
       const rangeStarted = this.now();
-      const batch = new DayBatch();
-      const stored = new Set<string>();
       const flush = async () => {
         if (batch.size === 0) return;
-        const days = batch.take();
-        const result = await replaceDaysOrRefuse(db, { schema, def, propertyId: job.propertyId, days, settledBefore });
-        const n = result.written;
-        const refusedNow = new Set(result.refused.map((r) => r.date));
-        for (const r of result.refused) {
-          refused.push(r);
-          log.error({ event: 'date_refused', date: r.date, column: r.column, err: r.reason }, 'PostgreSQL refused a value; this date is not stored');
-        }
-        const storedDays = days.filter((d) => !refusedNow.has(d.date));
-        for (const d of storedDays) {
-          stored.add(d.date);
-          if (d.sanitized) {
-            metrics.valuesSanitized.inc(labels, d.sanitized.values);
-            log.warn({ event: 'values_sanitized', date: d.date, values: d.sanitized.values, dimensions: d.sanitized.dimensions }, 'stored values PostgreSQL cannot hold as sent: U+0000 removed, lone surrogates replaced by U+FFFD');
-          }
-        }
+        const stored = await batch.flush();
+        const n = stored.rows;
         rows += n;
-        dates += storedDays.length;
-        pending -= storedDays.length;
+        dates += stored.dates;
+        pending -= stored.dates;
         metrics.rowsWritten.inc(labels, n);
-        this.deps.progress?.advance(job.propertyId, job.report, storedDays.length, n);
+        this.deps.progress?.advance(job.propertyId, job.report, stored.dates, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);
       };
@@ -271,24 +251,22 @@ export class JobRunner {
           if (quotaLowUntil !== undefined) break;
         }
       } catch (err) {
-        // dates stored from a listing found inconsistent and not read again whole may be half days
-        const suspect = unconfirmedDates(err).filter((d) => stored.has(d));
-        if (suspect.length > 0) {
-          log.warn({ event: 'dates_forgotten', dates: suspect }, 'dates stored from an inconsistent read are removed; the next run fetches them again');
-          await forgetDays(db, { schema, def, propertyId: job.propertyId, dates: suspect }).catch((e: unknown) => log.error({ event: 'forget_failed', dates: suspect, err: describe(e) }, 'could not remove dates stored from an inconsistent read'));
-        }
+        await batch.forgetUnconfirmed(err);
         throw err;
       }
       if (quotaLowUntil !== undefined) {
         await flush();
-        if (refused.length > 0) throw refusedError();
+        const refused = batch.refusedError();
+        if (refused) throw refused;
         return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
       }
       if (signal.aborted) throw new AbortedError();
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
-    if (refused.length > 0) throw refusedError();
+    // dates PostgreSQL refused (a value it cannot hold): the others are stored, the job fails naming them
+    const refused = batch.refusedError();
+    if (refused) throw refused;
     return { rows, dates, remaining: Math.max(0, pending) };
   }
 
