@@ -41,7 +41,9 @@ export interface CallContext {
 
 export interface Ga4ClientOptions {
   apiRootUrl: string;
+  /** deadline of one request, headers and whole body, ms; a timeout is retried like a 5xx */
   timeoutMs: number;
+  /** attempts per request (and per listing, in the page loop) for retryable failures */
   maxAttempts: number;
   limiter: Limiter;
   metrics: Metrics;
