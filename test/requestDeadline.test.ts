@@ -70,6 +70,26 @@ describe('each request method ends at its deadline, after garbage collections to
     assert.equal(api.limiter.inFlight, 0, 'the request slot is free again');
   });
 
+  it('a deadline that fires while the request is still being prepared ends it cleanly, never as an uncaught exception', async () => {
+    // a 1 ms deadline fires at every stage: before the request is sent, while it is sent, while it waits
+    const api = await scriptedApi(() => 'hang', { timeoutMs: 1, maxAttempts: 1 });
+    apis.push(api);
+    const uncaught: string[] = [];
+    const onUncaught = (err: Error) => void uncaught.push(err.message);
+    process.on('uncaughtException', onUncaught);
+    try {
+      for (let i = 0; i < 100; i++) {
+        await assert.rejects(api.client.runReport(api.ctx, {}), /timed out after 1 ms/);
+        await assert.rejects(api.client.runReportPage(api.ctx, {}, (b) => b), /timed out after 1 ms/);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(uncaught, [], 'no uncaught exception');
+    assert.equal(api.limiter.inFlight, 0, 'every request slot is free again');
+  });
+
   it('a timed-out request that is retried succeeds on the next attempt', async () => {
     let n = 0;
     const api = await scriptedApi(() => (n++ < 2 ? { stall: page } : page), { timeoutMs: 300, maxAttempts: 3 });
