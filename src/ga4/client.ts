@@ -7,9 +7,9 @@
  * listing under the same policy (`backOff`).
  */
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
-import nodeFetch from 'node-fetch';
 import { TokenExpiredError, type TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, RetryableError, describe } from '../errors.js';
+import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { withDeadline } from '../net/deadline.js';
 import { localDate } from '../time.js';
 import type { Logger } from '../log.js';
@@ -107,7 +107,7 @@ export class Ga4Client {
           // prettyPrint=false: Google indents JSON by default, which doubles what is sent and parsed
           { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
           // no `timeout`: the deadline is ours (withDeadline in call), see net/deadline.ts
-          { headers, signal, retry: false, responseType: 'json', fetchImplementation: guardedFetch },
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
         );
         return res.data;
       },
@@ -130,7 +130,7 @@ export class Ga4Client {
       async (headers, signal) => {
         const res = await this.api.properties.runReport(
           { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
-          { headers, signal, retry: false, responseType: 'arraybuffer', fetchImplementation: guardedFetch },
+          { headers, signal, retry: false, responseType: 'arraybuffer', fetchImplementation: abortSafeFetch },
         );
         return { body: Buffer.from(res.data as unknown as ArrayBuffer), type: contentType(res.headers) };
       },
@@ -151,7 +151,7 @@ export class Ga4Client {
       async (headers, signal) => {
         const res = await this.api.properties.getMetadata(
           { name: `properties/${ctx.propertyId}/metadata`, prettyPrint: false },
-          { headers, signal, retry: false, responseType: 'json', fetchImplementation: guardedFetch },
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
         );
         return res.data;
       },
@@ -261,19 +261,6 @@ export class Ga4Client {
     }
   }
 }
-
-/**
- * The fetch gaxios uses on Node (node-fetch 3), except that a request whose signal is already
- * aborted is refused here. Why: node-fetch, handed an aborted signal, destroys the request's body
- * stream with an error no one listens to, an uncaught exception that ends the process. That
- * happens whenever a deadline, a shutdown or an abandoned read-ahead aborts a request while gaxios
- * is still preparing it (it loads node-fetch lazily, so on a first request that takes a while).
- * The check and node-fetch's own are in one synchronous step: nothing can abort in between.
- */
-const guardedFetch = ((url: string | URL, init?: { signal?: AbortSignal | null }) => {
-  if (init?.signal?.aborted) return Promise.reject(new AbortedError('request aborted before it was sent'));
-  return nodeFetch(url as string, init as Parameters<typeof nodeFetch>[1]);
-}) as unknown as typeof fetch;
 
 function where(ctx: CallContext): string {
   return `property ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
