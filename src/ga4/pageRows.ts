@@ -75,7 +75,13 @@ export interface ReadOptions {
   ordered?: boolean;
 }
 
-/** The rows of a response body as row text, and the rest of the response; see the module comment. */
+/**
+ * The rows of a response body as row text, and the rest of the response; see the module comment.
+ * Dimension values PostgreSQL cannot hold are made storable (rowText.ts storableText) and counted
+ * in the segments' `sanitized`.
+ * @throws RetryableError code `bad_response` for a body that is not a usable page (not JSON,
+ *   malformed, a date out of range), `unordered` for rows out of date order when `ordered`
+ */
 export function parsePageBytes(body: Buffer, def: ReportDefinition, start: string, end: string, ctx: CallContext, opts: ReadOptions = {}): PageRows {
   const ordered = opts.ordered ?? true;
   // the scanner copies bytes as they are: only valid UTF-8 may be copied (the slow path decodes
