@@ -20,6 +20,7 @@ export class Metrics {
   readonly jobsAborted: Counter<'reason'>;
   /** Read at each scrape into ga_collector_oldest_running_job_seconds; the scheduler's watchdog sets it. */
   oldestRunningJobAge: () => number = () => 0;
+  readonly valuesSanitized: Counter<'property' | 'report'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -99,6 +100,12 @@ export class Metrics {
       registers,
     });
     for (const reason of ['deadline', 'shutdown', 'reload']) this.jobsAborted.inc({ reason }, 0);
+    this.valuesSanitized = new Counter({
+      name: 'ga_collector_values_sanitized_total',
+      help: 'Dimension values stored changed because PostgreSQL cannot hold them as sent: U+0000 removed, lone UTF-16 surrogates replaced by U+FFFD.',
+      labelNames: ['property', 'report'],
+      registers,
+    });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
