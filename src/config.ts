@@ -229,7 +229,7 @@ const schema = {
     timeoutSeconds: { doc: 'Timeout of one API request.', format: 'nat', default: 120, env: 'GA_COLLECTOR_REQUEST_TIMEOUT_SECONDS' },
     maxAttempts: { doc: 'Attempts per API request for retryable failures (429, 5xx, timeouts, resets).', format: 'nat', default: 6, env: 'GA_COLLECTOR_MAX_ATTEMPTS' },
     jobDeadlineSeconds: {
-      doc: 'A job (one property and report) starts no retry that would end later than this after it began; what is left is due again on the next run.',
+      doc: 'A job (one property and report) starts no retry that would end later than this after it began, and one still running then is aborted by the watchdog (logged as job_stuck, counted as a failure, tried again after a pause); what is left is due again on the next run.',
       format: 'nat',
       default: 3600,
       env: 'GA_COLLECTOR_JOB_DEADLINE_SECONDS',

@@ -113,6 +113,7 @@ export class Daemon implements StatusSource {
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
       ...(opts.deferJitterMs !== undefined ? { deferJitterMs: opts.deferJitterMs } : {}),
+      metrics: this.metrics,
     });
     this.view = new StatusView({
       pool: this.pool,
@@ -296,7 +297,8 @@ export class Daemon implements StatusSource {
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
     await this.http?.stop();
-    await this.pool.end().catch(() => undefined);
+    // a job the watchdog let go may still hold a connection; the pool's end would wait for it
+    await withDeadline('closing the database pool', 3_000, undefined, () => this.pool.end()).catch(() => undefined);
   }
 
   get currentConfig(): Config {

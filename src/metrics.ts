@@ -16,6 +16,12 @@ export class Metrics {
   readonly tokenRefreshes: Counter<'account' | 'outcome'>;
   readonly configReloads: Counter<'outcome'>;
   readonly propertiesDiscovered: Gauge;
+  readonly oldestRunningJob: Gauge;
+  readonly jobDeadline: Gauge;
+  readonly jobsAborted: Counter<'reason'>;
+  /** Read at each scrape into ga_collector_oldest_running_job_seconds; the scheduler's watchdog sets it. */
+  oldestRunningJobAge: () => number = () => 0;
+  readonly valuesSanitized: Counter<'property' | 'report'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -81,6 +87,31 @@ export class Metrics {
     // both series from the start, so an alert on increase(...{outcome="failure"}) sees the first one
     this.configReloads.inc({ outcome: 'success' }, 0);
     this.configReloads.inc({ outcome: 'failure' }, 0);
+    // the job watchdog (schedule/watchdog.ts) and its alert, GaCollectorStuck.
+    this.oldestRunningJob = new Gauge({
+      name: 'ga_collector_oldest_running_job_seconds',
+      help: 'Seconds the oldest fetch job still running has run (0 when none runs), at scrape time.',
+      registers,
+      collect: () => this.oldestRunningJob.set(this.oldestRunningJobAge()),
+    });
+    this.jobDeadline = new Gauge({
+      name: 'ga_collector_job_deadline_seconds',
+      help: 'fetch.jobDeadlineSeconds: a job still running after this long is aborted by the watchdog.',
+      registers,
+    });
+    this.jobsAborted = new Counter({
+      name: 'ga_collector_jobs_aborted_total',
+      help: 'Fetch jobs aborted while running, by reason (deadline: the watchdog; shutdown: the grace period ran out; reload: its property or report left the configuration).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['deadline', 'shutdown', 'reload']) this.jobsAborted.inc({ reason }, 0);
+    this.valuesSanitized = new Counter({
+      name: 'ga_collector_values_sanitized_total',
+      help: 'Dimension values stored changed because PostgreSQL cannot hold them as sent: U+0000 removed, lone UTF-16 surrogates replaced by U+FFFD.',
+      labelNames: ['property', 'report'],
+      registers,
+    });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 

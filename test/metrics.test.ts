@@ -93,6 +93,12 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
     }
     const extra = [...families.keys()].filter((n) => n.startsWith('ga_collector_') && !(n in DOCUMENTED));
     assert.deepEqual(extra, [], 'every ga_collector_ family is in the README\'s metrics reference');
+    // after the start-up cycle nothing runs; the deadline is the default; each abort reason starts at 0
+    assert.equal(valueOf(families, 'ga_collector_oldest_running_job_seconds', {}), 0);
+    assert.equal(valueOf(families, 'ga_collector_job_deadline_seconds', {}), 3600);
+    assert.equal(valueOf(families, 'ga_collector_jobs_aborted_total', { reason: 'deadline' }), 0);
+    assert.equal(valueOf(families, 'ga_collector_jobs_aborted_total', { reason: 'shutdown' }), 0);
+    assert.equal(valueOf(families, 'ga_collector_jobs_aborted_total', { reason: 'reload' }), 0);
     // prom-client's default metrics are there too (the stale-data alert uses process_start_time_seconds)
     for (const n of ['process_start_time_seconds', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
       assert.ok(families.has(n), `default metric ${n}`);
@@ -218,7 +224,9 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
     assert.deepEqual([...referenced].sort(), [
       'ga_collector_dates_pending',
       'ga_collector_fetch_runs_total',
+      'ga_collector_job_deadline_seconds',
       'ga_collector_last_success_timestamp_seconds',
+      'ga_collector_oldest_running_job_seconds',
       'ga_collector_quota_tokens_remaining',
       'ga_collector_token_expiry_timestamp_seconds',
       'ga_collector_token_refreshes_total',

@@ -148,6 +148,57 @@ describe('page scanner', () => {
   });
 });
 
+describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () => {
+  it('removes U+0000 and replaces lone surrogates with U+FFFD on both paths, counting them per date and dimension', () => {
+    const odd: Row[] = [
+      ['20250301', 'nul\u0000inside', 'ok', '1', '0'],
+      ['20250301', '/', 'lone \ud800 high', '2', '0'],
+      ['20250302', 'pair \ud83d\ude00 ok', 'x', '3', '0'],
+    ];
+    const fast = assertSame(JSON.stringify(response(odd)), { scanned: true });
+    assert.deepEqual(decode(fast.segments[0]!.text.toString()).map((r) => [r[2], r[3]]), [['nulinside', 'ok'], ['/', 'lone \ufffd high']]);
+    assert.deepEqual(fast.segments.map((s) => s.sanitized ?? null), [{ values: 2, dimensions: ['pagePath', 'city'] }, null]);
+    const slow = bothPaths(JSON.stringify(response(odd)).replace('"metricValues"', '"future":1,"metricValues"'));
+    assert.equal(slow.fast.scanned, false);
+    assert.deepEqual(slow.fast.segments.map((s) => s.sanitized ?? null), [{ values: 2, dimensions: ['pagePath', 'city'] }, null]);
+  });
+
+  it('bytes that are not UTF-8 are never copied raw: the slow path reads them as U+FFFD', () => {
+    const json = Buffer.from(JSON.stringify(response(ROWS)));
+    const at = json.indexOf('Berlin');
+    const body = Buffer.concat([json.subarray(0, at), Buffer.from([0xed, 0xa0, 0x80, 0xff]), json.subarray(at)]);
+    const page = parsePageBytes(body, def, START, END, ctx);
+    assert.equal(page.scanned, false);
+    assert.equal(Buffer.from(decode(page.segments[0]!.text.toString())[1]![3] as string).toString('hex'), Buffer.from('\ufffd\ufffd\ufffd\ufffdBerlin').toString('hex'));
+  });
+
+  it('a "rows" key inside a string, a nested object or spelled with an escaped quote is not taken for the rows', () => {
+    for (const metadata of [{ timeZone: 'UTC', rows: [1] }, { timeZone: 'UTC', 'x"rows': [{ a: 1 }] }, { timeZone: 'UTC', note: '"rows": [' }]) {
+      const { dimensionHeaders, metricHeaders, rows, ...rest } = response(ROWS);
+      const page = assertSame(JSON.stringify({ dimensionHeaders, metricHeaders, ...rest, metadata, rows }), { scanned: true });
+      assert.equal(page.rows, ROWS.length);
+    }
+    // a second rows field: JSON keeps the last, and so do both paths
+    assert.deepEqual(bothPaths(`${JSON.stringify(response(ROWS)).slice(0, -1)},"rows":[]}`).fast.rows, 0);
+  });
+
+  it('rows out of date order: refused when the page loop asks for order, one segment per run of a date when it does not', () => {
+    const unordered: Row[] = [ROWS[2]!, ROWS[0]!, ROWS[3]!, ROWS[1]!];
+    const body = Buffer.from(JSON.stringify(response(unordered)));
+    assert.throws(() => parsePageBytes(body, def, START, END, ctx), (err: unknown) => err instanceof RetryableError && err.code === 'unordered');
+    const page = parsePageBytes(body, def, START, END, ctx, { ordered: false });
+    assert.deepEqual(page.segments.map((s) => [s.date, s.rows]), [['2025-03-02', 1], ['2025-03-01', 1], ['2025-03-05', 1], ['2025-03-01', 1]]);
+  });
+
+  it('a number beyond a double is kept as written (the store refuses it); hex, Infinity and blanks are malformed', () => {
+    const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '1e400']])), { scanned: true });
+    assert.match(page.segments[0]!.text.toString(), /\t1e400\n$/);
+    for (const v of ['0x10', 'Infinity', ' 5', '1e']) {
+      assert.throws(() => parsePageBytes(Buffer.from(JSON.stringify(response([['20250301', '/', 'x', '1', v]]))), def, START, END, ctx), /malformed response \(metric value/);
+    }
+  });
+});
+
 describe('row text through COPY', () => {
   let db: TestDb;
   before(async () => {

@@ -25,6 +25,7 @@
  *   read leniently by tokenResponse.ts instead.
  */
 import { JWT, gaxios } from 'google-auth-library';
+import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { redactUrl } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
@@ -81,7 +82,8 @@ export async function exchangeToken(key: ServiceAccountKey, opts: ExchangeOption
 
 /** One exchange through google-auth-library; resolves with the response body as gaxios parsed it. */
 async function send(key: ServiceAccountKey, tokenUrl: string, signal: AbortSignal): Promise<unknown> {
-  const transporter = new gaxios.Gaxios();
+  // abortSafeFetch: node-fetch handed an already aborted signal crashes the process (net/abortSafeFetch.ts)
+  const transporter = new gaxios.Gaxios({ fetchImplementation: abortSafeFetch });
   let body: unknown;
   transporter.interceptors.request.add({
     resolved: async (config) => {

@@ -209,15 +209,20 @@ function aggregateRows(req: ReportRequest, rows: Row[], all: Row[], kind: 'TOTAL
   return out;
 }
 
-/** Serves one runReport page for an authorized account. */
-export function runReport(state: FakeState, property: Property, project: string, req: ReportRequest, today: string, pretty: boolean): ReportOutcome {
+/**
+ * Serves one runReport page for an authorized account. `reverse` serves the rows in the reverse
+ * of the requested order, as an endpoint that ignores `orderBys` might (fault `reverse`).
+ */
+export function runReport(state: FakeState, property: Property, project: string, req: ReportRequest, today: string, pretty: boolean, opts: { reverse?: boolean } = {}): ReportOutcome {
   const thresholded = req.dimensions.some((d) => dimensionDef(d)?.thresholded);
   const exhausted = state.quota.exhausted(property.id, project, thresholded);
   if (exhausted) return { reply: apiError(429, 'RESOURCE_EXHAUSTED', exhausted) };
 
   const { rows, all } = buildRows(state, property, req, today);
   const pageSize = Math.min(req.limit, state.maxPageSize);
-  const page = rows.slice(req.offset, req.offset + pageSize);
+  const page = opts.reverse
+    ? rows.slice(Math.max(0, rows.length - req.offset - pageSize), Math.max(0, rows.length - req.offset)).reverse()
+    : rows.slice(req.offset, req.offset + pageSize);
   const quota = state.quota.consume(property.id, project, tokenCost(req, rows.length), thresholded);
 
   const body: Record<string, unknown> = {};

@@ -10,7 +10,7 @@ import { listAccountSummaries } from './admin-endpoint.js';
 import { ADMIN_API, authenticate, authorizeProperty } from './api-auth.js';
 import { buildMetadata } from './catalog.js';
 import { addDays, assertTimeZone, isIsoDate, todayIn } from './dates.js';
-import { FaultPlan, faultLabel } from './faults.js';
+import { BAD_BODY_FAULTS, FaultPlan, faultLabel } from './faults.js';
 import { faultReply, htmlError, invalidArgument, jsonReply, type Reply } from './http-util.js';
 import { generateServiceAccountKey, keyJson, parsePublicKey, projectOf } from './keys.js';
 import { runReport } from './report-endpoint.js';
@@ -50,6 +50,16 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size <= MAX_BODY) chunks.push(buf);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A runReport body's offset and limit, as far as it can be read (for faults that match on them). */
+function pageOf(body: string): { offset: number; limit: number } | undefined {
+  try {
+    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown };
+    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0 };
+  } catch {
+    return undefined;
+  }
 }
 
 export class FakeGoogle {
@@ -238,7 +248,7 @@ export class FakeGoogle {
         if (e.status === 200 && e.fault !== 'stall') c.tokenOk++;
       } else if (e.kind === 'runReport') {
         c.runReport++;
-        if (e.status === 200 && e.fault !== 'truncate' && e.fault !== 'stall') c.runReportOk++;
+        if (e.status === 200 && !BAD_BODY_FAULTS.has(e.fault ?? '')) c.runReportOk++;
         if (e.property !== undefined) c.byProperty[e.property] = (c.byProperty[e.property] ?? 0) + 1;
       }
     }
@@ -285,23 +295,48 @@ export class FakeGoogle {
     return todayIn(property.timeZone, this.state.calendarNow());
   }
 
-  private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false, stall = false): void {
+  private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false): void {
     if (res.destroyed || res.writableEnded) return;
-    if (stall) {
-      // promise the whole body, send half, then hold the connection (released by stop())
-      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
-      res.write(reply.body.slice(0, Math.floor(reply.body.length / 2)));
-      this.held.add(res);
-      res.on('close', () => this.held.delete(res));
-      if (event) event.status = reply.status;
-      return;
-    }
     const body = truncate ? reply.body.slice(0, Math.floor(reply.body.length / 2)) : reply.body;
     res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
     res.end(body);
     if (event) {
       event.status = reply.status;
       event.respondedAt = this.state.now();
+    }
+  }
+
+  /** Sends a successful answer as the fault that hit the request (if any) spoils it. */
+  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: { offset: number; limit: number }): void {
+    switch (fault?.kind) {
+      case 'truncate':
+        return this.write(res, reply, event, true);
+      case 'garbage':
+        // what an upstream proxy (Envoy) answers when the backend went away mid-request
+        return this.write(res, { status: 200, headers: { 'content-type': 'application/json; charset=UTF-8' }, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' }, event);
+      case 'html':
+        return this.write(res, {
+          status: 200,
+          headers: { 'content-type': 'text/html; charset=UTF-8' },
+          body: '<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head><body><form action="/login">Please sign in to continue.</form></body></html>\n',
+        }, event);
+      case 'stall': {
+        if (res.destroyed || res.writableEnded) return;
+        const body = Buffer.from(reply.body);
+        res.writeHead(reply.status, { ...reply.headers, 'content-length': body.length });
+        res.write(body.subarray(0, Math.floor(body.length / 2)));
+        event.status = reply.status;
+        // the rest never comes; the connection stays open until the client gives up (or stop())
+        this.held.add(res);
+        res.on('close', () => this.held.delete(res));
+        return;
+      }
+      case 'rewrite': {
+        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0 });
+        return this.write(res, { ...reply, body: typeof out === 'string' ? out : JSON.stringify(out) }, event);
+      }
+      default:
+        return this.write(res, reply, event);
     }
   }
 
@@ -341,7 +376,7 @@ export class FakeGoogle {
       if (event.respondedAt === 0) event.respondedAt = this.state.now();
     });
 
-    const fault = this.faults.take(r.kind, r.property);
+    const fault = this.faults.take(r.kind, r.property, r.kind === 'runReport' ? pageOf(body) : undefined);
     if (fault) event.fault = faultLabel(fault);
     if (fault?.kind === 'reset') {
       req.socket.destroy();
@@ -368,7 +403,7 @@ export class FakeGoogle {
       if (!(await hold())) return;
       const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
-      this.write(res, outcome.reply, event, fault?.kind === 'truncate', fault?.kind === 'stall');
+      this.deliver(res, outcome.reply, event, fault);
       return;
     }
 
@@ -392,7 +427,7 @@ export class FakeGoogle {
     if (r.kind === 'metadata') {
       const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');
       if (!prop.ok) return this.write(res, prop.reply, event);
-      this.write(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault?.kind === 'truncate', fault?.kind === 'stall');
+      this.deliver(res, jsonReply(200, buildMetadata(prop.value.id), {}, pretty), event, fault);
       return;
     }
 
@@ -416,8 +451,9 @@ export class FakeGoogle {
     res.on('close', () => this.state.quota.leave(property.id));
     // A slow or hanging request holds its concurrency slot, as it would at Google.
     if (!(await hold())) return;
-    const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty);
+    const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty, { reverse: fault?.kind === 'reverse' });
     if (outcome.rows !== undefined) event.rows = outcome.rows;
-    this.write(res, outcome.reply, event, fault?.kind === 'truncate', fault?.kind === 'stall');
+    if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
+    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit });
   }
 }

@@ -47,7 +47,7 @@ export interface FakeEvent {
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
-  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`. */
+  /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`, `garbage`, `html`, `reverse`, `rewrite`. */
   fault?: string;
   /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */
   pageSize?: number;
@@ -56,11 +56,22 @@ export interface FakeEvent {
 
 export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'accountSummaries' | 'any';
 /**
- * `hang`: accept the request and never answer. `stall`: send the status line, the headers (with
- * the full content-length) and half the body, then nothing more. Both hold the connection until
- * the client gives up or the fake stops.
+ * - `status`: an error status with Google's error body; `delay`: wait, then answer normally;
+ * - `reset`: drop the connection; `hang`: accept the request and never answer;
+ * - `truncate`: `200` with the first half of the body (and a matching content-length);
+ * - `stall`: `200` headers (with the full content-length) and half the body, then nothing more;
+ * - `garbage`: `200`, `application/json`, and a body that is not JSON (an upstream proxy's text);
+ * - `html`: `200`, `text/html`, a proxy's or captive portal's page;
+ * - `reverse`: rows in the reverse of the requested order (an endpoint that ignores `orderBys`);
+ * - `rewrite`: the answer as `rewrite` makes it (in-process tests).
  */
-export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'stall';
+export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'stall' | 'garbage' | 'html' | 'reverse' | 'rewrite';
+
+/** The request a `rewrite` fault sees, besides the response body. */
+export interface RewriteRequest {
+  offset: number;
+  limit: number;
+}
 
 export interface Fault {
   endpoint: FaultEndpoint;
@@ -77,6 +88,13 @@ export interface Fault {
   rate?: number;
   /** Overrides the error message of a `status` fault. */
   message?: string;
+  /** Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and limit. */
+  match?: (request: RewriteRequest) => boolean;
+  /**
+   * For kind `rewrite`: gets the JSON body the endpoint would send (parsed) and returns what to
+   * send instead: an object (serialized as JSON) or a string (sent as it is).
+   */
+  rewrite?: (body: Record<string, unknown>, request: RewriteRequest) => unknown;
 }
 
 /** A service-account key file exactly as the Google Cloud console downloads it. */

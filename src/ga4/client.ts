@@ -1,12 +1,16 @@
 /**
  * The Data API client: `runReport` and `getMetadata` through Google's own package, with our token,
- * our timeout and abort signal, and errors sorted once into retryable and permanent. Retrying
- * happens here too (full-jitter exponential backoff), since `runReport` is a POST that the
- * client's own retry logic leaves alone.
+ * our deadline (net/deadline.ts) and abort signal, and errors sorted once into retryable and
+ * permanent. Retrying happens here too (full-jitter exponential backoff), since `runReport` is a
+ * POST that the client's own retry logic leaves alone; a page whose body turns out unusable once
+ * read (truncated, not JSON, inconsistent) is retried the same way, and the page loop restarts a
+ * listing under the same policy (`backOff`).
  */
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import { TokenExpiredError, type TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, RetryableError, describe } from '../errors.js';
+import { abortSafeFetch } from '../net/abortSafeFetch.js';
+import { withDeadline } from '../net/deadline.js';
 import { localDate } from '../time.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -38,7 +42,9 @@ export interface CallContext {
 
 export interface Ga4ClientOptions {
   apiRootUrl: string;
+  /** deadline of one request, headers and whole body, ms; a timeout is retried like a 5xx */
   timeoutMs: number;
+  /** attempts per request (and per listing, in the page loop) for retryable failures */
   maxAttempts: number;
   limiter: Limiter;
   metrics: Metrics;
@@ -91,51 +97,108 @@ export class Ga4Client {
     }
   }
 
+  /** One runReport call, its body parsed as JSON. */
   runReport(ctx: CallContext, body: RunReportRequest): Promise<RunReportResponse> {
-    return this.call(ctx, 'runReport', async (headers, signal) => {
-      const res = await this.api.properties.runReport(
-        // prettyPrint=false: Google indents JSON by default, which doubles what is sent and parsed
-        { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
-        { headers, signal, timeout: this.opts.timeoutMs, retry: false, responseType: 'json' },
-      );
-      return res.data;
-    });
+    return this.call(
+      ctx,
+      'runReport',
+      async (headers, signal) => {
+        const res = await this.api.properties.runReport(
+          // prettyPrint=false: Google indents JSON by default, which doubles what is sent and parsed
+          { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
+          // no `timeout`: the deadline is ours (withDeadline in call), see net/deadline.ts
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
+        );
+        return res.data;
+      },
+      jsonObject(ctx, 'runReport'),
+    );
   }
 
   /**
-   * runReport's response body as bytes, unparsed: the page loop reads rows straight from them
-   * (pageRows.ts), far cheaper than a parse that builds an object per value. Error bodies are
-   * still parsed (gaxios does that for `arraybuffer`), so classify() sees Google's error.
+   * One runReport page: the response body as bytes, unparsed, handed to `read` (the page loop
+   * reads rows straight from them, pageRows.ts, far cheaper than a parse that builds an object per
+   * value). A RetryableError with code `bad_response` thrown by `read` (a truncated or non-JSON
+   * body, a malformed page) is retried like a 5xx: the same attempts, the same backoff; any other
+   * error of `read` is thrown as it is. Error bodies are still parsed (gaxios does that for
+   * `arraybuffer`), so classify() sees Google's error.
    */
-  runReportBytes(ctx: CallContext, body: RunReportRequest): Promise<Buffer> {
-    return this.call(ctx, 'runReport', async (headers, signal) => {
-      const res = await this.api.properties.runReport(
-        { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
-        { headers, signal, timeout: this.opts.timeoutMs, retry: false, responseType: 'arraybuffer' },
-      );
-      return { body: Buffer.from(res.data as unknown as ArrayBuffer) };
-    }).then((r) => r.body);
+  runReportPage<R>(ctx: CallContext, body: RunReportRequest, read: (body: Buffer) => R): Promise<R> {
+    return this.call(
+      ctx,
+      'runReport',
+      async (headers, signal) => {
+        const res = await this.api.properties.runReport(
+          { property: `properties/${ctx.propertyId}`, requestBody: body, prettyPrint: false },
+          { headers, signal, retry: false, responseType: 'arraybuffer', fetchImplementation: abortSafeFetch },
+        );
+        return { body: Buffer.from(res.data as unknown as ArrayBuffer), type: contentType(res.headers) };
+      },
+      ({ body, type }) => {
+        // a proxy's or captive portal's page answered in Google's place: never worth parsing
+        if (type !== null && !/\bjson\b/i.test(type)) {
+          throw new RetryableError(`runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`, 'bad_response');
+        }
+        return read(body);
+      },
+    );
   }
 
   getMetadata(ctx: CallContext): Promise<MetadataResponse> {
-    return this.call(ctx, 'getMetadata', async (headers, signal) => {
-      const res = await this.api.properties.getMetadata(
-        { name: `properties/${ctx.propertyId}/metadata`, prettyPrint: false },
-        { headers, signal, timeout: this.opts.timeoutMs, retry: false, responseType: 'json' },
-      );
-      return res.data;
-    });
+    return this.call(
+      ctx,
+      'getMetadata',
+      async (headers, signal) => {
+        const res = await this.api.properties.getMetadata(
+          { name: `properties/${ctx.propertyId}/metadata`, prettyPrint: false },
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
+        );
+        return res.data;
+      },
+      jsonObject(ctx, 'getMetadata'),
+    );
   }
 
-  private async call<T>(
-    ctx: CallContext,
-    method: string,
-    send: (headers: Record<string, string>, signal: AbortSignal | undefined) => Promise<T>,
-  ): Promise<T> {
+  /**
+   * The one retry policy. After attempt number `attempt` (1-based) failed with `error`: waits the
+   * backoff (Retry-After when Google sent one, else full jitter) and resolves when another attempt
+   * should be made; throws instead when it should not (a permanent or deferring error, attempts
+   * used up, the job's deadline too near, shutdown).
+   */
+  async backOff(ctx: CallContext, error: Error, attempt: number, method: string): Promise<void> {
+    if (ctx.signal?.aborted) throw new AbortedError();
+    if (!(error instanceof RetryableError) || error instanceof DeferError) throw error;
+    if (attempt >= this.opts.maxAttempts) {
+      throw attempt > 1 ? new RetryableError(`${describe(error)} (gave up after ${attempt} attempts)`, error.code) : error;
+    }
+    const delay = error.retryAfterMs ?? this.backoffMs(attempt);
+    if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) {
+      throw new RetryableError(`${describe(error)} (gave up: the job's deadline is reached)`, error.code);
+    }
+    ctx.logger.warn(
+      { event: 'api_retry', method, attempt, code: error.code, retryInMs: Math.round(delay), err: describe(error) },
+      'retryable API failure, backing off',
+    );
+    await sleep(delay, ctx.signal);
+  }
+
+  /** Full jitter: a random wait up to the capped exponential step, so retries of many jobs spread out. */
+  private backoffMs(attempt: number): number {
     const base = this.opts.backoffBaseMs ?? 1_000;
     const cap = this.opts.backoffCapMs ?? 32_000;
-    // full jitter: a random wait up to the capped exponential step, so retries of many jobs spread out
-    const backoff = (attempt: number) => Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+    return Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+  }
+
+  /**
+   * `send` under the request slots and a deadline, then `read` of what it returned, retried as
+   * backOff says. `read` runs outside the slots: parsing a page holds no request slot.
+   */
+  private async call<T, R>(
+    ctx: CallContext,
+    method: string,
+    send: (headers: Record<string, string>, signal: AbortSignal) => Promise<T>,
+    read: (value: T) => R,
+  ): Promise<R> {
     let refreshedFor401 = false;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal?.aborted) throw new AbortedError();
@@ -146,7 +209,7 @@ export class Ga4Client {
       } catch (err) {
         // an expired token with renewals failing, or a refused key: no API call can succeed now
         if (!(err instanceof RetryableError) || err instanceof TokenExpiredError || attempt >= this.opts.maxAttempts) throw err;
-        const delay = backoff(attempt);
+        const delay = this.backoffMs(attempt);
         if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) throw err;
         ctx.logger.warn({ event: 'token_unavailable', attempt, err: describe(err), retryInMs: Math.round(delay) }, 'no access token yet; retrying');
         await sleep(delay, ctx.signal);
@@ -155,23 +218,36 @@ export class Ga4Client {
       // the property's slot first, so a busy property does not sit on global slots while it waits
       const result: { ok: true; value: T } | { ok: false; error: Error; status: number | undefined } = await this.propertyLimiter(ctx.propertyId).run(() =>
         this.opts.limiter.run(async () => {
-        try {
-          const value = await send({ Authorization: `Bearer ${token}` }, ctx.signal);
-          this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: '200' });
-          if (typeof value !== 'object' || value === null) {
-            // gaxios hands back a body that is not JSON as a plain string
-            return { ok: false, status: 200, error: new RetryableError(`${method} for property ${ctx.propertyId}: response body is not JSON (truncated?)`, 'bad_response') };
+          try {
+            // the deadline ends the wait (and so frees both slots) even if the request ignores its signal
+            const value = await withDeadline(`${method} for ${where(ctx)}`, this.opts.timeoutMs, ctx.signal, (signal) => send({ Authorization: `Bearer ${token}` }, signal));
+            this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: '200' });
+            return { ok: true, value };
+          } catch (err) {
+            const status = httpStatus(err);
+            // our own abort (shutdown, an abandoned read-ahead) is not an answer of the API
+            if (!(err instanceof AbortedError)) this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
+            if (status !== undefined && status >= 500) this.serverErrors.get(ctx.propertyId)?.push(this.now());
+            const error = err instanceof RetryableError || err instanceof AbortedError ? err : classify(err, ctx, method, this.now());
+            return { ok: false, status, error };
           }
-          return { ok: true, value };
+        }),
+      );
+      let error: Error;
+      let status: number | undefined;
+      if (result.ok) {
+        try {
+          return read(result.value);
         } catch (err) {
-          const status = httpStatus(err);
-          this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
-          if (status !== undefined && status >= 500) this.serverErrors.get(ctx.propertyId)?.push(this.now());
-          return { ok: false, status, error: classify(err, ctx, method, this.now()) };
+          // only a bad page is asked for again; anything else (rows out of order: the same page
+          // again would say the same) is the caller's to handle
+          if (!(err instanceof RetryableError) || err.code !== 'bad_response') throw err;
+          error = err;
+          status = 200;
         }
-      }));
-      if (result.ok) return result.value;
-      const { error, status } = result;
+      } else {
+        ({ error, status } = result);
+      }
       if (ctx.signal?.aborted) throw new AbortedError();
       if (status === 401 && !refreshedFor401) {
         // One forced refresh and one more try: the token may have been revoked early.
@@ -181,18 +257,29 @@ export class Ga4Client {
         attempt -= 1;
         continue;
       }
-      if (!(error instanceof RetryableError) || error instanceof DeferError || attempt >= this.opts.maxAttempts) throw error;
-      const delay = error.retryAfterMs ?? backoff(attempt);
-      if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) {
-        throw new RetryableError(`${describe(error)} (gave up: the job's deadline is reached)`, error.code);
-      }
-      ctx.logger.warn(
-        { event: 'api_retry', method, attempt, code: error.code, retryInMs: Math.round(delay), err: describe(error) },
-        'retryable API failure, backing off',
-      );
-      await sleep(delay, ctx.signal);
+      await this.backOff(ctx, error, attempt, method);
     }
   }
+}
+
+function where(ctx: CallContext): string {
+  return `property ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
+}
+
+/** A read for JSON methods: gaxios hands back a body that is not JSON as a plain string. */
+function jsonObject<T>(ctx: CallContext, method: string): (value: T) => T {
+  return (value) => {
+    if (typeof value !== 'object' || value === null) {
+      throw new RetryableError(`${method} for ${where(ctx)}: response body is not JSON (truncated, or a proxy's page?)`, 'bad_response');
+    }
+    return value;
+  };
+}
+
+function contentType(headers: unknown): string | null {
+  const h = headers as { get?: (k: string) => string | null } | Record<string, string> | undefined;
+  const v = typeof h?.get === 'function' ? h.get('content-type') : (h as Record<string, string> | undefined)?.['content-type'];
+  return typeof v === 'string' && v !== '' ? v : null;
 }
 
 function httpStatus(err: unknown): number | undefined {
@@ -208,15 +295,15 @@ interface GoogleErrorBody {
 export function classify(err: unknown, ctx: CallContext, method: string, now = Date.now()): Error {
   const e = err as { response?: { status?: number; data?: unknown; headers?: unknown }; code?: string; name?: string; message?: string; cause?: { code?: string } };
   const status = httpStatus(err);
-  const where = `property ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
+  const at = where(ctx);
   if (status === undefined) {
     if (e.name === 'AbortError' || /aborted/i.test(e.message ?? '')) {
       if (ctx.signal?.aborted) return new AbortedError();
-      return new RetryableError(`${method} for ${where} timed out`, 'timeout');
+      return new RetryableError(`${method} for ${at} timed out`, 'timeout');
     }
-    if (e.name === 'TimeoutError' || /timeout|timed out/i.test(e.message ?? '')) return new RetryableError(`${method} for ${where} timed out`, 'timeout');
+    if (e.name === 'TimeoutError' || /timeout|timed out/i.test(e.message ?? '')) return new RetryableError(`${method} for ${at} timed out`, 'timeout');
     const code = e.code ?? e.cause?.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
-    return new RetryableError(`${method} for ${where} failed before a response: ${code}`, code);
+    return new RetryableError(`${method} for ${at} failed before a response: ${code}`, code);
   }
   const body = e.response?.data;
   const g = typeof body === 'object' && body !== null ? (body as GoogleErrorBody).error : undefined;
@@ -231,30 +318,30 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
   }
   if (status === 400) {
     return new PermanentError(
-      `${method} for ${where} was refused as invalid (${gstatus}): ${gmessage || 'bad request'}; fix the report definition in the config (check names with \`ga-collector check\`)`,
+      `${method} for ${at} was refused as invalid (${gstatus}): ${gmessage || 'bad request'}; fix the report definition in the config (check names with \`ga-collector check\`)`,
       'invalid_argument',
     );
   }
   if (status === 404) {
-    return new PermanentError(`${method} for ${where}: not found (${gmessage || 'HTTP 404'}); check the property id and google.apiRootUrl`, 'not_found');
+    return new PermanentError(`${method} for ${at}: not found (${gmessage || 'HTTP 404'}); check the property id and google.apiRootUrl`, 'not_found');
   }
   if (status === 401) {
-    return new RetryableError(`${method} for ${where}: access token refused (UNAUTHENTICATED)`, 'unauthenticated');
+    return new RetryableError(`${method} for ${at}: access token refused (UNAUTHENTICATED)`, 'unauthenticated');
   }
   if (status === 429) {
     // Exhausted hourly or daily tokens come back only with the next window: stop and come back then.
     if (/tokens per day/i.test(gmessage)) {
-      return new DeferError(`${method} for ${where}: daily quota exhausted (${gmessage}); deferred to the next Pacific day`, 'quota_day', nextPacificMidnight(now));
+      return new DeferError(`${method} for ${at}: daily quota exhausted (${gmessage}); deferred to the next Pacific day`, 'quota_day', nextPacificMidnight(now));
     }
     if (/tokens per (project per )?hour|per hour/i.test(gmessage)) {
-      return new DeferError(`${method} for ${where}: hourly quota exhausted (${gmessage}); deferred to the next hour`, 'quota_hour', Math.ceil((now + 1) / HOUR_MS) * HOUR_MS);
+      return new DeferError(`${method} for ${at}: hourly quota exhausted (${gmessage}); deferred to the next hour`, 'quota_hour', Math.ceil((now + 1) / HOUR_MS) * HOUR_MS);
     }
-    return new RetryableError(`${method} for ${where}: rate limited (${gmessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfter(e.response?.headers));
+    return new RetryableError(`${method} for ${at}: rate limited (${gmessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfter(e.response?.headers));
   }
   if (status >= 500 || status === 408) {
-    return new RetryableError(`${method} for ${where}: Google answered HTTP ${status} ${gstatus}`, `http_${status}`);
+    return new RetryableError(`${method} for ${at}: Google answered HTTP ${status} ${gstatus}`, `http_${status}`);
   }
-  return new PermanentError(`${method} for ${where}: unexpected HTTP ${status} ${gstatus} ${gmessage}`.trim(), `http_${status}`);
+  return new PermanentError(`${method} for ${at}: unexpected HTTP ${status} ${gstatus} ${gmessage}`.trim(), `http_${status}`);
 }
 
 /** GA's daily quotas reset at midnight Pacific time. */

@@ -12,22 +12,27 @@
  * is small and goes through `JSON.parse` and `parsePage`'s checks as before.
  *
  * The scanner knows the layout Google sends: the fields of `Row`, `DimensionValue` and
- * `MetricValue` in proto order, any whitespace, any escapes. Anything else (an unknown field, a
- * truncated body) makes it give up, and the whole body goes through `JSON.parse` and `parsePage`
- * instead: never a wrong row, at worst the slower path. The values are checked as `parsePage`
- * checks them: the date, its range and order, integer and finite metrics.
+ * `MetricValue` in proto order, any whitespace, any escapes, UTF-8. Anything else (an unknown
+ * field, a truncated body, bytes that are not UTF-8) makes it give up, and the whole body goes
+ * through `JSON.parse` and `parsePage` instead: never a wrong row, at worst the slower path. The
+ * values are checked as `parsePage` checks them: the date, its range and order, integer and
+ * numeric metrics; and a page the scanner finds fault with is read again by the slow path, so the
+ * error (or the rows) are always the slow path's. test/pageRowsProperty.test.ts checks the two
+ * paths against each other on generated bodies.
  */
+import { isUtf8 } from 'node:buffer';
 import type { ReportDefinition } from '../config.js';
 import { RetryableError } from '../errors.js';
 import type { CallContext, RunReportResponse } from './client.js';
 import { metricValue, parsePage } from './report.js';
-import { copyText, segmentsOf, type DaySegment } from './rowText.js';
+import { copyText, metricField, segmentsOf, storableText, type DaySegment } from './rowText.js';
 import type { ResponseMeta } from './types.js';
 
 export interface PageRows {
   /** rows in this page */
   rows: number;
-  /** this page's rows as row text, one segment per date, in date order */
+  /** this page's rows as row text, one segment per date, in date order (when read as ordered;
+   * else one segment per run of rows of the same date, in page order) */
   segments: DaySegment[];
   /** rows of the whole listing, as the response says */
   rowCount: number;
@@ -57,38 +62,64 @@ const LBRACKET = 91;
 const RBRACKET = 93;
 
 const KEY_ROWS = Buffer.from('"rows"');
+const KEY_METRIC_HEADERS = Buffer.from('"metricHeaders"');
 const KEY_DIMS = Buffer.from('"dimensionValues"');
 const KEY_METRICS = Buffer.from('"metricValues"');
 const KEY_VALUE = Buffer.from('"value"');
 
-/** The rows of a response body as row text, and the rest of the response; see the module comment. */
-export function parsePageBytes(body: Buffer, def: ReportDefinition, start: string, end: string, ctx: CallContext): PageRows {
-  const rows = findRows(body);
-  if (rows === null) return parsed(body, def, start, end, ctx);
-  let scan: Scanner;
+export interface ReadOptions {
+  /**
+   * true (the default): rows must come in date order, else RetryableError code `unordered`;
+   * false: any order (the buffered read of an endpoint that ignores orderBys).
+   */
+  ordered?: boolean;
+}
+
+/**
+ * The rows of a response body as row text, and the rest of the response; see the module comment.
+ * Dimension values PostgreSQL cannot hold are made storable (rowText.ts storableText) and counted
+ * in the segments' `sanitized`.
+ * @throws RetryableError code `bad_response` for a body that is not a usable page (not JSON,
+ *   malformed, a date out of range), `unordered` for rows out of date order when `ordered`
+ */
+export function parsePageBytes(body: Buffer, def: ReportDefinition, start: string, end: string, ctx: CallContext, opts: ReadOptions = {}): PageRows {
+  const ordered = opts.ordered ?? true;
+  // the scanner copies bytes as they are: only valid UTF-8 may be copied (the slow path decodes
+  // anything else with replacement characters, as JSON.parse of the decoded text sees it)
+  const layout = isUtf8(body) ? topLevel(body) : null;
+  if (layout === null) return parsed(body, def, start, end, ctx, ordered);
   try {
-    scan = new Scanner(body, rows.open, def, start, end, ctx);
+    const scan = new Scanner(body, layout.rowsOpen, def, start, end, ctx, metricTypes(body, layout.metricHeaders, def.metrics.length), ordered);
     scan.run();
-  } catch (err) {
-    if (err instanceof NotScannable) return parsed(body, def, start, end, ctx);
-    throw err;
+    const res = parseJson(withoutRows(body, layout.rowsKey, scan.i), ctx);
+    // a second rows field: JSON.parse keeps the last one, and so does the slow path
+    if ('rows' in res) throw new NotScannable();
+    // headers, rowCount and metadata get the same checks as a parsed page (it has no rows now)
+    const page = parsePage(res, def, start, end, ctx);
+    const integer = (res.metricHeaders ?? []).map((h) => h.type === 'TYPE_INTEGER');
+    // the scanner read the metric types ahead; should it have misread them, parse instead
+    if (integer.some((x, k) => x !== scan.integer[k])) throw new NotScannable();
+    return { rows: scan.rowsSeen, segments: scan.segments(), rowCount: page.rowCount, meta: page.meta, response: res, scanned: true };
+  } catch {
+    // A layout the scanner does not know, or a page it finds fault with: the slow path reads it
+    // and has the last word, so both paths give the same rows and the same errors. Bad pages are
+    // rare; reading them twice costs nothing that matters.
+    return parsed(body, def, start, end, ctx, ordered);
   }
-  const res = parseJson(withoutRows(body, rows.key, scan.i), ctx);
-  if ('rows' in res) throw bad(ctx, 'two rows fields');
-  // headers, rowCount and metadata get the same checks as a parsed page (it has no rows now)
-  const page = parsePage(res, def, start, end, ctx);
-  const integer = (res.metricHeaders ?? []).map((h) => h.type === 'TYPE_INTEGER');
-  // the scanner read the metric types ahead; should it have misread them, parse instead
-  if (integer.some((x, k) => x !== scan.integer[k])) return parsed(body, def, start, end, ctx);
-  return { rows: scan.rowsSeen, segments: scan.segments(), rowCount: page.rowCount, meta: page.meta, response: res, scanned: true };
 }
 
 /** The slow path: JSON.parse, parsePage, then row text. */
-function parsed(body: Buffer, def: ReportDefinition, start: string, end: string, ctx: CallContext): PageRows {
+function parsed(body: Buffer, def: ReportDefinition, start: string, end: string, ctx: CallContext, ordered: boolean): PageRows {
   const res = parseJson(body, ctx);
   const page = parsePage(res, def, start, end, ctx);
+  const segments = segmentsOf(ctx.propertyId, page.rows);
+  if (ordered) {
+    for (let k = 1; k < segments.length; k++) {
+      if (segments[k]!.date < segments[k - 1]!.date) throw unordered(ctx);
+    }
+  }
   const { rows: _rows, ...rest } = res;
-  return { rows: page.rows.length, segments: segmentsOf(ctx.propertyId, page.rows), rowCount: page.rowCount, meta: page.meta, response: rest, scanned: false };
+  return { rows: page.rows.length, segments, rowCount: page.rowCount, meta: page.meta, response: rest, scanned: false };
 }
 
 function parseJson(body: Buffer, ctx: CallContext): RunReportResponse {
@@ -96,7 +127,7 @@ function parseJson(body: Buffer, ctx: CallContext): RunReportResponse {
   try {
     res = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new RetryableError(`runReport for property ${ctx.propertyId}: response body is not JSON (truncated?)`, 'bad_response');
+    throw new RetryableError(`runReport for property ${ctx.propertyId}: response body is not JSON (truncated, or a proxy's page?)`, 'bad_response');
   }
   if (typeof res !== 'object' || res === null || Array.isArray(res)) throw bad(ctx, 'body is not an object');
   return res as RunReportResponse;
@@ -104,6 +135,10 @@ function parseJson(body: Buffer, ctx: CallContext): RunReportResponse {
 
 function bad(ctx: CallContext, what: string): RetryableError {
   return new RetryableError(`runReport for property ${ctx.propertyId}: malformed response (${what})`, 'bad_response');
+}
+
+function unordered(ctx: CallContext): RetryableError {
+  return new RetryableError(`runReport for property ${ctx.propertyId}: rows are not ordered by date`, 'unordered');
 }
 
 function isWs(c: number): boolean {
@@ -115,21 +150,73 @@ function skipWs(b: Buffer, i: number): number {
   return i;
 }
 
+/** From the opening quote of a string to just after its closing quote; -1 when it does not end. */
+function skipString(b: Buffer, i: number): number {
+  for (let k = i + 1; k < b.length; k++) {
+    const c = b[k];
+    if (c === BACKSLASH) k++;
+    else if (c === QUOTE) return k + 1;
+  }
+  return -1;
+}
+
 /**
- * The top-level `"rows"` key and the position of its `[`, or null when there is none (an empty
- * page). A string followed by a colon is a key (a value never is), and no object inside a
- * RunReportResponse has a field of that name.
+ * From the first byte of a JSON value to just after it; -1 when it does not end. Not a validator:
+ * everything but the rows goes through JSON.parse afterwards.
  */
-function findRows(b: Buffer): { key: number; open: number } | null {
-  for (let i = 0; ; ) {
-    const k = b.indexOf(KEY_ROWS, i);
-    if (k < 0) return null;
-    const c = skipWs(b, k + KEY_ROWS.length);
-    if (b[c] === COLON) {
-      const open = skipWs(b, c + 1);
-      return b[open] === LBRACKET ? { key: k, open } : null;
+function skipValue(b: Buffer, i: number): number {
+  let depth = 0;
+  for (; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      const after = skipString(b, i);
+      if (after < 0) return -1;
+      if (depth === 0) return after;
+      i = after - 1;
+    } else if (c === LBRACE || c === LBRACKET) {
+      depth++;
+    } else if (c === RBRACE || c === RBRACKET) {
+      if (depth === 0) return i; // a number or literal, ended by its container
+      if (--depth === 0) return i + 1;
+    } else if (depth === 0 && (c === COMMA || isWs(c))) {
+      return i;
     }
-    i = k + KEY_ROWS.length;
+  }
+  return -1;
+}
+
+function isKey(b: Buffer, from: number, to: number, key: Buffer): boolean {
+  if (to - from !== key.length) return false;
+  for (let k = 0; k < key.length; k++) if (b[from + k] !== key[k]) return false;
+  return true;
+}
+
+/**
+ * Where the top-level `"rows"` key and its `[` are, and the span of the top-level `metricHeaders`
+ * value before it; null when the body has no such rows (an empty page) or is not an object. Walks
+ * the top-level members only (what precedes the rows: Google writes them after the headers), so a
+ * `"rows"` inside a string or a nested object is never taken for them.
+ */
+function topLevel(b: Buffer): { rowsKey: number; rowsOpen: number; metricHeaders: [number, number] | null } | null {
+  let i = skipWs(b, 0);
+  if (b[i] !== LBRACE) return null;
+  i = skipWs(b, i + 1);
+  let metricHeaders: [number, number] | null = null;
+  for (;;) {
+    if (b[i] !== QUOTE) return null;
+    const key = i;
+    const afterKey = skipString(b, i);
+    if (afterKey < 0) return null;
+    let v = skipWs(b, afterKey);
+    if (b[v] !== COLON) return null;
+    v = skipWs(b, v + 1);
+    if (isKey(b, key, afterKey, KEY_ROWS)) return b[v] === LBRACKET ? { rowsKey: key, rowsOpen: v, metricHeaders } : null;
+    const afterValue = skipValue(b, v);
+    if (afterValue < 0) return null;
+    if (isKey(b, key, afterKey, KEY_METRIC_HEADERS)) metricHeaders = [v, afterValue];
+    i = skipWs(b, afterValue);
+    if (b[i] !== COMMA) return null;
+    i = skipWs(b, i + 1);
   }
 }
 
@@ -159,7 +246,10 @@ class Scanner {
   private date = '';
   private segStart = 0;
   private segRows = 0;
-  private readonly done: Array<{ date: string; rows: number; from: number; to: number }> = [];
+  /** values of the current segment changed by storableText, and their dimensions */
+  private segSanitized = 0;
+  private segSanitizedDims: string[] = [];
+  private readonly done: DaySegmentAt[] = [];
   /** the span of the last value read (valueSpan) */
   private from = 0;
   private to = 0;
@@ -168,15 +258,17 @@ class Scanner {
   constructor(
     private readonly b: Buffer,
     open: number,
-    def: ReportDefinition,
+    private readonly def: ReportDefinition,
     private readonly start: string,
     private readonly end: string,
     private readonly ctx: CallContext,
+    integer: boolean[],
+    private readonly ordered: boolean,
   ) {
     this.i = open;
     this.dims = def.dimensions.length;
     this.metrics = def.metrics.length;
-    this.integer = metricTypes(b, open, def.metrics.length);
+    this.integer = integer;
     this.prefix = Buffer.from(`${copyText(ctx.propertyId)}\t`);
     // row text is about half as long as the JSON it comes from, and never longer per value
     this.out = Buffer.allocUnsafe(Math.max(4096, (b.length >> 1) + 1024));
@@ -201,7 +293,7 @@ class Scanner {
   }
 
   segments(): DaySegment[] {
-    return this.done.map((s) => ({ date: s.date, rows: s.rows, text: this.out.subarray(s.from, s.to) }));
+    return this.done.map((s) => ({ date: s.date, rows: s.rows, text: this.out.subarray(s.from, s.to), ...(s.sanitized ? { sanitized: s.sanitized } : {}) }));
   }
 
   /** `{"dimensionValues":[...],"metricValues":[...]}` */
@@ -214,7 +306,7 @@ class Scanner {
     this.dateValue();
     for (let k = 0; k < this.dims; k++) {
       this.expect(COMMA);
-      this.value(false, false);
+      this.value(false, false, k);
     }
     this.expect(RBRACKET);
     this.expect(COMMA);
@@ -222,7 +314,7 @@ class Scanner {
     this.expect(LBRACKET);
     for (let k = 0; k < this.metrics; k++) {
       if (k > 0) this.expect(COMMA);
-      this.value(true, this.integer[k]!);
+      this.value(true, this.integer[k]!, -1);
     }
     this.expect(RBRACKET);
     this.expect(RBRACE);
@@ -309,7 +401,7 @@ class Scanner {
       if (date < this.start || date > this.end) {
         throw new RetryableError(`runReport for property ${this.ctx.propertyId}: row dated ${date} outside the requested ${this.start}..${this.end}`, 'bad_response');
       }
-      if (day < this.day) throw new RetryableError(`runReport for property ${this.ctx.propertyId}: rows are not ordered by date`, 'unordered');
+      if (day < this.day && this.ordered) throw unordered(this.ctx);
       // the row's prefix is already written: the previous segment ends and this one starts before it
       const rowStart = this.o - this.prefix.length;
       const o = this.o;
@@ -320,6 +412,8 @@ class Scanner {
       this.date = date;
       this.segStart = rowStart;
       this.segRows = 0;
+      this.segSanitized = 0;
+      this.segSanitizedDims = [];
     }
     const o = this.o;
     const out = this.out;
@@ -338,11 +432,13 @@ class Scanner {
   }
 
   private closeDay(): void {
-    if (this.day >= 0 && this.segRows > 0) this.done.push({ date: this.date, rows: this.segRows, from: this.segStart, to: this.o });
+    if (this.day < 0 || this.segRows === 0) return;
+    const sanitized = this.segSanitized > 0 ? { values: this.segSanitized, dimensions: this.segSanitizedDims } : undefined;
+    this.done.push({ date: this.date, rows: this.segRows, from: this.segStart, to: this.o, sanitized });
   }
 
-  /** A dimension or metric value, tab first. */
-  private value(metric: boolean, integer: boolean): void {
+  /** A dimension (`dim` its index) or metric (`dim` -1) value, tab first. */
+  private value(metric: boolean, integer: boolean, dim: number): void {
     const present = this.valueSpan();
     const { b, from, to, escaped } = this;
     if (!present) {
@@ -358,9 +454,27 @@ class Scanner {
       this.o = copyBytes(b, from, to, this.out, this.o);
       return;
     }
-    // the rare values: escapes, exponents, or not numbers at all
-    const text = escaped ? (JSON.parse(b.toString('utf8', from - 1, to + 1)) as string) : b.toString('utf8', from, to);
-    const field = metric ? String(metricValue(text, integer, (what) => bad(this.ctx, what))) : copyText(text);
+    this.rareValue(metric, integer, dim);
+  }
+
+  /**
+   * The rare values: escapes, exponents, or not numbers at all. A method of its own so that
+   * value(), which runs for every value, stays small enough to be inlined.
+   */
+  private rareValue(metric: boolean, integer: boolean, dim: number): void {
+    const { b, from, to, escaped } = this;
+    let text = escaped ? (JSON.parse(b.toString('utf8', from - 1, to + 1)) as string) : b.toString('utf8', from, to);
+    if (!metric && escaped) {
+      // only an escape can carry U+0000 or a lone surrogate (the body is valid UTF-8)
+      const storable = storableText(text);
+      if (storable !== null) {
+        text = storable;
+        this.segSanitized++;
+        const name = this.def.dimensions[dim]!;
+        if (!this.segSanitizedDims.includes(name)) this.segSanitizedDims.push(name);
+      }
+    }
+    const field = metric ? metricField(metricValue(text, integer, (what) => bad(this.ctx, what))) : copyText(text);
     const len = Buffer.byteLength(field);
     this.ensure(len + 1);
     this.out[this.o++] = TAB;
@@ -397,8 +511,13 @@ function isIntegerText(b: Buffer, from: number, to: number): boolean {
   return true;
 }
 
-/** -?[0-9]+(.[0-9]+)?: what both JavaScript and PostgreSQL read as the same finite double. */
+/**
+ * -?[0-9]+(.[0-9]+)?, at most 24 bytes: what both JavaScript and PostgreSQL read as the same
+ * finite double (both round correctly). Longer spellings take the slow branch: PostgreSQL refuses
+ * a decimal that underflows to zero, which JavaScript reads as 0.
+ */
 function isPlainDecimal(b: Buffer, from: number, to: number): boolean {
+  if (to - from > 24) return false;
   let i = b[from] === MINUS ? from + 1 : from;
   const digitsFrom = i;
   while (i < to && b[i]! >= ZERO && b[i]! <= NINE) i++;
@@ -410,21 +529,25 @@ function isPlainDecimal(b: Buffer, from: number, to: number): boolean {
   return i === to && i > fraction;
 }
 
+/** A finished segment: where its row text lies in the output. */
+interface DaySegmentAt {
+  date: string;
+  rows: number;
+  from: number;
+  to: number;
+  sanitized: { values: number; dimensions: string[] } | undefined;
+}
+
 /**
  * The metric types from the `metricHeaders` before the rows (Google writes the fields in proto
  * order, headers first). The scanner must know them before it reads a value; when they are not
  * where expected, it gives up.
  */
-function metricTypes(b: Buffer, rowsOpen: number, count: number): boolean[] {
-  const head = b.toString('utf8', 0, rowsOpen);
-  const at = head.indexOf('"metricHeaders"');
-  if (at < 0) throw new NotScannable();
-  const open = head.indexOf('[', at);
-  const close = head.indexOf(']', open);
-  if (open < 0 || close < 0) throw new NotScannable();
+function metricTypes(b: Buffer, span: [number, number] | null, count: number): boolean[] {
+  if (span === null) throw new NotScannable();
   let headers: unknown;
   try {
-    headers = JSON.parse(head.slice(open, close + 1));
+    headers = JSON.parse(b.toString('utf8', span[0], span[1]));
   } catch {
     throw new NotScannable();
   }

@@ -17,6 +17,42 @@ export interface DaySegment {
   date: string;
   rows: number;
   text: Buffer;
+  /** values of these rows changed to be storable (storableText), when any */
+  sanitized?: Sanitized;
+}
+
+/** Values changed by storableText: how many, and in which dimensions (API names). */
+export interface Sanitized {
+  values: number;
+  dimensions: string[];
+}
+
+/** Adds `more` to `into` (either may be absent); the result lists each dimension once. */
+export function addSanitized(into: Sanitized | undefined, more: Sanitized | undefined): Sanitized | undefined {
+  if (!more) return into;
+  if (!into) return { values: more.values, dimensions: [...more.dimensions] };
+  into.values += more.values;
+  for (const d of more.dimensions) if (!into.dimensions.includes(d)) into.dimensions.push(d);
+  return into;
+}
+
+const UNSTORABLE = /[\u0000\ud800-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A dimension value as PostgreSQL can store it in a `text` column, or null when it already can be.
+ * The decision, for values Google may send (JSON can carry both as escapes):
+ * - U+0000 is removed: PostgreSQL text cannot hold it at all ("invalid byte sequence for
+ *   encoding UTF8: 0x00"), and a report must not be stuck on one odd value;
+ * - a lone UTF-16 surrogate (`"\ud800"` without its pair) is no character: it becomes U+FFFD,
+ *   the replacement character, which is what every UTF-8 encoder (Node's included) writes for it.
+ * The row is stored; the caller counts the change (ga_collector_values_sanitized_total) and warns.
+ */
+export function storableText(value: string): string | null {
+  // surrogate pairs (emoji) match the first test; only lone surrogates are replaced
+  if (!UNSTORABLE.test(value)) return null;
+  const out = value.replace(/\u0000/g, '').replace(LONE_SURROGATE, '\ufffd');
+  return out === value ? null : out;
 }
 
 const SPECIAL = /[\\\t\n\r]/;
@@ -27,16 +63,21 @@ export function copyText(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
+/** A metric value (metricValue's result) as a row text field; -0 stays -0, as the scanner copies it. */
+export function metricField(value: string | number): string {
+  return typeof value === 'number' && Object.is(value, -0) ? '-0' : String(value);
+}
+
 /** The row text of one row. */
 export function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;
   for (const d of row.dims) line += `\t${copyText(d)}`;
-  // integer metrics are digit strings and the others finite numbers (checked by the page parser)
-  for (const m of row.metrics) line += `\t${m}`;
+  // integer metrics are digit strings and the others numbers (checked by the page parser)
+  for (const m of row.metrics) line += `\t${metricField(m)}`;
   return `${line}\n`;
 }
 
-/** Rows (ordered by date, as a page is) to one segment per date. */
+/** Rows to segments: one per run of rows of the same date (one per date when ordered by date, as a page is). */
 export function segmentsOf(propertyId: string, rows: readonly ReportRow[]): DaySegment[] {
   const out: DaySegment[] = [];
   let i = 0;
@@ -44,8 +85,13 @@ export function segmentsOf(propertyId: string, rows: readonly ReportRow[]): DayS
     const date = rows[i]!.date;
     let text = '';
     let n = 0;
-    for (; i < rows.length && rows[i]!.date === date; i++, n++) text += rowLine(propertyId, rows[i]!);
-    out.push({ date, rows: n, text: Buffer.from(text, 'utf8') });
+    let sanitized: Sanitized | undefined;
+    for (; i < rows.length && rows[i]!.date === date; i++, n++) {
+      const row = rows[i]!;
+      text += rowLine(propertyId, row);
+      if (row.sanitized) sanitized = addSanitized(sanitized, { values: row.sanitized.length, dimensions: row.sanitized });
+    }
+    out.push({ date, rows: n, text: Buffer.from(text, 'utf8'), ...(sanitized ? { sanitized } : {}) });
   }
   return out;
 }

@@ -7,6 +7,8 @@ export interface ReportRow {
   dims: string[];
   /** integer metrics as decimal strings (bigint-safe), others as numbers */
   metrics: Array<string | number>;
+  /** the dimensions (API names) whose value was changed to be storable, one entry per value */
+  sanitized?: string[];
 }
 
 export interface ResponseMeta {
@@ -36,6 +38,8 @@ export interface DayData {
   /** GA's own totals for the date (reports with dimensions only): null when GA had no data for it,
    * undefined when totals could not be fetched (the stored ones are then left as they are) */
   totals?: Array<string | number> | null;
+  /** values of this date changed to be storable (rowText.ts storableText), when any */
+  sanitized?: { values: number; dimensions: string[] };
 }
 
 export type MetricKind = 'integer' | 'float';

@@ -20,10 +20,10 @@ import { FieldCatalog } from '../ga4/fieldNames.js';
 import { fetchRange } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
 import { ensureReportTable, hasTotals } from '../store/reportTables.js';
-import type { DayData, PropertyQuota } from '../ga4/types.js';
+import type { PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { replaceDays } from '../store/dayWriter.js';
+import { BatchWriter } from './batchWriter.js';
 import { databaseNow, definitionStored, definitionVersion, ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
 import { lockKey, withAdvisoryLock } from '../store/locks.js';
@@ -282,31 +282,40 @@ export class JobRunner {
 
     let rows = 0;
     let dates = 0;
-    // recorded (table columns, definition) just before the first write: after the names were
-    // checked and Google answered with data, never for a definition that fails
+    // the relation's columns and the definition are recorded just before the first write: after
+    // the names were checked and Google answered with data, never for a definition that fails
     let definitionId: number | null = null;
-    for (const [start, end] of ranges) {
-      const rangeStarted = this.now();
-      let batch: DayData[] = [];
-      let batchRows = 0;
-      let batchStarted = 0;
-      const flush = async () => {
-        if (batch.length === 0) return;
+    const batch = new BatchWriter({
+      db,
+      schema,
+      def,
+      propertyId: job.propertyId,
+      settledBefore,
+      lastDate,
+      metrics,
+      log,
+      definition: async () => {
         if (definitionId === null) {
           await ensureReportTable(db, schema, def, log);
           definitionId = await definitionVersion(db, schema, def);
         }
-        const n = await replaceDays(db, { schema, def, propertyId: job.propertyId, days: batch, settledBefore, definitionId, lastDate });
+        return definitionId;
+      },
+    });
+    for (const [start, end] of ranges) {
+      const rangeStarted = this.now();
+      const flush = async () => {
+        if (batch.size === 0) return;
+        const stored = await batch.flush();
+        const n = stored.rows;
         rows += n;
-        dates += batch.length;
-        pending -= batch.length;
+        dates += stored.dates;
+        pending -= stored.dates;
         metrics.rowsWritten.inc(labels, n);
         this.deps.status.storedDates();
-        this.deps.progress?.advance(job.propertyId, job.report, batch.length, n);
+        this.deps.progress?.advance(job.propertyId, job.report, stored.dates, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);
-        batch = [];
-        batchRows = 0;
       };
       // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
       const totals = hasTotals(def)
@@ -322,23 +331,31 @@ export class JobRunner {
           if (m.timeZone) void saveProperty(db, schema, job.propertyId, m.timeZone, m.currencyCode).catch(() => undefined);
         },
       });
-      for await (const day of days) {
-        if (signal.aborted) throw abortReason(signal);
-        if (totals) day.totals = totals.get(day.date) ?? null;
-        if (batch.length === 0) batchStarted = this.now();
-        batch.push(day);
-        batchRows += day.rowCount;
-        if (batchRows >= BATCH_ROWS || this.now() - batchStarted >= BATCH_MS) await flush();
-        if (quotaLowUntil !== undefined) break;
+      try {
+        for await (const day of days) {
+          if (signal.aborted) throw abortReason(signal);
+          if (totals) day.totals = totals.get(day.date) ?? null;
+          batch.add(day, this.now());
+          if (batch.rows >= BATCH_ROWS || this.now() - batch.startedAt >= BATCH_MS) await flush();
+          if (quotaLowUntil !== undefined) break;
+        }
+      } catch (err) {
+        await batch.forgetUnconfirmed(err);
+        throw err;
       }
       if (quotaLowUntil !== undefined) {
         await flush();
+        const refused = batch.refusedError();
+        if (refused) throw refused;
         return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
       }
       if (signal.aborted) throw abortReason(signal);
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
+    // dates PostgreSQL refused (a value it cannot hold): the others are stored, the job fails naming them
+    const refused = batch.refusedError();
+    if (refused) throw refused;
     return { rows, dates, remaining: Math.max(0, pending) };
   }
 

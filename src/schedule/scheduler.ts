@@ -3,17 +3,19 @@
  * jobSlots(concurrency) jobs at once (capacity.ts; each may hold a database connection for its
  * advisory lock; API requests are limited to `concurrency` separately). A job that is fired while
  * it runs is run once more after it, so a firing is never lost. Ticks never throw: failures are logged, counted and shown on the
- * status page by the runner.
+ * status page by the runner. Each job runs under the watchdog (watchdog.ts), which ends it at its deadline and frees its slot.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config, PropertyConfig } from '../config.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { StatusBoard } from '../status.js';
 import { AbortedError } from '../errors.js';
 import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
 import type { JobResult, JobRunner } from './runner.js';
+import { Watchdog, type WatchedResult } from './watchdog.js';
 
 interface QueueItem {
   property: PropertyConfig;
@@ -33,10 +35,17 @@ export interface SchedulerDeps {
   continueBacklog?: boolean;
   /** the most a deferred job waits past its quota window's reset, ms (spreads many deferred jobs); default 60 s */
   deferJitterMs?: number;
+  /** the watchdog's gauges and counters (schedule/watchdog.ts) */
+  metrics?: Metrics;
+  /** test hook: how long an aborted job has to end before its slot is freed without it */
+  abandonAfterMs?: number;
 }
 
 /** What a job that the configuration no longer has resolves to. */
 const REMOVED: JobResult = { ok: false, rows: 0, dates: 0, error: 'removed by a configuration reload' };
+
+/** A job the watchdog ended is tried again after a pause as long as its deadline, at most this. */
+const STUCK_RETRY_MAX_MS = 15 * 60_000;
 
 export class Scheduler {
   private tasks: ScheduledTask[] = [];
@@ -45,6 +54,7 @@ export class Scheduler {
   /** per running job: aborts it alone (its property or report left the configuration) */
   private readonly jobAborts = new Map<string, AbortController>();
   private readonly rerun = new Set<string>();
+  /** shutdown: aborted when the grace period is over; every job's own signal follows it */
   private readonly controller = new AbortController();
   private accepting = true;
   /** start() was called: a reload before it only changes the configuration (run --once, discovery at start) */
@@ -53,11 +63,19 @@ export class Scheduler {
   private config: Config;
   /** the configured properties by id: every job is looked up here when queued and when started */
   private byId = new Map<string, PropertyConfig>();
+  private readonly watchdog: Watchdog;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.now = deps.now ?? Date.now;
     this.config = deps.config;
     this.byId = new Map(deps.config.properties.map((p) => [p.id, p]));
+    this.watchdog = new Watchdog({
+      logger: deps.logger,
+      status: deps.status,
+      metrics: deps.metrics,
+      deadlineSeconds: deps.config.fetch.jobDeadlineSeconds,
+      abandonAfterMs: deps.abandonAfterMs,
+    });
   }
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
@@ -89,6 +107,7 @@ export class Scheduler {
       const [property, report] = key.split('\0');
       this.deps.logger.info({ event: 'job_cancelled', property, report, state }, 'removed by a configuration reload: job cancelled');
     };
+    this.watchdog.setDeadline(config.fetch.jobDeadlineSeconds);
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const q = this.queue[i]!;
       if (!this.current(q.property.id, q.report)) {
@@ -232,6 +251,13 @@ export class Scheduler {
           this.pump();
           return result;
         }
+        if (result.stuck === true && !item.range && this.deps.continueBacklog === true && !this.rerun.has(key) && this.accepting) {
+          // the watchdog ended it: again after a pause, rather than only at the next firing (a day later)
+          const pause = Math.min(this.watchdog.deadline, STUCK_RETRY_MAX_MS);
+          this.deferred(item.property, item.report, this.now() + pause, pause / 10);
+          this.pump();
+          return result;
+        }
         const backlog = !item.range && result.ok && (result.remaining ?? 0) > 0 && this.deps.continueBacklog === true;
         // fired meanwhile, or a backlog left: again, behind every job already queued
         if ((this.rerun.delete(key) || backlog) && this.accepting) void this.enqueue(item.property, item.report);
@@ -261,16 +287,19 @@ export class Scheduler {
     this.timers.set(key, t);
   }
 
-  private async execute(item: QueueItem, jobSignal: AbortSignal): Promise<JobResult> {
+  private async execute(item: QueueItem, jobSignal: AbortSignal): Promise<WatchedResult> {
     try {
       // queued under an older configuration: start with what is configured now (credentials, schedule)
       const property = this.current(item.property.id, item.report);
       if (!property) return REMOVED;
       const tokens = this.deps.tokens.forKeyFile(property.credentials);
       const lastFire = previousFire(property.schedule, new Date(this.now()));
-      return await this.deps.runner.run(
-        { propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
-        AbortSignal.any([this.controller.signal, jobSignal]),
+      // each job gets a signal of its own (its deadline), joined to shutdown and to its removal by a reload
+      return await this.watchdog.run(
+        { property: property.id, report: item.report },
+        this.controller.signal,
+        (signal) => this.deps.runner.run({ propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) }, signal),
+        jobSignal,
       );
     } catch (err) {
       // the runner never throws; this guards the loop against the unexpected

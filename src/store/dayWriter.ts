@@ -37,12 +37,19 @@ export interface WriteDaysArgs {
   lastDate?: string;
 }
 
-/** Replaces the given dates in one transaction. Returns the number of rows written. */
+/** Replaces the given dates (each date once) in one transaction. Returns the number of rows written. */
 export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Promise<number> {
   const { schema, def, propertyId, days } = args;
   if (days.length === 0) return 0;
   const unfinished = args.lastDate === undefined ? undefined : days.find((d) => d.date > args.lastDate!);
   if (unfinished) throw new Error(`refusing to store ${unfinished.date} for property ${propertyId}: Google has finished dates only through ${args.lastDate}`);
+  // the same date twice would be written twice in one transaction (the ledger's upsert refuses
+  // that with "cannot affect row a second time", a totals table with a duplicate key)
+  const seen = new Set<string>();
+  for (const d of days) {
+    if (seen.has(d.date)) throw new Error(`replaceDays: ${d.date} appears twice in one batch`);
+    seen.add(d.date);
+  }
   const table = qualified(schema, def.name);
   const cols = reportColumns(def);
   const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
@@ -93,4 +100,83 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
     );
   }, WRITE_TIMEOUTS);
   return written;
+}
+
+/** A date PostgreSQL refused to store, and why; its stored rows and ledger row are left as they were. */
+export interface RefusedDay {
+  date: string;
+  /** the report or totals column of the refused value, when PostgreSQL names it */
+  column: string | null;
+  /** PostgreSQL's message, e.g. `value "99999999999999999999" is out of range for type bigint` */
+  reason: string;
+}
+
+/**
+ * replaceDays, except that a value PostgreSQL refuses (SQLSTATE class 22, a data exception: an
+ * integer beyond bigint, a number beyond a double, bytes it cannot take as UTF-8) fails only the
+ * date that holds it. When the batch's transaction fails so, each date is written again in a
+ * transaction of its own; the refused ones are returned, untouched (old rows and ledger row kept,
+ * so they are due again). Any other failure is thrown as it is.
+ */
+export async function replaceDaysOrRefuse(client: PoolClient, args: WriteDaysArgs): Promise<{ written: number; refused: RefusedDay[] }> {
+  try {
+    return { written: await replaceDays(client, args), refused: [] };
+  } catch (err) {
+    if (!isRefusedValue(err)) throw err;
+    if (args.days.length === 1) return { written: 0, refused: [refusal(args.def, args.days[0]!.date, err)] };
+  }
+  let written = 0;
+  const refused: RefusedDay[] = [];
+  for (const day of args.days) {
+    try {
+      written += await replaceDays(client, { ...args, days: [day] });
+    } catch (err) {
+      if (!isRefusedValue(err)) throw err;
+      refused.push(refusal(args.def, day.date, err));
+    }
+  }
+  return { written, refused };
+}
+
+/** One line naming each refused date, its column and PostgreSQL's reason. */
+export function describeRefused(refused: readonly RefusedDay[]): string {
+  return refused.map((r) => `${r.date}${r.column ? ` column ${r.column}` : ''}: ${r.reason}`).join('; ');
+}
+
+function isRefusedValue(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('22');
+}
+
+function refusal(def: ReportDefinition, date: string, err: unknown): RefusedDay {
+  const e = err as { message?: string; where?: string };
+  const cols = reportColumns(def);
+  // COPY names the column ("COPY daily, line 3, column sessions: ..."); the totals INSERT names
+  // its parameter ($3 is the first metric's array)
+  let column = /, column ([^:]+):/.exec(e.where ?? '')?.[1] ?? null;
+  const param = /parameter \$(\d+)/.exec(e.where ?? '');
+  if (!column && param) {
+    const metric = cols.metrics[Number(param[1]) - 3];
+    if (metric) column = `${totalsName(def)}.${metric}`;
+  }
+  return { date, column, reason: (e.message ?? String(err)).split('\n')[0]! };
+}
+
+/**
+ * Deletes the rows, totals and ledger rows of `dates` in one transaction. For dates that may be
+ * stored incomplete (read from a listing later found inconsistent, and not read again whole):
+ * they become gaps that the next run fetches, rather than half days that look complete.
+ */
+export async function forgetDays(client: PoolClient, args: { schema: string; def: ReportDefinition; propertyId: string; dates: readonly string[] }): Promise<void> {
+  const { schema, def, propertyId, dates } = args;
+  if (dates.length === 0) return;
+  await withTransaction(
+    client,
+    async () => {
+      await client.query(`DELETE FROM ${qualified(schema, def.name)} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
+      if (hasTotals(def)) await client.query(`DELETE FROM ${qualified(schema, totalsName(def))} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
+      await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE property_id = $1 AND report = $2 AND date = ANY($3::date[])`, [propertyId, def.name, dates]);
+    },
+    WRITE_TIMEOUTS,
+  );
 }
