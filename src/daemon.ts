@@ -155,6 +155,7 @@ export class Daemon implements StatusSource {
         metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' }, 0);
         metrics.rowsWritten.inc(labels, 0);
+        metrics.valuesSanitized.inc(labels, 0);
       }
     }
     for (const s of this.tokens.sources()) {
