@@ -46,11 +46,16 @@ test('a response that stalls mid-body is cut at the deadline even after forced g
       const res = await fetch(`http://127.0.0.1:${port}/`, { signal });
       return res.text();
     });
+    // settled into a value at once: on a loaded machine the deadline may pass during the collections
+    const outcome = p.then(
+      () => null,
+      (err: unknown) => err,
+    );
     for (let i = 0; i < 5; i++) {
       gc();
       await new Promise((r) => setTimeout(r, 50));
     }
-    await assert.rejects(p, DeadlineExceededError);
+    assert.ok((await outcome) instanceof DeadlineExceededError);
     assert.ok(Date.now() - started < 3_000, 'ended near its deadline');
   } finally {
     for (const s of sockets) s.destroy();
