@@ -12,9 +12,13 @@ ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 # --- Stage 1: compile TypeScript ----------------------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# the workspace package's manifest too, so that npm ci links it (the build type-checks the demo
+# against the fake Google, packages/fake-google, and builds that first)
 COPY package.json package-lock.json ./
+COPY packages/fake-google/package.json ./packages/fake-google/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY packages ./packages
 COPY src ./src
 RUN npm run build
 
@@ -22,6 +26,8 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
+# --omit=optional leaves out what only `ga-collector demo` needs (the embedded PostgreSQL and the
+# fake Google, a workspace package not copied here); in this image the demo says so and exits 1.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist

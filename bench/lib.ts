@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import type { ReportDefinition } from '../src/config.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

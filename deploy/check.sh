@@ -192,6 +192,8 @@ printf '%s\n' "$last_stage" | grep -Eq 'GA_COLLECTOR_HTTP_HOST=0\.0\.0\.0' || do
 printf '%s\n' "$last_stage" | grep -Fq 'ENTRYPOINT ["node", "dist/main.js"]' || docker_problems+=('ENTRYPOINT is not ["node", "dist/main.js"]')
 printf '%s\n' "$last_stage" | grep -Eq '^COPY --from=[a-z]+ /app/dist ' || docker_problems+=("runtime stage does not copy dist/ from the build stage")
 printf '%s\n' "$last_stage" | grep -Eq '^COPY migrations ' || docker_problems+=("runtime stage does not copy migrations/")
+# the fake Google (packages/fake-google) is for tests and the demo; the image leaves it out
+if printf '%s\n' "$last_stage" | grep -Eq '^COPY .*packages'; then docker_problems+=("runtime stage copies packages/ (the fake Google stays out of the image)"); fi
 for pattern in node_modules .git dist '**/google-key*.json'; do
   grep -Fxq "$pattern" .dockerignore || docker_problems+=(".dockerignore does not exclude $pattern")
 done

@@ -3,7 +3,7 @@
  * the ledger, first against last quarter of the samples, and the Markdown tables it prints.
  */
 import pg from 'pg';
-import { generateReport, type FakeGoogle } from '../src/fake-google/index.js';
+import { generateReport, type FakeGoogle } from '@ga-collector/fake-google';
 
 export interface Check {
   name: string;

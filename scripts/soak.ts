@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EmbeddedPostgres } from '../src/demo/embeddedPostgres.js';
-import { FakeGoogle } from '../src/fake-google/index.js';
+import { FakeGoogle } from '@ga-collector/fake-google';
 import { checkData, quarterAverages, table, type Check } from './soak-checks.js';
 import { DaemonChild, MAIN, sampleProcess, scrapeSuccesses } from './soak-daemon.js';
 import { StallProxy } from './soak-proxy.js';

@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { TokenManager } from '../src/auth/tokenManager.js';
 import { AbortedError } from '../src/errors.js';
-import { FakeGoogle } from '../src/fake-google/index.js';
+import { FakeGoogle } from '@ga-collector/fake-google';
 import { Ga4Client } from '../src/ga4/client.js';
 import { Limiter } from '../src/ga4/limiter.js';
 import { createLogger, type Logger } from '../src/log.js';

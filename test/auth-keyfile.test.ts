@@ -13,7 +13,7 @@ import { exchangeToken } from '../src/auth/exchange.js';
 import { readServiceAccountKey } from '../src/auth/serviceAccountKey.js';
 import { TokenManager } from '../src/auth/tokenManager.js';
 import { UsageError } from '../src/errors.js';
-import type { ServiceAccountKeyJson } from '../src/fake-google/index.js';
+import type { ServiceAccountKeyJson } from '@ga-collector/fake-google';
 import { createLogger, type Logger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { migrate } from '../src/store/migrations.js';

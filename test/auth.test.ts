@@ -6,7 +6,7 @@ import { TokenManager, TokenSource } from '../src/auth/tokenManager.js';
 import { exchangeToken } from '../src/auth/exchange.js';
 import { readServiceAccountKey } from '../src/auth/serviceAccountKey.js';
 import { PermanentError } from '../src/errors.js';
-import { FakeGoogle } from '../src/fake-google/index.js';
+import { FakeGoogle } from '@ga-collector/fake-google';
 import { Ga4Client } from '../src/ga4/client.js';
 import { Limiter } from '../src/ga4/limiter.js';
 import { createLogger } from '../src/log.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { lockKey } from '../src/store/locks.js';
 import { PermanentError } from '../src/errors.js';
 import { fetchTotals, fetchTotalsIfServed } from '../src/ga4/totals.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
 const A = '610001';

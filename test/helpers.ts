@@ -161,7 +161,7 @@ export function logLines(stdout: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-import { FakeGoogle, type FakeGoogleOptions } from '../src/fake-google/index.js';
+import { FakeGoogle, type FakeGoogleOptions } from '@ga-collector/fake-google';
 
 export const SA_EMAIL = 'collector@test-project.iam.gserviceaccount.com';
 

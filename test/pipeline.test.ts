@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { localDate, addDays, dateRange } from '../src/time.js';
 import { SA_EMAIL, logLines, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 

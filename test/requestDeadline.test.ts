@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { makeDaemon, metricSum, startFake, testDb } from './helpers.js';
 import { scriptedApi, type ScriptedApi } from './scripted-api.js';
 

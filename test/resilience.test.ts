@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import type { Daemon } from '../src/daemon.js';
 import { logLines, makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
 import { parsePage } from '../src/ga4/report.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config.js';
 import { Daemon } from '../src/daemon.js';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { createLogger } from '../src/log.js';
 import { addDays } from '../src/time.js';
 import { logLines, metricSum, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';

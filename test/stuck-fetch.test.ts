@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { generateReport } from '../src/fake-google/index.js';
+import { generateReport } from '@ga-collector/fake-google';
 import { lockKey } from '../src/store/locks.js';
 import { metricSum, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 import { get, startDaemon, type DaemonProcess } from './ops-helpers.js';

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateReport } from '../src/fake-google/index.js';
-import { generateComponents, mergeComponents, metricValue } from '../src/fake-google/generator.js';
+import { generateReport } from '@ga-collector/fake-google';
+import { generateComponents, mergeComponents, metricValue } from '@ga-collector/fake-google/generator';
 import { addDays } from '../src/time.js';
 import { makeDaemon, startFake, testDb, type FakeSetup, type TestDb } from './helpers.js';
 

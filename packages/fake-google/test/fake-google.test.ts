@@ -9,7 +9,7 @@ import { createSign, generateKeyPairSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   FakeGoogle, generateReport, isKnownDimension, metricType, type FakeGoogleOptions, type ServiceAccountKeyJson,
-} from '../src/fake-google/index.js';
+} from '../src/index.js';
 
 const SCOPE = 'https://www.googleapis.com/auth/analytics.readonly';
 const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
