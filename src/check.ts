@@ -9,7 +9,7 @@
  */
 import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
 import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
 import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';

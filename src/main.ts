@@ -5,7 +5,7 @@
  * input (command line, config, key file), with one line on stderr saying what is wrong.
  */
 import { USAGE, parseArgs, type CliArgs } from './cli.js';
-import { loadConfig, type Config, type PropertyConfig } from './config.js';
+import { loadConfig, type Config, type PropertyConfig } from './config/index.js';
 import { Daemon } from './daemon.js';
 import { UsageError, describe } from './errors.js';
 import { HttpListenError } from './http/server.js';

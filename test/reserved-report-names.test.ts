@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { UsageError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { migrate } from '../src/store/migrations.js';

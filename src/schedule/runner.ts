@@ -12,7 +12,7 @@
  * report's relation gets its columns just before the first write. Whatever was planned or asked,
  * no date after the property's yesterday is written: Google has not finished it.
  */
-import type { Config, ReportDefinition } from '../config.js';
+import type { Config, ReportDefinition } from '../config/index.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { CallContext, Ga4Client } from '../ga4/client.js';
