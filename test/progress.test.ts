@@ -77,5 +77,28 @@ describe('progress', () => {
       assert.match(frames[0]!, /\[-+\]\s+0%\s+0\/91 dates/);
       assert.match(frames.at(-1)!, /\[#+\]\s+100%\s+91\/91 dates\s+[\d,]+ rows\s+done/);
     });
+
+    it('log lines on the same terminal never share a line with the bar', { skip: skipUnless(SCRIPT) }, async () => {
+      const config = writeConfig(g.dir, db, g, { properties: [{ id: '512345' }], log: { level: 'info', format: 'json' } });
+      // stdout and stderr both on the pseudo-terminal, as in a user's shell
+      const cmd = `${process.execPath} ${MAIN} backfill --config ${config} --property 512345 --from 2023-01-01 --to 2023-06-30`;
+      const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+        const child = spawn('script', ['-qefc', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let text = '';
+        child.stdout.on('data', (d) => (text += d));
+        child.stderr.on('data', (d) => (text += d));
+        child.on('close', (code) => resolve({ code, text }));
+      });
+      assert.equal(out.code, 0, out.text);
+      const logStarts = [...out.text.matchAll(/\{"level":/g)].map((m) => m.index!);
+      assert.ok(logStarts.length >= 3, `log lines were written: ${logStarts.length}`);
+      for (const at of logStarts) {
+        const before = out.text.slice(Math.max(0, at - 4), at);
+        assert.ok(at === 0 || before.endsWith('\n') || before === '\r\x1b[K', `a log line starts on a line of its own, not after ${JSON.stringify(out.text.slice(Math.max(0, at - 40), at))}`);
+      }
+      // and the bar is still drawn, to its end
+      const frames = out.text.split(/\r\x1b\[K/).map((f) => f.split('\n')[0]!.trim()).filter((f) => f.startsWith('512345/daily'));
+      assert.match(frames.at(-1)!, /100%\s+181\/181 dates/);
+    });
   });
 });
