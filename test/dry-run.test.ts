@@ -40,9 +40,9 @@ describe('dry runs', () => {
     assert.match(r.stdout, /^dry run: nothing is fetched, migrated or written/m);
     assert.match(r.stdout, /at migration 0 of \d+: the run would first apply \d+ migrations/);
     assert.match(r.stdout, new RegExp(`^property ${A} \\(time zone unknown\\), schedule 0 4 \\* \\* \\*: time zone unknown: one probe request would be made`, 'm'));
-    assert.match(r.stdout, new RegExp(`^  report daily: 6 dates in 1 range: ${addDays(yesterday, -5)} to ${yesterday}; at least 1 request$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^ {2}report daily: 6 dates in 1 range: ${addDays(yesterday, -5)} to ${yesterday}; at least 1 request$`, 'm'));
     // the devices report has per-date totals: four dates a request
-    assert.match(r.stdout, /^  report devices: 6 dates in 1 range: .*; at least 3 requests$/m);
+    assert.match(r.stdout, /^ {2}report devices: 6 dates in 1 range: .*; at least 3 requests$/m);
     assert.match(r.stdout, /^plan: 12 dates to fetch for 2 of 2 reports of 1 property; at least 6 requests$/m);
     assert.equal(await schemaExists(), false, 'no schema, no DDL');
     assert.equal(calls(), 0, 'no token, no request');
@@ -57,8 +57,8 @@ describe('dry runs', () => {
     const r = await runCli(['run', '--once', '--dry-run', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^property ${A} \\(UTC\\), schedule 0 4 \\* \\* \\*$`, 'm'));
-    assert.match(r.stdout, new RegExp(`^  report daily: 2 dates in 1 range: ${addDays(yesterday, -5)} to ${addDays(yesterday, -4)}; at least 1 request$`, 'm'));
-    assert.match(r.stdout, /^  report devices: nothing due$/m);
+    assert.match(r.stdout, new RegExp(`^ {2}report daily: 2 dates in 1 range: ${addDays(yesterday, -5)} to ${addDays(yesterday, -4)}; at least 1 request$`, 'm'));
+    assert.match(r.stdout, /^ {2}report devices: nothing due$/m);
     assert.deepEqual(await ledger(), before, 'ledger unchanged');
     assert.equal(calls(), seen, 'nothing asked of Google');
   });
@@ -69,8 +69,8 @@ describe('dry runs', () => {
     const r = await runCli(['backfill', '--dry-run', '--config', config, '--property', A, '--from', '3daysAgo', '--to', 'yesterday']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^property ${A} \\(UTC\\): ${addDays(yesterday, -2)} to ${yesterday}, 3 dates, both included$`, 'm'));
-    assert.match(r.stdout, /^  report daily: 3 dates fetched and stored, 3 of them replacing stored dates; at least 1 request$/m);
-    assert.match(r.stdout, /^  report devices: 3 dates fetched and stored, 3 of them replacing stored dates; at least 2 requests$/m);
+    assert.match(r.stdout, /^ {2}report daily: 3 dates fetched and stored, 3 of them replacing stored dates; at least 1 request$/m);
+    assert.match(r.stdout, /^ {2}report devices: 3 dates fetched and stored, 3 of them replacing stored dates; at least 2 requests$/m);
     assert.deepEqual(await ledger(), before);
     assert.equal(calls(), seen);
   });
