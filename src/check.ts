@@ -206,7 +206,7 @@ function plural(n: number, one: string, many: string): string {
 }
 
 /** How many checks passed, failed, were skipped (not tried, because something they need failed) and warned. */
-export function tally(rows: CheckRow[]): { ok: number; failed: number; skipped: number; warnings: number } {
+function tally(rows: CheckRow[]): { ok: number; failed: number; skipped: number; warnings: number } {
   const n = (status: CheckStatus) => rows.filter((r) => r.status === status).length;
   return { ok: n('ok'), failed: n('FAIL'), skipped: n('skip'), warnings: n('warn') };
 }
@@ -227,7 +227,7 @@ export function formatTable(rows: CheckRow[]): string {
 }
 
 /** `check --json`: every row (status ok, fail, skip or warn), the tally, and whether the check passed. */
-export function formatJson(rows: CheckRow[]): string {
+function formatJson(rows: CheckRow[]): string {
   const t = tally(rows);
   const checks = rows.map((r) => ({ status: r.status === 'FAIL' ? 'fail' : r.status, what: r.what, detail: r.detail, ...(r.fix ? { fix: r.fix } : {}) }));
   return JSON.stringify({ ok: t.failed + t.skipped === 0, summary: t, checks }, null, 2);

@@ -65,7 +65,7 @@ export function parseDateSpec(value: string): DateSpec | null {
 }
 
 /** A real calendar date written `YYYY-MM-DD` (not 2024-02-30). */
-export function isValidDate(value: string): boolean {
+function isValidDate(value: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
   const d = new Date(`${value}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value;

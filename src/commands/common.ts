@@ -10,7 +10,7 @@ import { classifyDbError, describeDbError } from '../store/dbErrors.js';
 import { createPool, type Pool } from '../store/pool.js';
 
 /** A logger that writes nothing: these commands speak on stdout and stderr themselves. */
-export function quietLogger(): Logger {
+function quietLogger(): Logger {
   return createLogger('silent');
 }
 

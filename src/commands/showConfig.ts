@@ -27,7 +27,7 @@ export function runShowConfig(file: string | undefined): number {
 }
 
 /** The table: key, value, source; `properties[i]` and `reports.<name>` one row each. */
-export function formatConfig(loaded: LoadedConfig): string {
+function formatConfig(loaded: LoadedConfig): string {
   const { config, sources } = loaded;
   const rows: Array<[string, string, string]> = [];
   for (const leaf of schemaLeaves()) {

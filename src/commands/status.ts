@@ -26,7 +26,7 @@ interface Runs {
   runs: Array<{ from: string; to: string }>;
 }
 
-export interface ReportStatusLine {
+interface ReportStatusLine {
   property: string;
   report: string;
   /** null: the property was never fetched, its calendar is not known */
@@ -67,7 +67,7 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
 }
 
 /** The status document, from a few queries whatever the number of properties. */
-export async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Promise<StatusOutput> {
+async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Promise<StatusOutput> {
   const schema = config.database.schema;
   const migrations = await migrationState(pool, schema);
   const pairs = config.properties.flatMap((p) => p.reports.map((report) => ({ propertyId: p.id, report })));
@@ -177,7 +177,7 @@ const MARK_LABELS: Record<'thresholding' | 'sampling' | 'otherRow', string> = {
 };
 
 /** The status for people: a table, a detail line under a report for each thing to know, a closing tally. */
-export function formatStatus(s: StatusOutput): string {
+function formatStatus(s: StatusOutput): string {
   const lines: string[] = [];
   const state =
     s.migrations.current === 0

@@ -5,5 +5,5 @@
  * (googleUrls.ts). Importers use this module.
  */
 export type { Config, PropertyConfig, ReportDefinition } from './types.js';
-export { loadConfig, loadConfigWithSources, type LoadOptions, type LoadedConfig, type ValueSource } from './load.js';
+export { loadConfig, loadConfigWithSources, type LoadedConfig, type ValueSource } from './load.js';
 export { REPORTS_DOC, configSchema, schemaLeaves } from './schema.js';

@@ -33,7 +33,7 @@ function distance(a: string, b: string): number {
  * The known name closest to `given` (case-insensitively), when it is close enough to be a typo:
  * at most a third of its letters off (and at most 3). Undefined otherwise.
  */
-export function nearest(given: string, known: readonly string[]): string | undefined {
+function nearest(given: string, known: readonly string[]): string | undefined {
   const g = given.toLowerCase();
   let best: { name: string; d: number } | undefined;
   for (const name of known) {
@@ -51,7 +51,7 @@ export function didYouMean(given: string, known: readonly string[]): string {
 }
 
 /** `reports.daily.metrics`, `properties[0].id`: a zod path under `prefix` as the config names it. */
-export function keyPath(prefix: string, path: readonly PropertyKey[]): string {
+function keyPath(prefix: string, path: readonly PropertyKey[]): string {
   let out = prefix;
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
   return out;

@@ -13,7 +13,7 @@ import type { Pool, PoolClient } from './pool.js';
 type Queryable = Pool | PoolClient;
 
 /** A failed run of `propertyId`/`report`: the row is created, or its count, time and error updated. */
-export async function recordJobFailure(db: Queryable, schema: string, propertyId: string, report: string, error: string, permanent: boolean): Promise<void> {
+async function recordJobFailure(db: Queryable, schema: string, propertyId: string, report: string, error: string, permanent: boolean): Promise<void> {
   const table = qualified(schema, 'job_failures');
   await db.query(
     `INSERT INTO ${table} (property_id, report, error, permanent) VALUES ($1, $2, $3, $4)
@@ -24,7 +24,7 @@ export async function recordJobFailure(db: Queryable, schema: string, propertyId
 }
 
 /** A successful run: whatever failed before is over. */
-export async function clearJobFailure(db: Queryable, schema: string, propertyId: string, report: string): Promise<void> {
+async function clearJobFailure(db: Queryable, schema: string, propertyId: string, report: string): Promise<void> {
   await db.query(`DELETE FROM ${qualified(schema, 'job_failures')} WHERE property_id = $1 AND report = $2`, [propertyId, report]);
 }
 
