@@ -69,7 +69,7 @@ describe('reserved report names', () => {
   for (const name of ['report_definitions', 'fetch_days', 'properties', 'schema_migrations', 'fetch_days_pkey']) {
     it(`a report named ${name} is refused, naming the key`, () => {
       const message = refusal({ [name]: def }, dir);
-      assert.match(message, new RegExp(`^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`));
+      assert.match(message, new RegExp(`^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`));
     });
   }
 
