@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generateReport } from '@ga-collector/fake-google';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const MAIN = path.join(ROOT, 'dist', 'main.js');

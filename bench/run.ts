@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 import { FakeGoogle } from '@ga-collector/fake-google';
 import { segmentsOf } from '../src/ga4/rowText.js';
 import type { DayData, ReportRow } from '../src/ga4/types.js';

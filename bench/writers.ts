@@ -5,7 +5,7 @@
  * script would be.
  */
 import type pg from 'pg';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 import { ident, qualified } from '../src/store/identifiers.js';
 import { reportColumns } from '../src/store/reportTables.js';
 

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { REPORTS_DOC, configSchema } from '../src/config.js';
+import { REPORTS_DOC, configSchema } from '../src/config/index.js';
 
 export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
 const START = '<!-- config-reference:start -->';

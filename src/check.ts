@@ -10,7 +10,7 @@
  */
 import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/tokenManager.js';
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { applyFilters, flatten } from './discovery/discovery.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
@@ -245,7 +245,13 @@ function plural(n: number, one: string, many: string): string {
   return n === 1 ? one : many;
 }
 
-/** The table: a status, what was checked, the finding; a failing row's fix on the line below it. */
+/** How many checks passed, failed, were skipped (not tried, because something they need failed) and warned. */
+function tally(rows: CheckRow[]): { ok: number; failed: number; skipped: number; warnings: number } {
+  const n = (status: CheckStatus) => rows.filter((r) => r.status === status).length;
+  return { ok: n('ok'), failed: n('FAIL'), skipped: n('skip'), warnings: n('warn') };
+}
+
+/** The table: a status, what was checked, the finding; a failing row's fix on the line below it; the tally. */
 export function formatTable(rows: CheckRow[]): string {
   const w = Math.max(...rows.map((r) => r.what.length));
   const lines: string[] = [];
@@ -253,20 +259,23 @@ export function formatTable(rows: CheckRow[]): string {
     lines.push(`${r.status.padEnd(4)}  ${r.what.padEnd(w)}  ${r.detail}`);
     if (r.fix) lines.push(`${' '.repeat(6 + w)}  fix: ${r.fix}`);
   }
-  const warned = rows.filter((r) => r.status === 'warn').length;
-  const failed = rows.filter((r) => r.status !== 'ok' && r.status !== 'warn').length;
-  const warnings = warned ? `${warned} ${plural(warned, 'warning', 'warnings')}` : '';
-  lines.push(
-    '',
-    failed === 0
-      ? `all ${rows.length - warned} checks passed${warned ? `, ${warnings}` : ''}`
-      : `${failed} of ${rows.length - warned} checks did not pass${warned ? `; ${warnings}` : ''}`,
-  );
+  const t = tally(rows);
+  const counts = `${t.ok} ok, ${t.failed} failed, ${t.skipped} skipped, ${t.warnings} ${plural(t.warnings, 'warning', 'warnings')}`;
+  const checks = t.ok + t.failed + t.skipped;
+  lines.push('', t.failed + t.skipped === 0 ? `all ${checks} checks passed: ${counts}` : `${t.failed + t.skipped} of ${checks} checks did not pass: ${counts}`);
   return lines.join('\n');
 }
 
-export async function runCheck(config: Config, logger: Logger): Promise<number> {
+/** `check --json`: every row (status ok, fail, skip or warn), the tally, and whether the check passed. */
+function formatJson(rows: CheckRow[]): string {
+  const t = tally(rows);
+  const checks = rows.map((r) => ({ status: r.status === 'FAIL' ? 'fail' : r.status, what: r.what, detail: r.detail, ...(r.fix ? { fix: r.fix } : {}) }));
+  return JSON.stringify({ ok: t.failed + t.skipped === 0, summary: t, checks }, null, 2);
+}
+
+/** Runs every check and prints the table (or, with `json`, the JSON document). Exit 0 when all passed (warnings allowed), else 1. */
+export async function runCheck(config: Config, logger: Logger, json = false): Promise<number> {
   const rows = await checkAll(config, logger);
-  process.stdout.write(`${formatTable(rows)}\n`);
+  process.stdout.write(`${json ? formatJson(rows) : formatTable(rows)}\n`);
   return rows.every((r) => r.status === 'ok' || r.status === 'warn') ? 0 : 1;
 }

@@ -1,13 +1,29 @@
-/** Command-line parsing: a command and its flags, strictly. Unknown input is a UsageError. */
+/**
+ * Command-line parsing: a command and its flags, strictly (node:util parseArgs), and the help of
+ * every command. Unknown input is a UsageError of one line (exit 2), with the nearest flag or
+ * command when the input looks like a typo of one.
+ */
+import { parseArgs as parseFlags } from 'node:util';
+import { didYouMean } from './config/problems.js';
 import { UsageError } from './errors.js';
+import { validateReportName } from './store/identifiers.js';
 import { parseDateSpec, type DateSpec } from './time.js';
 
-export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'demo' | 'help' | 'version';
+export type Command = 'run' | 'migrate' | 'backfill' | 'check' | 'status' | 'config' | 'prune' | 'demo';
 
 export interface CliArgs {
-  command: Command;
+  /** `help`: the usage (or `topic`'s help) on stdout; `usage`: no command given, the usage on stderr, exit 2 */
+  command: Command | 'help' | 'usage' | 'version';
+  /** help for this command */
+  topic?: Command;
   config?: string;
   once: boolean;
+  /** run --once, backfill: print the plan, fetch and write nothing */
+  dryRun: boolean;
+  /** check, status: JSON on stdout */
+  json: boolean;
+  /** prune: really delete */
+  yes: boolean;
   property?: string;
   report?: string;
   from?: string;
@@ -18,77 +34,231 @@ export interface CliArgs {
   dataDir?: string;
 }
 
-const FLAGS: Record<Command, string[]> = {
-  run: ['--config', '--once'],
-  migrate: ['--config'],
-  backfill: ['--config', '--property', '--report', '--from', '--to'],
-  check: ['--config'],
-  demo: ['--keep', '--data-dir'],
-  help: [],
-  version: [],
+interface Flag {
+  name: string;
+  /** the value's placeholder; none for a switch */
+  value?: string;
+  doc: string;
+}
+
+interface CommandSpec {
+  synopsis: string;
+  summary: string;
+  description: string;
+  flags: Flag[];
+}
+
+const CONFIG: Flag = { name: 'config', value: 'FILE', doc: 'the config file (YAML or JSON); default: $GA_COLLECTOR_CONFIG' };
+const HELP: Flag = { name: 'help', doc: 'this help' };
+const DATES =
+  'A DATE is YYYY-MM-DD, NdaysAgo or yesterday, in the property\'s own time zone.';
+
+const COMMANDS: Record<Command, CommandSpec> = {
+  run: {
+    synopsis: 'run [--config FILE] [--once [--dry-run]]',
+    summary: 'the daemon; with --once: every fetch due now, then exit',
+    description: `The daemon: applies pending migrations, fetches at once what is due (gaps, a refresh missed
+while it was down), then follows each property's schedule; serves metrics, health and the status
+page; runs until SIGTERM or SIGINT. Exit 0 after a clean shutdown.
+
+With --once: every fetch that is due now, once, then a summary line and exit: 0 when all
+succeeded, 1 when any failed (or a credential cannot get a token).`,
+    flags: [
+      CONFIG,
+      { name: 'once', doc: 'fetch what is due now, then exit' },
+      { name: 'dry-run', doc: 'with --once: print the plan (property, report, date ranges, expected requests); fetch, migrate and write nothing' },
+      HELP,
+    ],
+  },
+  migrate: {
+    synopsis: 'migrate [--config FILE]',
+    summary: 'apply pending database migrations',
+    description: 'Applies pending database migrations and says which (or that the schema is current). Exit 0, or 1\nwhen they cannot be applied.',
+    flags: [CONFIG, HELP],
+  },
+  backfill: {
+    synopsis: 'backfill --property ID [--report NAME] --from DATE --to DATE [--config FILE] [--dry-run]',
+    summary: 'fetch and store a date range now',
+    description: `Fetches and stores the dates from --from through --to (both included) now, replacing each date
+whole, then prints a summary line. ${DATES} --to may not be after the
+property's yesterday (Google has not finished later dates). The property, and the report, must be
+in the config. Exit 0, 1 when a report failed, 2 for bad input.`,
+    flags: [
+      CONFIG,
+      { name: 'property', value: 'ID', doc: 'the numeric GA4 property id (required)' },
+      { name: 'report', value: 'NAME', doc: "one report; default: every report of the property" },
+      { name: 'from', value: 'DATE', doc: 'the first date, included (required)' },
+      { name: 'to', value: 'DATE', doc: 'the last date, included (required)' },
+      { name: 'dry-run', doc: 'print the plan (dates, expected requests); fetch and write nothing' },
+      HELP,
+    ],
+  },
+  check: {
+    synopsis: 'check [--config FILE] [--json]',
+    summary: 'check config, key files, tokens, database and property access',
+    description:
+      'Tries everything a first run needs (config, each key file and token exchange, the database and\nits privileges, each property and its reports) and prints a row per check, with the fix of each\nfailing one. Writes nothing. Exit 0 when every check passed (warnings allowed), 1 otherwise.',
+    flags: [CONFIG, { name: 'json', doc: 'the checks as one JSON document on stdout' }, HELP],
+  },
+  status: {
+    synopsis: 'status [--config FILE] [--json]',
+    summary: 'what the database holds: data through, gaps, revising and flagged dates',
+    description: `From the database alone (no Google, no token): per configured property and report, the data
+through which date, gaps, the last fetch, the dates still revising (settled = false), the dates
+with a data-quality flag (thresholding, sampling, an "(other)" row), and a failing last run.
+Exit 0, or 1 when any gap or failing run is recorded.`,
+    flags: [CONFIG, { name: 'json', doc: 'the status as one JSON document on stdout' }, HELP],
+  },
+  config: {
+    synopsis: 'config [--config FILE]',
+    summary: 'the configuration in effect, each value with its source',
+    description:
+      'Prints the configuration in effect (file, environment and defaults applied) with the source of\neach value (the file, an environment variable, or the default). Secrets are redacted: the\ndatabase password is never printed. Exit 0, or 2 for a bad configuration.',
+    flags: [CONFIG, HELP],
+  },
+  prune: {
+    synopsis: 'prune [--config FILE] --property ID | --report NAME [--yes]',
+    summary: 'delete the data of a property or report that left the config',
+    description: `Deletes the stored rows and the ledger (fetch_days) of a property, of a report (its tables are
+dropped), or, with both flags, of one report of a property, once it is no longer in the
+configuration. Without --yes it only says what it would delete (rows per table). Refuses
+(exit 2) anything still configured. Exit 0, 1 on a database failure, 2 for bad input.`,
+    flags: [
+      CONFIG,
+      { name: 'property', value: 'ID', doc: 'a GA4 property id no longer in properties' },
+      { name: 'report', value: 'NAME', doc: 'a report no longer in reports (with --property: one the property no longer uses)' },
+      { name: 'yes', doc: 'delete; without it, only say what would be deleted' },
+      HELP,
+    ],
+  },
+  demo: {
+    synopsis: 'demo [--keep] [--data-dir DIR]',
+    summary: 'the whole pipeline on this machine, with a simulated Google',
+    description:
+      'Runs the whole pipeline on this machine: an embedded PostgreSQL (or DATABASE_URL) and a simulated\nGoogle, until Ctrl-C.',
+    flags: [
+      { name: 'keep', doc: "keep the embedded database's data directory" },
+      { name: 'data-dir', value: 'DIR', doc: "the embedded database's data directory (kept)" },
+      HELP,
+    ],
+  },
 };
-const VALUED = new Set(['--config', '--property', '--report', '--from', '--to', '--data-dir']);
 
-export const USAGE = `usage: ga-collector <command> [options]
+const NAMES = Object.keys(COMMANDS) as Command[];
 
-commands:
-  run [--config FILE] [--once]      the daemon (with --once: every fetch due now, then exit)
-  migrate [--config FILE]           apply pending database migrations
-  backfill --property ID [--report NAME] --from DATE --to DATE [--config FILE]
-                                    fetch and store that range now, --from and --to included; a
-                                    DATE is YYYY-MM-DD, NdaysAgo or yesterday in the property's own
-                                    time zone; --to may not be after the property's yesterday (GA
-                                    has not finished later dates); the property must be in the config
-  check [--config FILE]             check config, key files, tokens, database and property access
-  demo [--keep] [--data-dir DIR]    the whole pipeline on this machine: an embedded PostgreSQL (or
-                                    DATABASE_URL) and a simulated Google, until Ctrl-C
+/** The overview: every command in one line. */
+export function usage(): string {
+  const w = Math.max(...NAMES.map((n) => n.length));
+  return [
+    'usage: ga-collector <command> [flags]',
+    '',
+    'commands:',
+    ...NAMES.map((n) => `  ${n.padEnd(w)}  ${COMMANDS[n].summary}`),
+    '',
+    '`ga-collector <command> --help` shows a command\'s flags; `ga-collector --version` the version.',
+    'The config file may also come from GA_COLLECTOR_CONFIG; every key can come from the environment.',
+  ].join('\n');
+}
 
-The config file may also come from GA_COLLECTOR_CONFIG; every key can come from the environment.`;
+/** One command's help: synopsis, what it does and its exit codes, every flag. */
+export function commandHelp(command: Command): string {
+  const spec = COMMANDS[command];
+  const label = (f: Flag) => `${f.name === 'help' ? '-h, ' : ''}--${f.name}${f.value ? ` ${f.value}` : ''}`;
+  const w = Math.max(...spec.flags.map((f) => label(f).length));
+  return [`usage: ga-collector ${spec.synopsis}`, '', spec.description, '', 'flags:', ...spec.flags.map((f) => `  ${label(f).padEnd(w)}  ${f.doc}`)].join('\n');
+}
 
+/** Parses argv (without node and the script). Throws UsageError for anything it does not take. */
 export function parseArgs(argv: string[]): CliArgs {
+  const base = { once: false, dryRun: false, json: false, yes: false };
   const [first, ...rest] = argv;
-  if (first === undefined || first === 'help' || first === '--help' || first === '-h') return { command: 'help', once: false };
-  if (first === 'version' || first === '--version' || first === '-v') return { command: 'version', once: false };
-  if (!(first in FLAGS)) throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: run, migrate, backfill, check, demo; see --help)`);
-  const command = first as Command;
-  const args: CliArgs = { command, once: false };
-  for (let i = 0; i < rest.length; i++) {
-    const token = rest[i]!;
-    if (token === '--help' || token === '-h') return { command: 'help', once: false };
-    const eq = token.indexOf('=');
-    const flag = token.startsWith('--') && eq > 0 ? token.slice(0, eq) : token;
-    if (!flag.startsWith('--')) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(token)}`);
-    if (!FLAGS[command].includes(flag)) throw new UsageError(`${command}: unknown flag ${flag} (allowed: ${FLAGS[command].join(', ') || 'none'})`);
-    let value: string | undefined;
-    if (VALUED.has(flag)) {
-      value = eq > 0 ? token.slice(eq + 1) : rest[++i];
-      if (value === undefined || value === '' || (eq < 0 && value.startsWith('--'))) throw new UsageError(`${command}: ${flag} needs a value`);
-    } else if (eq > 0) {
-      throw new UsageError(`${command}: ${flag} takes no value`);
-    }
-    switch (flag) {
-      case '--config': args.config = value!; break;
-      case '--once': args.once = true; break;
-      case '--property': args.property = value!; break;
-      case '--report': args.report = value!; break;
-      case '--from': args.from = value!; break;
-      case '--to': args.to = value!; break;
-      case '--keep': args.keep = true; break;
-      case '--data-dir': args.dataDir = value!; break;
-    }
+  if (first === undefined) return { command: 'usage', ...base };
+  if (first === '--help' || first === '-h') return { command: 'help', ...base };
+  if (first === '--version' || first === '-v' || first === 'version') return { command: 'version', ...base };
+  if (first === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) return { command: 'help', ...base };
+    if (!isCommand(topic)) throw unknownCommand(topic);
+    return { command: 'help', topic, ...base };
   }
-  if (command === 'backfill') {
-    if (!args.property) throw new UsageError('backfill: --property ID is required');
-    if (!/^[0-9]+$/.test(args.property)) throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
-    const from = backfillDate('from', args.from);
-    const to = backfillDate('to', args.to);
-    // comparable without the property's calendar when both are dates or both are relative
-    const after = from.kind === 'date' && to.kind === 'date' ? from.date > to.date : from.kind === 'ago' && to.kind === 'ago' ? from.days < to.days : false;
-    if (after) {
-      throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
-    }
+  if (!isCommand(first)) throw unknownCommand(first);
+  const command = first;
+  const spec = COMMANDS[command];
+  const options = Object.fromEntries(spec.flags.map((f) => [f.name, { type: f.value ? ('string' as const) : ('boolean' as const), ...(f.name === 'help' ? { short: 'h' } : {}) }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseFlags({ args: rest, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw flagError(command, spec, err);
   }
+  if (values['help'] === true) return { command: 'help', topic: command, ...base };
+  for (const f of spec.flags) {
+    if (f.value && values[f.name] === '') throw new UsageError(`${command}: --${f.name} needs a value (${f.value})`);
+  }
+  const str = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  const args: CliArgs = {
+    command,
+    once: values['once'] === true,
+    dryRun: values['dry-run'] === true,
+    json: values['json'] === true,
+    yes: values['yes'] === true,
+  };
+  const assign = <K extends keyof CliArgs>(key: K, value: CliArgs[K] | undefined) => {
+    if (value !== undefined) args[key] = value;
+  };
+  assign('config', str('config'));
+  assign('property', str('property'));
+  assign('report', str('report'));
+  assign('from', str('from'));
+  assign('to', str('to'));
+  assign('dataDir', str('data-dir'));
+  if (values['keep'] === true) args.keep = true;
+  if (command === 'run' && args.dryRun && !args.once) {
+    throw new UsageError('run: --dry-run goes with --once (the daemon itself has no dry run): ga-collector run --once --dry-run');
+  }
+  if (command === 'backfill') checkBackfill(args);
+  if (command === 'prune') checkPrune(args);
   return args;
+}
+
+function isCommand(name: string): name is Command {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+function unknownCommand(name: string): UsageError {
+  const hint = name.startsWith('-') ? didYouMean(name, ['--help', '--version']) : didYouMean(name, NAMES);
+  return new UsageError(`unknown command ${JSON.stringify(name)} (commands: ${NAMES.join(', ')}; see --help)${hint}`);
+}
+
+/** parseArgs' errors, as one line naming the flag and the ones the command takes. */
+function flagError(command: Command, spec: CommandSpec, err: unknown): UsageError {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const flags = spec.flags.map((f) => `--${f.name}`);
+  const named = /'(-{1,2}[^' <]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && named) {
+    return new UsageError(`${command}: unknown flag ${named} (flags: ${flags.join(', ')})${didYouMean(named, flags)}`);
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && named) {
+    const flag = spec.flags.find((f) => `--${f.name}` === named);
+    if (flag?.value) return new UsageError(`${command}: ${named} needs a value (${flag.value})`);
+    return new UsageError(`${command}: ${named} takes no value`);
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const arg = /'([^']*)'/.exec(message)?.[1] ?? '';
+    return new UsageError(`${command}: unexpected argument ${JSON.stringify(arg)} (flags: ${flags.join(', ')})`);
+  }
+  return new UsageError(`${command}: ${message.split('\n')[0]}`);
+}
+
+function checkBackfill(args: CliArgs): void {
+  if (!args.property) throw new UsageError('backfill: --property ID is required');
+  if (!/^[0-9]+$/.test(args.property)) throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+  const from = backfillDate('from', args.from);
+  const to = backfillDate('to', args.to);
+  // comparable without the property's calendar when both are dates or both are relative
+  const after = from.kind === 'date' && to.kind === 'date' ? from.date > to.date : from.kind === 'ago' && to.kind === 'ago' ? from.days < to.days : false;
+  if (after) throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
 }
 
 /** A backfill date: well formed, and never today (GA has not finished it). */
@@ -100,4 +270,13 @@ function backfillDate(flag: 'from' | 'to', value: string | undefined): DateSpec 
     throw new UsageError(`backfill: --${flag} ${value}: GA has not finished today, so it is never stored; the newest date to ask for is yesterday`);
   }
   return spec;
+}
+
+function checkPrune(args: CliArgs): void {
+  if (!args.property && !args.report) throw new UsageError('prune: say what to prune: --property ID, --report NAME, or both (one report of a property)');
+  if (args.property && !/^[0-9]+$/.test(args.property)) throw new UsageError(`prune: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+  if (args.report) {
+    const problem = validateReportName(args.report);
+    if (problem) throw new UsageError(`prune: --report ${JSON.stringify(args.report)}: ${problem}`);
+  }
 }

@@ -3,7 +3,7 @@
  * migrations, GA4 client, runner, scheduler, HTTP. `main.ts` builds one of these per command.
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
 import { Ga4Client } from './ga4/client.js';

@@ -67,11 +67,15 @@ export function createLogger(level: string, destination?: DestinationStream, for
   );
 }
 
-/** A connection string fit for a log line: the password is replaced, the rest kept for debugging. */
+/**
+ * A connection string fit for a log line: the password is replaced (in the user part, or given as
+ * libpq's `password` / `sslpassword` parameter), the rest kept for debugging.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const k of ['password', 'sslpassword']) if (u.searchParams.has(k)) u.searchParams.set(k, '***');
     return u.toString();
   } catch {
     return '[unparseable url]';

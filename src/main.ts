@@ -4,19 +4,27 @@
  * daemon's parts and runs the command. Exit codes: 0 success, 1 a failure at run time, 2 bad
  * input (command line, config, key file), with one line on stderr saying what is wrong.
  */
-import { USAGE, parseArgs, type CliArgs } from './cli.js';
-import { loadConfig, type Config, type PropertyConfig } from './config.js';
+import { commandHelp, parseArgs, usage, type CliArgs } from './cli.js';
+import { loadConfig, type Config, type PropertyConfig } from './config/index.js';
 import { Daemon } from './daemon.js';
 import { UsageError, describe } from './errors.js';
 import { HttpListenError } from './http/server.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
+import { runDryRun } from './commands/dryRun.js';
+import { runMigrate } from './commands/migrate.js';
+import { runPrune } from './commands/prune.js';
+import { runShowConfig } from './commands/showConfig.js';
+import { runStatus } from './commands/status.js';
+import { summaryLine, type JobOutcome } from './commands/summary.js';
 import { sleep } from './ga4/client.js';
+import { TerminalLine } from './progress.js';
 import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { addDays, parseDateSpec, resolveDateSpec } from './time.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
+  const startedAt = Date.now();
   let args: CliArgs;
   try {
     args = parseArgs(argv);
@@ -24,8 +32,12 @@ async function main(argv: string[]): Promise<number> {
     return usageFailure(err);
   }
   switch (args.command) {
+    case 'usage':
+      // no command at all: the usage, as an error (a script that forgot its command must not pass)
+      process.stderr.write(`${usage()}\n`);
+      return 2;
     case 'help':
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${args.topic ? commandHelp(args.topic) : usage()}\n`);
       return 0;
     case 'version':
       process.stdout.write(`ga-collector ${VERSION}\n`);
@@ -35,22 +47,51 @@ async function main(argv: string[]): Promise<number> {
       const { runDemo } = await import('./demo/demo.js');
       return runDemo({ keep: args.keep === true, dataDir: args.dataDir });
     }
+    case 'config':
+      try {
+        return runShowConfig(args.config);
+      } catch (err) {
+        return usageFailure(err);
+      }
     default:
       break;
   }
   let config: Config;
   try {
-    config = loadConfig({ file: args.config, requireCredentials: args.command !== 'migrate' });
+    // status and prune read and delete stored data only: no token, so no key file is needed
+    const requireCredentials = !['migrate', 'status', 'prune'].includes(args.command);
+    config = loadConfig({ file: args.config, requireCredentials });
   } catch (err) {
     return usageFailure(err);
   }
-  const logger = createLogger(config.log.level, undefined, config.log.format ?? defaultLogFormat());
-  if (args.command === 'check') return runCheck(config, logger);
+  if (args.command === 'status') return runStatus(config, args.json);
+  if (args.command === 'prune') {
+    try {
+      return await runPrune(config, { ...(args.property ? { propertyId: args.property } : {}), ...(args.report ? { report: args.report } : {}) }, args.yes);
+    } catch (err) {
+      return usageFailure(err);
+    }
+  }
+  // backfill on a terminal draws a bar on stderr; log lines to the same terminal go around it
+  const terminal = args.command === 'backfill' && !args.dryRun && process.stderr.isTTY ? new TerminalLine(process.stderr) : null;
+  const logger = createLogger(config.log.level, terminal && process.stdout.isTTY ? terminal.logDestination(process.stdout) : undefined, config.log.format ?? defaultLogFormat());
+  if (args.command === 'check') return runCheck(config, logger, args.json);
+  if (args.command === 'migrate') return runMigrate(config, logger);
+  if (args.dryRun) {
+    try {
+      if (args.command !== 'backfill') return await runDryRun(config, { mode: 'once' });
+      const one = backfillConfig(config, args);
+      const property = one.properties[0]!;
+      return await runDryRun(one, { mode: 'backfill', property, reports: args.report ? [args.report] : property.reports, from: args.from!, to: args.to! });
+    } catch (err) {
+      return usageFailure(err);
+    }
+  }
   let daemon: Daemon;
   try {
     if (args.command === 'backfill') config = backfillConfig(config, args);
     const daemonMode = args.command === 'run' && !args.once;
-    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode, progressBar: args.command === 'backfill' && process.stderr.isTTY ? process.stderr : null });
+    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode, progressBar: terminal });
   } catch (err) {
     return usageFailure(err);
   }
@@ -65,11 +106,7 @@ async function main(argv: string[]): Promise<number> {
     await daemon.stop(0);
     return kind === 'config' ? 2 : 1;
   }
-  if (args.command === 'migrate') {
-    await daemon.stop(0);
-    return 0;
-  }
-  if (args.command === 'backfill') return backfill(daemon, config, args);
+  if (args.command === 'backfill') return backfill(daemon, config, args, startedAt);
   if (args.once) {
     await daemon.startServices();
     // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
@@ -82,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
     for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
     for (const st of noToken) process.stderr.write(`ga-collector: no access token for ${st.account} (${st.keyFile}): ${st.lastError ?? 'not obtained'}\n`);
     if (discoveryError) process.stderr.write(`ga-collector: discovery: ${discoveryError}\n`);
+    process.stdout.write(`${await summaryLine('run --once', daemon.metrics, results, noToken.length, startedAt)}\n`);
     return failed.length || noToken.length || discoveryError ? 1 : 0;
   }
   return runDaemon(daemon, config, logger, args);
@@ -148,7 +186,7 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
   });
 }
 
-async function backfill(daemon: Daemon, config: Config, args: CliArgs): Promise<number> {
+async function backfill(daemon: Daemon, config: Config, args: CliArgs, startedAt: number): Promise<number> {
   await daemon.startServices();
   // backfillConfig kept the one property asked for; with discovery on, none when it may be a discovered one
   let property: PropertyConfig | undefined = config.properties[0];
@@ -176,18 +214,19 @@ async function backfill(daemon: Daemon, config: Config, args: CliArgs): Promise<
     await daemon.stop(0);
     return usageFailure(err);
   }
-  let failed = 0;
+  const outcomes: JobOutcome[] = [];
   for (const report of reports) {
     const r = await daemon.scheduler.backfill(property, report, range.from, range.to);
+    outcomes.push(r);
     if (!r.ok) {
-      failed++;
       process.stderr.write(`ga-collector: backfill ${property.id}/${report}: ${r.error}\n`);
     } else {
       process.stdout.write(`backfill ${property.id}/${report}: ${r.dates} dates, ${r.rows} rows (${range.from} to ${range.to})\n`);
     }
   }
   await daemon.stop(0);
-  return failed ? 1 : 0;
+  process.stdout.write(`${await summaryLine(`backfill ${property.id}`, daemon.metrics, outcomes, 0, startedAt)}\n`);
+  return outcomes.some((o) => !o.ok) ? 1 : 0;
 }
 
 /**
@@ -202,7 +241,7 @@ async function backfillRange(daemon: Daemon, property: PropertyConfig, args: Cli
   try {
     finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forKeyFile(property.credentials));
   } catch (err) {
-    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`);
+    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`, { cause: err });
   }
   const today = addDays(finished.lastDate, 1);
   const from = resolveDateSpec(parseDateSpec(args.from!)!, today);

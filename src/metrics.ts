@@ -11,6 +11,7 @@ export class Metrics {
   readonly rowsWritten: Counter<'property' | 'report'>;
   readonly datesPending: Gauge<'property' | 'report'>;
   readonly apiRequests: Counter<'property' | 'code'>;
+  readonly apiRetries: Counter;
   readonly quotaRemaining: Gauge<'property' | 'window'>;
   readonly tokenExpiry: Gauge<'account'>;
   readonly tokenRefreshes: Counter<'account' | 'outcome'>;
@@ -53,6 +54,12 @@ export class Metrics {
       name: 'ga_collector_api_requests_total',
       help: 'Data API requests by HTTP status code, or "error" when no response came.',
       labelNames: ['property', 'code'],
+      registers,
+    });
+    // one series, from 0: run --once and backfill report it in their summary line
+    this.apiRetries = new Counter({
+      name: 'ga_collector_api_retries_total',
+      help: 'Data API requests made again after a retryable failure (429, 5xx, a timeout or reset, a malformed page).',
       registers,
     });
     this.quotaRemaining = new Gauge({

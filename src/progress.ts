@@ -7,7 +7,10 @@
  *   of years shows it is alive without a line per page; jobs that finish within the interval log
  *   nothing here (the runner's `job_succeeded` says it all).
  * - On a terminal (`backfill` with stderr a TTY): a progress bar on stderr, redrawn in place.
+ *   Log lines written to the same terminal meanwhile go through TerminalLine, which takes the bar
+ *   off its line before a log line and draws it again below, so the two never share a line.
  */
+import { Writable } from 'node:stream';
 import type { Logger } from './log.js';
 import { daysBetween } from './time.js';
 
@@ -134,4 +137,43 @@ function duration(s: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const CLEAR = '\r\x1b[K';
+
+/**
+ * The terminal line the bar is drawn on (hand it to ProgressTracker as `bar`), and the way log
+ * lines reach the same terminal without landing on the bar's line: `logDestination(stdout)` is
+ * a stream for the logger that clears the bar, writes the log line, and draws the bar again.
+ * Terminal writes are synchronous on Linux, so the three cannot be interleaved with a redraw.
+ */
+export class TerminalLine extends Writable {
+  /** the bar as last drawn; '' when none is on screen */
+  private shown = '';
+
+  constructor(private readonly terminal: NodeJS.WriteStream) {
+    super({ decodeStrings: false });
+  }
+
+  override _write(chunk: unknown, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    const text = String(chunk);
+    if (text.startsWith(CLEAR)) this.shown = text.slice(CLEAR.length);
+    else if (text.endsWith('\n')) this.shown = '';
+    this.terminal.write(text);
+    done();
+  }
+
+  /** A stream for the logger that writes to `out` (the terminal too) around the bar. */
+  logDestination(out: NodeJS.WriteStream): Writable {
+    return new Writable({
+      decodeStrings: false,
+      write: (chunk: unknown, _encoding, done) => {
+        const bar = this.shown;
+        if (bar) this.terminal.write(CLEAR);
+        out.write(String(chunk));
+        if (bar) this.terminal.write(`${CLEAR}${bar}`);
+        done();
+      },
+    });
+  }
 }

@@ -7,7 +7,7 @@
  * SQL is in store/statusQueries.ts), and orders properties that need attention first: failing,
  * then stale, then with gaps.
  */
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import type { DiscoveredProperty, DiscoveryStatus } from './discovery/discovery.js';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';

@@ -61,11 +61,19 @@ export function parseDateSpec(value: string): DateSpec | null {
   if (value === 'today') return { kind: 'ago', days: 0 };
   const ago = /^(\d{1,5})daysAgo$/.exec(value);
   if (ago) return { kind: 'ago', days: Number(ago[1]) };
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  if (!m) return null;
+  return isValidDate(value) ? { kind: 'date', date: value } : null;
+}
+
+/** A real calendar date written `YYYY-MM-DD` (not 2024-02-30). */
+function isValidDate(value: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
   const d = new Date(`${value}T00:00:00Z`);
-  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return null;
-  return { kind: 'date', date: value };
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value;
+}
+
+/** A report's `startDate`: `YYYY-MM-DD`, `NdaysAgo` or `yesterday` (relative to the property's today). */
+export function isStartDate(value: string): boolean {
+  return isValidDate(value) || /^\d+daysAgo$/.test(value) || value === 'yesterday';
 }
 
 /** The calendar date a spec names, given the property's today. */

@@ -292,7 +292,7 @@ describe('key files from the command line', () => {
     assert.match(lines[perm + 1]!, new RegExp(`^\\s+fix: chmod 600 ${file}$`));
     assert.match(check.stdout, /^warn\s+key collector@\S+\s+key file .*shared\.json: the line breaks of "private_key" arrived as the two characters \\n/m);
     assert.match(check.stdout, /^ok\s+key collector@/m);
-    assert.match(check.stdout, /all \d+ checks passed, 2 warnings/);
+    assert.match(check.stdout, /all \d+ checks passed: \d+ ok, 0 failed, 0 skipped, 2 warnings/);
 
     const run = await runCli(['run', '--once', '--config', cfg]);
     assert.equal(run.code, 0, run.stderr);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { checkAll, formatTable, type CheckRow } from '../src/check.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { migrate } from '../src/store/migrations.js';
 import { ensureReportTables } from '../src/store/reportTables.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { checkAll, formatTable, type CheckRow } from '../src/check.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { migrate } from '../src/store/migrations.js';
 import { runCli, startFake, testDb, writeConfig, writeJson, type FakeSetup, type TestDb } from './helpers.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { README, readmeBlock, renderConfigReference } from '../scripts/config-reference.js';
-import { configSchema } from '../src/config.js';
+import { configSchema } from '../src/config/index.js';
 
 describe('configuration reference in README.md', () => {
   it('is exactly what `npm run docs` generates from the convict schema', () => {

@@ -134,6 +134,6 @@ describe('ga-collector demo', () => {
   it('refuses an unknown flag with one line and exit 2', async () => {
     const r = await runCli(['demo', '--bogus']);
     assert.equal(r.code, 2);
-    assert.equal(r.stderr, 'ga-collector: demo: unknown flag --bogus (allowed: --keep, --data-dir)\n');
+    assert.equal(r.stderr, 'ga-collector: demo: unknown flag --bogus (flags: --keep, --data-dir, --help)\n');
   });
 });

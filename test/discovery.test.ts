@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { TokenManager } from '../src/auth/tokenManager.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { AdminClient } from '../src/discovery/adminClient.js';
 import { renderStatusPage } from '../src/http/statusPage.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import { addDays, localDate } from '../src/time.js';

@@ -200,7 +200,7 @@ export function writeConfig(dir: string, db: TestDb, setup: FakeSetup, extra: Re
   });
 }
 
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Daemon, type DaemonOptions } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 import { fetchRange, unconfirmedDates } from '../src/ga4/report.js';
 import { metricSum } from './helpers.js';
 import { scriptedApi, type Answer, type PageRequest, type ScriptedApi } from './scripted-api.js';

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 import { RetryableError } from '../src/errors.js';
 import { parsePageBytes } from '../src/ga4/pageRows.js';
 import { parsePage } from '../src/ga4/report.js';

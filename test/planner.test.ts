@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ReportDefinition } from '../src/config.js';
+import type { ReportDefinition } from '../src/config/index.js';
 import { previousFire } from '../src/schedule/cron.js';
 import { coversDefinition, plan, toRanges } from '../src/schedule/planner.js';
 import { nearest } from '../src/ga4/fieldNames.js';

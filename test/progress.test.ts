@@ -42,10 +42,10 @@ describe('progress', () => {
 
   it('draws a bar: label, fill, percent, dates, rows, time left', () => {
     const bar = renderBar({ propertyId: '123', report: 'daily', total: 400, done: 180, rows: 12_345, startedAt: 0 }, 90_000, 100);
-    assert.match(bar, /^123\/daily \[#+-+\]  45%  180\/400 dates  12,345 rows  ~1m50s left$/);
+    assert.match(bar, /^123\/daily \[#+-+\] {2}45% {2}180\/400 dates {2}12,345 rows {2}~1m50s left$/);
     const filled = /\[(#*)(-*)\]/.exec(bar)!;
     assert.equal(Math.round((filled[1]!.length / (filled[1]!.length + filled[2]!.length)) * 100), 45);
-    assert.match(renderBar({ propertyId: '1', report: 'r', total: 2, done: 2, rows: 3, startedAt: 0 }, 10, 80), /100%  2\/2 dates  3 rows  done$/);
+    assert.match(renderBar({ propertyId: '1', report: 'r', total: 2, done: 2, rows: 3, startedAt: 0 }, 10, 80), /100% {2}2\/2 dates {2}3 rows {2}done$/);
   });
 
   describe('backfill on a terminal', () => {
@@ -72,10 +72,33 @@ describe('progress', () => {
         child.on('close', (code) => resolve({ code, text }));
       });
       assert.equal(out.code, 0, out.text);
-      const frames = out.text.split(/\r\x1b\[K/).map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
+      const frames = out.text.split('\r\x1b[K').map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
       assert.ok(frames.length >= 2, `a first and a last frame at least: ${JSON.stringify(out.text)}`);
       assert.match(frames[0]!, /\[-+\]\s+0%\s+0\/91 dates/);
       assert.match(frames.at(-1)!, /\[#+\]\s+100%\s+91\/91 dates\s+[\d,]+ rows\s+done/);
+    });
+
+    it('log lines on the same terminal never share a line with the bar', { skip: skipUnless(SCRIPT) }, async () => {
+      const config = writeConfig(g.dir, db, g, { properties: [{ id: '512345' }], log: { level: 'info', format: 'json' } });
+      // stdout and stderr both on the pseudo-terminal, as in a user's shell
+      const cmd = `${process.execPath} ${MAIN} backfill --config ${config} --property 512345 --from 2023-01-01 --to 2023-06-30`;
+      const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+        const child = spawn('script', ['-qefc', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let text = '';
+        child.stdout.on('data', (d) => (text += d));
+        child.stderr.on('data', (d) => (text += d));
+        child.on('close', (code) => resolve({ code, text }));
+      });
+      assert.equal(out.code, 0, out.text);
+      const logStarts = [...out.text.matchAll(/\{"level":/g)].map((m) => m.index!);
+      assert.ok(logStarts.length >= 3, `log lines were written: ${logStarts.length}`);
+      for (const at of logStarts) {
+        const before = out.text.slice(Math.max(0, at - 4), at);
+        assert.ok(at === 0 || before.endsWith('\n') || before === '\r\x1b[K', `a log line starts on a line of its own, not after ${JSON.stringify(out.text.slice(Math.max(0, at - 40), at))}`);
+      }
+      // and the bar is still drawn, to its end
+      const frames = out.text.split('\r\x1b[K').map((f) => f.split('\n')[0]!.trim()).filter((f) => f.startsWith('512345/daily'));
+      assert.match(frames.at(-1)!, /100%\s+181\/181 dates/);
     });
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import { logLines, startCli, startFake, testDb, waitFor, writeConfig } from './helpers.js';

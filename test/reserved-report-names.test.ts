@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { UsageError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { migrate } from '../src/store/migrations.js';
@@ -69,7 +69,7 @@ describe('reserved report names', () => {
   for (const name of ['report_definitions', 'fetch_days', 'properties', 'schema_migrations', 'fetch_days_pkey']) {
     it(`a report named ${name} is refused, naming the key`, () => {
       const message = refusal({ [name]: def }, dir);
-      assert.match(message, new RegExp(`^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`));
+      assert.match(message, new RegExp(`^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`));
     });
   }
 

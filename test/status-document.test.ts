@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { loadConfig, type Config } from '../src/config.js';
+import { loadConfig, type Config } from '../src/config/index.js';
 import { HttpServer } from '../src/http/server.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { generateReport } from '@ga-collector/fake-google';
 import { createLogger } from '../src/log.js';

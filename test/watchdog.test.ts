@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import type { TokenManager } from '../src/auth/tokenManager.js';
-import { loadConfig, type Config } from '../src/config.js';
+import { loadConfig, type Config } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import type { JobResult, JobRunner, JobSpec } from '../src/schedule/runner.js';

@@ -26,14 +26,13 @@
  */
 import { JWT, gaxios } from 'google-auth-library';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
+import { ANALYTICS_READONLY_SCOPE, GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { redactUrl } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import type { ServiceAccountKey } from './serviceAccountKey.js';
 import { parseTokenResponse, type ParsedTokenResponse } from './tokenResponse.js';
 
-export const ANALYTICS_SCOPE = 'https://www.googleapis.com/auth/analytics.readonly';
-const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** The longest one exchange may take: Google answers in well under a second. */
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 30_000;
 
@@ -108,7 +107,7 @@ async function send(key: ServiceAccountKey, tokenUrl: string, signal: AbortSigna
     email: key.clientEmail,
     key: key.privateKey,
     ...(key.privateKeyId ? { keyId: key.privateKeyId } : {}),
-    scopes: [ANALYTICS_SCOPE],
+    scopes: [ANALYTICS_READONLY_SCOPE],
     transporter,
   });
   try {

@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { AbortedError, PermanentError, RetryableError, describe } from '../errors.js';
 import { clampTimerMs } from '../net/deadline.js';
+import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { DEFAULT_EXCHANGE_TIMEOUT_MS, exchangeToken, type ExchangedToken } from './exchange.js';
 import { readServiceAccountKey, type ServiceAccountKey } from './serviceAccountKey.js';
 
@@ -94,7 +95,7 @@ export class TokenSource {
 
   /** The URL exchanges go to: the configured one, else the key's token_uri, else Google's. */
   get tokenUrl(): string {
-    return this.opts.tokenUrl || this.key.tokenUri || 'https://oauth2.googleapis.com/token';
+    return this.opts.tokenUrl || this.key.tokenUri || GOOGLE_TOKEN_URL;
   }
 
   /** First exchange; a failure is logged and retried in the background, not thrown. */

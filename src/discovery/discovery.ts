@@ -10,7 +10,7 @@
  * on the board with the time it went; nothing of its data is touched.
  */
 import type { TokenSource } from '../auth/tokenManager.js';
-import type { Config, PropertyConfig } from '../config.js';
+import type { Config, PropertyConfig } from '../config/index.js';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';

@@ -175,6 +175,7 @@ export class Ga4Client {
     if (ctx.deadline !== undefined && this.now() + delay > ctx.deadline) {
       throw new RetryableError(`${describe(error)} (gave up: the job's deadline is reached)`, error.code);
     }
+    this.opts.metrics.apiRetries.inc();
     ctx.logger.warn(
       { event: 'api_retry', method, attempt, code: error.code, retryInMs: Math.round(delay), err: describe(error) },
       'retryable API failure, backing off',

@@ -5,7 +5,7 @@
  * definition the property has not stored under yet changes anything in the database, so a typo
  * fails that report with the fix instead of adding a column and clearing history.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { AbortedError, PermanentError } from '../errors.js';
 import type { CallContext, Ga4Client, MetadataResponse } from './client.js';
 

@@ -21,7 +21,7 @@
  * paths against each other on generated bodies.
  */
 import { isUtf8 } from 'node:buffer';
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { RetryableError } from '../errors.js';
 import type { CallContext, RunReportResponse } from './client.js';
 import { metricValue, parsePage } from './report.js';

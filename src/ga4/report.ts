@@ -8,7 +8,7 @@
  * are stored, so memory is bounded by two pages. What happens when a page or a listing turns out
  * bad is said at fetchRange.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { AbortedError, RetryableError, describe } from '../errors.js';
 import { addDays, dateRange } from '../time.js';
 import { int64, type CallContext, type Ga4Client, type RunReportRequest, type RunReportResponse } from './client.js';

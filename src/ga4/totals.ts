@@ -6,7 +6,7 @@
  * ranges), named by the date so the totals rows can be told apart, with `limit: 1` because only
  * the totals are wanted.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { PermanentError, RetryableError, describe } from '../errors.js';
 import { int64, type CallContext, type Ga4Client } from './client.js';
 import { metricValue } from './report.js';

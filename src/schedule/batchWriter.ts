@@ -12,7 +12,7 @@
  *   when the read fails for good (`forgetUnconfirmed`): a gap the next run fills, not a half day.
  */
 import { describe } from '../errors.js';
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { unconfirmedDates } from '../ga4/report.js';
 import type { DayData } from '../ga4/types.js';
 import type { Logger } from '../log.js';

@@ -8,7 +8,7 @@
  * that left the window after that final refresh is only marked settled. Nothing after the
  * property's yesterday is ever due: Google has not finished it.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import type { LedgerDay, StoredDefinition } from '../store/ledger.js';
 import { addDays, localDate } from '../time.js';
 

@@ -12,7 +12,7 @@
  * report's relation gets its columns just before the first write. Whatever was planned or asked,
  * no date after the property's yesterday is written: Google has not finished it.
  */
-import type { Config, ReportDefinition } from '../config.js';
+import type { Config, ReportDefinition } from '../config/index.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { CallContext, Ga4Client } from '../ga4/client.js';
@@ -26,6 +26,7 @@ import type { Metrics } from '../metrics.js';
 import { BatchWriter } from './batchWriter.js';
 import { databaseNow, definitionStored, definitionVersion, ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
+import { noteJobOutcome } from '../store/jobFailures.js';
 import { lockKey, withAdvisoryLock } from '../store/locks.js';
 import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
 import { int64, nextPacificMidnight } from '../ga4/client.js';
@@ -151,6 +152,7 @@ export class JobRunner {
         onBusy: () => log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting'),
       });
       this.dbRetries.delete(retryKey);
+      await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, null, log);
       if (result.remaining > 0) {
         log.info(
           { event: 'backlog_remaining', remaining: result.remaining, ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}) },
@@ -177,6 +179,9 @@ export class JobRunner {
       if (!aborted) {
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
         status.recordFailure(job.propertyId, job.report, message, this.now());
+        // for `ga-collector status`; a database that is down cannot take the note
+        const db = session && !session.lost.aborted ? session.client : this.deps.pool;
+        if (!dbDown) await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError }, log);
       }
       log.error(
         { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },

@@ -6,7 +6,7 @@
  * status page by the runner. Each job runs under the watchdog (watchdog.ts), which ends it at its deadline and frees its slot.
  */
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Config, PropertyConfig } from '../config.js';
+import type { Config, PropertyConfig } from '../config/index.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';

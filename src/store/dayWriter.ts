@@ -5,7 +5,7 @@
  * old date untouched. Rows go in with COPY (copyRows.ts) straight into the table, inside that
  * transaction: no staging table, never one INSERT per row.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import type { DayData } from '../ga4/types.js';
 import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';

@@ -1,5 +1,5 @@
 /** The fetch ledger (`fetch_days`) and what is known of each property (`properties`). */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import { qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
 

@@ -9,7 +9,7 @@
  * makes due again is the planner's business (each date records its definition in the ledger), per
  * property; nothing here clears the ledger.
  */
-import type { ReportDefinition } from '../config.js';
+import type { ReportDefinition } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { metricColumnType } from '../ga4/metricTypes.js';
 import { columnName, ident, qualified } from './identifiers.js';

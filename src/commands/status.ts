@@ -1,0 +1,237 @@
+/**
+ * `ga-collector status`: what the database holds, read from the database alone (no Google, no
+ * token), per configured property and report: data through which date, gaps, the last fetch, the
+ * dates still revising, the dates GA flagged, and a failing last run (`job_failures`). Data of
+ * properties or reports no longer configured is listed apart, with the prune that removes it.
+ *
+ * A gap is a date from the report's start date through the property's yesterday (in its own time
+ * zone, by the earlier of this machine's clock and the database's, as the runner plans) that is
+ * not stored as finished. A property never fetched has no known time zone: all its dates are
+ * missing, counted as a gap. Exit 0, or 1 when any gap or failing run is recorded.
+ */
+import type { Config } from '../config/index.js';
+import { redactUrl } from '../log.js';
+import { resolveStartDate } from '../schedule/planner.js';
+import { gapRuns, markedRuns, type DateMark, type DateRun, type GapWindow } from '../store/dateRanges.js';
+import { jobFailures } from '../store/jobFailures.js';
+import { databaseNow, ledgerSummary } from '../store/ledger.js';
+import { migrationState } from '../store/migrations.js';
+import type { Pool } from '../store/pool.js';
+import { ledgerCoverage, propertyTimeZones, type CoverageWindow } from '../store/statusQueries.js';
+import { addDays, localDate } from '../time.js';
+import { formatRuns, isoSeconds, plural, withCommandPool } from './common.js';
+
+interface Runs {
+  days: number;
+  runs: Array<{ from: string; to: string }>;
+}
+
+interface ReportStatusLine {
+  property: string;
+  report: string;
+  /** null: the property was never fetched, its calendar is not known */
+  timeZone: string | null;
+  /** the window gaps are counted in; null when the time zone is not known */
+  window: { from: string; through: string } | null;
+  dataThrough: string | null;
+  firstDate: string | null;
+  storedDays: number;
+  lastFetch: string | null;
+  /** days null: never fetched, every date from the start date is missing */
+  gaps: { days: number | null; runs: Array<{ from: string; to: string }> };
+  revising: Runs;
+  flagged: { thresholding: Runs; sampling: Runs; otherRow: Runs };
+  failure: { since: string; at: string; runs: number; error: string; permanent: boolean } | null;
+}
+
+export interface StatusOutput {
+  generatedAt: string;
+  database: string;
+  schema: string;
+  migrations: { current: number; latest: number };
+  reports: ReportStatusLine[];
+  /** stored data of pairs no longer configured */
+  unconfigured: Array<{ property: string; report: string; storedDays: number; lastDate: string | null }>;
+  summary: { reports: number; withGaps: number; failing: number; revising: number; flagged: number };
+  /** no gap and no failing run */
+  ok: boolean;
+}
+
+/** Reads the status; exit 0 or 1 as the module says, 2 for a database setting that cannot work. */
+export async function runStatus(config: Config, json: boolean): Promise<number> {
+  return withCommandPool(config, async (pool) => {
+    const status = await readStatus(pool, config);
+    process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status)}\n`);
+    return status.ok ? 0 : 1;
+  });
+}
+
+/** The status document, from a few queries whatever the number of properties. */
+async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Promise<StatusOutput> {
+  const schema = config.database.schema;
+  const migrations = await migrationState(pool, schema);
+  const pairs = config.properties.flatMap((p) => p.reports.map((report) => ({ propertyId: p.id, report })));
+  const migrated = migrations.current > 0;
+  const now = Math.min(ownNow, await databaseNow(pool));
+  const zones = migrated ? await propertyTimeZones(pool, schema) : new Map<string, string>();
+
+  const windowOf = (tz: string, report: string) => {
+    const today = localDate(now, tz);
+    return { from: resolveStartDate(config.reports[report]!.startDate, today), through: addDays(today, -1) };
+  };
+  const coverageWindows: CoverageWindow[] = [];
+  for (const tz of new Set(zones.values())) {
+    for (const report of Object.keys(config.reports)) coverageWindows.push({ timeZone: tz, report, ...windowOf(tz, report) });
+  }
+  const gapWindows: GapWindow[] = [];
+  for (const { propertyId, report } of pairs) {
+    const tz = zones.get(propertyId);
+    if (tz) gapWindows.push({ propertyId, report, timeZone: tz, ...windowOf(tz, report) });
+  }
+  const key = (p: string, r: string) => `${p}\0${r}`;
+  const [coverage, gaps, marks, failures, summary] = migrated
+    ? await Promise.all([
+        ledgerCoverage(pool, schema, coverageWindows),
+        gapRuns(pool, schema, gapWindows),
+        markedRuns(pool, schema, pairs),
+        jobFailures(pool, schema),
+        ledgerSummary(pool, schema),
+      ])
+    : [[], [], [], [], []];
+  const coverageBy = new Map(coverage.map((c) => [key(c.propertyId, c.report), c]));
+  const gapsBy = group(gaps);
+  const marksBy = new Map<string, Map<DateMark, DateRun[]>>();
+  for (const m of marks) {
+    const k = key(m.propertyId, m.report);
+    if (!marksBy.has(k)) marksBy.set(k, new Map());
+    const byMark = marksBy.get(k)!;
+    byMark.set(m.mark, [...(byMark.get(m.mark) ?? []), m]);
+  }
+  const failureBy = new Map(failures.map((f) => [key(f.propertyId, f.report), f]));
+  const runsOf = (list: DateRun[] | undefined): Runs => ({
+    days: (list ?? []).reduce((n, r) => n + r.days, 0),
+    runs: (list ?? []).map((r) => ({ from: r.from, to: r.to })),
+  });
+
+  const reports: ReportStatusLine[] = pairs.map(({ propertyId, report }) => {
+    const k = key(propertyId, report);
+    const tz = zones.get(propertyId) ?? null;
+    const cov = coverageBy.get(k);
+    const m = marksBy.get(k);
+    const f = failureBy.get(k);
+    const window = tz ? windowOf(tz, report) : null;
+    const gapList = gapsBy.get(k);
+    return {
+      property: propertyId,
+      report,
+      timeZone: tz,
+      window,
+      dataThrough: cov?.lastDate ?? null,
+      firstDate: cov?.firstDate ?? null,
+      storedDays: cov?.days ?? 0,
+      lastFetch: cov ? isoSeconds(cov.lastFetchedMs) : null,
+      gaps: window ? runsOf(gapList) : { days: null, runs: [] },
+      revising: runsOf(m?.get('revising')),
+      flagged: { thresholding: runsOf(m?.get('thresholding')), sampling: runsOf(m?.get('sampling')), otherRow: runsOf(m?.get('otherRow')) },
+      failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+    };
+  });
+  const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
+  const unconfigured = summary
+    .filter((s) => !configured.has(key(s.propertyId, s.report)))
+    .map((s) => ({ property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate }));
+  const withGaps = reports.filter((r) => r.gaps.days === null || r.gaps.days > 0).length;
+  const failing = reports.filter((r) => r.failure).length;
+  const flaggedCount = (r: ReportStatusLine) => r.flagged.thresholding.days + r.flagged.sampling.days + r.flagged.otherRow.days;
+  return {
+    generatedAt: isoSeconds(ownNow)!,
+    database: redactUrl(config.database.url),
+    schema,
+    migrations,
+    reports,
+    unconfigured,
+    summary: {
+      reports: reports.length,
+      withGaps,
+      failing,
+      revising: reports.filter((r) => r.revising.days > 0).length,
+      flagged: reports.filter((r) => flaggedCount(r) > 0).length,
+    },
+    ok: withGaps === 0 && failing === 0,
+  };
+}
+
+function group(runs: DateRun[]): Map<string, DateRun[]> {
+  const out = new Map<string, DateRun[]>();
+  for (const r of runs) {
+    const k = `${r.propertyId}\0${r.report}`;
+    out.set(k, [...(out.get(k) ?? []), r]);
+  }
+  return out;
+}
+
+const MARK_LABELS: Record<'thresholding' | 'sampling' | 'otherRow', string> = {
+  thresholding: 'thresholding',
+  sampling: 'sampling',
+  otherRow: '(other) row',
+};
+
+/** The status for people: a table, a detail line under a report for each thing to know, a closing tally. */
+function formatStatus(s: StatusOutput): string {
+  const lines: string[] = [];
+  const state =
+    s.migrations.current === 0
+      ? `schema ${s.schema} not created yet: nothing stored (\`ga-collector migrate\` or \`run\` creates it)`
+      : s.migrations.current < s.migrations.latest
+        ? `schema ${s.schema} at migration ${s.migrations.current} of ${s.migrations.latest} (\`ga-collector migrate\` applies the rest)`
+        : `schema ${s.schema}`;
+  lines.push(`database ${s.database}, ${state}`, '');
+  if (s.reports.length === 0) {
+    lines.push('no properties configured');
+  } else {
+    const head = ['property', 'report', 'time zone', 'data through', 'gaps', 'last fetch'];
+    const rows = s.reports.map((r) => [
+      r.property,
+      r.report,
+      r.timeZone ?? '?',
+      r.dataThrough ?? '-',
+      r.gaps.days === null ? 'all' : String(r.gaps.days),
+      r.lastFetch ?? 'never',
+    ]);
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+    lines.push(line(head));
+    s.reports.forEach((r, i) => {
+      lines.push(line(rows[i]!));
+      for (const detail of details(r)) lines.push(`    ${detail}`);
+    });
+  }
+  if (s.unconfigured.length) {
+    lines.push('', 'stored, but no longer configured (`ga-collector prune` deletes it):');
+    for (const u of s.unconfigured) {
+      lines.push(`    property ${u.property} report ${u.report}: ${plural(u.storedDays, 'date')}${u.lastDate ? ` through ${u.lastDate}` : ''}`);
+    }
+  }
+  const t = s.summary;
+  lines.push(
+    '',
+    `${plural(t.reports, 'report')}: ${t.withGaps} with gaps, ${t.failing} failing, ${t.revising} with dates still revising, ${t.flagged} with flagged dates${s.ok ? '' : ' (exit 1)'}`,
+  );
+  return lines.join('\n');
+}
+
+function details(r: ReportStatusLine): string[] {
+  const out: string[] = [];
+  if (r.gaps.days === null) out.push(`never fetched: time zone not known yet; every date from ${r.report}'s start date is missing`);
+  else if (r.gaps.days > 0) out.push(`gaps: ${plural(r.gaps.days, 'date')}: ${formatRuns(r.gaps.runs)}`);
+  if (r.failure) {
+    const times = r.failure.runs > 1 ? `${r.failure.runs} runs, since ${r.failure.since}` : `at ${r.failure.at}`;
+    out.push(`failing (${times}${r.failure.permanent ? ', will not heal by itself' : ''}): ${r.failure.error}`);
+  }
+  if (r.revising.days > 0) out.push(`still revising: ${formatRuns(r.revising.runs)}`);
+  for (const mark of ['thresholding', 'sampling', 'otherRow'] as const) {
+    const f = r.flagged[mark];
+    if (f.days > 0) out.push(`${MARK_LABELS[mark]}: ${plural(f.days, 'date')}: ${formatRuns(f.runs)}`);
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+/**
+ * How a configuration problem is said: one line, `config: <key>: <problem>`, naming where a bad
+ * value came from, with the nearest known key when an unknown one looks like a typo.
+ */
+import type { z } from 'zod';
+import { UsageError } from '../errors.js';
+
+/** `config: <message>` as the UsageError the command line prints (exit 2). */
+export function configError(message: string): UsageError {
+  return new UsageError(`config: ${message}`);
+}
+
+export function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
+/** Edit distance (insertions, deletions, substitutions, and swaps of two neighbours). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The known name closest to `given` (case-insensitively), when it is close enough to be a typo:
+ * at most a third of its letters off (and at most 3). Undefined otherwise.
+ */
+function nearest(given: string, known: readonly string[]): string | undefined {
+  const g = given.toLowerCase();
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = distance(g, name.toLowerCase());
+    if (!best || d < best.d) best = { name, d };
+  }
+  if (!best || best.d === 0 || best.d > Math.min(3, Math.ceil(given.length / 3))) return undefined;
+  return best.name;
+}
+
+/** "; did you mean X?" when an unknown name is close to a known one, else ''. */
+export function didYouMean(given: string, known: readonly string[]): string {
+  const n = nearest(given, known);
+  return n ? `; did you mean ${n}?` : '';
+}
+
+/** `reports.daily.metrics`, `properties[0].id`: a zod path under `prefix` as the config names it. */
+function keyPath(prefix: string, path: readonly PropertyKey[]): string {
+  let out = prefix;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
+  return out;
+}
+
+/**
+ * The first problem zod found, as `config: <key>: <problem>`. An unknown key comes first (as the
+ * old hand-written checks did): a misspelt key usually explains the other problems.
+ */
+export function zodProblem(error: z.ZodError, prefix: string, allowed: readonly string[]): UsageError {
+  const issues = error.issues;
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown && unknown.code === 'unrecognized_keys') {
+    const k = unknown.keys[0]!;
+    return configError(`${keyPath(prefix, unknown.path)}.${k}: unknown key (allowed: ${allowed.join(', ')})${didYouMean(k, allowed)}`);
+  }
+  const first = issues[0]!;
+  return configError(`${keyPath(prefix, first.path)}: ${first.message}`);
+}

@@ -1,0 +1,263 @@
+/**
+ * The convict schema: every key that has one value (not the `reports` map, not the entries of
+ * `properties`, which reports.ts and properties.ts check), with its documentation, default and
+ * environment variable. The README's configuration table is generated from it
+ * (scripts/config-reference.ts).
+ */
+import convict from 'convict';
+import { isValidSchedule } from '../schedule/cron.js';
+import { GOOGLE_ADMIN_API_ROOT_URL, GOOGLE_DATA_API_ROOT_URL, GOOGLE_TOKEN_URL } from './googleUrls.js';
+
+convict.addFormat({
+  name: 'cron',
+  validate(value: unknown) {
+    if (!isValidSchedule(value)) {
+      throw new Error(`must be a cron expression like "0 4 * * *", got ${JSON.stringify(value)}`);
+    }
+  },
+});
+
+convict.addFormat({
+  name: 'url',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a URL');
+    if (value === '') return;
+    try {
+      new URL(value);
+    } catch {
+      // never echo the value: it may be a connection string with a password
+      throw new Error('must be a URL');
+    }
+  },
+});
+
+convict.addFormat({
+  name: 'property-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of { id, reports?, schedule?, credentials? }');
+  },
+  coerce(value: unknown) {
+    // From the environment: "123,456" is a list of property ids with default settings.
+    if (typeof value === 'string') {
+      return value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((id) => ({ id }));
+    }
+    return value;
+  },
+});
+
+convict.addFormat({
+  name: 'flag',
+  // convict's own Boolean takes every string but "false" for true, so GA_COLLECTOR_DISCOVERY=0 would switch it on
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce(value: unknown) {
+    if (typeof value !== 'string') return value;
+    const v = value.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(v)) return true;
+    if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+    return value;
+  },
+});
+
+convict.addFormat({
+  name: 'id-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of numeric ids');
+  },
+});
+
+convict.addFormat({
+  name: 'name-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) throw new Error('must be a list of report names');
+  },
+});
+
+/** What convict hands back: the schema's keys with their values, `properties` still unchecked. */
+export interface ConvictShape {
+  database: { url: string; schema: string };
+  google: { credentials: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
+  schedule: string;
+  concurrency: number;
+  http: { host: string; port: number; webConfigFile: string };
+  log: { level: string; format: 'json' | 'pretty' | null };
+  shutdown: { graceSeconds: number };
+  fetch: {
+    maxDaysPerRun: number;
+    pageSize: number;
+    timeoutSeconds: number;
+    maxAttempts: number;
+    jobDeadlineSeconds: number;
+    quotaReserve: number;
+    maxServerErrorsPerHour: number;
+  };
+  properties: unknown[];
+  discovery: { enabled: boolean; accounts: unknown[]; exclude: unknown[]; reports: string[] | null };
+}
+
+const schema: convict.Schema<ConvictShape> = {
+  database: {
+    url: { doc: 'PostgreSQL connection string (required except for demo).', format: 'url', default: '', env: 'DATABASE_URL', sensitive: true },
+    schema: { doc: 'Schema that holds every table and view.', format: String, default: 'ga4', env: 'GA_COLLECTOR_DB_SCHEMA' },
+  },
+  google: {
+    credentials: {
+      doc: 'Service-account JSON key file; a bare file name is also looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=).',
+      format: String,
+      default: '',
+      env: 'GOOGLE_APPLICATION_CREDENTIALS',
+    },
+    tokenUrl: {
+      doc: `Where the signed JWT is exchanged for an access token; default: the key file's token_uri, else ${GOOGLE_TOKEN_URL}.`,
+      format: 'url',
+      default: '',
+      env: 'GA_COLLECTOR_TOKEN_URL',
+    },
+    apiRootUrl: { doc: 'Root of the Data API.', format: 'url', default: GOOGLE_DATA_API_ROOT_URL, env: 'GA_COLLECTOR_API_ROOT_URL' },
+    adminApiRootUrl: {
+      doc: 'Root of the GA Admin API (property discovery).',
+      format: 'url',
+      default: GOOGLE_ADMIN_API_ROOT_URL,
+      env: 'GA_COLLECTOR_ADMIN_API_ROOT_URL',
+    },
+  },
+  schedule: { doc: "Default cron expression for every property's fetch (server's local time).", format: 'cron', default: '0 4 * * *', env: 'GA_COLLECTOR_SCHEDULE' },
+  concurrency: { doc: 'API requests in flight at once, across all properties.', format: 'nat', default: 4, env: 'GA_COLLECTOR_CONCURRENCY' },
+  http: {
+    host: { doc: 'Address of the metrics, health and status server.', format: String, default: '127.0.0.1', env: 'GA_COLLECTOR_HTTP_HOST' },
+    port: { doc: 'Port of the metrics, health and status server (0 picks a free one).', format: 'port', default: 9464, env: 'GA_COLLECTOR_HTTP_PORT' },
+    webConfigFile: {
+      doc: "A web config file as Prometheus exporters take it (YAML: tls_server_config { cert_file, key_file }, basic_auth_users { name: bcrypt hash }): HTTPS and basic authentication for every path but /healthz. Relative to the config file; re-read when it changes.",
+      format: String,
+      default: '',
+      env: 'GA_COLLECTOR_WEB_CONFIG_FILE',
+    },
+  },
+  log: {
+    level: { doc: 'pino log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'LOG_LEVEL' },
+    format: {
+      doc: 'json: one JSON object per line (pino); pretty: readable lines (pino-pretty). Unset: pretty on a terminal, json otherwise.',
+      format: ['json', 'pretty'],
+      default: null,
+      nullable: true,
+      env: 'LOG_FORMAT',
+    },
+  },
+  shutdown: {
+    graceSeconds: {
+      doc: 'On SIGTERM/SIGINT, how long in-flight fetches may finish before they are aborted.',
+      format: 'nat',
+      default: 30,
+      env: 'GA_COLLECTOR_SHUTDOWN_GRACE_SECONDS',
+    },
+  },
+  fetch: {
+    maxDaysPerRun: {
+      doc: "At most this many dates per property and report in one run, so one property's backlog cannot eat the others' quota; the rest follows on the next runs.",
+      format: 'nat',
+      default: 400,
+      env: 'GA_COLLECTOR_MAX_DAYS_PER_RUN',
+    },
+    pageSize: {
+      // Memory grows with the page: while a page arrives and is read it is held about four times
+      // as bytes (socket chunks, the whole body, the body gaxios hands over, its row text), plus
+      // the next page read ahead. 25000 rows keep a 1,000,000-row backfill near 160 MB RSS; 100000
+      // took it past 230 MB (npm run bench). Fewer, larger pages cost fewer requests.
+      doc: 'Rows asked per runReport page (Google returns at most 250000); memory grows with it.',
+      format: 'nat',
+      default: 25000,
+      env: 'GA_COLLECTOR_PAGE_SIZE',
+    },
+    timeoutSeconds: { doc: 'Timeout of one API request.', format: 'nat', default: 120, env: 'GA_COLLECTOR_REQUEST_TIMEOUT_SECONDS' },
+    maxAttempts: { doc: 'Attempts per API request for retryable failures (429, 5xx, timeouts, resets).', format: 'nat', default: 6, env: 'GA_COLLECTOR_MAX_ATTEMPTS' },
+    jobDeadlineSeconds: {
+      doc: 'A job (one property and report) starts no retry that would end later than this after it began, and one still running then is aborted by the watchdog (logged as job_stuck, counted as a failure, tried again after a pause); what is left is due again on the next run.',
+      format: 'nat',
+      default: 3600,
+      env: 'GA_COLLECTOR_JOB_DEADLINE_SECONDS',
+    },
+    quotaReserve: {
+      doc: "Share of a property's hourly or daily quota tokens kept in reserve: below it, the rest of a backlog waits for the next quota window.",
+      format: Number,
+      default: 0.1,
+      env: 'GA_COLLECTOR_QUOTA_RESERVE',
+    },
+    maxServerErrorsPerHour: {
+      doc: 'Server errors (5xx) a property may answer in an hour before it is left alone until the hour is over (Google limits them per project and property).',
+      format: 'nat',
+      default: 8,
+      env: 'GA_COLLECTOR_MAX_SERVER_ERRORS_PER_HOUR',
+    },
+  },
+  properties: {
+    doc: 'List of { id, reports?, schedule?, credentials? }; from the environment, a comma-separated list of ids.',
+    format: 'property-list',
+    default: [],
+    env: 'GA_COLLECTOR_PROPERTIES',
+  },
+  discovery: {
+    enabled: {
+      doc: "Also fetch every GA4 property the principal of google.credentials can read, as the Admin API lists them (accountSummaries.list): at start, on SIGHUP and once a day. A new property is backfilled from each report's startDate; one that is no longer listed is logged and shown on the status page, and its data stays.",
+      format: 'flag',
+      default: false,
+      env: 'GA_COLLECTOR_DISCOVERY',
+    },
+    accounts: { doc: 'Discover only the properties of these GA account ids (numeric, GA Admin > Account details); empty: every account.', format: 'id-list', default: [] },
+    exclude: { doc: 'Property ids discovery never fetches (an entry of properties is fetched all the same).', format: 'id-list', default: [] },
+    reports: {
+      doc: 'The reports fetched for discovered properties; unset: every report. An entry of properties with the same id wins.',
+      format: 'name-list',
+      default: null,
+      nullable: true,
+    },
+  },
+};
+
+export const DEFAULT_REPORTS: Record<string, unknown> = {
+  daily: { dimensions: ['date'], metrics: ['sessions', 'totalUsers', 'screenPageViews'] },
+};
+
+/**
+ * `reports` is a map whose keys are the user's report names. convict would take those names for
+ * schema keys of its own, so the map is taken out of the file before convict sees it and checked
+ * by reports.ts instead; it is documented beside the schema for the reference.
+ */
+export const REPORTS_DOC = {
+  doc: 'Named report definitions: { dimensions, metrics, startDate (YYYY-MM-DD or NdaysAgo, default 30daysAgo), refreshDays (default 3) }.',
+  default: DEFAULT_REPORTS,
+};
+
+/** The schema, for the generated configuration reference and for convict. */
+export function configSchema(): convict.Schema<ConvictShape> {
+  return schema;
+}
+
+/** One key of the schema with one value: its dotted name, environment variable and whether it is secret. */
+export interface SchemaLeaf {
+  key: string;
+  env: string | undefined;
+  sensitive: boolean;
+}
+
+/** Every key of the schema, in schema order (`database.url`, ..., `properties`). */
+export function schemaLeaves(): SchemaLeaf[] {
+  const out: SchemaLeaf[] = [];
+  const walk = (node: object, prefix: string) => {
+    for (const [k, v] of Object.entries(node)) {
+      const key = prefix ? `${prefix}.${k}` : k;
+      if (typeof v !== 'object' || v === null) continue;
+      if ('doc' in v && 'default' in v) {
+        out.push({ key, env: 'env' in v && typeof v.env === 'string' ? v.env : undefined, sensitive: 'sensitive' in v && v.sensitive === true });
+      } else {
+        walk(v, key);
+      }
+    }
+  };
+  walk(schema, '');
+  return out;
+}
