@@ -11,7 +11,9 @@ import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/token
 import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
-import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
+import { Ga4Client } from './ga4/client.js';
+import { timeZoneProbeRequest } from './ga4/requests.js';
+import type { MetadataResponse } from './ga4/responses.js';
 import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
@@ -167,13 +169,7 @@ async function checkProperty(
   try {
     md = await client.getMetadata(ctx);
     // getMetadata does not say the time zone; a one-row report does, and proves runReport works
-    const probe = await client.runReport(ctx, {
-      dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
-      dimensions: [{ name: 'date' }],
-      metrics: [{ name: 'sessions' }],
-      limit: int64(1),
-      returnPropertyQuota: true,
-    });
+    const probe = await client.runReport(ctx, timeZoneProbeRequest());
     timeZone = probe.metadata?.timeZone ?? '?';
     const day = probe.propertyQuota?.tokensPerDay;
     if (day) quota = `; ${day.remaining ?? 0} quota tokens left today`;

@@ -7,11 +7,10 @@
 import { USAGE, parseArgs, type CliArgs } from './cli.js';
 import { loadConfig, type Config, type PropertyConfig } from './config.js';
 import { Daemon } from './daemon.js';
-import { UsageError, describe } from './errors.js';
-import { HttpListenError } from './http/server.js';
+import { HttpListenError, UsageError, describe } from './errors.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
-import { sleep } from './ga4/client.js';
+import { backoffDelay, sleep } from './net/backoff.js';
 import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { addDays, parseDateSpec, resolveDateSpec } from './time.js';
 import { VERSION } from './version.js';
@@ -181,7 +180,7 @@ async function backfillRange(daemon: Daemon, property: PropertyConfig, args: Cli
   try {
     finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forKeyFile(property.credentials));
   } catch (err) {
-    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`);
+    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`, { cause: err });
   }
   const today = addDays(finished.lastDate, 1);
   const from = resolveDateSpec(parseDateSpec(args.from!)!, today);
@@ -218,6 +217,9 @@ function backfillConfig(config: Config, args: CliArgs): Config {
   return { ...config, properties: [property] };
 }
 
+/** A database that is still starting is asked again within 1, 2, 4 ... 10 s, at least half a second apart. */
+const STARTUP_RETRY = { baseMs: 1_000, capMs: 10_000, floorMs: 500 };
+
 /**
  * The daemon waits up to a minute for a database that is down or still starting (as under systemd
  * or compose), retrying with backoff; commands do not wait. Only such a database is waited for
@@ -233,7 +235,7 @@ async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean
     } catch (err) {
       if (!patient || Date.now() > deadline || !isDatabaseUnavailable(err)) throw err;
       logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying');
-      await sleep(Math.min(10_000, 500 * 2 ** attempt));
+      await sleep(backoffDelay(attempt, STARTUP_RETRY));
     }
   }
 }
