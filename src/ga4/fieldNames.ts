@@ -14,7 +14,7 @@ import type { MetadataResponse } from './responses.js';
 type FieldList = Array<{ apiName?: string | null; deprecatedApiNames?: string[] | null }> | undefined;
 
 /** Known names of one kind: apiName -> undefined, and a deprecated name -> "old (now new)". */
-export function knownNames(list: FieldList): Map<string, string | undefined> {
+function knownNames(list: FieldList): Map<string, string | undefined> {
   const names = new Map<string, string | undefined>();
   for (const field of list ?? []) {
     if (!field.apiName) continue;
@@ -59,7 +59,7 @@ export function listUnknown(unknown: UnknownField[]): string {
 }
 
 /** "sesions -> sessions", for the names that have a near match; '' when none has. */
-export function listSuggestions(unknown: UnknownField[]): string {
+function listSuggestions(unknown: UnknownField[]): string {
   return unknown
     .filter((field) => field.suggestion)
     .map((field) => `${field.name} -> ${field.suggestion}`)

@@ -17,7 +17,7 @@ const INTEGER_METRICS = new Set([
 ]);
 
 /** Whether `apiName` is a standard metric of TYPE_INTEGER. */
-export function isIntegerMetric(apiName: string): boolean {
+function isIntegerMetric(apiName: string): boolean {
   return INTEGER_METRICS.has(apiName);
 }
 

@@ -8,14 +8,14 @@ import { DeferError } from '../errors.js';
 import { localDate } from '../time.js';
 import type { PropertyQuota } from './types.js';
 
-export const HOUR_MS = 3_600_000;
+const HOUR_MS = 3_600_000;
 
 /**
  * Core tokens of a standard property per window; an Analytics 360 property has ten times as much
  * (ANALYTICS_360_FACTOR). `projectHour` is a property's tokens per project per hour.
  */
-export const QUOTA_LIMITS = { day: 200_000, hour: 40_000, projectHour: 14_000 } as const;
-export const ANALYTICS_360_FACTOR = 10;
+const QUOTA_LIMITS = { day: 200_000, hour: 40_000, projectHour: 14_000 } as const;
+const ANALYTICS_360_FACTOR = 10;
 
 /** Concurrent requests a standard property may have in flight. */
 export const PROPERTY_CONCURRENCY = 10;

@@ -71,7 +71,7 @@ export function metricField(value: string | number): string {
 }
 
 /** The row text of one row. */
-export function rowLine(propertyId: string, row: ReportRow): string {
+function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;
   for (const dimension of row.dims) line += `\t${copyText(dimension)}`;
   // integer metrics are digit strings and the others numbers (checked by the page parser)
