@@ -42,7 +42,7 @@ const BATCH_ROWS = 20_000;
 /** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
 const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
-/** A job whose database went away runs again after 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
+/** A job whose database went away runs again within 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
 const DB_RETRY_BASE_MS = 1_000;
 const DB_RETRY_CAP_MS = 60_000;
 
