@@ -14,7 +14,9 @@ import type { Config } from './config/index.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { applyFilters, flatten } from './discovery/discovery.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
-import { Ga4Client, int64, type MetadataResponse } from './ga4/client.js';
+import { Ga4Client } from './ga4/client.js';
+import { timeZoneProbeRequest } from './ga4/requests.js';
+import type { MetadataResponse } from './ga4/responses.js';
 import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';
 import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
@@ -207,13 +209,7 @@ async function checkProperty(
   try {
     md = await client.getMetadata(ctx);
     // getMetadata does not say the time zone; a one-row report does, and proves runReport works
-    const probe = await client.runReport(ctx, {
-      dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
-      dimensions: [{ name: 'date' }],
-      metrics: [{ name: 'sessions' }],
-      limit: int64(1),
-      returnPropertyQuota: true,
-    });
+    const probe = await client.runReport(ctx, timeZoneProbeRequest());
     timeZone = probe.metadata?.timeZone ?? '?';
     const day = probe.propertyQuota?.tokensPerDay;
     if (day) quota = `; ${day.remaining ?? 0} quota tokens left today`;

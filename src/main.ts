@@ -7,8 +7,7 @@
 import { commandHelp, parseArgs, usage, type CliArgs } from './cli.js';
 import { loadConfig, type Config, type PropertyConfig } from './config/index.js';
 import { Daemon } from './daemon.js';
-import { UsageError, describe } from './errors.js';
-import { HttpListenError } from './http/server.js';
+import { HttpListenError, UsageError, describe } from './errors.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
 import { runDryRun } from './commands/dryRun.js';
@@ -17,8 +16,8 @@ import { runPrune } from './commands/prune.js';
 import { runShowConfig } from './commands/showConfig.js';
 import { runStatus } from './commands/status.js';
 import { summaryLine, type JobOutcome } from './commands/summary.js';
-import { sleep } from './ga4/client.js';
 import { TerminalLine } from './progress.js';
+import { backoffDelay, sleep } from './net/backoff.js';
 import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { addDays, parseDateSpec, resolveDateSpec } from './time.js';
 import { VERSION } from './version.js';
@@ -288,6 +287,9 @@ function backfillConfig(config: Config, args: CliArgs): Config {
   return { ...config, properties: [property] };
 }
 
+/** A database that is still starting is asked again within 1, 2, 4 ... 10 s, at least half a second apart. */
+const STARTUP_RETRY = { baseMs: 1_000, capMs: 10_000, floorMs: 500 };
+
 /**
  * The daemon waits up to a minute for a database that is down or still starting (as under systemd
  * or compose), retrying with backoff; commands do not wait. Only such a database is waited for
@@ -303,7 +305,7 @@ async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean
     } catch (err) {
       if (!patient || Date.now() > deadline || !isDatabaseUnavailable(err)) throw err;
       logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying');
-      await sleep(Math.min(10_000, 500 * 2 ** attempt));
+      await sleep(backoffDelay(attempt, STARTUP_RETRY));
     }
   }
 }

@@ -9,13 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { TokenManager } from '../src/auth/tokenManager.js';
-import { AbortedError } from '../src/errors.js';
+import { AbortedError, DeadlineExceededError } from '../src/errors.js';
 import { FakeGoogle } from '@ga-collector/fake-google';
 import { Ga4Client } from '../src/ga4/client.js';
 import { Limiter } from '../src/ga4/limiter.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
-import { DeadlineExceededError } from '../src/net/deadline.js';
 import { SA_EMAIL, logLines, metricSum, runCli, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 import { startDaemon } from './ops-helpers.js';
 

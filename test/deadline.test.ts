@@ -3,8 +3,8 @@ import http from 'node:http';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { AbortedError } from '../src/errors.js';
-import { DeadlineExceededError, clampTimerMs, MAX_TIMER_MS, withDeadline } from '../src/net/deadline.js';
+import { AbortedError, DeadlineExceededError } from '../src/errors.js';
+import { clampTimerMs, MAX_TIMER_MS, withDeadline } from '../src/net/deadline.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { ReportDefinition } from '../src/config/index.js';
+import { RetryableError } from '../src/errors.js';
 import { fetchRange, unconfirmedDates } from '../src/ga4/report.js';
 import { metricSum } from './helpers.js';
 import { scriptedApi, type Answer, type PageRequest, type ScriptedApi } from './scripted-api.js';
@@ -106,6 +107,19 @@ describe('a page that is no good once read is asked for again, like a 5xx', () =
     apis.push(api);
     await assert.rejects(readAll(api), /property 1: response body is not JSON \(truncated, or a proxy's page\?\) \(gave up after 3 attempts\)/);
     assert.deepEqual(api.requests.map((r) => r.offset), [0, 1, 1, 1]);
+  });
+
+  it('the error that gives up keeps the last failure, and the parser\'s own error, as its causes', async () => {
+    const api = await scriptedApi(once(1, (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) }), 99), { maxAttempts: 2 });
+    apis.push(api);
+    const err = await readAll(api).then(
+      () => assert.fail('the read should fail'),
+      (failure: unknown) => failure,
+    );
+    assert.ok(err instanceof RetryableError && err.code === 'bad_response', String(err));
+    const last = err.cause;
+    assert.ok(last instanceof RetryableError && !/gave up/.test(last.message), String(last));
+    assert.ok(last.cause instanceof SyntaxError, String(last.cause));
   });
 });
 

@@ -9,7 +9,7 @@ import pino from 'pino';
 import type { ReportDefinition } from '../src/config/index.js';
 import { RetryableError } from '../src/errors.js';
 import { parsePageBytes } from '../src/ga4/pageRows.js';
-import { parsePage } from '../src/ga4/report.js';
+import { parsePage } from '../src/ga4/responses.js';
 import { segmentsOf } from '../src/ga4/rowText.js';
 import type { DayData } from '../src/ga4/types.js';
 import { replaceDays } from '../src/store/dayWriter.js';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { generateReport } from '@ga-collector/fake-google';
 import type { Daemon } from '../src/daemon.js';
 import { logLines, makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
-import { parsePage } from '../src/ga4/report.js';
+import { parsePage } from '../src/ga4/responses.js';
 import { RetryableError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 

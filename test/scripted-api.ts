@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { Ga4Client } from '../src/ga4/client.js';
 import { Limiter } from '../src/ga4/limiter.js';
-import type { CallContext } from '../src/ga4/client.js';
+import type { CallContext } from '../src/ga4/callContext.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 

@@ -27,7 +27,7 @@
 import { JWT, gaxios } from 'google-auth-library';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { ANALYTICS_READONLY_SCOPE, GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
-import { PermanentError, RetryableError } from '../errors.js';
+import { PermanentError, RetryableError, systemErrorCode } from '../errors.js';
 import { redactUrl } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import type { ServiceAccountKey } from './serviceAccountKey.js';
@@ -122,6 +122,7 @@ function who(key: ServiceAccountKey): string {
   return `service account ${key.clientEmail} (key id ${key.privateKeyId || 'unknown'})`;
 }
 
+/** The library's error is not kept as `cause`: it carries the request, signed JWT assertion included. */
 function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
   const e = err as { response?: { status?: number; data?: unknown }; code?: string; name?: string; message?: string };
   const status = e.response?.status;
@@ -139,7 +140,7 @@ function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
   if (e.name === 'AbortError' || /abort|timeout/i.test(e.message ?? '')) {
     return new RetryableError(`token exchange for ${who(key)} timed out`, 'timeout');
   }
-  return new RetryableError(`token exchange for ${who(key)} failed: ${e.code ?? 'network error'}`, e.code ?? 'network');
+  return new RetryableError(`token exchange for ${who(key)} failed: ${e.code ?? 'network error'}`, systemErrorCode(e.code) ?? 'network');
 }
 
 function hintFor(error: string | undefined, description: string): string {

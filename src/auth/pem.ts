@@ -5,17 +5,13 @@
  * key whose body is damaged, or that is not an unencrypted RSA private key, is refused.
  */
 import crypto from 'node:crypto';
+import { PemError } from '../errors.js';
 
 export interface NormalisedPem {
   /** the key as `-----BEGIN …-----\n<base64, 64 a line>\n-----END …-----\n` */
   pem: string;
   /** how its line breaks arrived, when not as line breaks: worth a warning */
   mangled: 'escaped' | 'spaces' | null;
-}
-
-/** Thrown with a reason that never quotes the key; the caller names the file. */
-export class PemError extends Error {
-  override name = 'PemError';
 }
 
 const BLOCK_RE = /^-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END ([A-Z0-9 ]+)-----$/;

@@ -8,9 +8,9 @@
  * ever quotes the file's content.
  */
 import fs from 'node:fs';
-import { UsageError } from '../errors.js';
+import { PemError, UsageError } from '../errors.js';
 import { loosePermissionsNote, type KeyFileNote } from './keyFileNotes.js';
-import { PemError, normalisePrivateKeyPem } from './pem.js';
+import { normalisePrivateKeyPem } from './pem.js';
 
 export type { KeyFileNote } from './keyFileNotes.js';
 
@@ -42,7 +42,7 @@ const NEW_KEY = 'create a JSON key for the service account instead: Google Cloud
  * @throws UsageError, one line naming the file, for a file that is not a usable service-account key
  */
 export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): ServiceAccountKey {
-  const bad = (what: string) => new UsageError(`key file ${file}: ${what}`);
+  const bad = (what: string, cause?: unknown) => new UsageError(`key file ${file}: ${what}`, cause === undefined ? undefined : { cause });
   let stat: fs.Stats;
   let bytes: Buffer;
   try {
@@ -55,9 +55,9 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
   } catch (err) {
     if (err instanceof UsageError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw bad('does not exist');
-    if (code === 'EACCES' || code === 'EPERM') throw bad(`is not readable by this user (${code})`);
-    throw bad(`cannot be read (${code ?? 'error'})`);
+    if (code === 'ENOENT') throw bad('does not exist', err);
+    if (code === 'EACCES' || code === 'EPERM') throw bad(`is not readable by this user (${code})`, err);
+    throw bad(`cannot be read (${code ?? 'error'})`, err);
   }
   const notes: KeyFileNote[] = [];
   const text = decode(bytes);
@@ -103,7 +103,7 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
       notes.push(mangledNote(file, pem.mangled === 'escaped' ? 'as the two characters \\n' : 'flattened into spaces'));
     }
   } catch (err) {
-    if (err instanceof PemError) throw bad(`"private_key" ${err.message}; ${NEW_KEY}`);
+    if (err instanceof PemError) throw bad(`"private_key" ${err.message}; ${NEW_KEY}`, err);
     throw err;
   }
   const tokenUri = str(k['token_uri']);

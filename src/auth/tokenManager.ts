@@ -16,7 +16,8 @@
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { AbortedError, PermanentError, RetryableError, describe } from '../errors.js';
+import { AbortedError, PermanentError, RetryableError, TokenExpiredError, describe } from '../errors.js';
+import { backoffDelay, type BackoffPolicy } from '../net/backoff.js';
 import { clampTimerMs } from '../net/deadline.js';
 import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { DEFAULT_EXCHANGE_TIMEOUT_MS, exchangeToken, type ExchangedToken } from './exchange.js';
@@ -29,8 +30,13 @@ const REFRESH_AT_REMAINING_SHARE = 0.25;
 /** A token this close to expiry is not handed out: a request could outlive it (capped at a tenth of short lifetimes). */
 const MIN_REMAINING_MS = 10_000;
 const MIN_REMAINING_SHARE = 0.1;
-const RETRY_BASE_MS = 1_000;
-const RETRY_MAX_MS = 60_000;
+/**
+ * A failed exchange is tried again within 2, 4, 8 ... 60 s, never sooner than half a second (the
+ * token endpoint is not hammered); well inside the quarter of a lifetime a renewal has in hand.
+ */
+const RETRY: BackoffPolicy = { baseMs: 2_000, capMs: 60_000, floorMs: 500 };
+/** A permanent refusal (a revoked key) is retried five times slower: the operator may replace the key file. */
+const RETRY_REFUSED: BackoffPolicy = { ...RETRY, capMs: 5 * RETRY.capMs };
 /** The floor between two exchanges of one principal (see the module comment). */
 export const DEFAULT_MIN_EXCHANGE_INTERVAL_MS = 10_000;
 
@@ -236,10 +242,7 @@ export class TokenSource {
       this.lastError = describe(err);
       this.opts.metrics.tokenRefreshes.inc({ account: this.account, outcome: 'failure' });
       const permanent = err instanceof PermanentError || !(err instanceof RetryableError);
-      // Permanent refusals (revoked key) are retried slowly: the operator may replace the key file.
-      const cap = permanent ? 5 * RETRY_MAX_MS : RETRY_MAX_MS;
-      const backoff = Math.max(RETRY_BASE_MS / 2, Math.random() * Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.failures, 12)));
-      const delay = Math.max(this.untilFloor(), backoff);
+      const delay = Math.max(this.untilFloor(), backoffDelay(this.failures, permanent ? RETRY_REFUSED : RETRY));
       this.logger.error(
         { event: 'token_refresh_failed', err: this.lastError, code: (err as { code?: unknown }).code, attempt: this.failures, retryInMs: Math.round(delay), tokenValid: this.status().valid },
         'access token refresh failed',
@@ -300,14 +303,6 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
       },
     );
   });
-}
-
-/** No valid token and renewals failing: a fetch fails at once rather than retrying. */
-export class TokenExpiredError extends RetryableError {
-  override name = 'TokenExpiredError';
-  constructor(message: string) {
-    super(message, 'token_expired');
-  }
 }
 
 /** All token sources, one per service account (key files naming the same account share one). */

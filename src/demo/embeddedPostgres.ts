@@ -21,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { EmbeddedPostgresUnavailable } from '../errors.js';
 
 export interface EmbeddedPostgresOptions {
   /** Data directory; default a fresh one under the system temp dir. An initialised one is reused. */
@@ -38,10 +39,6 @@ interface Binaries {
   postgres: string;
   initdb: string;
   pg_ctl: string;
-}
-
-export class EmbeddedPostgresUnavailable extends Error {
-  override name = 'EmbeddedPostgresUnavailable';
 }
 
 async function loadBinaries(): Promise<Binaries> {

@@ -12,9 +12,9 @@
  * only what the caller can read.
  */
 import { analyticsadmin, type analyticsadmin_v1beta } from '@googleapis/analyticsadmin';
-import { TokenExpiredError, type TokenSource } from '../auth/tokenManager.js';
-import { AbortedError, PermanentError, RetryableError, describe } from '../errors.js';
-import { sleep } from '../ga4/client.js';
+import type { TokenSource } from '../auth/tokenManager.js';
+import { AbortedError, PermanentError, RetryableError, TokenExpiredError, describe, systemErrorCode } from '../errors.js';
+import { backoffDelay, sleep } from '../net/backoff.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 
@@ -101,7 +101,7 @@ export class AdminClient {
   private async page(tokens: TokenSource, logger: Logger, page: number, pageToken: string | undefined, signal: AbortSignal | undefined): Promise<ListResponse> {
     const base = this.opts.backoffBaseMs ?? 1_000;
     const cap = this.opts.backoffCapMs ?? 32_000;
-    const backoff = (attempt: number) => Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+    const backoff = (attempt: number) => backoffDelay(attempt, { baseMs: base, capMs: cap });
     const pageSize = Math.min(MAX_PAGE_SIZE, Math.max(1, this.opts.pageSize ?? MAX_PAGE_SIZE));
     let refreshedFor401 = false;
     for (let attempt = 1; ; attempt++) {
@@ -199,8 +199,8 @@ function classifyAdminError(err: unknown, account: string): Error {
   const method = 'accountSummaries.list';
   if (status === undefined) {
     if (e.name === 'TimeoutError' || /timeout|timed out/i.test(e.message ?? '')) return new RetryableError(`${method} timed out`, 'timeout');
-    const code = e.code ?? e.cause?.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
-    return new RetryableError(`${method} failed before a response: ${code}`, code);
+    const raw = e.code ?? e.cause?.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
+    return new RetryableError(`${method} failed before a response: ${raw}`, systemErrorCode(raw) ?? 'network');
   }
   const body = e.response?.data;
   const g = typeof body === 'object' && body !== null ? (body as GoogleErrorBody).error : undefined;

@@ -9,6 +9,7 @@
  * case, and that heals without a restart). A property that is no longer listed is logged and kept
  * on the board with the time it went; nothing of its data is touched.
  */
+import { backoffDelay } from '../net/backoff.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import type { Config, PropertyConfig } from '../config/index.js';
 import { describe } from '../errors.js';
@@ -305,9 +306,8 @@ export class Discovery {
     if (!this.looping || this.stopped) return;
     const base = this.deps.retryBaseMs ?? 30_000;
     const cap = this.deps.retryCapMs ?? 60 * 60 * 1000;
-    // after a failure: backoff with jitter (half fixed, so it never comes back at once); else a day
-    const step = Math.min(cap, base * 2 ** Math.min(Math.max(0, this.failures - 1), 20));
-    const delay = this.failures > 0 ? step / 2 + (Math.random() * step) / 2 : (this.deps.intervalMs ?? DAY_MS);
+    // after a failure: backoff with jitter, at least half the base (never back at once); else a day
+    const delay = this.failures > 0 ? backoffDelay(this.failures, { baseMs: base, capMs: cap, floorMs: base / 2 }) : (this.deps.intervalMs ?? DAY_MS);
     this.nextRunAt = this.now() + delay;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {

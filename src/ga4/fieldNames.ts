@@ -7,19 +7,21 @@
  */
 import type { ReportDefinition } from '../config/index.js';
 import { AbortedError, PermanentError } from '../errors.js';
-import type { CallContext, Ga4Client, MetadataResponse } from './client.js';
+import type { CallContext } from './callContext.js';
+import type { Ga4Client } from './client.js';
+import type { MetadataResponse } from './responses.js';
 
 type FieldList = Array<{ apiName?: string | null; deprecatedApiNames?: string[] | null }> | undefined;
 
 /** Known names of one kind: apiName -> undefined, and a deprecated name -> "old (now new)". */
-export function knownNames(list: FieldList): Map<string, string | undefined> {
-  const m = new Map<string, string | undefined>();
-  for (const x of list ?? []) {
-    if (!x.apiName) continue;
-    m.set(x.apiName, undefined);
-    for (const old of x.deprecatedApiNames ?? []) m.set(old, `${old} (now ${x.apiName})`);
+function knownNames(list: FieldList): Map<string, string | undefined> {
+  const names = new Map<string, string | undefined>();
+  for (const field of list ?? []) {
+    if (!field.apiName) continue;
+    names.set(field.apiName, undefined);
+    for (const old of field.deprecatedApiNames ?? []) names.set(old, `${old} (now ${field.apiName})`);
   }
-  return m;
+  return names;
 }
 
 export interface UnknownField {
@@ -31,36 +33,36 @@ export interface UnknownField {
 
 /** The definition's names the metadata does not know, dimensions first, in the config's order. */
 export function unknownFields(def: Pick<ReportDefinition, 'dimensions' | 'metrics'>, md: MetadataResponse): UnknownField[] {
-  const dims = knownNames(md.dimensions);
-  const mets = knownNames(md.metrics);
+  const dimensions = knownNames(md.dimensions);
+  const metrics = knownNames(md.metrics);
   const out: UnknownField[] = [];
   const add = (kind: UnknownField['kind'], name: string, known: Map<string, string | undefined>) => {
     if (known.has(name)) return;
     const suggestion = nearest(name, [...known.keys()]);
     out.push({ kind, name, ...(suggestion ? { suggestion } : {}) });
   };
-  for (const d of def.dimensions) add('dimension', d, dims);
-  for (const m of def.metrics) add('metric', m, mets);
+  for (const name of def.dimensions) add('dimension', name, dimensions);
+  for (const name of def.metrics) add('metric', name, metrics);
   return out;
 }
 
 /** The definition's names that Google still accepts under an older name, as "old (now new)". */
 export function deprecatedFields(def: Pick<ReportDefinition, 'dimensions' | 'metrics'>, md: MetadataResponse): string[] {
-  const dims = knownNames(md.dimensions);
-  const mets = knownNames(md.metrics);
-  return [...def.dimensions.map((n) => dims.get(n)), ...def.metrics.map((n) => mets.get(n))].filter((x): x is string => typeof x === 'string');
+  const dimensions = knownNames(md.dimensions);
+  const metrics = knownNames(md.metrics);
+  return [...def.dimensions.map((name) => dimensions.get(name)), ...def.metrics.map((name) => metrics.get(name))].filter((note): note is string => typeof note === 'string');
 }
 
 /** "dimension colour, metric sesions" (as `check` lists them). */
 export function listUnknown(unknown: UnknownField[]): string {
-  return unknown.map((u) => `${u.kind} ${u.name}`).join(', ');
+  return unknown.map((field) => `${field.kind} ${field.name}`).join(', ');
 }
 
 /** "sesions -> sessions", for the names that have a near match; '' when none has. */
-export function listSuggestions(unknown: UnknownField[]): string {
+function listSuggestions(unknown: UnknownField[]): string {
   return unknown
-    .filter((u) => u.suggestion)
-    .map((u) => `${u.name} -> ${u.suggestion}`)
+    .filter((field) => field.suggestion)
+    .map((field) => `${field.name} -> ${field.suggestion}`)
     .join(', ');
 }
 
@@ -75,34 +77,36 @@ export function unknownFieldsFix(report: string, unknown: UnknownField[]): strin
  * counts once), if it is close enough to be a typo: at most a third of the name's length.
  */
 export function nearest(name: string, candidates: string[]): string | undefined {
-  const a = name.toLowerCase();
-  const limit = Math.max(1, Math.floor(a.length / 3));
+  const lower = name.toLowerCase();
+  const limit = Math.max(1, Math.floor(lower.length / 3));
   let best: string | undefined;
   let bestDistance = limit + 1;
-  for (const c of candidates) {
-    if (Math.abs(c.length - a.length) >= bestDistance) continue;
-    const d = editDistance(a, c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
+  for (const candidate of candidates) {
+    if (Math.abs(candidate.length - lower.length) >= bestDistance) continue;
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
     }
   }
   return best;
 }
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
-function editDistance(a: string, b: string): number {
-  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      rows[i]![j] = d;
+function editDistance(source: string, target: string): number {
+  // distances[row][column]: from the first `row` characters of source to the first `column` of target
+  const distances: number[][] = Array.from({ length: source.length + 1 }, (_, row) => [row, ...Array<number>(target.length).fill(0)]);
+  for (let column = 1; column <= target.length; column++) distances[0]![column] = column;
+  for (let row = 1; row <= source.length; row++) {
+    for (let column = 1; column <= target.length; column++) {
+      const cost = source[row - 1] === target[column - 1] ? 0 : 1;
+      let distance = Math.min(distances[row - 1]![column]! + 1, distances[row]![column - 1]! + 1, distances[row - 1]![column - 1]! + cost);
+      const swapped = row > 1 && column > 1 && source[row - 1] === target[column - 2] && source[row - 2] === target[column - 1];
+      if (swapped) distance = Math.min(distance, distances[row - 2]![column - 2]! + 1);
+      distances[row]![column] = distance;
     }
   }
-  return rows[a.length]![b.length]!;
+  return distances[source.length]![target.length]!;
 }
 
 export interface FieldCatalogOptions {

@@ -5,8 +5,8 @@
  * newline, carriage return), UTF-8.
  *
  * Why text and not an object per row: a backfill moves millions of rows, and an object per row
- * (with an array and a string per value) is what made the collector slow and large: the garbage
- * collector copied and promoted every page it had to hold while the previous one was stored.
+ * (with an array and a string per value) makes a collector slow and large: the garbage collector
+ * copies and promotes every page held while the previous one is stored.
  * A page scanned straight into row text (pageRows.ts) leaves no object per row behind, and the
  * store hands the bytes to COPY unchanged.
  */
@@ -32,10 +32,11 @@ export function addSanitized(into: Sanitized | undefined, more: Sanitized | unde
   if (!more) return into;
   if (!into) return { values: more.values, dimensions: [...more.dimensions] };
   into.values += more.values;
-  for (const d of more.dimensions) if (!into.dimensions.includes(d)) into.dimensions.push(d);
+  for (const dimension of more.dimensions) if (!into.dimensions.includes(dimension)) into.dimensions.push(dimension);
   return into;
 }
 
+// eslint-disable-next-line no-control-regex -- U+0000 is exactly what must be found: PostgreSQL text cannot hold it
 const UNSTORABLE = /[\u0000\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
@@ -51,6 +52,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 export function storableText(value: string): string | null {
   // surrogate pairs (emoji) match the first test; only lone surrogates are replaced
   if (!UNSTORABLE.test(value)) return null;
+  // eslint-disable-next-line no-control-regex -- see UNSTORABLE
   const out = value.replace(/\u0000/g, '').replace(LONE_SURROGATE, '\ufffd');
   return out === value ? null : out;
 }
@@ -69,29 +71,29 @@ export function metricField(value: string | number): string {
 }
 
 /** The row text of one row. */
-export function rowLine(propertyId: string, row: ReportRow): string {
+function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;
-  for (const d of row.dims) line += `\t${copyText(d)}`;
+  for (const dimension of row.dims) line += `\t${copyText(dimension)}`;
   // integer metrics are digit strings and the others numbers (checked by the page parser)
-  for (const m of row.metrics) line += `\t${metricField(m)}`;
+  for (const metric of row.metrics) line += `\t${metricField(metric)}`;
   return `${line}\n`;
 }
 
 /** Rows to segments: one per run of rows of the same date (one per date when ordered by date, as a page is). */
 export function segmentsOf(propertyId: string, rows: readonly ReportRow[]): DaySegment[] {
   const out: DaySegment[] = [];
-  let i = 0;
-  while (i < rows.length) {
-    const date = rows[i]!.date;
+  let next = 0;
+  while (next < rows.length) {
+    const date = rows[next]!.date;
     let text = '';
-    let n = 0;
+    let count = 0;
     let sanitized: Sanitized | undefined;
-    for (; i < rows.length && rows[i]!.date === date; i++, n++) {
-      const row = rows[i]!;
+    for (; next < rows.length && rows[next]!.date === date; next++, count++) {
+      const row = rows[next]!;
       text += rowLine(propertyId, row);
       if (row.sanitized) sanitized = addSanitized(sanitized, { values: row.sanitized.length, dimensions: row.sanitized });
     }
-    out.push({ date, rows: n, text: Buffer.from(text, 'utf8'), ...(sanitized ? { sanitized } : {}) });
+    out.push({ date, rows: count, text: Buffer.from(text, 'utf8'), ...(sanitized ? { sanitized } : {}) });
   }
   return out;
 }
@@ -104,7 +106,7 @@ export function rowKeys(text: Buffer, dimensions: number): string[] {
     if (line === '') continue;
     const from = line.indexOf('\t', line.indexOf('\t') + 1); // after property_id and date
     let to = from;
-    for (let k = 0; k < dimensions && to >= 0; k++) to = line.indexOf('\t', to + 1);
+    for (let dimension = 0; dimension < dimensions && to >= 0; dimension++) to = line.indexOf('\t', to + 1);
     keys.push(to < 0 ? line.slice(from + 1) : line.slice(from + 1, to));
   }
   return keys;

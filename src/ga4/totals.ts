@@ -1,18 +1,17 @@
 /**
  * Per-date totals of a report, as the API computes them (`metricAggregations: TOTAL`). Metrics such
  * as totalUsers count distinct users, so they do not add up across dimension rows; GA's own total
- * for a date is the number to use for "users that day". A TOTAL covers a whole date range, so each
- * date gets a single-day range of its own: up to four per request (the API's maximum of date
- * ranges), named by the date so the totals rows can be told apart, with `limit: 1` because only
- * the totals are wanted.
+ * for a date is the number to use for "users that day". The request (requests.ts totalsRequest)
+ * gives each date a single-day range of its own, a few dates per request; responses.ts
+ * totalsByDate reads the answer.
  */
 import type { ReportDefinition } from '../config/index.js';
 import { PermanentError, RetryableError, describe } from '../errors.js';
-import { int64, type CallContext, type Ga4Client } from './client.js';
-import { metricValue } from './report.js';
+import type { CallContext } from './callContext.js';
+import type { Ga4Client } from './client.js';
+import { TOTALS_RANGES_PER_REQUEST, totalsRequest } from './requests.js';
+import { totalsByDate } from './responses.js';
 import type { PropertyQuota } from './types.js';
-
-const RANGES_PER_REQUEST = 4;
 
 type Totals = Map<string, Array<string | number>>;
 
@@ -27,17 +26,17 @@ export async function fetchTotals(
   ctx: CallContext,
   def: ReportDefinition,
   dates: string[],
-  onQuota?: (q: PropertyQuota) => void,
+  onQuota?: (quota: PropertyQuota) => void,
 ): Promise<Totals | null> {
   const out: Totals = new Map();
-  for (let i = 0; i < dates.length; i += RANGES_PER_REQUEST) {
-    const chunk = dates.slice(i, i + RANGES_PER_REQUEST);
+  for (let from = 0; from < dates.length; from += TOTALS_RANGES_PER_REQUEST) {
+    const chunk = dates.slice(from, from + TOTALS_RANGES_PER_REQUEST);
     try {
       await fetchChunk(client, ctx, def, chunk, out, onQuota);
     } catch (err) {
       if (chunk.length === 1 || !unattributable(err)) throw err;
       ctx.logger.warn({ event: 'totals_fallback', err: describe(err) }, 'several date ranges refused for totals; asking one date at a time');
-      for (const d of chunk) await fetchChunk(client, ctx, def, [d], out, onQuota);
+      for (const date of chunk) await fetchChunk(client, ctx, def, [date], out, onQuota);
     }
   }
   return out;
@@ -49,7 +48,7 @@ export async function fetchTotalsIfServed(
   ctx: CallContext,
   def: ReportDefinition,
   dates: string[],
-  onQuota?: (q: PropertyQuota) => void,
+  onQuota?: (quota: PropertyQuota) => void,
 ): Promise<Totals | null> {
   try {
     return await fetchTotals(client, ctx, def, dates, onQuota);
@@ -64,37 +63,16 @@ function unattributable(err: unknown): boolean {
   return (err instanceof PermanentError && err.code === 'invalid_argument') || (err instanceof RetryableError && err.code === 'bad_totals');
 }
 
+/** One totals request for `chunk` (at most TOTALS_RANGES_PER_REQUEST dates), its rows added to `out`. */
 async function fetchChunk(
   client: Ga4Client,
   ctx: CallContext,
   def: ReportDefinition,
   chunk: string[],
   out: Totals,
-  onQuota?: (q: PropertyQuota) => void,
+  onQuota?: (quota: PropertyQuota) => void,
 ): Promise<void> {
-  const res = await client.runReport(ctx, {
-    dateRanges: chunk.length === 1 ? [{ startDate: chunk[0], endDate: chunk[0] }] : chunk.map((d) => ({ startDate: d, endDate: d, name: `d${d}` })),
-    dimensions: [{ name: 'date' }, ...def.dimensions.map((name) => ({ name }))],
-    metrics: def.metrics.map((name) => ({ name })),
-    metricAggregations: ['TOTAL'],
-    limit: int64(1),
-    returnPropertyQuota: true,
-  });
+  const res = await client.runReport(ctx, totalsRequest(def, chunk));
   if (res.propertyQuota) onQuota?.(res.propertyQuota as PropertyQuota);
-  const bad = (what: string) => new RetryableError(`runReport totals for property ${ctx.propertyId}: ${what}`, 'bad_totals');
-  const integer = (res.metricHeaders ?? []).map((h) => h.type === 'TYPE_INTEGER');
-  if (integer.length !== def.metrics.length) throw bad('metric headers do not match the request');
-  const totals = res.totals ?? [];
-  if (chunk.length > 1 && totals.length > chunk.length) throw bad('more totals rows than date ranges');
-  for (const row of totals) {
-    const dims = row.dimensionValues ?? [];
-    // with one range the dateRange dimension is absent; with several it is last and carries our name
-    const name = chunk.length === 1 ? `d${chunk[0]}` : dims[dims.length - 1]?.value;
-    const date = name?.startsWith('d') ? name.slice(1) : undefined;
-    if (!date || !chunk.includes(date)) throw bad(`totals row for an unknown range ${JSON.stringify(name)}`);
-    const malformed = (what: string) => bad(`malformed response (${what})`);
-    const values = (row.metricValues ?? []).map((m, k) => metricValue(m.value, integer[k]!, malformed));
-    if (values.length !== def.metrics.length) throw malformed('totals row width');
-    out.set(date, values);
-  }
+  for (const [date, values] of totalsByDate(res, def, chunk, ctx)) out.set(date, values);
 }

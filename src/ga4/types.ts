@@ -41,5 +41,3 @@ export interface DayData {
   /** values of this date changed to be storable (rowText.ts storableText), when any */
   sanitized?: { values: number; dimensions: string[] };
 }
-
-export type MetricKind = 'integer' | 'float';

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { UsageError, describe } from '../errors.js';
+import { HttpListenError, UsageError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { StatusDocument, StatusQuery } from '../status.js';
@@ -70,11 +70,6 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 /** Responses that are not the page load nothing and may be framed by nobody. */
 const DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/** The port is taken or may not be bound: a runtime failure (exit 1), unlike a wrong address (UsageError, exit 2). */
-export class HttpListenError extends Error {
-  override name = 'HttpListenError';
-}
 
 /** Interval of the connection-list sweep that enforces the header and request deadlines. */
 const checkingInterval = (l: HttpLimits) => Math.max(250, Math.min(5_000, Math.floor(Math.min(l.headersTimeoutMs, l.requestTimeoutMs) / 2)));
@@ -305,14 +300,14 @@ function pageQuery(params: URLSearchParams, alwaysPage: boolean): StatusQuery {
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   switch (err.code) {
     case 'EADDRINUSE':
-      return new HttpListenError(`http.port ${port} on ${host} is already in use`);
+      return new HttpListenError(`http.port ${port} on ${host} is already in use`, { cause: err });
     case 'EACCES':
-      return new HttpListenError(`http.port ${port} on ${host}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`);
+      return new HttpListenError(`http.port ${port} on ${host}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`, { cause: err });
     case 'EADDRNOTAVAIL':
-      return new UsageError(`http.host ${host} is not an address of this machine`);
+      return new UsageError(`http.host ${host} is not an address of this machine`, { cause: err });
     case 'ENOTFOUND':
-      return new UsageError(`http.host ${host} cannot be resolved`);
+      return new UsageError(`http.host ${host} cannot be resolved`, { cause: err });
     default:
-      return new HttpListenError(`http.port ${port} on ${host}: cannot listen: ${describe(err)}`);
+      return new HttpListenError(`http.port ${port} on ${host}: cannot listen: ${describe(err)}`, { cause: err });
   }
 }

@@ -56,18 +56,18 @@ const BCRYPT_RE = /^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$/;
 
 /** Reads and checks a web config file; the TLS files are read too, so a bad key fails at start. */
 export function loadWebConfig(file: string): WebConfig {
-  const bad = (what: string) => new UsageError(`http.webConfigFile: ${file}: ${what}`);
+  const bad = (what: string, cause?: unknown) => new UsageError(`http.webConfigFile: ${file}: ${what}`, cause === undefined ? undefined : { cause });
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw bad((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw bad((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
   }
   let doc: unknown;
   try {
     doc = YAML.parse(text);
   } catch (err) {
-    throw bad(`not YAML: ${String((err as Error).message).split('\n')[0]}`);
+    throw bad(`not YAML: ${String((err as Error).message).split('\n')[0]}`, err);
   }
   doc ??= {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw bad('must be a map with tls_server_config and/or basic_auth_users');
@@ -113,7 +113,7 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
     try {
       return fs.readFileSync(p);
     } catch (err) {
-      throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config.${k}: ${p} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`);
+      throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config.${k}: ${p} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`, { cause: err });
     }
   };
   const opts = { cert: read('cert_file', files.certFile), key: read('key_file', files.keyFile), minVersion: files.minVersion };
@@ -121,7 +121,7 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
     tls.createSecureContext(opts);
   } catch (err) {
     // OpenSSL's own words ("key values mismatch", "no start line"), never the key's bytes
-    throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config: the certificate and key cannot be used: ${String((err as Error).message).split('\n')[0]}`);
+    throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config: the certificate and key cannot be used: ${String((err as Error).message).split('\n')[0]}`, { cause: err });
   }
   return opts;
 }

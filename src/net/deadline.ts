@@ -13,15 +13,7 @@
  * down too; the caller's own signal (shutdown, the job's abort) is joined by a listener, not by
  * `AbortSignal.any()`.
  */
-import { AbortedError, RetryableError } from '../errors.js';
-
-/** A call ran past its deadline. Retryable: the next attempt may well be answered. */
-export class DeadlineExceededError extends RetryableError {
-  override name = 'DeadlineExceededError';
-  constructor(what: string, ms: number) {
-    super(`${what} timed out after ${formatMs(ms)}`, 'timeout');
-  }
-}
+import { AbortedError, DeadlineExceededError } from '../errors.js';
 
 /**
  * Runs `call` with a signal that aborts when `ms` have passed or `outer` aborts, whichever comes
@@ -71,8 +63,4 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export function clampTimerMs(ms: number): number {
   if (!Number.isFinite(ms)) return ms > 0 ? MAX_TIMER_MS : 0;
   return Math.min(MAX_TIMER_MS, Math.max(0, Math.round(ms)));
-}
-
-function formatMs(ms: number): string {
-  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }

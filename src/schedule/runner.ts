@@ -15,7 +15,8 @@
 import type { Config, ReportDefinition } from '../config/index.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
-import type { CallContext, Ga4Client } from '../ga4/client.js';
+import type { CallContext } from '../ga4/callContext.js';
+import type { Ga4Client } from '../ga4/client.js';
 import { FieldCatalog } from '../ga4/fieldNames.js';
 import { fetchRange } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
@@ -29,44 +30,20 @@ import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
 import { noteJobOutcome } from '../store/jobFailures.js';
 import { lockKey, withAdvisoryLock } from '../store/locks.js';
 import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
-import { int64, nextPacificMidnight } from '../ga4/client.js';
+import { quotaBelowReserve } from '../ga4/quota.js';
+import { timeZoneProbeRequest } from '../ga4/requests.js';
+import { backoffDelay } from '../net/backoff.js';
 import type { ProgressSink } from '../progress.js';
 import type { StatusBoard } from '../status.js';
 import { addDays, dateRange, daysBetween, isValidTimeZone, lastFinishedDate, localDate } from '../time.js';
 import { plan } from './planner.js';
-
-/**
- * GA's property quotas (standard properties; Analytics 360 has ten times as much). A response's
- * propertyQuota says what that request consumed and what remains, not the window's total, so the
- * total is the known limit (or the 360 limit when more than the standard limit remains).
- */
-const QUOTA_LIMITS = { day: 200_000, hour: 40_000, projectHour: 14_000 };
-
-/**
- * When a response's quota shows the hourly or daily tokens below `reserve` of the window's total,
- * the time that window resets; else undefined.
- */
-export function quotaBelowReserve(q: PropertyQuota, reserve: number, now: number): number | undefined {
-  if (reserve <= 0) return undefined;
-  const below = (w: { consumed?: number | null; remaining?: number | null } | null | undefined, standard: number) => {
-    if (!w) return false;
-    const remaining = Number(w.remaining ?? 0);
-    const limit = remaining + Number(w.consumed ?? 0) > standard ? standard * 10 : standard;
-    return remaining < reserve * limit;
-  };
-  if (below(q.tokensPerDay, QUOTA_LIMITS.day)) return nextPacificMidnight(now);
-  if (below(q.tokensPerHour, QUOTA_LIMITS.hour) || below(q.tokensPerProjectPerHour, QUOTA_LIMITS.projectHour)) {
-    return Math.ceil((now + 1) / 3_600_000) * 3_600_000;
-  }
-  return undefined;
-}
 
 /** Rows held before a batch of complete dates is written. */
 const BATCH_ROWS = 20_000;
 /** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
 const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
-/** A job whose database went away runs again after 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
+/** A job whose database went away runs again within 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
 const DB_RETRY_BASE_MS = 1_000;
 const DB_RETRY_CAP_MS = 60_000;
 
@@ -204,14 +181,14 @@ export class JobRunner {
     }
   }
 
-  /** Consecutive database failures per job: 1, 2, 4 ... 60 s, each with up to half of it as jitter. */
+  /** Consecutive database failures per job: the next run waits 1, 2, 4 ... 60 s (net/backoff.ts), at least half the base. */
   private readonly dbRetries = new Map<string, number>();
 
   private dbRetryDelay(key: string): number {
-    const n = (this.dbRetries.get(key) ?? 0) + 1;
-    this.dbRetries.set(key, n);
-    const base = Math.min(DB_RETRY_CAP_MS, (this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS) * 2 ** Math.min(n - 1, 16));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    const failures = (this.dbRetries.get(key) ?? 0) + 1;
+    this.dbRetries.set(key, failures);
+    const baseMs = this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS;
+    return Math.round(backoffDelay(failures, { baseMs, capMs: DB_RETRY_CAP_MS, floorMs: baseMs / 2 }));
   }
 
   private async work(
@@ -390,13 +367,7 @@ export class JobRunner {
    * has, so the answer does not depend on a report definition.
    */
   private async probeTimeZone(db: Pool | PoolClient, propertyId: string, ctx: CallContext): Promise<string> {
-    const res = await this.deps.client.runReport(ctx, {
-      dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
-      dimensions: [{ name: 'date' }],
-      metrics: [{ name: 'sessions' }],
-      limit: int64(1),
-      returnPropertyQuota: true,
-    });
+    const res = await this.deps.client.runReport(ctx, timeZoneProbeRequest());
     if (res.propertyQuota) this.recordQuota(propertyId, res.propertyQuota as PropertyQuota);
     let tz = res.metadata?.timeZone;
     if (!tz || !isValidTimeZone(tz)) {

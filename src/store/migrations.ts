@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DatabaseTooNewError, MigrationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ident } from './identifiers.js';
 import { connect, type Pool, type PoolClient } from './pool.js';
@@ -45,10 +46,6 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
     .filter((f) => /^\d+_[\w-]+\.sql$/.test(f))
     .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: fs.readFileSync(path.join(dir, f), 'utf8') }))
     .sort((a, b) => a.version - b.version);
-}
-
-export class DatabaseTooNewError extends Error {
-  override name = 'DatabaseTooNewError';
 }
 
 /** The lock every schema change of `schema` (migrations, report relations) holds. */
@@ -91,7 +88,7 @@ export async function migrate(pool: Pool, schema: string, logger: Logger, dir = 
             );
           } catch (err) {
             // the SQLSTATE stays on the error, so start-up can tell a busy database from a bad migration
-            throw Object.assign(new Error(`migration ${m.name} failed: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: string }).code });
+            throw new MigrationError(`migration ${m.name} failed: ${(err as Error).message}`, (err as { code?: string }).code, { cause: err });
           }
           applied.push(m.version);
           logger.info({ event: 'migration_applied', version: m.version, name: m.name, schema }, 'migration applied');

@@ -1,0 +1,332 @@
+/**
+ * The row scanner: reads the `rows` array of a runReport body byte by byte and writes row text
+ * (rowText.ts) as it goes, one segment per date, making no object per row or value. It knows the
+ * layout Google sends: the fields of `Row`, `DimensionValue` and `MetricValue` in proto order, any
+ * whitespace, any escapes, UTF-8. Anything else throws NotScannable, and the page takes the slow
+ * path (pageRows.ts); a value it finds fault with throws the same RetryableError parsePage would.
+ */
+import type { ReportDefinition } from '../config/index.js';
+import type { CallContext } from './callContext.js';
+import {
+  BACKSLASH,
+  COLON,
+  COMMA,
+  LBRACE,
+  LBRACKET,
+  MINUS,
+  NEWLINE,
+  NINE,
+  QUOTE,
+  RBRACE,
+  RBRACKET,
+  TAB,
+  ZERO,
+  copyBytes,
+  isIntegerText,
+  isPlainDecimal,
+  skipWhitespace,
+} from './jsonBytes.js';
+import { malformed, metricValue, outOfRange, unordered } from './responses.js';
+import { copyText, metricField, storableText, type DaySegment, type Sanitized } from './rowText.js';
+
+/**
+ * The body is not in the layout the scanner knows: parse it instead. A signal between the scanner
+ * and parsePageBytes, which catches it; it never leaves pageRows.ts, so it is no error kind of
+ * errors.ts.
+ */
+export class NotScannable extends Error {}
+
+const KEY_DIMENSION_VALUES = Buffer.from('"dimensionValues"');
+const KEY_METRIC_VALUES = Buffer.from('"metricValues"');
+const KEY_VALUE = Buffer.from('"value"');
+
+/** A finished segment: where its row text lies in the output. */
+interface SegmentSpan {
+  date: string;
+  rows: number;
+  from: number;
+  to: number;
+  sanitized: Sanitized | undefined;
+}
+
+/** Reads the rows array from its `[` and writes row text; `position` ends after the `]`. */
+export class RowScanner {
+  /** where in the body the scanner is */
+  position: number;
+  rowsSeen = 0;
+  /** metric types as read from the metric headers, checked against the parsed rest */
+  readonly integer: boolean[];
+  private out: Buffer;
+  /** bytes of `out` written */
+  private outLength = 0;
+  /** `property_id` and its tab: the start of every row */
+  private readonly prefix: Buffer;
+  private readonly dimensionCount: number;
+  private readonly metricCount: number;
+  /** the current date as yyyymmdd, its text, and where its segment starts */
+  private day = -1;
+  private date = '';
+  private segmentStart = 0;
+  private segmentRows = 0;
+  /** values of the current segment changed by storableText, and their dimensions */
+  private segmentSanitized = 0;
+  private segmentSanitizedDimensions: string[] = [];
+  private readonly finished: SegmentSpan[] = [];
+  /** the span of the last value read (valueSpan) */
+  private from = 0;
+  private to = 0;
+  private escaped = false;
+
+  constructor(
+    private readonly bytes: Buffer,
+    rowsOpen: number,
+    private readonly def: ReportDefinition,
+    private readonly start: string,
+    private readonly end: string,
+    private readonly ctx: CallContext,
+    integer: boolean[],
+    private readonly ordered: boolean,
+  ) {
+    this.position = rowsOpen;
+    this.dimensionCount = def.dimensions.length;
+    this.metricCount = def.metrics.length;
+    this.integer = integer;
+    this.prefix = Buffer.from(`${copyText(ctx.propertyId)}\t`);
+    // row text is about half as long as the JSON it comes from, and never longer per value
+    this.out = Buffer.allocUnsafe(Math.max(4096, (bytes.length >> 1) + 1024));
+  }
+
+  run(): void {
+    const bytes = this.bytes;
+    this.position = skipWhitespace(bytes, this.position + 1);
+    if (bytes[this.position] === RBRACKET) {
+      this.position++;
+      return;
+    }
+    for (;;) {
+      this.row();
+      this.position = skipWhitespace(bytes, this.position);
+      const byte = bytes[this.position++];
+      if (byte === RBRACKET) break;
+      if (byte !== COMMA) throw new NotScannable();
+      this.position = skipWhitespace(bytes, this.position);
+    }
+    this.closeDay();
+  }
+
+  segments(): DaySegment[] {
+    return this.finished.map((span) => ({
+      date: span.date,
+      rows: span.rows,
+      text: this.out.subarray(span.from, span.to),
+      ...(span.sanitized ? { sanitized: span.sanitized } : {}),
+    }));
+  }
+
+  /** `{"dimensionValues":[...],"metricValues":[...]}` */
+  private row(): void {
+    this.expect(LBRACE);
+    this.key(KEY_DIMENSION_VALUES);
+    this.expect(LBRACKET);
+    this.ensure(this.prefix.length + 16);
+    this.outLength = copyBytes(this.prefix, 0, this.prefix.length, this.out, this.outLength);
+    this.dateValue();
+    for (let dimension = 0; dimension < this.dimensionCount; dimension++) {
+      this.expect(COMMA);
+      this.value(false, false, dimension);
+    }
+    this.expect(RBRACKET);
+    this.expect(COMMA);
+    this.key(KEY_METRIC_VALUES);
+    this.expect(LBRACKET);
+    for (let metric = 0; metric < this.metricCount; metric++) {
+      if (metric > 0) this.expect(COMMA);
+      this.value(true, this.integer[metric]!, -1);
+    }
+    this.expect(RBRACKET);
+    this.expect(RBRACE);
+    this.out[this.outLength++] = NEWLINE;
+    this.rowsSeen++;
+    this.segmentRows++;
+  }
+
+  /** The next non-blank byte must be `byte`. */
+  private expect(byte: number): void {
+    const at = skipWhitespace(this.bytes, this.position);
+    if (this.bytes[at] !== byte) throw new NotScannable();
+    this.position = at + 1;
+  }
+
+  /** `"name" :` */
+  private key(name: Buffer): void {
+    const bytes = this.bytes;
+    const at = skipWhitespace(bytes, this.position);
+    // a loop, not Buffer#compare: a native call per value costs more than the bytes
+    for (let offset = 0; offset < name.length; offset++) if (bytes[at + offset] !== name[offset]) throw new NotScannable();
+    this.position = at + name.length;
+    this.expect(COLON);
+  }
+
+  /**
+   * `{"value": "..."}` or `{}` (proto3 leaves an empty value out): false for `{}`, else true with
+   * the string's span in `from`/`to` (fields, not a returned object: this runs for every value).
+   */
+  private valueSpan(): boolean {
+    const bytes = this.bytes;
+    this.expect(LBRACE);
+    let at = skipWhitespace(bytes, this.position);
+    if (bytes[at] === RBRACE) {
+      this.position = at + 1;
+      return false;
+    }
+    this.position = at;
+    this.key(KEY_VALUE);
+    at = skipWhitespace(bytes, this.position);
+    if (bytes[at] !== QUOTE) throw new NotScannable();
+    const from = at + 1;
+    let escaped = false;
+    for (at = from; ; at++) {
+      const byte = bytes[at];
+      if (byte === QUOTE) break;
+      if (byte === BACKSLASH) {
+        escaped = true;
+        at++;
+      } else if (byte === undefined || byte < 32) {
+        throw new NotScannable();
+      }
+    }
+    this.position = at + 1;
+    this.expect(RBRACE);
+    this.from = from;
+    this.to = at;
+    this.escaped = escaped;
+    return true;
+  }
+
+  /** The date dimension: yyyymmdd, in range, dates in order; starts a segment when it changes. */
+  private dateValue(): void {
+    const present = this.valueSpan();
+    const { bytes, from, to, escaped } = this;
+    // escaped digits are valid JSON that Google never sends: the slow path reads them
+    if (present && escaped) throw new NotScannable();
+    let day = 0;
+    if (present && to - from === 8) {
+      for (let at = from; at < to; at++) {
+        const byte = bytes[at]!;
+        if (byte < ZERO || byte > NINE) {
+          day = -1;
+          break;
+        }
+        day = day * 10 + (byte - ZERO);
+      }
+    } else {
+      day = -1;
+    }
+    if (day < 0) throw malformed(this.ctx, `date value ${JSON.stringify(present ? bytes.toString('utf8', from, to) : '')}`);
+    if (day !== this.day) {
+      const date = `${String(Math.floor(day / 10000)).padStart(4, '0')}-${String(Math.floor(day / 100) % 100).padStart(2, '0')}-${String(day % 100).padStart(2, '0')}`;
+      if (date < this.start || date > this.end) throw outOfRange(this.ctx, date, this.start, this.end);
+      if (day < this.day && this.ordered) throw unordered(this.ctx);
+      // the row's prefix is already written: the previous segment ends and this one starts before it
+      const rowStart = this.outLength - this.prefix.length;
+      const written = this.outLength;
+      this.outLength = rowStart;
+      this.closeDay();
+      this.outLength = written;
+      this.day = day;
+      this.date = date;
+      this.segmentStart = rowStart;
+      this.segmentRows = 0;
+      this.segmentSanitized = 0;
+      this.segmentSanitizedDimensions = [];
+    }
+    const at = this.outLength;
+    const out = this.out;
+    out[at] = bytes[from]!;
+    out[at + 1] = bytes[from + 1]!;
+    out[at + 2] = bytes[from + 2]!;
+    out[at + 3] = bytes[from + 3]!;
+    out[at + 4] = MINUS;
+    out[at + 5] = bytes[from + 4]!;
+    out[at + 6] = bytes[from + 5]!;
+    out[at + 7] = MINUS;
+    out[at + 8] = bytes[from + 6]!;
+    out[at + 9] = bytes[from + 7]!;
+    this.outLength = at + 10;
+  }
+
+  private closeDay(): void {
+    if (this.day < 0 || this.segmentRows === 0) return;
+    const sanitized = this.segmentSanitized > 0 ? { values: this.segmentSanitized, dimensions: this.segmentSanitizedDimensions } : undefined;
+    this.finished.push({ date: this.date, rows: this.segmentRows, from: this.segmentStart, to: this.outLength, sanitized });
+  }
+
+  /** A dimension (`dimension` its index) or metric (`dimension` -1) value, tab first. */
+  private value(metric: boolean, integer: boolean, dimension: number): void {
+    const present = this.valueSpan();
+    const { bytes, from, to, escaped } = this;
+    if (!present) {
+      // an omitted value: '' for a dimension, 0 for a metric (as parsePage reads them)
+      this.ensure(2);
+      this.out[this.outLength++] = TAB;
+      if (metric) this.out[this.outLength++] = ZERO;
+      return;
+    }
+    if (!escaped && (!metric || (integer ? isIntegerText(bytes, from, to) : isPlainDecimal(bytes, from, to)))) {
+      this.ensure(to - from + 1);
+      this.out[this.outLength++] = TAB;
+      this.outLength = copyBytes(bytes, from, to, this.out, this.outLength);
+      return;
+    }
+    this.rareValue(metric, integer, dimension);
+  }
+
+  /**
+   * The rare values: escapes, exponents, or not numbers at all. A method of its own so that
+   * value(), which runs for every value, stays small enough to be inlined.
+   */
+  private rareValue(metric: boolean, integer: boolean, dimension: number): void {
+    const { bytes, from, to, escaped } = this;
+    let text = escaped ? (JSON.parse(bytes.toString('utf8', from - 1, to + 1)) as string) : bytes.toString('utf8', from, to);
+    if (!metric && escaped) {
+      // only an escape can carry U+0000 or a lone surrogate (the body is valid UTF-8)
+      const storable = storableText(text);
+      if (storable !== null) {
+        text = storable;
+        this.segmentSanitized++;
+        const name = this.def.dimensions[dimension]!;
+        if (!this.segmentSanitizedDimensions.includes(name)) this.segmentSanitizedDimensions.push(name);
+      }
+    }
+    const field = metric ? metricField(metricValue(text, integer, (what) => malformed(this.ctx, what))) : copyText(text);
+    const length = Buffer.byteLength(field);
+    this.ensure(length + 1);
+    this.out[this.outLength++] = TAB;
+    this.outLength += this.out.write(field, this.outLength, 'utf8');
+  }
+
+  /** Room for `count` more bytes (and the row's newline). */
+  private ensure(count: number): void {
+    if (this.outLength + count + 1 <= this.out.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.outLength + count + 1024));
+    this.out.copy(bigger, 0, 0, this.outLength);
+    this.out = bigger;
+  }
+}
+
+/**
+ * The metric types from the `metricHeaders` before the rows (Google writes the fields in proto
+ * order, headers first). The scanner must know them before it reads a value; when they are not
+ * where expected, it gives up (NotScannable).
+ */
+export function metricTypes(bytes: Buffer, span: [number, number] | null, count: number): boolean[] {
+  if (span === null) throw new NotScannable();
+  let headers: unknown;
+  try {
+    headers = JSON.parse(bytes.toString('utf8', span[0], span[1]));
+  } catch {
+    throw new NotScannable();
+  }
+  if (!Array.isArray(headers) || headers.length !== count) throw new NotScannable();
+  return headers.map((header: { type?: unknown }) => header?.type === 'TYPE_INTEGER');
+}
