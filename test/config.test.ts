@@ -68,6 +68,17 @@ describe('config', () => {
     assert.equal(c.log.level, 'debug');
   });
 
+  it('reads a JSON or YAML file that starts with a UTF-8 byte-order mark', () => {
+    for (const [ext, body] of [
+      ['json', '{"database":{"url":"postgres://localhost/db"},"properties":[]}'],
+      ['yaml', 'database:\n  url: postgres://localhost/db\nproperties: []\n'],
+    ] as const) {
+      const file = write(`bom.${ext}`, `\uFEFF${body}`);
+      const config = loadConfig({ file, env: {}, requireCredentials: false });
+      assert.equal(config.database.url, 'postgres://localhost/db', ext);
+    }
+  });
+
   it('takes a property list from GA_COLLECTOR_PROPERTIES', () => {
     const c = loadConfig({ env: { DATABASE_URL: 'postgres://localhost/y', GOOGLE_APPLICATION_CREDENTIALS: key, GA_COLLECTOR_PROPERTIES: '11, 22' } });
     assert.deepEqual(c.properties.map((p) => p.id), ['11', '22']);

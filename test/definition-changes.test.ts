@@ -139,6 +139,21 @@ describe('a real change of a report definition', () => {
       assert.equal(again.code, 0, again.stderr);
       assert.doesNotMatch(again.stdout, /report_definition_changed/);
       assert.equal(g.fake.counts().runReport, calls, 'nothing fetched again');
+
+      // the same names in another order: nothing is new, so no metadata is asked, not even when
+      // the metadata endpoint fails, and nothing is fetched again
+      const reordered = writeConfig(g.dir, db, g, {
+        properties: [{ id: A }, { id: B, reports: ['other'] }],
+        reports: { daily: { ...grown, metrics: ['newUsers', 'sessions'] }, other },
+        fetch: { maxAttempts: 1 },
+      });
+      g.fake.inject({ endpoint: 'metadata', kind: 'status', status: 503 });
+      const metadataBefore = g.fake.events.filter((e) => e.kind === 'metadata').length;
+      const same = await runCli(['run', '--once', '--config', reordered]);
+      g.fake.clearFaults();
+      assert.equal(same.code, 0, same.stderr);
+      assert.equal(g.fake.events.filter((e) => e.kind === 'metadata').length, metadataBefore, 'no metadata request for a reordered definition');
+      assert.equal(g.fake.counts().runReport, calls, 'nothing fetched again for a reordered definition');
     } finally {
       await g.stop();
       await db.drop();

@@ -123,6 +123,16 @@ describe('ga-collector demo', () => {
       assert.match(second.out.stdout, new RegExp(`schema ${db.schema}: the demo's, from an earlier run`));
       second.child.kill('SIGINT');
       assert.equal((await second.exited).code, 0, second.out.stderr);
+      // a real collector pointed at it since: its data is not the demo's, so the demo stays out
+      await db.query(
+        `INSERT INTO "${db.schema}".fetch_days (property_id, report, date, fetched_at, row_count, time_zone) VALUES ('123456789', 'daily', '2024-01-01', now(), 0, 'UTC')`,
+      );
+      const third = await runCli(['demo'], { env, timeoutMs: 60_000 });
+      assert.equal(third.code, 2, third.stderr);
+      assert.match(third.stderr, new RegExp(`^ga-collector demo: schema ${db.schema} is marked as the demo's but holds data of other properties \\(123456789\\)`));
+      assert.equal(third.stderr.trim().split('\n').length, 1);
+      await db.query(`DELETE FROM "${db.schema}".fetch_days WHERE property_id = '123456789'`);
+
       // the printed statement removes it
       await db.query(/remove it with: (DROP SCHEMA .*)$/m.exec(second.out.stdout)![1]!);
       assert.deepEqual(await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [db.schema]), []);

@@ -175,7 +175,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw configError(`file ${file} does not exist`);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // a byte-order mark (editors on Windows write one) is not part of the document
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   } catch (err) {
     throw configError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? firstLine(err)}`);
   }

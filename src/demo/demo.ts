@@ -97,7 +97,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
-    const claim = await claimDemoSchema(dbUrl, config.database.schema);
+    const claim = await claimDemoSchema(dbUrl, config.database.schema, DEMO_PROPERTIES.map((p) => p.id));
     if (external) {
       claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
       say(`schema ${config.database.schema}: ${claim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);

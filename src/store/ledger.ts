@@ -36,13 +36,16 @@ export async function ledgerDays(db: Queryable, schema: string, propertyId: stri
 }
 
 /**
- * Whether this property has a date of this report stored under exactly this definition: then
- * Google has accepted its names for the property before, and nothing about it is new.
+ * Whether this property has a date of this report stored under a definition that names every
+ * dimension and metric of `def` (in any order, perhaps with more): then Google has accepted these
+ * names for the property before, and they need no check against its metadata. A reordered or
+ * shortened definition is not new.
  */
 export async function definitionStored(db: Queryable, schema: string, propertyId: string, def: ReportDefinition): Promise<boolean> {
   const { rows } = await db.query(
     `SELECT 1 FROM ${qualified(schema, 'report_definition_versions')} v
-      WHERE v.report = $2 AND v.dimensions = $3::text[] AND v.metrics = $4::text[]
+      -- every name of the definition was stored before (in any order, perhaps with more): known valid
+      WHERE v.report = $2 AND v.dimensions @> $3::text[] AND v.metrics @> $4::text[]
         AND EXISTS (SELECT 1 FROM ${qualified(schema, 'fetch_days')} f WHERE f.property_id = $1 AND f.report = v.report AND f.definition_id = v.id)`,
     [propertyId, def.name, def.dimensions, def.metrics],
   );
