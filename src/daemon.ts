@@ -1,24 +1,61 @@
 /**
- * The daemon's parts, wired in one place and started and stopped in order: metrics, tokens, pool,
- * migrations, GA4 client, runner, scheduler, HTTP. `main.ts` builds one of these per command.
+ * The daemon's parts, wired in one place: metrics, tokens, pool, GA4 client, runner, scheduler,
+ * HTTP. `main.ts` builds one per command, and the demo one for itself. start() and stop() are the
+ * only ways to bring the parts up and down (lifecycle.ts): start() migrates (waiting for a database
+ * that is still coming, when asked), seeds the metrics, serves HTTP, obtains tokens and starts the
+ * schedule, in that order and only as far as the command needs; stop() takes them down in reverse.
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
-import { HttpServer, type StatusSource } from './http/server.js';
+import { HttpServer, type DaemonView } from './http/server.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
+import { JobBoard } from './schedule/jobBoard.js';
 import { Scheduler } from './schedule/scheduler.js';
-import { StatusBoard, StatusView, type StatusDocument, type StatusQuery } from './status.js';
+import { StatusView, type ReloadRecord, type StatusDocument, type StatusQuery } from './status.js';
+import { whenDatabaseAnswers } from './store/databaseWait.js';
+import { ping } from './store/health.js';
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
 import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { withDeadline } from './net/deadline.js';
+import { AbortedError, describe } from './errors.js';
+
+/** How far start() brings the daemon up; each stage includes the ones before it. */
+export type StartStage = 'database' | 'services' | 'schedule';
+
+export interface StartOptions {
+  /**
+   * `database`: the migrations only (`migrate`). `services`: also the metrics' start values, HTTP
+   * (when the daemon serves it) and tokens, for the one-shot commands (`run --once`, `backfill`)
+   * that hand the scheduler their jobs themselves. `schedule` (the default): also the cron
+   * schedule and a first run of whatever is due (`run`, `demo`).
+   */
+  upTo?: StartStage;
+  /**
+   * How long to wait for a database that is down or still starting, ms (store/databaseWait.ts).
+   * The daemon waits a minute, as under systemd or compose; commands fail at once (default 0).
+   */
+  databaseWaitMs?: number;
+}
+
+/** start() failed in `part`; the part's own error is the `cause`. */
+export class StartError extends Error {
+  override name = 'StartError';
+  constructor(
+    readonly part: 'database' | 'http',
+    cause: unknown,
+  ) {
+    super(describe(cause), { cause });
+  }
+}
 
 export interface DaemonOptions {
   config: Config;
@@ -39,18 +76,20 @@ export interface DaemonOptions {
   deferJitterMs?: number;
 }
 
-export class Daemon implements StatusSource {
+export class Daemon implements DaemonView {
   readonly metrics: Metrics;
   readonly tokens: TokenManager;
   readonly pool: Pool;
-  readonly board = new StatusBoard();
+  readonly board = new JobBoard();
   readonly client: Ga4Client;
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
   private readonly view: StatusView;
   private readonly now: () => number;
-  private stopped = false;
+  private readonly lifecycle = new Lifecycle();
+  /** the last SIGHUP's outcome, for the status document; null before the first */
+  private lastReload: ReloadRecord | null = null;
 
   private config: Config;
 
@@ -86,7 +125,7 @@ export class Daemon implements StatusSource {
       pool: this.pool,
       client: this.client,
       metrics: this.metrics,
-      status: this.board,
+      board: this.board,
       logger,
       now: this.now,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
@@ -96,7 +135,7 @@ export class Daemon implements StatusSource {
       config,
       runner: this.runner,
       tokens: this.tokens,
-      status: this.board,
+      board: this.board,
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
@@ -106,6 +145,7 @@ export class Daemon implements StatusSource {
     this.view = new StatusView({
       pool: this.pool,
       board: this.board,
+      lastReload: () => this.lastReload,
       config: () => this.config,
       tokens: () => this.tokens.sources().map((s) => s.status()),
       now: this.now,
@@ -117,15 +157,46 @@ export class Daemon implements StatusSource {
   }
 
   /**
-   * Migrations; then the metrics start from what the database knows. The report relations are
-   * not touched here: each job creates or extends its report's relation just before its first
-   * write, once the definition's names were checked (schedule/runner.ts), so a config with a typo
-   * changes nothing in the database.
+   * Brings the parts up in order, as far as `opts.upTo`: migrations (waiting for the database when
+   * asked), the metrics' start values, HTTP, tokens, the schedule. The report relations are not
+   * touched here: each job creates or extends its report's relation just before its first write,
+   * once the definition's names were checked (schedule/runner.ts), so a config with a typo changes
+   * nothing in the database. A second call returns the first one's promise.
+   *
+   * @throws StartError naming the part that failed (database, http)
+   * @throws AbortedError when stop() was called meanwhile; stop() takes down what had come up
    */
-  async prepare(): Promise<void> {
+  start(opts: StartOptions = {}): Promise<void> {
+    return this.lifecycle.start(() => this.bringUp(opts.upTo ?? 'schedule', opts.databaseWaitMs ?? 0));
+  }
+
+  private async bringUp(upTo: StartStage, databaseWaitMs: number): Promise<void> {
     const { logger } = this.opts;
-    await migrate(this.pool, this.config.database.schema, logger);
-    await this.seedMetrics();
+    const life = this.lifecycle;
+    const url = this.config.database.url;
+    // the metrics' start values come from the ledger: read with the migrations, under the same wait
+    const prepareDatabase = async () => {
+      await migrate(this.pool, this.config.database.schema, logger);
+      if (upTo !== 'database') await this.seedMetrics();
+    };
+    await life
+      .step(
+        whenDatabaseAnswers(prepareDatabase, {
+          waitMs: databaseWaitMs,
+          signal: life.stopSignal,
+          onRetry: (err, attempt) => logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying'),
+        }),
+      )
+      .catch(failedIn('database'));
+    if (upTo === 'database') return;
+    life.checkpoint();
+    await this.http?.start().catch(failedIn('http'));
+    life.checkpoint();
+    // tokens before the schedule, so the first fetches find one; a first exchange that hangs does not hold up a stop
+    await life.step(this.tokens.start());
+    if (upTo !== 'schedule') return;
+    life.checkpoint();
+    this.scheduler.start();
   }
 
   /**
@@ -182,16 +253,37 @@ export class Daemon implements StatusSource {
     await this.scheduler.reload(next);
   }
 
-  /** Tokens first (so the first fetches find one), then HTTP. */
-  async startServices(): Promise<void> {
-    await this.http?.start();
-    await this.tokens.start();
+  /**
+   * A SIGHUP: reads the configuration again with `load` and applies it (reload()). The outcome
+   * goes to the log, to the status document (a refused reload stays there until a later one is
+   * applied, so it is seen, not only logged) and to ga_collector_config_reloads_total. Never throws.
+   */
+  async reloadFrom(load: () => Config): Promise<void> {
+    const { logger } = this.opts;
+    try {
+      const next = load();
+      await this.reload(next);
+      logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded');
+      this.lastReload = { at: Date.now(), ok: true, error: null };
+      this.metrics.configReloads.inc({ outcome: 'success' });
+    } catch (err) {
+      logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
+      this.lastReload = { at: Date.now(), ok: false, error: describe(err) };
+      this.metrics.configReloads.inc({ outcome: 'failure' });
+    }
   }
 
-  /** The grace period is the configuration in effect now (a reload may have changed it). */
-  async stop(graceMs = this.config.shutdown.graceSeconds * 1000): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+  /**
+   * Takes the parts down in reverse: the schedule (running jobs get `graceMs`, then are aborted),
+   * tokens, HTTP, the pool. Called during start(), it ends the start-up first. Idempotent: every
+   * call returns the first one's promise. The grace period is, by default, the configuration in
+   * effect now (a reload may have changed it).
+   */
+  stop(graceMs?: number): Promise<void> {
+    return this.lifecycle.stop(() => this.takeDown(graceMs ?? this.config.shutdown.graceSeconds * 1000));
+  }
+
+  private async takeDown(graceMs: number): Promise<void> {
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
     await this.http?.stop();
@@ -204,14 +296,14 @@ export class Daemon implements StatusSource {
   }
 
   /**
-   * Ready when the database answers within 3 s (a `SELECT 1` through the pool, which replaces lost
+   * Ready when the database answers within 3 s (a ping through the pool, which replaces lost
    * connections, so a database that came back is ready again at the next probe) and every
    * credential holds a token. Reasons are one line each, never with the database password.
    */
   async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     try {
-      await withDeadline('SELECT 1', 3_000, undefined, () => this.pool.query('SELECT 1'));
+      await withDeadline('the database ping', 3_000, undefined, () => ping(this.pool));
     } catch (err) {
       reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
     }
@@ -223,7 +315,14 @@ export class Daemon implements StatusSource {
   }
 
   /** The status document (src/status.ts): everything, or a page of properties, attention first. */
-  status(query?: StatusQuery): Promise<StatusDocument> {
+  statusDocument(query?: StatusQuery): Promise<StatusDocument> {
     return this.view.document(query);
   }
+}
+
+/** Rethrows a part's failure as a StartError naming the part; a stop during start-up stays AbortedError. */
+function failedIn(part: StartError['part']): (err: unknown) => never {
+  return (err) => {
+    throw err instanceof AbortedError || err instanceof StartError ? err : new StartError(part, err);
+  };
 }

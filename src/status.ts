@@ -1,17 +1,18 @@
 /**
- * What the daemon is doing, for the status page and `/api/status`.
+ * The status document: what the daemon is doing, for the status page and `/api/status`.
  *
- * `StatusBoard` is the in-memory part the database does not hold (running now, last error, next
- * run, recent failures, the last configuration reload). `StatusView` joins it with the ledger into
- * the status document, in a constant number of queries whatever the number of properties (their
- * SQL is in store/statusQueries.ts), and orders properties that need attention first: failing,
- * then stale, then with gaps.
+ * `StatusView` joins the job board (schedule/jobBoard.ts: running now, last error, next run,
+ * recent failures) and the last configuration reload with the ledger into the status document, in
+ * a constant number of queries whatever the number of properties (their SQL is in
+ * store/statusQueries.ts), and orders properties that need attention first: failing, then stale,
+ * then with gaps.
  */
 import type { Config } from './config.js';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';
 import { withDeadline } from './net/deadline.js';
 import { previousFire } from './schedule/cron.js';
+import type { JobBoard } from './schedule/jobBoard.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { columnName } from './store/identifiers.js';
 import { databaseNow } from './store/ledger.js';
@@ -21,75 +22,12 @@ import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type Co
 import { addDays, daysBetween, localDate } from './time.js';
 import { VERSION } from './version.js';
 
-export interface JobState {
-  propertyId: string;
-  report: string;
-  running: boolean;
-  lastRunAt: number | null;
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  lastErrorAt: number | null;
-  datesPending: number | null;
-  nextRunAt: number | null;
-  timeZone: string | null;
-}
-
-export interface FailureRecord {
-  at: number;
-  propertyId: string;
-  report: string;
-  error: string;
-}
-
 /** The outcome of the last SIGHUP. */
 export interface ReloadRecord {
   at: number;
   ok: boolean;
   /** why it was refused; null when it was applied */
   error: string | null;
-}
-
-const MAX_FAILURES = 50;
-
-/** Written by the scheduler, the runner and the SIGHUP handler; read by StatusView. */
-export class StatusBoard {
-  private readonly jobs = new Map<string, JobState>();
-  readonly failures: FailureRecord[] = [];
-  lastReload: ReloadRecord | null = null;
-  /** bumped whenever dates are stored: a ledger read from before is out of date */
-  ledgerWrites = 0;
-
-  /** Dates were stored (the runner, after each batch). */
-  storedDates(): void {
-    this.ledgerWrites += 1;
-  }
-
-  get(propertyId: string, report: string): JobState {
-    const key = `${propertyId}\0${report}`;
-    let s = this.jobs.get(key);
-    if (!s) {
-      s = { propertyId, report, running: false, lastRunAt: null, lastSuccessAt: null, lastError: null, lastErrorAt: null, datesPending: null, nextRunAt: null, timeZone: null };
-      this.jobs.set(key, s);
-    }
-    return s;
-  }
-
-  all(): JobState[] {
-    return [...this.jobs.values()].sort((a, b) => a.propertyId.localeCompare(b.propertyId) || a.report.localeCompare(b.report));
-  }
-
-  recordFailure(propertyId: string, report: string, error: string, at: number): void {
-    const s = this.get(propertyId, report);
-    s.lastError = error;
-    s.lastErrorAt = at;
-    this.failures.unshift({ at, propertyId, report, error });
-    this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
-  }
-
-  /** A SIGHUP's outcome: a refused reload stays on the status page until a later one is applied. */
-  recordReload(at: number, error: string | null): void {
-    this.lastReload = { at, ok: error === null, error };
-  }
 }
 
 /** Why a report is shown first: its last run failed, it missed its schedule, or dates are missing. */
@@ -156,7 +94,9 @@ export interface TokenView {
 
 export interface StatusViewDeps {
   pool: Pool;
-  board: StatusBoard;
+  board: JobBoard;
+  /** the last SIGHUP's outcome; none when the caller reloads nothing */
+  lastReload?: () => ReloadRecord | null;
   /** the configuration in effect (it changes on SIGHUP) */
   config: () => Config;
   tokens: () => TokenView[];
@@ -240,7 +180,7 @@ export class StatusView {
       }
     }
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const reload = this.deps.board.lastReload;
+    const reload = this.deps.lastReload?.() ?? null;
     return {
       generatedAt: new Date(now).toISOString(),
       version: VERSION,
@@ -323,7 +263,7 @@ export class StatusView {
       if (!due.has(p.schedule)) due.set(p.schedule, this.dueSince(p.schedule, now));
       const since = due.get(p.schedule)!;
       for (const r of p.reports) {
-        const st = this.deps.board.get(p.id, r);
+        const st = this.deps.board.job(p.id, r);
         const cov = ledger.coverage.get(`${p.id}\0${r}`);
         const tz = ledger.zones.get(p.id) ?? st.timeZone;
         // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count

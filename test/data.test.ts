@@ -61,9 +61,8 @@ describe('catch-up after downtime', () => {
   it('in daemon mode drains every backlog in turns, so one property cannot starve another', async () => {
     const reports = { daily: { metrics: ['sessions', 'totalUsers'], startDate: '60daysAgo', refreshDays: 2 } };
     g.fake.events.length = 0;
-    const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 }, { continueBacklog: true });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 }, { continueBacklog: true, upTo: 'schedule' });
     try {
-      daemon.scheduler.start();
       await waitFor(async () => {
         const [n] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE date >= current_date - 62`);
         return Number(n!.n) >= 120;

@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { UsageError } from '../errors.js';
 import { ident } from '../store/identifiers.js';
+import { createSchemaWithComment, schemaComment } from '../store/schemas.js';
 
 /** How a demo schema's comment begins; nothing else marks a schema as the demo's. */
 export const DEMO_SCHEMA_MARK = 'ga-collector demo:';
@@ -23,24 +24,17 @@ export async function claimDemoSchema(url: string, schema: string): Promise<'cre
   await client.connect();
   try {
     for (let attempt = 0; ; attempt++) {
-      const { rows } = await client.query<{ comment: string | null }>(
-        `SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`,
-        [schema],
-      );
-      if (rows[0]) {
-        if (rows[0].comment?.startsWith(DEMO_SCHEMA_MARK)) return 'reused';
+      const existing = await schemaComment(client, schema);
+      if (existing) {
+        if (existing.comment?.startsWith(DEMO_SCHEMA_MARK)) return 'reused';
         throw new UsageError(
           `schema ${schema} already exists and is not the demo's (it may hold collected data); the demo writes simulated data only into a schema it creates: set GA_COLLECTOR_DB_SCHEMA to a new name`,
         );
       }
       try {
-        await client.query('BEGIN');
-        await client.query(`CREATE SCHEMA ${ident(schema)}`);
-        await client.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(`${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`)}`);
-        await client.query('COMMIT');
+        await createSchemaWithComment(client, schema, `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`);
         return 'created';
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
         // created meanwhile by another demo: look again (once)
         if ((err as { code?: string }).code !== '42P06' || attempt > 0) throw err;
       }
@@ -48,9 +42,4 @@ export async function claimDemoSchema(url: string, schema: string): Promise<'cre
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** A string literal for a statement that takes no parameters (COMMENT ON). */
-function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }

@@ -22,9 +22,10 @@ import { BasicAuth, loadWebConfig, tlsOptions, type WebConfig } from './webConfi
 
 export type { StatusDocument } from '../status.js';
 
-export interface StatusSource {
-  /** everything, or a page of properties (attention first) */
-  status(query?: StatusQuery): Promise<StatusDocument>;
+/** What the server shows of the daemon: the status document and readiness. */
+export interface DaemonView {
+  /** the status document: everything, or a page of properties (attention first) */
+  statusDocument(query?: StatusQuery): Promise<StatusDocument>;
   readiness(): Promise<{ ready: boolean; reasons: string[] }>;
 }
 
@@ -85,7 +86,7 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   metrics: Metrics;
-  source: StatusSource;
+  source: DaemonView;
   logger: Logger;
   /** absolute path of a web config file (TLS, basic auth); '' or undefined: plain HTTP, no auth */
   webConfigFile?: string | undefined;
@@ -193,8 +194,8 @@ export class HttpServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
-    const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': type, ...headers }).end(body);
+    const send = (httpStatus: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(httpStatus, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': type, ...headers }).end(body);
     };
     if (!OPEN_PATHS.has(path)) {
       this.refreshWebConfig();
@@ -217,8 +218,8 @@ export class HttpServer {
         send(200, 'text/plain', 'ok\n');
         return;
       case '/readyz': {
-        const r = await this.opts.source.readiness();
-        send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r.ready ? { ready: true } : { ready: false, reasons: r.reasons }) + '\n');
+        const readiness = await this.opts.source.readiness();
+        send(readiness.ready ? 200 : 503, 'application/json', JSON.stringify(readiness.ready ? { ready: true } : { ready: false, reasons: readiness.reasons }) + '\n');
         return;
       }
       case '/api/status':
@@ -230,7 +231,7 @@ export class HttpServer {
           send(400, 'text/plain', `${describe(err)}\n`);
           return;
         }
-        const doc = await this.opts.source.status(query);
+        const doc = await this.opts.source.statusDocument(query);
         if (path === '/') send(200, 'text/html; charset=utf-8', renderStatusPage(doc), { 'content-security-policy': STATUS_PAGE_CSP });
         else send(200, 'application/json', JSON.stringify(doc, null, 2) + '\n');
         return;

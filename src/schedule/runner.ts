@@ -30,7 +30,7 @@ import { lockKey, withAdvisoryLock } from '../store/locks.js';
 import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
 import { int64, nextPacificMidnight } from '../ga4/client.js';
 import type { ProgressSink } from '../progress.js';
-import type { StatusBoard } from '../status.js';
+import type { JobBoard } from './jobBoard.js';
 import { addDays, dateRange, daysBetween, isValidTimeZone, lastFinishedDate, localDate } from '../time.js';
 import { plan } from './planner.js';
 
@@ -74,7 +74,7 @@ export interface RunnerDeps {
   pool: Pool;
   client: Ga4Client;
   metrics: Metrics;
-  status: StatusBoard;
+  board: JobBoard;
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
@@ -125,11 +125,11 @@ export class JobRunner {
   }
 
   async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
-    const { metrics, status } = this.deps;
+    const { metrics, board } = this.deps;
     const def = this.deps.config.reports[job.report];
     const labels = { property: job.propertyId, report: job.report };
     const log = this.deps.logger.child({ property: job.propertyId, report: job.report });
-    const state = status.get(job.propertyId, job.report);
+    const state = board.job(job.propertyId, job.report);
     const started = this.now();
     state.running = true;
     state.lastRunAt = started;
@@ -176,7 +176,7 @@ export class JobRunner {
       }
       if (!aborted) {
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
-        status.recordFailure(job.propertyId, job.report, message, this.now());
+        board.recordFailure(job.propertyId, job.report, message, this.now());
       }
       log.error(
         { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
@@ -233,7 +233,7 @@ export class JobRunner {
         log.warn({ event: 'quota_low', quota: q, deferredUntil: new Date(low).toISOString() }, 'property quota below the reserve');
       }
     };
-    const state = this.deps.status.get(job.propertyId, job.report);
+    const state = this.deps.board.job(job.propertyId, job.report);
 
     // A definition this property has not stored dates under yet is checked against the property's
     // metadata before it changes anything (a column, the ledger): a typo fails here, with the fix.
@@ -312,7 +312,7 @@ export class JobRunner {
         dates += stored.dates;
         pending -= stored.dates;
         metrics.rowsWritten.inc(labels, n);
-        this.deps.status.storedDates();
+        this.deps.board.storedDates();
         this.deps.progress?.advance(job.propertyId, job.report, stored.dates, n);
         metrics.datesPending.set(labels, Math.max(0, pending));
         state.datesPending = Math.max(0, pending);

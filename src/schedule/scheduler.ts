@@ -10,7 +10,7 @@ import type { Config, PropertyConfig } from '../config.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { StatusBoard } from '../status.js';
+import type { JobBoard } from './jobBoard.js';
 import { AbortedError } from '../errors.js';
 import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
@@ -28,7 +28,7 @@ export interface SchedulerDeps {
   config: Config;
   runner: JobRunner;
   tokens: TokenManager;
-  status: StatusBoard;
+  board: JobBoard;
   logger: Logger;
   now?: () => number;
   /** daemon mode: a job that hit the per-run bound is queued again behind the others */
@@ -57,6 +57,8 @@ export class Scheduler {
   /** shutdown: aborted when the grace period is over; every job's own signal follows it */
   private readonly controller = new AbortController();
   private accepting = true;
+  /** start() was called: the cron tasks run (a reload re-creates them only then) */
+  private scheduling = false;
   private readonly now: () => number;
   private config: Config;
   /** the configured properties by id: every job is looked up here when queued and when started */
@@ -69,7 +71,7 @@ export class Scheduler {
     this.byId = new Map(deps.config.properties.map((p) => [p.id, p]));
     this.watchdog = new Watchdog({
       logger: deps.logger,
-      status: deps.status,
+      board: deps.board,
       metrics: deps.metrics,
       deadlineSeconds: deps.config.fetch.jobDeadlineSeconds,
       abandonAfterMs: deps.abandonAfterMs,
@@ -78,6 +80,7 @@ export class Scheduler {
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
   start(): void {
+    this.scheduling = true;
     for (const property of this.config.properties) {
       const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
       this.tasks.push(task);
@@ -125,7 +128,7 @@ export class Scheduler {
       cancelled(key, 'running');
       abort.abort(new AbortedError('aborted: removed by a configuration reload'));
     }
-    if (this.accepting) this.start();
+    if (this.accepting && this.scheduling) this.start();
   }
 
   /** Every job that is due now, once; resolves when all are done. */
@@ -183,7 +186,7 @@ export class Scheduler {
     for (const p of properties) {
       if (!bySchedule.has(p.schedule)) bySchedule.set(p.schedule, nextFire(p.schedule, now));
       const next = bySchedule.get(p.schedule)!;
-      for (const r of p.reports) this.deps.status.get(p.id, r).nextRunAt = next ? next.getTime() : null;
+      for (const r of p.reports) this.deps.board.job(p.id, r).nextRunAt = next ? next.getTime() : null;
     }
   }
 

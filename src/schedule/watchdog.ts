@@ -19,7 +19,7 @@ import { AbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { clampTimerMs } from '../net/deadline.js';
-import type { StatusBoard } from '../status.js';
+import type { JobBoard } from './jobBoard.js';
 import type { JobResult } from './runner.js';
 
 /** A job's result as the scheduler sees it: `stuck` when the watchdog ended it at its deadline. */
@@ -31,7 +31,7 @@ export const ABORT_REASONS: readonly AbortReason[] = ['deadline', 'shutdown', 'r
 
 export interface WatchdogOptions {
   logger: Logger;
-  status: StatusBoard;
+  board: JobBoard;
   /** where the gauges and the counters go; none in tools that export no metrics */
   metrics?: Metrics | undefined;
   /** fetch.jobDeadlineSeconds */
@@ -40,7 +40,7 @@ export interface WatchdogOptions {
   abandonAfterMs?: number | undefined;
   /** monotonic milliseconds (durations only); default performance.now */
   clock?: () => number;
-  /** wall-clock milliseconds for the status board; default Date.now */
+  /** wall-clock milliseconds for the job board; default Date.now */
   wallClock?: () => number;
 }
 
@@ -104,7 +104,7 @@ export class Watchdog {
    * `shutdown` aborts. Resolves with the job's result, or, once the job was aborted and has not
    * ended within abandonAfterMs, with a failure (the job goes on unwatched by the caller).
    *
-   * @param job      names the job in logs, metrics and the status board
+   * @param job      names the job in logs, metrics and the job board
    * @param shutdown the scheduler's signal: its abort aborts this job too (not counted as a failure)
    * @param work     the job; it must end soon after its signal aborts
    * @param removed  aborts when a reload removed the job's property or report (not a failure either)
@@ -167,7 +167,7 @@ export class Watchdog {
     if (w.abortedFor === 'deadline') {
       const error = `ran past fetch.jobDeadlineSeconds (${deadlineMs / 1000} s) and was aborted${result ? '' : '; it did not end when aborted'}`;
       this.opts.metrics?.fetchRuns.inc({ property: job.property, report: job.report, outcome: 'failure' });
-      this.opts.status.recordFailure(job.property, job.report, error, this.wallClock());
+      this.opts.board.recordFailure(job.property, job.report, error, this.wallClock());
       return { ok: false, rows: 0, dates: 0, error, stuck: true };
     }
     return result ?? { ok: false, rows: 0, dates: 0, error: `${w.abortedFor === 'reload' ? 'removed by a configuration reload' : 'aborted by shutdown'}; it did not end when aborted` };
