@@ -7,7 +7,7 @@
  *   wait, or during a first token exchange that hangs): it ends the start-up's waits at once, so
  *   start() rejects with AbortedError, and then takes down whatever had come up.
  * - Concurrent and later calls share one outcome: a second stop() awaits the first one's promise,
- *   a second start() the first one's; start() after stop() starts nothing.
+ *   a second start() the first one's. Once stop() was called, start() rejects and starts nothing.
  */
 import { AbortedError } from './errors.js';
 
@@ -22,11 +22,11 @@ export class Lifecycle {
   }
 
   /**
-   * Runs `bringUp` once; later calls return its promise.
-   * @throws AbortedError when stop() was called before or during it
+   * Runs `bringUp` once; later calls return its promise, until stop() is called.
+   * @throws AbortedError when stop() was called before or during it; once stopped, nothing starts again
    */
   start(bringUp: () => Promise<void>): Promise<void> {
-    if (this.stopRequested.signal.aborted && !this.starting) return Promise.reject(new AbortedError('stopped before it started'));
+    if (this.stopRequested.signal.aborted) return Promise.reject(new AbortedError('stopped: a stopped part does not start again'));
     this.starting ??= bringUp();
     return this.starting;
   }
