@@ -109,7 +109,7 @@ export class Daemon implements DaemonView {
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
-    for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
+    for (const property of config.properties) this.tokens.forKeyFile(property.credentials);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -206,23 +206,23 @@ export class Daemon implements DaemonView {
    */
   private async seedMetrics(): Promise<void> {
     const { metrics } = this;
-    for (const p of this.config.properties) {
-      for (const report of p.reports) {
-        const labels = { property: p.id, report };
+    for (const property of this.config.properties) {
+      for (const report of property.reports) {
+        const labels = { property: property.id, report };
         metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' }, 0);
         metrics.rowsWritten.inc(labels, 0);
         metrics.valuesSanitized.inc(labels, 0);
       }
     }
-    for (const s of this.tokens.sources()) {
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
+    for (const source of this.tokens.sources()) {
+      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'success' }, 0);
+      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'failure' }, 0);
     }
     const summary = await ledgerSummary(this.pool, this.config.database.schema);
-    for (const s of summary) {
-      const configured = this.config.properties.some((p) => p.id === s.propertyId && p.reports.includes(s.report));
-      if (configured && s.lastFetchedAt) metrics.lastSuccess.set({ property: s.propertyId, report: s.report }, s.lastFetchedAt.getTime() / 1000);
+    for (const stored of summary) {
+      const configured = this.config.properties.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
+      if (configured && stored.lastFetchedAt) metrics.lastSuccess.set({ property: stored.propertyId, report: stored.report }, stored.lastFetchedAt.getTime() / 1000);
     }
   }
 
@@ -243,10 +243,10 @@ export class Daemon implements DaemonView {
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
     ];
-    const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
+    const changed = fixed.filter(([, before, after]) => before !== after).map(([key]) => key);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
-    for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
-    for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
+    for (const property of next.properties) this.tokens.forKeyFile(property.credentials);
+    for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
     this.runner.setConfig(next);
@@ -307,9 +307,9 @@ export class Daemon implements DaemonView {
     } catch (err) {
       reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
     }
-    for (const s of this.tokens.sources()) {
-      const st = s.status();
-      if (!st.valid) reasons.push(`token for ${st.account}: ${st.lastError ? `refresh failing: ${st.lastError}` : 'not obtained yet'}`);
+    for (const source of this.tokens.sources()) {
+      const token = source.status();
+      if (!token.valid) reasons.push(`token for ${token.account}: ${token.lastError ? `refresh failing: ${token.lastError}` : 'not obtained yet'}`);
     }
     return { ready: reasons.length === 0, reasons };
   }

@@ -180,7 +180,7 @@ class Demo {
  */
 function baseConfig(env: NodeJS.ProcessEnv): Config {
   const rest = { ...env };
-  for (const k of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL']) delete rest[k];
+  for (const name of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL']) delete rest[name];
   return loadConfig({ env: rest, requireDatabase: false, requireCredentials: false });
 }
 
@@ -200,9 +200,9 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
 /** The configured port when it is free, else any free one (a demo should not fail on a busy 9464). */
 function portOr(host: string, port: number): Promise<number> {
   return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(0));
-    s.listen(port, host, () => s.close(() => resolve(port)));
+    const probe = net.createServer();
+    probe.once('error', () => resolve(0));
+    probe.listen(port, host, () => probe.close(() => resolve(port)));
   });
 }
 

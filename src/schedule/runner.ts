@@ -198,9 +198,9 @@ export class JobRunner {
   private readonly dbRetries = new Map<string, number>();
 
   private dbRetryDelay(key: string): number {
-    const n = (this.dbRetries.get(key) ?? 0) + 1;
-    this.dbRetries.set(key, n);
-    const base = Math.min(DB_RETRY_CAP_MS, (this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS) * 2 ** Math.min(n - 1, 16));
+    const failures = (this.dbRetries.get(key) ?? 0) + 1;
+    this.dbRetries.set(key, failures);
+    const base = Math.min(DB_RETRY_CAP_MS, (this.deps.dbRetryBaseMs ?? DB_RETRY_BASE_MS) * 2 ** Math.min(failures - 1, 16));
     return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 
