@@ -20,8 +20,6 @@ import { MAX_PER_PAGE } from '../status.js';
 import { STATUS_PAGE_CSP, renderStatusPage } from './statusPage.js';
 import { BasicAuth, loadWebConfig, tlsOptions, type WebConfig } from './webConfig.js';
 
-export type { StatusDocument } from '../status.js';
-
 /** What the server shows of the daemon: the status document and readiness. */
 export interface DaemonView {
   /** the status document: everything, or a page of properties (attention first) */
