@@ -46,6 +46,7 @@ test('a response that stalls mid-body is cut at the deadline even after forced g
       const res = await fetch(`http://127.0.0.1:${port}/`, { signal });
       return res.text();
     });
+    // time passing with garbage collections in between is what is tested: a timer held only weakly would be lost
     for (let i = 0; i < 5; i++) {
       gc();
       await new Promise((r) => setTimeout(r, 50));

@@ -109,6 +109,15 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
   }
 }
 
+/**
+ * Waits until a schedule that fires every second (`* * * * * *`) has fired after now, by the
+ * clock the fetch times are stamped with: a run started then finds the refresh window due again.
+ */
+export async function untilScheduleFired(): Promise<void> {
+  const nextFiring = Math.floor(Date.now() / 1000) * 1000 + 1000;
+  await waitFor(() => Date.now() > nextFiring, { intervalMs: 20, what: 'the every-second schedule fired' });
+}
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
