@@ -41,7 +41,7 @@ export interface StartOptions {
   upTo?: StartStage;
   /**
    * How long to wait for a database that is down or still starting, ms (store/databaseWait.ts).
-   * The daemon waits a minute, as under systemd or compose; commands fail at once (default 0).
+   * The daemon waits up to a minute, as under systemd or compose; commands fail at once (default 0).
    */
   databaseWaitMs?: number;
 }

@@ -43,10 +43,10 @@ describe('progress', () => {
 
   it('draws a bar: label, fill, percent, dates, rows, time left', () => {
     const bar = renderBar({ propertyId: '123', report: 'daily', total: 400, done: 180, rows: 12_345, startedAt: 0 }, 90_000, 100);
-    assert.match(bar, /^123\/daily \[#+-+\]  45%  180\/400 dates  12,345 rows  ~1m50s left$/);
+    assert.match(bar, /^123\/daily \[#+-+\] {2}45% {2}180\/400 dates {2}12,345 rows {2}~1m50s left$/);
     const filled = /\[(#*)(-*)\]/.exec(bar)!;
     assert.equal(Math.round((filled[1]!.length / (filled[1]!.length + filled[2]!.length)) * 100), 45);
-    assert.match(renderBar({ propertyId: '1', report: 'r', total: 2, done: 2, rows: 3, startedAt: 0 }, 10, 80), /100%  2\/2 dates  3 rows  done$/);
+    assert.match(renderBar({ propertyId: '1', report: 'r', total: 2, done: 2, rows: 3, startedAt: 0 }, 10, 80), /100% {2}2\/2 dates {2}3 rows {2}done$/);
   });
 
   describe('backfill on a terminal', () => {
@@ -73,6 +73,8 @@ describe('progress', () => {
         child.on('close', (code) => resolve({ code, text }));
       });
       assert.equal(out.code, 0, out.text);
+      // the bar redraws with a carriage return and ESC [K (erase to end of line)
+      // eslint-disable-next-line no-control-regex
       const frames = out.text.split(/\r\x1b\[K/).map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
       assert.ok(frames.length >= 2, `a first and a last frame at least: ${JSON.stringify(out.text)}`);
       assert.match(frames[0]!, /\[-+\]\s+0%\s+0\/91 dates/);
