@@ -76,7 +76,7 @@ describe('token endpoints that answer expires_in differently', () => {
       });
       const { logger, lines } = capture();
       const metrics = new Metrics({ defaultMetrics: false });
-      // a short floor, so an exchange storm (one per second before this fix) would show in the window
+      // a short floor, so an exchange storm (one a second, were the odd lifetimes believed) would show in the window
       const manager = new TokenManager({ tokenUrl: g.fake.tokenUrl, logger, metrics, minExchangeIntervalMs: 200 });
       const tokens = manager.forKeyFile(g.keyFile);
       const client = new Ga4Client({ apiRootUrl: g.fake.apiRootUrl, timeoutMs: 5_000, maxAttempts: 1, limiter: new Limiter(2), metrics });
