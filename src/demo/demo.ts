@@ -15,7 +15,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import type { Config, ReportDefinition } from '../config.js';
 import { loadConfig } from '../config.js';
-import { Daemon } from '../daemon.js';
+import { Daemon, StartError } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
 import { FakeGoogle } from '../fake-google/index.js';
 import { Lifecycle } from '../lifecycle.js';
@@ -52,8 +52,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     logger: demo.logger,
     // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) or a schema not the demo's is bad input
     startFailed: (err) => {
-      process.stderr.write(`ga-collector demo: ${describe(err)}\n`);
-      return err instanceof UsageError ? 2 : 1;
+      const cause = err instanceof StartError ? err.cause : err;
+      process.stderr.write(`ga-collector demo: ${describe(cause)}\n`);
+      return cause instanceof UsageError ? 2 : 1;
     },
     stopping: (signal) => demo.say(`\n${signal}: stopping the demo ...`),
     stopped: () => demo.sayWhatIsLeft(),
