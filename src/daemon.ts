@@ -1,6 +1,9 @@
 /**
- * The daemon's parts, wired in one place and started and stopped in order: metrics, tokens, pool,
- * migrations, GA4 client, runner, scheduler, HTTP. `main.ts` builds one of these per command.
+ * The daemon's parts, wired in one place: metrics, tokens, pool, GA4 client, runner, scheduler,
+ * HTTP. `main.ts` builds one per command, and the demo one for itself. start() and stop() are the
+ * only ways to bring the parts up and down (lifecycle.ts): start() migrates (waiting for a database
+ * that is still coming, when asked), seeds the metrics, serves HTTP, obtains tokens and starts the
+ * schedule, in that order and only as far as the command needs; stop() takes them down in reverse.
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config/index.js';
@@ -8,19 +11,53 @@ import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
 import { Ga4Client } from './ga4/client.js';
 import { Limiter } from './ga4/limiter.js';
-import { HttpServer, type StatusSource } from './http/server.js';
+import { HttpServer, type DaemonView } from './http/server.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
+import { JobBoard } from './schedule/jobBoard.js';
 import { Scheduler } from './schedule/scheduler.js';
-import { StatusBoard, StatusView, type DiscoveryView, type StatusDocument, type StatusQuery } from './status.js';
+import { StatusView, type DiscoveryView, type ReloadRecord, type StatusDocument, type StatusQuery } from './status.js';
+import { whenDatabaseAnswers } from './store/databaseWait.js';
+import { ping } from './store/health.js';
 import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
 import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { withDeadline } from './net/deadline.js';
+import { AbortedError, describe } from './errors.js';
+
+/** How far start() brings the daemon up; each stage includes the ones before it. */
+export type StartStage = 'database' | 'services' | 'schedule';
+
+export interface StartOptions {
+  /**
+   * `database`: the migrations only (`migrate`). `services`: also the metrics' start values, HTTP
+   * (when the daemon serves it) and tokens, for the one-shot commands (`run --once`, `backfill`)
+   * that hand the scheduler their jobs themselves. `schedule` (the default): also the cron
+   * schedule and a first run of whatever is due (`run`, `demo`).
+   */
+  upTo?: StartStage;
+  /**
+   * How long to wait for a database that is down or still starting, ms (store/databaseWait.ts).
+   * The daemon waits up to a minute, as under systemd or compose; commands fail at once (default 0).
+   */
+  databaseWaitMs?: number;
+}
+
+/** start() failed in `part`; the part's own error is the `cause`. */
+export class StartError extends Error {
+  override name = 'StartError';
+  constructor(
+    readonly part: 'database' | 'http',
+    cause: unknown,
+  ) {
+    super(describe(cause), { cause });
+  }
+}
 
 export interface DaemonOptions {
   config: Config;
@@ -43,18 +80,20 @@ export interface DaemonOptions {
   discoveryRetryMs?: number;
 }
 
-export class Daemon implements StatusSource {
+export class Daemon implements DaemonView {
   readonly metrics: Metrics;
   readonly tokens: TokenManager;
   readonly pool: Pool;
-  readonly board = new StatusBoard();
+  readonly board = new JobBoard();
   readonly client: Ga4Client;
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
   private readonly view: StatusView;
   private readonly now: () => number;
-  private stopped = false;
+  private readonly lifecycle = new Lifecycle();
+  /** the last SIGHUP's outcome, for the status document; null before the first */
+  private lastReload: ReloadRecord | null = null;
 
   private config: Config;
   /** the configuration as loaded (file, environment); `config` is it with the discovered properties */
@@ -81,7 +120,7 @@ export class Daemon implements StatusSource {
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
     // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
-    for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
+    for (const property of config.properties) this.tokens.forKeyFile(property.credentials);
     if (config.discovery.enabled && config.google.credentials) this.tokens.forKeyFile(config.google.credentials);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
@@ -98,7 +137,7 @@ export class Daemon implements StatusSource {
       pool: this.pool,
       client: this.client,
       metrics: this.metrics,
-      status: this.board,
+      board: this.board,
       logger,
       now: this.now,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
@@ -108,7 +147,7 @@ export class Daemon implements StatusSource {
       config,
       runner: this.runner,
       tokens: this.tokens,
-      status: this.board,
+      board: this.board,
       logger,
       now: this.now,
       continueBacklog: opts.continueBacklog ?? false,
@@ -118,6 +157,7 @@ export class Daemon implements StatusSource {
     this.view = new StatusView({
       pool: this.pool,
       board: this.board,
+      lastReload: () => this.lastReload,
       config: () => this.config,
       tokens: () => this.tokens.sources().map((s) => s.status()),
       discovery: () => this.discoveryView(),
@@ -131,15 +171,46 @@ export class Daemon implements StatusSource {
   }
 
   /**
-   * Migrations; then the metrics start from what the database knows. The report relations are
-   * not touched here: each job creates or extends its report's relation just before its first
-   * write, once the definition's names were checked (schedule/runner.ts), so a config with a typo
-   * changes nothing in the database.
+   * Brings the parts up in order, as far as `opts.upTo`: migrations (waiting for the database when
+   * asked), the metrics' start values, HTTP, tokens, the schedule. The report relations are not
+   * touched here: each job creates or extends its report's relation just before its first write,
+   * once the definition's names were checked (schedule/runner.ts), so a config with a typo changes
+   * nothing in the database. A second call returns the first one's promise.
+   *
+   * @throws StartError naming the part that failed (database, http)
+   * @throws AbortedError when stop() was called meanwhile; stop() takes down what had come up
    */
-  async prepare(): Promise<void> {
+  start(opts: StartOptions = {}): Promise<void> {
+    return this.lifecycle.start(() => this.bringUp(opts.upTo ?? 'schedule', opts.databaseWaitMs ?? 0));
+  }
+
+  private async bringUp(upTo: StartStage, databaseWaitMs: number): Promise<void> {
     const { logger } = this.opts;
-    await migrate(this.pool, this.config.database.schema, logger);
-    await this.seedMetrics();
+    const life = this.lifecycle;
+    const url = this.config.database.url;
+    // the metrics' start values come from the ledger: read with the migrations, under the same wait
+    const prepareDatabase = async () => {
+      await migrate(this.pool, this.config.database.schema, logger);
+      if (upTo !== 'database') await this.seedMetrics();
+    };
+    await life
+      .step(
+        whenDatabaseAnswers(prepareDatabase, {
+          waitMs: databaseWaitMs,
+          signal: life.stopSignal,
+          onRetry: (err, attempt) => logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying'),
+        }),
+      )
+      .catch(failedIn('database'));
+    if (upTo === 'database') return;
+    life.checkpoint();
+    await this.http?.start().catch(failedIn('http'));
+    life.checkpoint();
+    // tokens before the schedule, so the first fetches find one; a first exchange that hangs does not hold up a stop
+    await life.step(this.tokens.start());
+    if (upTo !== 'schedule') return;
+    life.checkpoint();
+    this.scheduler.start();
   }
 
   /**
@@ -149,23 +220,23 @@ export class Daemon implements StatusSource {
    */
   private async seedMetrics(): Promise<void> {
     const { metrics } = this;
-    for (const p of this.config.properties) {
-      for (const report of p.reports) {
-        const labels = { property: p.id, report };
+    for (const property of this.config.properties) {
+      for (const report of property.reports) {
+        const labels = { property: property.id, report };
         metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' }, 0);
         metrics.rowsWritten.inc(labels, 0);
         metrics.valuesSanitized.inc(labels, 0);
       }
     }
-    for (const s of this.tokens.sources()) {
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
+    for (const source of this.tokens.sources()) {
+      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'success' }, 0);
+      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'failure' }, 0);
     }
     const summary = await ledgerSummary(this.pool, this.config.database.schema);
-    for (const s of summary) {
-      const configured = this.config.properties.some((p) => p.id === s.propertyId && p.reports.includes(s.report));
-      if (configured && s.lastFetchedAt) metrics.lastSuccess.set({ property: s.propertyId, report: s.report }, s.lastFetchedAt.getTime() / 1000);
+    for (const stored of summary) {
+      const configured = this.config.properties.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
+      if (configured && stored.lastFetchedAt) metrics.lastSuccess.set({ property: stored.propertyId, report: stored.report }, stored.lastFetchedAt.getTime() / 1000);
     }
   }
 
@@ -187,7 +258,7 @@ export class Daemon implements StatusSource {
       ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
     ];
-    const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
+    const changed = fixed.filter(([, before, after]) => before !== after).map(([key]) => key);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
     if (next.discovery.enabled && next.google.credentials) this.tokens.forKeyFile(next.google.credentials);
     await this.serially(async () => {
@@ -208,8 +279,8 @@ export class Daemon implements StatusSource {
 
   /** Gives the running parts a configuration: token sources, metrics, runner, scheduler. */
   private async apply(next: Config): Promise<void> {
-    for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
-    for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
+    for (const property of next.properties) this.tokens.forKeyFile(property.credentials);
+    for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
     this.runner.setConfig(next);
@@ -269,7 +340,7 @@ export class Daemon implements StatusSource {
       ...(this.opts.discoveryRetryMs !== undefined ? { retryBaseMs: this.opts.discoveryRetryMs, retryCapMs: this.opts.discoveryRetryMs * 8 } : {}),
       onChange: (kept) =>
         this.serially(async () => {
-          if (this.stopped) return;
+          if (this.lifecycle.stopSignal.aborted) return;
           const next = withDiscovered(this.base, kept);
           if (!sameProperties(next.properties, this.config.properties)) await this.apply(next);
         }),
@@ -284,16 +355,37 @@ export class Daemon implements StatusSource {
     return { ...this.discovery.status(), added };
   }
 
-  /** Tokens first (so the first fetches find one), then HTTP. */
-  async startServices(): Promise<void> {
-    await this.http?.start();
-    await this.tokens.start();
+  /**
+   * A SIGHUP: reads the configuration again with `load` and applies it (reload()). The outcome
+   * goes to the log, to the status document (a refused reload stays there until a later one is
+   * applied, so it is seen, not only logged) and to ga_collector_config_reloads_total. Never throws.
+   */
+  async reloadFrom(load: () => Config): Promise<void> {
+    const { logger } = this.opts;
+    try {
+      const next = load();
+      await this.reload(next);
+      logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded');
+      this.lastReload = { at: Date.now(), ok: true, error: null };
+      this.metrics.configReloads.inc({ outcome: 'success' });
+    } catch (err) {
+      logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
+      this.lastReload = { at: Date.now(), ok: false, error: describe(err) };
+      this.metrics.configReloads.inc({ outcome: 'failure' });
+    }
   }
 
-  /** The grace period is the configuration in effect now (a reload may have changed it). */
-  async stop(graceMs = this.config.shutdown.graceSeconds * 1000): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+  /**
+   * Takes the parts down in reverse: the schedule (running jobs get `graceMs`, then are aborted),
+   * tokens, HTTP, the pool. Called during start(), it ends the start-up first. Idempotent: every
+   * call returns the first one's promise. The grace period is, by default, the configuration in
+   * effect now (a reload may have changed it).
+   */
+  stop(graceMs?: number): Promise<void> {
+    return this.lifecycle.stop(() => this.takeDown(graceMs ?? this.config.shutdown.graceSeconds * 1000));
+  }
+
+  private async takeDown(graceMs: number): Promise<void> {
     this.discovery?.stop();
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
@@ -307,26 +399,33 @@ export class Daemon implements StatusSource {
   }
 
   /**
-   * Ready when the database answers within 3 s (a `SELECT 1` through the pool, which replaces lost
+   * Ready when the database answers within 3 s (a ping through the pool, which replaces lost
    * connections, so a database that came back is ready again at the next probe) and every
    * credential holds a token. Reasons are one line each, never with the database password.
    */
   async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     try {
-      await withDeadline('SELECT 1', 3_000, undefined, () => this.pool.query('SELECT 1'));
+      await withDeadline('the database ping', 3_000, undefined, () => ping(this.pool));
     } catch (err) {
       reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
     }
-    for (const s of this.tokens.sources()) {
-      const st = s.status();
-      if (!st.valid) reasons.push(`token for ${st.account}: ${st.lastError ? `refresh failing: ${st.lastError}` : 'not obtained yet'}`);
+    for (const source of this.tokens.sources()) {
+      const token = source.status();
+      if (!token.valid) reasons.push(`token for ${token.account}: ${token.lastError ? `refresh failing: ${token.lastError}` : 'not obtained yet'}`);
     }
     return { ready: reasons.length === 0, reasons };
   }
 
   /** The status document (src/status.ts): everything, or a page of properties, attention first. */
-  status(query?: StatusQuery): Promise<StatusDocument> {
+  statusDocument(query?: StatusQuery): Promise<StatusDocument> {
     return this.view.document(query);
   }
+}
+
+/** Rethrows a part's failure as a StartError naming the part; a stop during start-up stays AbortedError. */
+function failedIn(part: StartError['part']): (err: unknown) => never {
+  return (err) => {
+    throw err instanceof AbortedError || err instanceof StartError ? err : new StartError(part, err);
+  };
 }

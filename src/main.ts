@@ -6,7 +6,7 @@
  */
 import { commandHelp, parseArgs, usage, type CliArgs } from './cli.js';
 import { loadConfig, type Config, type PropertyConfig } from './config/index.js';
-import { Daemon } from './daemon.js';
+import { Daemon, StartError } from './daemon.js';
 import { HttpListenError, UsageError, describe } from './errors.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
 import { runCheck } from './check.js';
@@ -17,8 +17,8 @@ import { runShowConfig } from './commands/showConfig.js';
 import { runStatus } from './commands/status.js';
 import { summaryLine, type JobOutcome } from './commands/summary.js';
 import { TerminalLine } from './progress.js';
-import { backoffDelay, sleep } from './net/backoff.js';
-import { classifyDbError, describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
+import { runUntilSignalled } from './signals.js';
+import { classifyDbError, describeDbError } from './store/dbErrors.js';
 import { addDays, parseDateSpec, resolveDateSpec } from './time.js';
 import { VERSION } from './version.js';
 
@@ -89,104 +89,83 @@ async function main(argv: string[]): Promise<number> {
   let daemon: Daemon;
   try {
     if (args.command === 'backfill') config = backfillConfig(config, args);
-    const daemonMode = args.command === 'run' && !args.once;
-    daemon = new Daemon({ config, logger, http: daemonMode, continueBacklog: daemonMode, progressBar: terminal });
+    daemon = new Daemon({ config, logger, http: daemonMode(args), continueBacklog: daemonMode(args), progressBar: terminal });
   } catch (err) {
     return usageFailure(err);
   }
+  if (daemonMode(args)) return runDaemon(daemon, config, logger, args);
   try {
-    await prepareWithRetry(daemon, logger, args.command === 'run' && !args.once, config.database.url);
+    await daemon.start({ upTo: 'services' });
   } catch (err) {
-    // a setting (no such database, a refused login, a missing privilege) is exit 2, which systemd does not restart
-    const kind = classifyDbError(err);
-    const message = describeDbError(err, config.database.url);
-    logger.fatal({ event: 'startup_failed', err: message, kind }, 'cannot prepare the database');
-    process.stderr.write(`ga-collector: database: ${message}\n`);
+    const code = startFailed(err, config, logger);
     await daemon.stop(0);
-    return kind === 'config' ? 2 : 1;
+    return code;
   }
   if (args.command === 'backfill') return backfill(daemon, config, args, startedAt);
-  if (args.once) {
-    await daemon.startServices();
-    // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
-    const discoveryError = await daemon.discover(false);
-    const results = await daemon.scheduler.runOnce();
-    // a credential that cannot get a token fails the run even when nothing was due (and so nothing asked Google)
-    const noToken = daemon.tokens.sources().map((s) => s.status()).filter((st) => !st.valid);
-    await daemon.stop(0);
-    const failed = results.filter((r) => !r.ok);
-    for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
-    for (const st of noToken) process.stderr.write(`ga-collector: no access token for ${st.account} (${st.keyFile}): ${st.lastError ?? 'not obtained'}\n`);
-    if (discoveryError) process.stderr.write(`ga-collector: discovery: ${discoveryError}\n`);
-    process.stdout.write(`${await summaryLine('run --once', daemon.metrics, results, noToken.length, startedAt)}\n`);
-    return failed.length || noToken.length || discoveryError ? 1 : 0;
-  }
-  return runDaemon(daemon, config, logger, args);
+  // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
+  const discoveryError = await daemon.discover(false);
+  const results = await daemon.scheduler.runOnce();
+  // a credential that cannot get a token fails the run even when nothing was due (and so nothing asked Google)
+  const noToken = daemon.tokens.sources().map((s) => s.status()).filter((st) => !st.valid);
+  await daemon.stop(0);
+  const failed = results.filter((r) => !r.ok);
+  for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
+  for (const st of noToken) process.stderr.write(`ga-collector: no access token for ${st.account} (${st.keyFile}): ${st.lastError ?? 'not obtained'}\n`);
+  if (discoveryError) process.stderr.write(`ga-collector: discovery: ${discoveryError}\n`);
+  process.stdout.write(`${await summaryLine('run --once', daemon.metrics, results, noToken.length, startedAt)}\n`);
+  return failed.length || noToken.length || discoveryError ? 1 : 0;
 }
 
+function daemonMode(args: CliArgs): boolean {
+  return args.command === 'run' && !args.once;
+}
+
+/**
+ * How long the daemon waits for a database that is down or still starting (as under systemd or
+ * compose, where it may start first); the one-shot commands do not wait.
+ */
+const DATABASE_WAIT_MS = 60_000;
+
+/** `run`: the daemon, until SIGTERM or SIGINT (signals.ts); SIGHUP reloads the configuration file. */
 async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: CliArgs): Promise<number> {
-  try {
-    await daemon.startServices();
-  } catch (err) {
-    // a busy port or a wrong http.host is said in one line naming the setting
-    const named = err instanceof UsageError || err instanceof HttpListenError;
-    process.stderr.write(`ga-collector: ${named ? '' : 'cannot start: '}${describe(err)}\n`);
-    await daemon.stop(0);
-    return err instanceof UsageError ? 2 : 1;
+  return runUntilSignalled(
+    { start: () => daemon.start({ databaseWaitMs: DATABASE_WAIT_MS }), stop: () => daemon.stop() },
+    {
+      logger,
+      startFailed: (err) => startFailed(err, config, logger),
+      started: () => {
+        logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
+        // in the background: the configured properties start now, the discovered ones join when listed
+        void daemon.discover(true);
+      },
+      stopping: (signal) => logger.info({ event: 'shutdown', signal, graceSeconds: daemon.currentConfig.shutdown.graceSeconds }, 'shutting down'),
+      stopped: () => logger.info({ event: 'stopped' }, 'ga-collector stopped'),
+      reload: () => daemon.reloadFrom(() => loadConfig({ file: args.config })),
+    },
+  );
+}
+
+/**
+ * Says in one line why start-up failed; returns the exit code. A database setting that cannot work
+ * (no such database, a refused login, a missing privilege) is exit 2, which systemd does not
+ * restart; a database that stayed unavailable, or failing migrations, is 1. A busy port is 1, a
+ * wrong http.host or web config 2, each naming the setting.
+ */
+function startFailed(err: unknown, config: Config, logger: Logger): number {
+  if (err instanceof StartError && err.part === 'database') {
+    const kind = classifyDbError(err.cause);
+    const message = describeDbError(err.cause, config.database.url);
+    logger.fatal({ event: 'startup_failed', err: message, kind }, 'cannot prepare the database');
+    process.stderr.write(`ga-collector: database: ${message}\n`);
+    return kind === 'config' ? 2 : 1;
   }
-  daemon.scheduler.start();
-  // in the background: the configured properties start now, the discovered ones join when listed
-  void daemon.discover(true);
-  logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ event: 'forced_exit', signal }, 'second signal: exiting now');
-        resolve(signal === 'SIGINT' ? 130 : 143);
-        return;
-      }
-      stopping = true;
-      logger.info({ event: 'shutdown', signal, graceSeconds: daemon.currentConfig.shutdown.graceSeconds }, 'shutting down');
-      daemon.stop().then(
-        () => {
-          logger.info({ event: 'stopped' }, 'ga-collector stopped');
-          resolve(0);
-        },
-        (err) => {
-          logger.error({ event: 'shutdown_failed', err: describe(err) }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    // a refused reload is on the status page and in a metric, not only in the log
-    const reloadFailed = (err: unknown) => {
-      logger.error({ event: 'reload_failed', err: describe(err) }, 'configuration reload failed; keeping the running configuration');
-      daemon.board.recordReload(Date.now(), describe(err));
-      daemon.metrics.configReloads.inc({ outcome: 'failure' });
-    };
-    process.on('SIGHUP', () => {
-      if (stopping) return;
-      let next: Config;
-      try {
-        next = loadConfig({ file: args.config });
-      } catch (err) {
-        reloadFailed(err);
-        return;
-      }
-      daemon.reload(next).then(() => {
-        logger.info({ event: 'reloaded', properties: next.properties.length, reports: Object.keys(next.reports) }, 'configuration reloaded');
-        daemon.board.recordReload(Date.now(), null);
-        daemon.metrics.configReloads.inc({ outcome: 'success' });
-      }, reloadFailed);
-    });
-  });
+  const cause = err instanceof StartError ? err.cause : err;
+  const named = cause instanceof UsageError || cause instanceof HttpListenError;
+  process.stderr.write(`ga-collector: ${named ? '' : 'cannot start: '}${describe(cause)}\n`);
+  return cause instanceof UsageError ? 2 : 1;
 }
 
 async function backfill(daemon: Daemon, config: Config, args: CliArgs, startedAt: number): Promise<number> {
-  await daemon.startServices();
   // backfillConfig kept the one property asked for; with discovery on, none when it may be a discovered one
   let property: PropertyConfig | undefined = config.properties[0];
   if (!property) {
@@ -285,29 +264,6 @@ function backfillConfig(config: Config, args: CliArgs): Config {
     throw new UsageError(`backfill: property ${property.id} does not use report ${args.report} (its reports: ${property.reports.join(', ')}); add it to the property's reports first`);
   }
   return { ...config, properties: [property] };
-}
-
-/** A database that is still starting is asked again within 1, 2, 4 ... 10 s, at least half a second apart. */
-const STARTUP_RETRY = { baseMs: 1_000, capMs: 10_000, floorMs: 500 };
-
-/**
- * The daemon waits up to a minute for a database that is down or still starting (as under systemd
- * or compose), retrying with backoff; commands do not wait. Only such a database is waited for
- * (dbErrors.ts): a setting that cannot work (no such database, a refused login) or a failure of
- * the migrations themselves is thrown at once.
- */
-async function prepareWithRetry(daemon: Daemon, logger: Logger, patient: boolean, url: string): Promise<void> {
-  const deadline = Date.now() + (patient ? 60_000 : 0);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await daemon.prepare();
-      return;
-    } catch (err) {
-      if (!patient || Date.now() > deadline || !isDatabaseUnavailable(err)) throw err;
-      logger.warn({ event: 'database_unavailable', err: describeDbError(err, url), attempt }, 'database not ready; retrying');
-      await sleep(backoffDelay(attempt, STARTUP_RETRY));
-    }
-  }
 }
 
 function usageFailure(err: unknown): number {

@@ -1,11 +1,11 @@
 /**
- * What the daemon is doing, for the status page and `/api/status`.
+ * The status document: what the daemon is doing, for the status page and `/api/status`.
  *
- * `StatusBoard` is the in-memory part the database does not hold (running now, last error, next
- * run, recent failures, the last configuration reload). `StatusView` joins it with the ledger into
- * the status document, in a constant number of queries whatever the number of properties (their
- * SQL is in store/statusQueries.ts), and orders properties that need attention first: failing,
- * then stale, then with gaps.
+ * `StatusView` joins the job board (schedule/jobBoard.ts: running now, last error, next run,
+ * recent failures) and the last configuration reload with the ledger into the status document, in
+ * a constant number of queries whatever the number of properties (their SQL is in
+ * store/statusQueries.ts), and orders properties that need attention first: failing, then stale,
+ * then with gaps.
  */
 import type { Config } from './config/index.js';
 import type { DiscoveredProperty, DiscoveryStatus } from './discovery/discovery.js';
@@ -13,6 +13,7 @@ import { describe } from './errors.js';
 import type { Logger } from './log.js';
 import { withDeadline } from './net/deadline.js';
 import { previousFire } from './schedule/cron.js';
+import type { JobBoard } from './schedule/jobBoard.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { columnName } from './store/identifiers.js';
 import { databaseNow } from './store/ledger.js';
@@ -22,75 +23,12 @@ import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type Co
 import { addDays, daysBetween, localDate } from './time.js';
 import { VERSION } from './version.js';
 
-export interface JobState {
-  propertyId: string;
-  report: string;
-  running: boolean;
-  lastRunAt: number | null;
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  lastErrorAt: number | null;
-  datesPending: number | null;
-  nextRunAt: number | null;
-  timeZone: string | null;
-}
-
-export interface FailureRecord {
-  at: number;
-  propertyId: string;
-  report: string;
-  error: string;
-}
-
 /** The outcome of the last SIGHUP. */
 export interface ReloadRecord {
   at: number;
   ok: boolean;
   /** why it was refused; null when it was applied */
   error: string | null;
-}
-
-const MAX_FAILURES = 50;
-
-/** Written by the scheduler, the runner and the SIGHUP handler; read by StatusView. */
-export class StatusBoard {
-  private readonly jobs = new Map<string, JobState>();
-  readonly failures: FailureRecord[] = [];
-  lastReload: ReloadRecord | null = null;
-  /** bumped whenever dates are stored: a ledger read from before is out of date */
-  ledgerWrites = 0;
-
-  /** Dates were stored (the runner, after each batch). */
-  storedDates(): void {
-    this.ledgerWrites += 1;
-  }
-
-  get(propertyId: string, report: string): JobState {
-    const key = `${propertyId}\0${report}`;
-    let s = this.jobs.get(key);
-    if (!s) {
-      s = { propertyId, report, running: false, lastRunAt: null, lastSuccessAt: null, lastError: null, lastErrorAt: null, datesPending: null, nextRunAt: null, timeZone: null };
-      this.jobs.set(key, s);
-    }
-    return s;
-  }
-
-  all(): JobState[] {
-    return [...this.jobs.values()].sort((a, b) => a.propertyId.localeCompare(b.propertyId) || a.report.localeCompare(b.report));
-  }
-
-  recordFailure(propertyId: string, report: string, error: string, at: number): void {
-    const s = this.get(propertyId, report);
-    s.lastError = error;
-    s.lastErrorAt = at;
-    this.failures.unshift({ at, propertyId, report, error });
-    this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
-  }
-
-  /** A SIGHUP's outcome: a refused reload stays on the status page until a later one is applied. */
-  recordReload(at: number, error: string | null): void {
-    this.lastReload = { at, ok: error === null, error };
-  }
 }
 
 /** Why a report is shown first: its last run failed, it missed its schedule, or dates are missing. */
@@ -185,7 +123,9 @@ export interface TokenView {
 
 export interface StatusViewDeps {
   pool: Pool;
-  board: StatusBoard;
+  board: JobBoard;
+  /** the last SIGHUP's outcome; none when the caller reloads nothing */
+  lastReload?: () => ReloadRecord | null;
   /** the configuration in effect (it changes on SIGHUP) */
   config: () => Config;
   tokens: () => TokenView[];
@@ -256,13 +196,13 @@ export class StatusView {
     if (paged) {
       const perPage = Math.min(MAX_PER_PAGE, Math.max(1, query.perPage ?? DEFAULT_PER_PAGE));
       const rank = new Map<string, number>();
-      for (const r of all) rank.set(r.property, Math.min(rank.get(r.property) ?? 3, r.attention ? RANK[r.attention] : 3));
+      for (const row of all) rank.set(row.property, Math.min(rank.get(row.property) ?? 3, row.attention ? RANK[row.attention] : 3));
       const ids = [...rank.keys()].sort((a, b) => rank.get(a)! - rank.get(b)! || order.get(a)! - order.get(b)!);
       const pages = Math.max(1, Math.ceil(ids.length / perPage));
-      const n = Math.max(1, query.page ?? 1);
-      const shown = new Map(ids.slice((n - 1) * perPage, n * perPage).map((id, i) => [id, i]));
+      const pageNo = Math.max(1, query.page ?? 1);
+      const shown = new Map(ids.slice((pageNo - 1) * perPage, pageNo * perPage).map((id, i) => [id, i]));
       reports = all.filter((r) => shown.has(r.property)).sort((a, b) => shown.get(a.property)! - shown.get(b.property)!);
-      page = { page: n, perPage, pages, properties: ids.length };
+      page = { page: pageNo, perPage, pages, properties: ids.length };
     }
     let series: StatusDocument['series'] = [];
     if (ledger.reachable) {
@@ -274,7 +214,7 @@ export class StatusView {
       }
     }
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const reload = this.deps.board.lastReload;
+    const reload = this.deps.lastReload?.() ?? null;
     return {
       generatedAt: new Date(now).toISOString(),
       version: VERSION,
@@ -313,14 +253,14 @@ export class StatusView {
   }
 
   private async ledger(config: Config, now: number): Promise<LedgerState> {
-    const c = this.cache;
+    const cached = this.cache;
     // a read is reused only while nothing was stored since: the page never contradicts a finished job
-    const age = c && c.config === config && c.writes === this.deps.board.ledgerWrites ? Date.now() - c.readAt : Infinity;
-    if (c && age <= LEDGER_FRESH_MS) return c.state;
+    const age = cached && cached.config === config && cached.writes === this.deps.board.ledgerWrites ? Date.now() - cached.readAt : Infinity;
+    if (cached && age <= LEDGER_FRESH_MS) return cached.state;
     const next = this.refresh(config, now);
-    if (c && age <= LEDGER_STALE_MS) {
+    if (cached && age <= LEDGER_STALE_MS) {
       next.catch(() => undefined);
-      return c.state;
+      return cached.state;
     }
     return next;
   }
@@ -368,35 +308,37 @@ export class StatusView {
     const calendar = new Calendar(Math.min(now, ledger.calendarNow ?? now));
     const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
     const out: ReportStatus[] = [];
-    for (const p of config.properties) {
-      if (!due.has(p.schedule)) due.set(p.schedule, this.dueSince(p.schedule, now));
-      const since = due.get(p.schedule)!;
-      const d = found.get(p.id);
-      const discovered = d ? { account: d.account, accountName: d.accountName, displayName: d.displayName, propertyType: d.propertyType } : null;
-      for (const r of p.reports) {
-        const st = this.deps.board.get(p.id, r);
-        const cov = ledger.coverage.get(`${p.id}\0${r}`);
-        const tz = ledger.zones.get(p.id) ?? st.timeZone;
+    for (const property of config.properties) {
+      if (!due.has(property.schedule)) due.set(property.schedule, this.dueSince(property.schedule, now));
+      const since = due.get(property.schedule)!;
+      const listing = found.get(property.id);
+      const discovered = listing
+        ? { account: listing.account, accountName: listing.accountName, displayName: listing.displayName, propertyType: listing.propertyType }
+        : null;
+      for (const report of property.reports) {
+        const job = this.deps.board.job(property.id, report);
+        const stored = ledger.coverage.get(`${property.id}\0${report}`);
+        const tz = ledger.zones.get(property.id) ?? job.timeZone;
         // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count
-        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[r]!.startDate).days - (cov ? cov.inWindow ?? cov.days : 0)) : 0;
-        const lastSuccessMs = st.lastSuccessAt ?? cov?.lastFetchedMs ?? null;
-        const failing = st.lastError !== null && (lastSuccessMs === null || (st.lastErrorAt ?? 0) > lastSuccessMs);
-        const stale = since !== null && !st.running && (lastSuccessMs ?? 0) < since;
+        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[report]!.startDate).days - (stored ? stored.inWindow ?? stored.days : 0)) : 0;
+        const lastSuccessMs = job.lastSuccessAt ?? stored?.lastFetchedMs ?? null;
+        const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
+        const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
         out.push({
-          property: p.id,
-          report: r,
+          property: property.id,
+          report,
           timeZone: tz ?? null,
-          running: st.running,
+          running: job.running,
           lastSuccess: iso(lastSuccessMs),
-          lastRun: iso(st.lastRunAt),
-          dataThrough: cov?.lastDate ?? null,
-          firstDate: cov?.firstDate ?? null,
-          storedDays: cov?.days ?? 0,
+          lastRun: iso(job.lastRunAt),
+          dataThrough: stored?.lastDate ?? null,
+          firstDate: stored?.firstDate ?? null,
+          storedDays: stored?.days ?? 0,
           gaps,
-          datesPending: st.datesPending,
-          nextRun: iso(st.nextRunAt),
-          lastError: st.lastError,
-          lastErrorAt: iso(st.lastErrorAt),
+          datesPending: job.datesPending,
+          nextRun: iso(job.nextRunAt),
+          lastError: job.lastError,
+          lastErrorAt: iso(job.lastErrorAt),
           stale,
           attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
           discovered,
@@ -421,12 +363,12 @@ export class StatusView {
     const shown = new Set(reports.map((r) => r.property));
     const byReport = new Map<string, string[]>();
     const chartOf: Array<{ property: string; report: string; metric: string }> = [];
-    for (const p of config.properties) {
-      const report = p.reports[0];
-      if (!shown.has(p.id) || !report) continue;
+    for (const property of config.properties) {
+      const report = property.reports[0];
+      if (!shown.has(property.id) || !report) continue;
       const metric = config.reports[report]!.metrics[0]!;
-      chartOf.push({ property: p.id, report, metric });
-      byReport.set(report, [...(byReport.get(report) ?? []), p.id]);
+      chartOf.push({ property: property.id, report, metric });
+      byReport.set(report, [...(byReport.get(report) ?? []), property.id]);
     }
     const requests = [...byReport].map(([report, properties]) => {
       const def = config.reports[report]!;
@@ -437,11 +379,11 @@ export class StatusView {
       totalsSeries(this.deps.pool, config.database.schema, requests, since),
     );
     const byKey = new Map<string, Array<{ date: string; value: number }>>();
-    for (const pt of points) {
-      const key = `${pt.property}\0${pt.report}`;
+    for (const point of points) {
+      const key = `${point.property}\0${point.report}`;
       let list = byKey.get(key);
       if (!list) byKey.set(key, (list = []));
-      list.push({ date: pt.date, value: pt.value });
+      list.push({ date: point.date, value: point.value });
     }
     return chartOf.map((c) => ({ ...c, points: byKey.get(`${c.property}\0${c.report}`) ?? [] }));
   }
@@ -455,13 +397,13 @@ class Calendar {
   /** From the report's start date through the property's yesterday (its last finished date); `days` in it (0 when it is empty). */
   window(tz: string, startDate: string): { from: string; through: string; days: number } {
     const key = `${tz}\0${startDate}`;
-    let w = this.windows.get(key);
-    if (!w) {
+    let span = this.windows.get(key);
+    if (!span) {
       const today = localDate(this.now, tz);
       const from = resolveStartDate(startDate, today);
       const through = addDays(today, -1);
-      this.windows.set(key, (w = { from, through, days: Math.max(0, daysBetween(from, through) + 1) }));
+      this.windows.set(key, (span = { from, through, days: Math.max(0, daysBetween(from, through) + 1) }));
     }
-    return w;
+    return span;
   }
 }

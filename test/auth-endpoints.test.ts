@@ -75,7 +75,7 @@ describe('token endpoints that answer expires_in differently', () => {
       });
       const { logger, lines } = capture();
       const metrics = new Metrics({ defaultMetrics: false });
-      // a short floor, so an exchange storm (one per second before this fix) would show in the window
+      // a short floor, so an exchange storm (one a second, were the odd lifetimes believed) would show in the window
       const manager = new TokenManager({ tokenUrl: g.fake.tokenUrl, logger, metrics, minExchangeIntervalMs: 200 });
       const tokens = manager.forKeyFile(g.keyFile);
       const client = new Ga4Client({ apiRootUrl: g.fake.apiRootUrl, timeoutMs: 5_000, maxAttempts: 1, limiter: new Limiter(2), metrics });
@@ -85,6 +85,7 @@ describe('token endpoints that answer expires_in differently', () => {
         const end = Date.now() + 2_000;
         while (Date.now() < end) {
           await tokens.getToken();
+          // callers at a steady pace over the window: the pacing is the load under test
           await new Promise((r) => setTimeout(r, 100));
         }
         await client.runReport({ propertyId: P, tokens, logger }, report);
@@ -133,6 +134,7 @@ describe('token endpoints that answer expires_in differently', () => {
       // callers that keep asking, as jobs do
       while (Date.now() - started < 2_500) {
         await tokens.getToken();
+        // asking again and again, as jobs do: the pacing is the load under test
         await new Promise((r) => setTimeout(r, 20));
       }
       const ev = tokenEvents(g.fake);
@@ -152,11 +154,12 @@ describe('token endpoints that answer expires_in differently', () => {
     const tokens = manager.forKeyFile(g.keyFile);
     try {
       await manager.start();
-      await new Promise((r) => setTimeout(r, 1_500));
+      await waitFor(() => !tokens.status().valid, { what: 'the one-second token expired' });
       // callers that find the token expired wait for the floor; they are not answered by a storm
       const waiting = Array.from({ length: 5 }, () => tokens.getToken().then(() => 'token', (err: unknown) => err));
+      // a window in which no second exchange may happen: its length is what is asserted
       await new Promise((r) => setTimeout(r, 1_500));
-      assert.equal(tokenEvents(g.fake).length, 1, 'one exchange in 3 s');
+      assert.equal(tokenEvents(g.fake).length, 1, 'one exchange within the 10 s floor');
       manager.stop();
       for (const w of await Promise.all(waiting)) assert.ok(w instanceof AbortedError, `a waiter ended by stop(): ${String(w)}`);
     } finally {

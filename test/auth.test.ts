@@ -99,6 +99,7 @@ describe('proactive refresh', () => {
         await tokens.getToken();
         waits.push(performance.now() - t0);
         await client.runReport({ propertyId: '42', tokens, logger }, { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] });
+        // calls at a steady pace across several token lifetimes: the pacing is the load under test
         await new Promise((r) => setTimeout(r, 100));
       }
     } finally {

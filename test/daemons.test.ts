@@ -9,6 +9,14 @@ import { generateReport } from '@ga-collector/fake-google';
 import { addDays, dateRange, localDate } from '../src/time.js';
 import { logLines, runCli, startCli, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
+/** Jobs running in a daemon started by startCli, by its status document (`/api/status`). */
+async function runningJobs(daemon: ReturnType<typeof startCli>): Promise<number> {
+  const url = logLines(daemon.out.stdout).find((l) => l['event'] === 'http_listening')?.['url'];
+  if (typeof url !== 'string') throw new Error('no HTTP server yet');
+  const doc = (await (await fetch(`${url}/api/status`, { signal: AbortSignal.timeout(10_000) })).json()) as { summary: { running: number } };
+  return doc.summary.running;
+}
+
 const P = ['610001', '610002', '610003'];
 const dims = ['deviceCategory', 'country'];
 const metrics = ['sessions', 'screenPageViews'];
@@ -73,8 +81,9 @@ describe('several daemons on one database', () => {
         const [r] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".fetch_days`);
         return Number(r!.n) === P.length * all.length;
       }, { timeoutMs: 40_000, what: 'every date stored by the survivors' });
-      // let the survivors finish whatever they were doing, then stop them cleanly
-      await new Promise((r) => setTimeout(r, 500));
+      // the survivors finish whatever they were doing (their status documents show no job running), then stop cleanly
+      const survivors = daemons.filter((d) => d !== victim);
+      await waitFor(async () => (await Promise.all(survivors.map(runningJobs))).every((n) => n === 0), { timeoutMs: 30_000, what: 'the survivors idle' });
     } finally {
       for (const d of daemons) if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGTERM');
     }
@@ -123,6 +132,7 @@ describe('crash safety', () => {
         const run = startCli(['backfill', '--config', config, '--property', P[0]!, '--from', from, '--to', to]);
         // a random moment after this run has stored something, so every kill lands mid-backfill
         await waitFor(async () => (await storedDates(trialStart)) > 0 || run.child.exitCode !== null, { timeoutMs: 30_000, intervalMs: 20, what: 'progress' });
+        // the random moment is the test: no fixed point of the backfill is special
         await new Promise((r) => setTimeout(r, rnd() * 1200));
         if (run.child.exitCode === null) {
           run.child.kill('SIGKILL');

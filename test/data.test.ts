@@ -12,7 +12,7 @@ import { PermanentError } from '../src/errors.js';
 import { fetchTotals, fetchTotalsIfServed } from '../src/ga4/totals.js';
 import { createLogger } from '../src/log.js';
 import { addDays, localDate } from '../src/time.js';
-import { makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
+import { logLines, makeDaemon, metricSum, runCli, startCli, startFake, testDb, untilScheduleFired, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
 
 const A = '500001';
 const B = '500002';
@@ -61,9 +61,8 @@ describe('catch-up after downtime', () => {
   it('in daemon mode drains every backlog in turns, so one property cannot starve another', async () => {
     const reports = { daily: { metrics: ['sessions', 'totalUsers'], startDate: '60daysAgo', refreshDays: 2 } };
     g.fake.events.length = 0;
-    const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 }, { continueBacklog: true });
+    const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 }, { continueBacklog: true, upTo: 'schedule' });
     try {
-      daemon.scheduler.start();
       await waitFor(async () => {
         const [n] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE date >= current_date - 62`);
         return Number(n!.n) >= 120;
@@ -107,7 +106,7 @@ describe('refresh window', () => {
     for (let i = 0; i < 3; i++) {
       const r = await runCli(['run', '--once', '--config', config]);
       assert.equal(r.code, 0, r.stderr);
-      await new Promise((res) => setTimeout(res, 1100)); // the every-second schedule fires in between
+      await untilScheduleFired(); // the every-second schedule fires in between
     }
     const today = localDate(Date.now(), 'America/New_York');
     const windowStart = addDays(today, -3);
@@ -227,7 +226,7 @@ describe('backfill', () => {
     const config = writeConfig(g.dir, db, g, { properties: [{ id: A }], reports });
     const from = addDays(localDate(Date.now(), 'UTC'), -15);
     const to = addDays(from, 4);
-    let r = await runCli(['backfill', '--config', config, '--property', A, '--from', from, '--to', to]);
+    const r = await runCli(['backfill', '--config', config, '--property', A, '--from', from, '--to', to]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /5 dates/);
     // hold the job's lock as a running daemon would: the backfill waits for it
@@ -235,13 +234,15 @@ describe('backfill', () => {
     await holder.connect();
     await holder.query('SELECT pg_advisory_lock($1)', [lockKey(db.schema, 'job', A, 'daily')]);
     const calls = g.fake.counts().runReport;
-    const pending = runCli(['backfill', '--config', config, '--property', A, '--from', from, '--to', to]);
-    await new Promise((res) => setTimeout(res, 2000));
+    const pending = startCli(['backfill', '--config', config, '--property', A, '--from', from, '--to', to], { env: { LOG_LEVEL: 'debug' } });
+    await waitFor(() => logLines(pending.out.stdout).some((l) => l['event'] === 'job_waiting_for_lock') || pending.child.exitCode !== null, {
+      what: 'the backfill waiting for the lock',
+    });
     assert.equal(g.fake.counts().runReport, calls, 'no request while the lock is held');
     await holder.query('SELECT pg_advisory_unlock($1)', [lockKey(db.schema, 'job', A, 'daily')]);
     await holder.end();
-    r = await pending;
-    assert.equal(r.code, 0, r.stderr);
+    const exit = await pending.exited;
+    assert.equal(exit.code, 0, pending.out.stderr);
     const rows = await db.query<{ date: string; sessions: string; n: string }>(
       `SELECT to_char(date,'YYYY-MM-DD') AS date, max(sessions) AS sessions, count(*) AS n FROM "${db.schema}".daily GROUP BY date ORDER BY date`,
     );

@@ -3,7 +3,7 @@
  * (no such database, a role that may not log in or does not exist, a wrong password, an unknown
  * host) is one line on stderr and exit 2 at once, never with the password in it; the unit does not
  * restart on 2. A database that is merely down (connection refused, "the database system is
- * starting up") is waited for, as before, and the daemon starts when it comes.
+ * starting up") is waited for, and the daemon starts when it comes.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';

@@ -141,6 +141,18 @@ describe('ga-collector demo', () => {
     }
   });
 
+  it('an http.host that is not an address of this machine: one line naming it, exit 2, nothing left running', { timeout: 60_000 }, async () => {
+    const db = await testDb('demohost');
+    try {
+      // TEST-NET-1 (RFC 5737): never an address of this machine
+      const r = await runCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_HOST: '192.0.2.1', GA_COLLECTOR_HTTP_PORT: '9' } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, 'ga-collector demo: http.host 192.0.2.1 is not an address of this machine\n');
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('refuses an unknown flag with one line and exit 2', async () => {
     const r = await runCli(['demo', '--bogus']);
     assert.equal(r.code, 2);

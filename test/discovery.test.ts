@@ -438,14 +438,12 @@ describe('a discovery that fails at start', () => {
       env: {},
     });
     const daemon = new Daemon({ config, logger, discoveryRetryMs: 300, backoffBaseMs: 10 });
-    await daemon.prepare();
-    await daemon.startServices();
+    await daemon.start();
     try {
-      daemon.scheduler.start();
       const first = await daemon.discover(true);
       assert.match(first ?? '', /enable "Google Analytics Admin API"/);
       await waitFor(async () => (await stored(db, 'daily'))['7201'] === 4, { what: 'the configured property fetched meanwhile' });
-      const doc = await daemon.status();
+      const doc = await daemon.statusDocument();
       assert.match(doc.discovery!.lastError ?? '', /Admin API is not enabled for the Cloud project/);
       assert.ok(doc.discovery!.nextRun, 'a retry is scheduled');
       assert.equal(doc.discovery!.lastSuccess, null);
@@ -461,7 +459,7 @@ describe('a discovery that fails at start', () => {
         timeoutMs: 30_000,
         what: 'the discovered property fetched once discovery healed',
       });
-      const healed = await daemon.status();
+      const healed = await daemon.statusDocument();
       assert.equal(healed.discovery!.lastError, null);
       assert.equal(healed.discovery!.kept, 1);
       assert.match(await daemon.metrics.text(), /^ga_collector_properties_discovered 1$/m);

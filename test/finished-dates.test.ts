@@ -120,8 +120,7 @@ describe('no path writes an unfinished date', () => {
   /** A daemon whose clock is `offsetMs` away from the real one (Google and the database keep the real time). */
   async function daemonAt(offsetMs: number): Promise<Daemon> {
     const daemon = new Daemon({ config: loadConfig({ file, env: {} }), logger: createLogger('silent'), now: () => Date.now() + offsetMs });
-    await daemon.prepare();
-    await daemon.startServices();
+    await daemon.start({ upTo: 'services' });
     return daemon;
   }
 
@@ -152,7 +151,7 @@ describe('no path writes an unfinished date', () => {
       const dates = await storedDates(db, P);
       assert.equal(dates.at(-1), realYesterday());
       assert.equal(dates.length, 6);
-      const st = (await daemon.status()).reports[0]!;
+      const st = (await daemon.statusDocument()).reports[0]!;
       assert.equal(st.dataThrough, realYesterday());
       assert.equal(st.storedDays, 6);
       assert.equal(st.gaps, 0);
@@ -169,7 +168,7 @@ describe('no path writes an unfinished date', () => {
       const behindYesterday = addDays(localDate(Date.now() - 4 * DAY, tz), -1);
       const dates = await storedDates(db, P);
       assert.ok(dates.every((d) => d <= realYesterday()), dates.join(' '));
-      const st = (await daemon.status()).reports[0]!;
+      const st = (await daemon.statusDocument()).reports[0]!;
       assert.equal(st.dataThrough, behindYesterday);
       assert.equal(st.storedDays, dates.filter((d) => d <= behindYesterday).length);
     } finally {
@@ -193,7 +192,7 @@ describe('no path writes an unfinished date', () => {
         [P, today],
       );
       await db.query(`UPDATE "${db.schema}".fetch_days SET fetched_at = $2::date + interval '12 hours', row_count = 0 WHERE property_id = $1 AND date = $2::date`, [P, y]);
-      const st = (await daemon.status()).reports[0]!;
+      const st = (await daemon.statusDocument()).reports[0]!;
       assert.equal(st.dataThrough, addDays(y, -1), 'neither today, a future date nor a partial yesterday is data');
       assert.equal(st.storedDays, 5);
       assert.equal(st.gaps, 1, 'the partial yesterday is a gap');
@@ -205,7 +204,7 @@ describe('no path writes an unfinished date', () => {
       );
       assert.equal(row!.finished, true, 'yesterday fetched again');
       assert.ok(row!.row_count > 0);
-      const after = (await daemon.status()).reports[0]!;
+      const after = (await daemon.statusDocument()).reports[0]!;
       assert.equal(after.dataThrough, y);
       assert.equal(after.storedDays, 6);
       assert.equal(after.gaps, 0);

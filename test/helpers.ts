@@ -109,6 +109,15 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
   }
 }
 
+/**
+ * Waits until a schedule that fires every second (`* * * * * *`) has fired after now, by the
+ * clock the fetch times are stamped with: a run started then finds the refresh window due again.
+ */
+export async function untilScheduleFired(): Promise<void> {
+  const nextFiring = Math.floor(Date.now() / 1000) * 1000 + 1000;
+  await waitFor(() => Date.now() > nextFiring, { intervalMs: 20, what: 'the every-second schedule fired' });
+}
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -201,21 +210,24 @@ export function writeConfig(dir: string, db: TestDb, setup: FakeSetup, extra: Re
 }
 
 import { loadConfig } from '../src/config/index.js';
-import { Daemon, type DaemonOptions } from '../src/daemon.js';
+import { Daemon, type DaemonOptions, type StartStage } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 
-/** An in-process daemon (prepared: migrated) for the given config keys. */
+/**
+ * An in-process daemon for the given config keys, started as far as `upTo` (daemon.ts): by default
+ * `services` (migrated, tokens obtained, no schedule), for tests that hand the scheduler their jobs.
+ */
 export async function makeDaemon(
   db: TestDb,
   setup: FakeSetup,
   extra: Record<string, unknown>,
-  opts: Partial<Omit<DaemonOptions, 'config' | 'logger'>> = {},
+  opts: Partial<Omit<DaemonOptions, 'config' | 'logger'>> & { upTo?: StartStage } = {},
 ): Promise<Daemon> {
   const file = writeConfig(setup.dir, db, setup, extra);
   const config = loadConfig({ file, env: {} });
-  const daemon = new Daemon({ config, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'), ...opts });
-  await daemon.prepare();
-  await daemon.startServices();
+  const { upTo = 'services', ...daemonOpts } = opts;
+  const daemon = new Daemon({ config, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'), ...daemonOpts });
+  await daemon.start({ upTo });
   return daemon;
 }
 

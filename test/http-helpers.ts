@@ -1,10 +1,10 @@
-/** Support for the HTTP server tests: a status source that needs no daemon. */
-import type { StatusSource } from '../src/http/server.js';
+/** Support for the HTTP server tests: a daemon view that needs no daemon. */
+import type { DaemonView } from '../src/http/server.js';
 import type { StatusDocument } from '../src/status.js';
 
-/** A status source with one property and a chart, as the daemon would give. */
-export const source: StatusSource = {
-  async status() {
+/** A daemon view with one property and a chart, as the daemon would give. */
+export const source: DaemonView = {
+  async statusDocument() {
     const doc: StatusDocument = {
       generatedAt: new Date().toISOString(),
       version: 'test',

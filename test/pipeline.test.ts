@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateReport } from '@ga-collector/fake-google';
 import { localDate, addDays, dateRange } from '../src/time.js';
-import { SA_EMAIL, logLines, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
+import { SA_EMAIL, logLines, runCli, startFake, testDb, untilScheduleFired, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
 const LA = '111111';
 const NZ = '222222';
@@ -91,7 +91,7 @@ describe('run --once against the fake Google', () => {
   it('when the schedule has fired since, a run rewrites the refresh window and nothing else', async () => {
     const every = writeConfig(g.dir, db, g, { properties: [{ id: LA }, { id: NZ }], reports, schedule: '* * * * * *' });
     const before = new Map((await db.query<{ k: string; t: Date }>(`SELECT property_id||' '||report||' '||date AS k, fetched_at AS t FROM "${db.schema}".fetch_days`)).map((x) => [x.k, x.t.getTime()]));
-    await new Promise((r) => setTimeout(r, 1100)); // let the every-second schedule fire
+    await untilScheduleFired(); // the every-second schedule fires after the last fetch
     const r = await runCli(['run', '--once', '--config', every]);
     assert.equal(r.code, 0, r.stderr);
     const rows = await db.query<{ property_id: string; report: string; date: string; t: Date }>(

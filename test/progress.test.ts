@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../src/log.js';
 import { ProgressTracker, renderBar } from '../src/progress.js';
-import { MAIN, ROOT, logLines, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
+import { MAIN, ROOT, logLines, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
 function sink() {
   const chunks: string[] = [];
@@ -26,9 +26,10 @@ describe('progress', () => {
     tracker.start('123', 'daily', [['2024-01-01', '2024-01-31'], ['2024-03-01', '2024-03-09']]); // 40 dates
     now += 10_000;
     tracker.advance('123', 'daily', 10, 5_000);
-    await new Promise((r) => setTimeout(r, 60));
+    await waitFor(() => logLines(log.text()).some((l) => l['event'] === 'progress'), { intervalMs: 5, what: 'the progress line' });
     now += 10_000;
-    await new Promise((r) => setTimeout(r, 60)); // no movement: no second line
+    // a few intervals without movement: that no second line comes in them is what is asserted
+    await new Promise((r) => setTimeout(r, 60));
     const lines = logLines(log.text()).filter((l) => l['event'] === 'progress');
     assert.equal(lines.length, 1, log.text());
     assert.deepEqual(
@@ -72,7 +73,9 @@ describe('progress', () => {
         child.on('close', (code) => resolve({ code, text }));
       });
       assert.equal(out.code, 0, out.text);
-      const frames = out.text.split('\r\x1b[K').map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
+      // the bar redraws with a carriage return and ESC [K (erase to end of line)
+      // eslint-disable-next-line no-control-regex
+      const frames = out.text.split(/\r\x1b\[K/).map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
       assert.ok(frames.length >= 2, `a first and a last frame at least: ${JSON.stringify(out.text)}`);
       assert.match(frames[0]!, /\[-+\]\s+0%\s+0\/91 dates/);
       assert.match(frames.at(-1)!, /\[#+\]\s+100%\s+91\/91 dates\s+[\d,]+ rows\s+done/);

@@ -39,9 +39,7 @@ describe('SIGHUP that removes properties and a report', () => {
     const seen = (event: string, property: string, report = 'daily') => logs.some((l) => l['event'] === event && l['property'] === property && (l['report'] ?? report) === report);
     const requests = (property: string) => g.fake.events.filter((e) => e.property === property && e.kind !== 'token').length;
     try {
-      await daemon.prepare();
-      await daemon.startServices();
-      daemon.scheduler.start();
+      await daemon.start();
       await waitFor(() => seen('job_deferred', DEFERRED) && seen('job_planned', RUNNING) && seen('job_planned', KEPT), { what: 'one job deferred, two running' });
       const deferredAt = Date.now();
       assert.ok(!seen('job_planned', QUEUED) && !seen('job_planned', KEPT, 'extra'), 'two jobs still queued');

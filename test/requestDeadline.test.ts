@@ -82,6 +82,7 @@ describe('each request method ends at its deadline, after garbage collections to
         await assert.rejects(api.client.runReport(api.ctx, {}), /timed out after 1 ms/);
         await assert.rejects(api.client.runReportPage(api.ctx, {}, (b) => b), /timed out after 1 ms/);
       }
+      // a quiet moment for a late uncaught exception to surface: that none comes is what is asserted
       await new Promise((r) => setTimeout(r, 50));
     } finally {
       process.off('uncaughtException', onUncaught);

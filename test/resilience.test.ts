@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateReport } from '@ga-collector/fake-google';
 import type { Daemon } from '../src/daemon.js';
-import { logLines, makeDaemon, metricSum, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
+import { logLines, makeDaemon, metricSum, runCli, startFake, testDb, waitFor, writeConfig, type FakeSetup, type TestDb, SA_EMAIL } from './helpers.js';
 import { parsePage } from '../src/ga4/responses.js';
 import { RetryableError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
@@ -249,8 +249,8 @@ describe('token failures', () => {
       const tokens = daemon.tokens.forKeyFile(g.keyFile);
       const [ok] = await daemon.scheduler.runOnce();
       assert.equal(ok!.ok, true, 'the current token still works');
-      await new Promise((r) => setTimeout(r, 3_500)); // past expiry; renewals failing meanwhile
-      assert.equal(tokens.status().valid, false);
+      // past expiry, renewals failing meanwhile
+      await waitFor(() => !tokens.status().valid && tokens.status().failingSince !== null, { timeoutMs: 20_000, what: 'the token expired while renewals fail' });
       const started = Date.now();
       const res = await daemon.runner.run({ propertyId: P, report: 'daily', tokens, lastFire: new Date() }, new AbortController().signal);
       assert.equal(res.ok, false);
@@ -278,8 +278,8 @@ describe('token failures', () => {
       const [r] = await daemon.scheduler.runOnce();
       assert.equal(r!.ok, true, 'the token issued before the revocation still works');
       const tokens = daemon.tokens.forKeyFile(g.keyFile);
-      await new Promise((res) => setTimeout(res, 3_000));
-      const st = tokens.status();
+      // the renewal (at three quarters of the 3 s lifetime) is refused
+      const st = await waitFor(() => (tokens.status().lastError ? tokens.status() : null), { timeoutMs: 20_000, what: 'the renewal refused' });
       assert.match(st.lastError!, new RegExp(`key id ${st.keyId}.*invalid_grant: Invalid JWT Signature\\. The key was deleted or rotated`));
     } finally {
       await daemon.stop(0);

@@ -13,7 +13,8 @@ import { loadConfig, type Config } from '../src/config/index.js';
 import { HttpServer } from '../src/http/server.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
-import { StatusBoard, StatusView, type StatusDocument } from '../src/status.js';
+import { JobBoard } from '../src/schedule/jobBoard.js';
+import { StatusView, type StatusDocument } from '../src/status.js';
 import { migrate } from '../src/store/migrations.js';
 import { ensureReportTables } from '../src/store/reportTables.js';
 import { testDb, tmpDir, writeJson, type TestDb } from './helpers.js';
@@ -42,13 +43,13 @@ function config(db: TestDb, properties: number, reports: number, extra: Record<s
   }
 }
 
-async function serve(cfg: Config, pool: pg.Pool, board: StatusBoard) {
+async function serve(cfg: Config, pool: pg.Pool, board: JobBoard) {
   const view = new StatusView({ pool, board, config: () => cfg, tokens: () => [], now: Date.now, logger });
   const http = new HttpServer({
     host: '127.0.0.1',
     port: 0,
     metrics: new Metrics({ defaultMetrics: false }),
-    source: { status: (q) => view.document(q), readiness: async () => ({ ready: true, reasons: [] }) },
+    source: { statusDocument: (q) => view.document(q), readiness: async () => ({ ready: true, reasons: [] }) },
     logger,
   });
   await http.start();
@@ -66,7 +67,7 @@ async function timed<T>(what: string, f: () => Promise<T>): Promise<[T, number]>
 describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () => {
   let db: TestDb;
   let cfg: Config;
-  const board = new StatusBoard();
+  const board = new JobBoard();
   let server: Awaited<ReturnType<typeof serve>>;
   const failingProperty = id(1990);
   const gapProperties = [id(1500), id(1501), id(1502)];
@@ -94,7 +95,7 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     await db.query(`ANALYZE ${s}.fetch_days`);
     // three properties miss days of their second report; one property's last run failed
     await db.query(`DELETE FROM ${s}.fetch_days WHERE property_id = ANY($1) AND report = 'r01' AND date > (now() AT TIME ZONE 'UTC')::date - 5`, [gapProperties]);
-    board.get(failingProperty, 'r07').lastSuccessAt = Date.now() - 86_400_000;
+    board.job(failingProperty, 'r07').lastSuccessAt = Date.now() - 86_400_000;
     board.recordFailure(failingProperty, 'r07', 'runReport for property 101990: 403 no access', Date.now());
     server = await serve(cfg, db.pool, board);
   });
@@ -185,7 +186,7 @@ describe("the status page's chart", () => {
     // two device rows of 10 users each; GA's total is 15 users (a user on two devices is one)
     await db.query(`INSERT INTO ${s}.devices (property_id, date, device_category, total_users, bounce_rate) VALUES ($1, $2, 'desktop', 10, 0.5), ($1, $2, 'mobile', 10, 0.3)`, [id(0), day]);
     await db.query(`INSERT INTO ${s}.devices_totals (property_id, date, total_users, bounce_rate) VALUES ($1, $2, 15, 0.4)`, [id(0), day]);
-    const view = new StatusView({ pool: db.pool, board: new StatusBoard(), config: () => devices, tokens: () => [], now: Date.now, logger });
+    const view = new StatusView({ pool: db.pool, board: new JobBoard(), config: () => devices, tokens: () => [], now: Date.now, logger });
     const doc = await view.document();
     assert.deepEqual(doc.series, [{ property: id(0), report: 'devices', metric: 'totalUsers', points: [{ date: day, value: 15 }] }]);
   });

@@ -24,8 +24,7 @@ async function daemonWithLog(db: TestDb, g: FakeSetup): Promise<{ daemon: Daemon
   const lines: string[] = [];
   const file = writeConfig(g.dir, db, g, { properties: [{ id: P }], reports: { r: report } });
   const daemon = new Daemon({ config: loadConfig({ file, env: {} }), logger: createLogger('info', { write: (s: string) => void lines.push(s) }), backoffBaseMs: 5 });
-  await daemon.prepare();
-  await daemon.startServices();
+  await daemon.start({ upTo: 'services' });
   return { daemon, log: () => logLines(lines.join('')) };
 }
 

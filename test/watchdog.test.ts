@@ -16,7 +16,7 @@ import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import type { JobResult, JobRunner, JobSpec } from '../src/schedule/runner.js';
 import { Scheduler } from '../src/schedule/scheduler.js';
-import { StatusBoard } from '../src/status.js';
+import { JobBoard } from '../src/schedule/jobBoard.js';
 import { metricSum, tmpDir, waitFor, writeJson } from './helpers.js';
 
 type Behaviour = 'ok' | 'hang' | 'ignore-abort';
@@ -73,14 +73,14 @@ function setup(properties: string[], opts: { deadlineSeconds?: number; abandonAf
   });
   const logger = createLogger('info', sink);
   const metrics = new Metrics({ defaultMetrics: false });
-  const status = new StatusBoard();
+  const board = new JobBoard();
   const runner = new StubRunner();
   const tokens = { forKeyFile: () => ({}) } as unknown as TokenManager;
   const scheduler = new Scheduler({
     config: config(properties, { fetch: { jobDeadlineSeconds: opts.deadlineSeconds ?? 1 } }),
     runner: runner as unknown as JobRunner,
     tokens,
-    status,
+    board,
     logger,
     metrics,
     continueBacklog: opts.continueBacklog ?? false,
@@ -88,7 +88,7 @@ function setup(properties: string[], opts: { deadlineSeconds?: number; abandonAf
   });
   const gauge = async () => metricSum(await metrics.text(), 'ga_collector_oldest_running_job_seconds');
   const events = (event: string) => lines.filter((l) => l['event'] === event);
-  return { scheduler, runner, metrics, status, lines, events, gauge };
+  return { scheduler, runner, metrics, board, lines, events, gauge };
 }
 
 describe('job watchdog', () => {
@@ -121,7 +121,7 @@ describe('job watchdog', () => {
       assert.equal(stuck['level'], 'error');
       assert.equal(stuck['deadlineSeconds'], 1);
       assert.ok((stuck['durationMs'] as number) >= 990, `how long: ${String(stuck['durationMs'])} ms`);
-      assert.equal(t.status.get(id, 'daily').lastError, r!.error, 'the status page shows why');
+      assert.equal(t.board.job(id, 'daily').lastError, r!.error, 'the status page shows why');
     }
     const text = await t.metrics.text();
     assert.equal(metricSum(text, 'ga_collector_fetch_runs_total', { property: '101', outcome: 'failure' }), 1);

@@ -3,9 +3,9 @@
  * embedded PostgreSQL (or uses DATABASE_URL), the fake Google with two properties in different
  * time zones and a freshly made service-account key, and then the daemon itself, through the same
  * `Daemon` class as `run`, with a config built in memory whose `google.tokenUrl` and
- * `google.apiRootUrl` point at the fake. It runs until SIGINT or SIGTERM and then stops every
- * part in order: daemon, fake Google, database (whose data directory goes unless kept), and says
- * what it leaves behind. It writes only into a schema of its own (demoSchema.ts), so a
+ * `google.apiRootUrl` point at the fake. It runs until SIGINT or SIGTERM (signals.ts, as `run`)
+ * and then stops every part in reverse: daemon, fake Google, database (whose data directory goes
+ * unless kept), and says what it leaves behind. It writes only into a schema of its own (demoSchema.ts), so a
  * DATABASE_URL of a database with collected data never gets simulated data mixed in.
  */
 import fs from 'node:fs';
@@ -13,14 +13,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { FakeGoogle } from '@ga-collector/fake-google';
 import type { Config, ReportDefinition } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
-import { Daemon } from '../daemon.js';
+import { Daemon, StartError } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
-import { createLogger, redactUrl } from '../log.js';
+import { Lifecycle } from '../lifecycle.js';
+import { createLogger, redactUrl, type Logger } from '../log.js';
+import { runUntilSignalled } from '../signals.js';
 import { claimDemoSchema } from './demoSchema.js';
 import { EmbeddedPostgres } from './embeddedPostgres.js';
+import type { FakeGoogle } from '@ga-collector/fake-google';
 import { loadFakeGoogle } from './loadFakeGoogle.js';
 
 export const DEMO_ACCOUNT = 'demo-collector@ga-collector-demo.iam.gserviceaccount.com';
@@ -44,69 +46,125 @@ export interface DemoOptions {
   out?: (line: string) => void;
 }
 
-/** Runs the demo until a signal; resolves with the exit code. */
+/** Runs the demo until a signal (signals.ts); resolves with the exit code. */
 export async function runDemo(opts: DemoOptions): Promise<number> {
-  const env = opts.env ?? process.env;
-  const say = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const started = Date.now();
-  const secs = () => ((Date.now() - started) / 1000).toFixed(1);
-  // The daemon's own JSON log goes to stderr, warnings and worse unless LOG_LEVEL says otherwise,
-  // so the terminal shows the demo's few lines.
-  const logger = createLogger(env['LOG_LEVEL'] ?? 'warn', pino.destination({ dest: 2, sync: true }));
-  const parts: Array<{ name: string; stop: () => Promise<void> }> = [];
-  const stopAll = async () => {
-    for (const p of parts.reverse()) {
-      await p.stop().catch((err) => process.stderr.write(`ga-collector demo: stopping ${p.name}: ${describe(err)}\n`));
-    }
-  };
+  const demo = new Demo(opts);
+  return runUntilSignalled(demo, {
+    logger: demo.logger,
+    // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) or a schema not the demo's is bad input
+    startFailed: (err) => {
+      const cause = err instanceof StartError ? err.cause : err;
+      process.stderr.write(`ga-collector demo: ${describe(cause)}\n`);
+      return cause instanceof UsageError ? 2 : 1;
+    },
+    stopping: (signal) => demo.say(`\n${signal}: stopping the demo ...`),
+    stopped: () => demo.sayWhatIsLeft(),
+  });
+}
 
-  let daemon: Daemon;
-  let dbUrl: string;
-  let embedded: EmbeddedPostgres | null = null;
+/** A part the demo started, and how to stop it. */
+interface DemoPart {
+  name: string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * The demo's parts: database, fake Google, key file, daemon. start() brings them up in that
+ * order, stop() takes down in reverse whatever came up (lifecycle.ts), a stop during start-up
+ * included. A second signal leaves the embedded server to its watchdog, which stops it and
+ * removes its directory.
+ */
+class Demo {
+  readonly say: (line: string) => void;
+  readonly logger: Logger;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly lifecycle = new Lifecycle();
+  private readonly parts: DemoPart[] = [];
+  private readonly startedAt = Date.now();
+  private embedded: EmbeddedPostgres | null = null;
   /** the external database's demo schema, once the demo has claimed it */
-  let claimed: { schema: string; url: string } | null = null;
-  try {
+  private claimed: { schema: string; url: string } | null = null;
+
+  constructor(private readonly opts: DemoOptions) {
+    this.env = opts.env ?? process.env;
+    this.say = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+    // The daemon's own JSON log goes to stderr, warnings and worse unless LOG_LEVEL says otherwise,
+    // so the terminal shows the demo's few lines.
+    this.logger = createLogger(this.env['LOG_LEVEL'] ?? 'warn', pino.destination({ dest: 2, sync: true }));
+  }
+
+  start(): Promise<void> {
+    return this.lifecycle.start(() => this.bringUp());
+  }
+
+  stop(): Promise<void> {
+    return this.lifecycle.stop(async () => {
+      for (const part of this.parts.reverse()) {
+        await part.stop().catch((err) => process.stderr.write(`ga-collector demo: stopping ${part.name}: ${describe(err)}\n`));
+      }
+    });
+  }
+
+  /** After a stop: what stays on disk or in the database, and how to use or remove it. */
+  sayWhatIsLeft(): void {
+    const { embedded, claimed, say } = this;
+    if (embedded && fs.existsSync(embedded.dataDir)) say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
+    else if (embedded) say(`left behind: nothing (the embedded database and its data directory ${embedded.dataDir} were removed)`);
+    if (claimed) {
+      say(`left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`);
+      say(`              remove it with: DROP SCHEMA "${claimed.schema}" CASCADE`);
+    }
+    say('demo stopped');
+  }
+
+  private seconds(): string {
+    return ((Date.now() - this.startedAt) / 1000).toFixed(1);
+  }
+
+  private async bringUp(): Promise<void> {
+    const { env, opts, say, lifecycle } = this;
     // the environment's settings are checked before anything starts
     baseConfig(env);
     // before anything starts: an installation without the optional dependencies has no fake Google
     const fakeGoogle = await loadFakeGoogle();
     const external = env['DATABASE_URL'];
+    let dbUrl: string;
     if (external) {
       dbUrl = external;
       say(`database: ${redactUrl(external)} (from DATABASE_URL)`);
     } else {
       say('starting an embedded PostgreSQL ...');
-      embedded = await EmbeddedPostgres.start({ keep: opts.keep, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
-      const pg = embedded;
-      parts.push({ name: 'embedded PostgreSQL', stop: () => pg.stop() });
-      dbUrl = pg.url;
-      say(`database: embedded PostgreSQL at ${pg.url} (data in ${pg.dataDir}) [${secs()} s]`);
+      const embedded = await EmbeddedPostgres.start({ keep: opts.keep, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+      this.embedded = embedded;
+      this.parts.push({ name: 'embedded PostgreSQL', stop: () => embedded.stop() });
+      dbUrl = embedded.url;
+      say(`database: embedded PostgreSQL at ${embedded.url} (data in ${embedded.dataDir}) [${this.seconds()} s]`);
     }
+    lifecycle.checkpoint();
 
     const fake = new fakeGoogle.FakeGoogle();
     await fake.start();
-    parts.push({ name: 'fake Google', stop: () => fake.stop() });
+    this.parts.push({ name: 'fake Google', stop: () => fake.stop() });
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ga-collector-demo-key-'));
-    parts.push({ name: 'key file', stop: async () => fs.rmSync(keyDir, { recursive: true, force: true }) });
+    this.parts.push({ name: 'key file', stop: async () => fs.rmSync(keyDir, { recursive: true, force: true }) });
     const keyFile = path.join(keyDir, 'service-account.json');
     fs.writeFileSync(keyFile, JSON.stringify(fake.createAccount(DEMO_ACCOUNT, { projectId: 'ga-collector-demo' }), null, 2), { mode: 0o600 });
-    for (const p of DEMO_PROPERTIES) {
-      fake.addProperty({ id: p.id, timeZone: p.timeZone });
-      fake.grant(DEMO_ACCOUNT, p.id);
+    for (const property of DEMO_PROPERTIES) {
+      fake.addProperty({ id: property.id, timeZone: property.timeZone });
+      fake.grant(DEMO_ACCOUNT, property.id);
     }
     say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
     const claim = await claimDemoSchema(dbUrl, config.database.schema, DEMO_PROPERTIES.map((p) => p.id));
     if (external) {
-      claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
+      this.claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
       say(`schema ${config.database.schema}: ${claim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);
     }
-    daemon = new Daemon({ config, logger, http: true, continueBacklog: true });
-    parts.push({ name: 'daemon', stop: () => daemon.stop() });
-    await daemon.prepare();
-    await daemon.startServices();
-    daemon.scheduler.start();
+    lifecycle.checkpoint();
+    const daemon = new Daemon({ config, logger: this.logger, http: true, continueBacklog: true });
+    this.parts.push({ name: 'daemon', stop: () => daemon.stop() });
+    await lifecycle.step(daemon.start());
     const schema = config.database.schema;
     say('');
     say(`status page:  ${daemon.http!.url}/`);
@@ -115,38 +173,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     if (!onPath('psql')) say('              (psql is not installed here; any PostgreSQL client can use that URL)');
     say('');
     say(`fetching 90 days of ${Object.keys(config.reports).join(' and ')} for ${config.properties.length} properties ... (Ctrl-C stops the demo)`);
-    void announceFirstData(daemon, config, say, secs);
-  } catch (err) {
-    process.stderr.write(`ga-collector demo: ${describe(err)}\n`);
-    await stopAll();
-    // a bad environment value (LOG_LEVEL, GA_COLLECTOR_HTTP_PORT ...) or a schema not the demo's is bad input
-    return err instanceof UsageError ? 2 : 1;
+    void announceFirstData(daemon, config, say, () => this.seconds(), lifecycle.stopSignal);
   }
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        // the embedded server's watchdog still stops it and removes its directory
-        resolve(signal === 'SIGINT' ? 130 : 143);
-        return;
-      }
-      stopping = true;
-      say(`\n${signal}: stopping the demo ...`);
-      stopAll().then(() => {
-        if (embedded && fs.existsSync(embedded.dataDir)) say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
-        else if (embedded) say(`left behind: nothing (the embedded database and its data directory ${embedded.dataDir} were removed)`);
-        if (claimed) {
-          say(`left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`);
-          say(`              remove it with: DROP SCHEMA "${claimed.schema}" CASCADE`);
-        }
-        say('demo stopped');
-        resolve(0);
-      });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }
 
 /**
@@ -176,9 +204,9 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
 /** The configured port when it is free, else any free one (a demo should not fail on a busy 9464). */
 function portOr(host: string, port: number): Promise<number> {
   return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(0));
-    s.listen(port, host, () => s.close(() => resolve(port)));
+    const probe = net.createServer();
+    probe.once('error', () => resolve(0));
+    probe.listen(port, host, () => probe.close(() => resolve(port)));
   });
 }
 
@@ -187,13 +215,13 @@ function onPath(cmd: string): boolean {
 }
 
 /** One line when every report of every property has data, with the time it took. */
-async function announceFirstData(daemon: Daemon, config: Config, say: (l: string) => void, secs: () => string): Promise<void> {
+async function announceFirstData(daemon: Daemon, config: Config, say: (l: string) => void, seconds: () => string, stopped: AbortSignal): Promise<void> {
   const total = config.properties.reduce((n, p) => n + p.reports.length, 0);
-  for (let i = 0; i < 600; i++) {
-    await new Promise((r) => setTimeout(r, 500).unref());
+  for (let poll = 0; poll < 600 && !stopped.aborted; poll++) {
+    await new Promise((resolve) => setTimeout(resolve, 500).unref());
     let doc;
     try {
-      doc = await daemon.status();
+      doc = await daemon.statusDocument();
     } catch {
       return;
     }
@@ -201,7 +229,7 @@ async function announceFirstData(daemon: Daemon, config: Config, say: (l: string
     const failed = doc.reports.filter((r) => r.lastError);
     if (done.length + failed.length >= total && done.length > 0 && doc.reports.every((r) => !r.running)) {
       const days = done.reduce((n, r) => n + r.storedDays, 0);
-      say(`data is in after ${secs()} s: ${days} property-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`);
+      say(`data is in after ${seconds()} s: ${days} property-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`);
       return;
     }
   }

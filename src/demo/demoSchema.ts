@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { UsageError } from '../errors.js';
 import { ident } from '../store/identifiers.js';
+import { createSchemaWithComment, otherLedgerProperties, schemaComment } from '../store/schemas.js';
 
 /** How a demo schema's comment begins; nothing else marks a schema as the demo's. */
 export const DEMO_SCHEMA_MARK = 'ga-collector demo:';
@@ -24,14 +25,11 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
   await client.connect();
   try {
     for (let attempt = 0; ; attempt++) {
-      const { rows } = await client.query<{ comment: string | null }>(
-        `SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`,
-        [schema],
-      );
-      if (rows[0]) {
-        if (rows[0].comment?.startsWith(DEMO_SCHEMA_MARK)) {
+      const existing = await schemaComment(client, schema);
+      if (existing) {
+        if (existing.comment?.startsWith(DEMO_SCHEMA_MARK)) {
           // marked, but a real collector may have been pointed at it since: then it is not the demo's any more
-          const others = await foreignProperties(client, schema, demoProperties);
+          const others = await otherLedgerProperties(client, schema, demoProperties);
           if (others.length) {
             throw new UsageError(
               `schema ${schema} is marked as the demo's but holds data of other properties (${others.slice(0, 5).join(', ')}${others.length > 5 ? ', ...' : ''}); the demo will not write into it: set GA_COLLECTOR_DB_SCHEMA to a new name`,
@@ -44,13 +42,9 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
         );
       }
       try {
-        await client.query('BEGIN');
-        await client.query(`CREATE SCHEMA ${ident(schema)}`);
-        await client.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(`${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`)}`);
-        await client.query('COMMIT');
+        await createSchemaWithComment(client, schema, `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`);
         return 'created';
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
         // created meanwhile by another demo: look again (once)
         if ((err as { code?: string }).code !== '42P06' || attempt > 0) throw err;
       }
@@ -58,20 +52,4 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** Property ids in the schema's ledger other than the demo's; none when it has no ledger yet. */
-async function foreignProperties(client: pg.Client, schema: string, demoProperties: readonly string[]): Promise<string[]> {
-  const { rows: ledger } = await client.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [`${ident(schema)}.fetch_days`]);
-  if (!ledger[0]?.found) return [];
-  const { rows } = await client.query<{ property_id: string }>(
-    `SELECT DISTINCT property_id FROM ${ident(schema)}.fetch_days WHERE NOT (property_id = ANY($1::text[])) ORDER BY property_id LIMIT 6`,
-    [demoProperties],
-  );
-  return rows.map((r) => r.property_id);
-}
-
-/** A string literal for a statement that takes no parameters (COMMENT ON). */
-function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }

@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { EmbeddedPostgresUnavailable } from '../errors.js';
+import { ping } from '../store/health.js';
 
 export interface EmbeddedPostgresOptions {
   /** Data directory; default a fresh one under the system temp dir. An initialised one is reused. */
@@ -241,7 +242,7 @@ export class EmbeddedPostgres {
 
   private async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = '';
+    let last: string;
     for (;;) {
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
         throw new Error(`embedded PostgreSQL exited at start: ${tail(this.logFile) || `exit ${this.child.exitCode ?? this.child.signalCode}`}`);
@@ -250,7 +251,7 @@ export class EmbeddedPostgres {
       c.on('error', () => undefined);
       try {
         await c.connect();
-        await c.query('SELECT 1');
+        await ping(c);
         await c.end();
         return;
       } catch (err) {

@@ -20,11 +20,10 @@ import { MAX_PER_PAGE } from '../status.js';
 import { STATUS_PAGE_CSP, renderStatusPage } from './statusPage.js';
 import { BasicAuth, loadWebConfig, tlsOptions, type WebConfig } from './webConfig.js';
 
-export type { StatusDocument } from '../status.js';
-
-export interface StatusSource {
-  /** everything, or a page of properties (attention first) */
-  status(query?: StatusQuery): Promise<StatusDocument>;
+/** What the server shows of the daemon: the status document and readiness. */
+export interface DaemonView {
+  /** the status document: everything, or a page of properties (attention first) */
+  statusDocument(query?: StatusQuery): Promise<StatusDocument>;
   readiness(): Promise<{ ready: boolean; reasons: string[] }>;
 }
 
@@ -72,7 +71,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 const DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /** Interval of the connection-list sweep that enforces the header and request deadlines. */
-const checkingInterval = (l: HttpLimits) => Math.max(250, Math.min(5_000, Math.floor(Math.min(l.headersTimeoutMs, l.requestTimeoutMs) / 2)));
+const checkingInterval = (limits: HttpLimits) => Math.max(250, Math.min(5_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 2)));
 /** How often a request may look at the web config file (and its certificate) for changes. */
 const WEB_CONFIG_CHECK_MS = 2_000;
 
@@ -80,7 +79,7 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   metrics: Metrics;
-  source: StatusSource;
+  source: DaemonView;
   logger: Logger;
   /** absolute path of a web config file (TLS, basic auth); '' or undefined: plain HTTP, no auth */
   webConfigFile?: string | undefined;
@@ -99,9 +98,9 @@ export class HttpServer {
 
   /** @throws UsageError when the web config file is missing or wrong (exit 2) */
   constructor(private readonly opts: HttpServerOptions) {
-    const l = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+    const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
     // Node refuses a header deadline later than the request deadline
-    this.limits = { ...l, headersTimeoutMs: Math.min(l.headersTimeoutMs, l.requestTimeoutMs) };
+    this.limits = { ...limits, headersTimeoutMs: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) };
     this.webConfig = opts.webConfigFile ? loadWebConfig(opts.webConfigFile) : null;
     this.webConfigStamp = this.stamp();
     this.auth = new BasicAuth(this.webConfig?.users ?? new Map());
@@ -109,7 +108,7 @@ export class HttpServer {
 
   /** @throws HttpListenError (port in use, not permitted) or UsageError (http.host not usable here) */
   async start(): Promise<void> {
-    const l = this.limits;
+    const limits = this.limits;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((err) => {
         this.opts.logger.error({ event: 'http_error', path: req.url, err: describe(err) }, 'HTTP handler failed');
@@ -118,20 +117,20 @@ export class HttpServer {
       });
     };
     const httpOpts: http.ServerOptions = {
-      headersTimeout: l.headersTimeoutMs,
-      requestTimeout: l.requestTimeoutMs,
-      connectionsCheckingInterval: checkingInterval(l),
-      keepAliveTimeout: l.keepAliveTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(limits),
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
     };
     const tlsFiles = this.webConfig?.tls;
     const server = tlsFiles
-      ? https.createServer({ ...httpOpts, ...tlsOptions(tlsFiles, this.webConfig!.file), handshakeTimeout: l.handshakeTimeoutMs }, handler)
+      ? https.createServer({ ...httpOpts, ...tlsOptions(tlsFiles, this.webConfig!.file), handshakeTimeout: limits.handshakeTimeoutMs }, handler)
       : http.createServer(httpOpts, handler);
-    server.keepAliveTimeout = l.keepAliveTimeoutMs;
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     // with no 'timeout' listener, Node destroys a socket idle this long: the only deadline that
     // reaches a connection that never sends a byte (the header deadline starts with the first one)
-    server.setTimeout(l.idleTimeoutMs);
-    server.maxConnections = l.maxConnections;
+    server.setTimeout(limits.idleTimeoutMs);
+    server.maxConnections = limits.maxConnections;
     server.on('drop', () => this.onDrop());
     // before the TLS layer takes the connection, so a renewed certificate serves this one already
     server.prependListener('connection', () => this.refreshWebConfig());
@@ -144,32 +143,32 @@ export class HttpServer {
     server.on('error', (err) => this.opts.logger.error({ event: 'http_server_error', err: describe(err) }, 'HTTP server error'));
     this.server = server;
     this.opts.logger.info(
-      { event: 'http_listening', url: this.url, tls: Boolean(tlsFiles), basicAuth: this.auth.enabled, maxConnections: l.maxConnections },
+      { event: 'http_listening', url: this.url, tls: Boolean(tlsFiles), basicAuth: this.auth.enabled, maxConnections: limits.maxConnections },
       'HTTP server listening',
     );
   }
 
   get url(): string {
-    const a = this.server?.address() as AddressInfo | null;
-    if (!a) return '';
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;
+    const address = this.server?.address() as AddressInfo | null;
+    if (!address) return '';
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${address.port}`;
   }
 
   /** Connections open now (those refused past the cap are not among them). */
   connections(): Promise<number> {
-    const s = this.server;
-    if (!s) return Promise.resolve(0);
-    return new Promise((resolve, reject) => s.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const server = this.server;
+    if (!server) return Promise.resolve(0);
+    return new Promise((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count))));
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
+    const server = this.server;
     this.server = null;
-    if (!s) return;
+    if (!server) return;
     await new Promise<void>((resolve) => {
-      s.close(() => resolve());
-      s.closeAllConnections();
+      server.close(() => resolve());
+      server.closeAllConnections();
     });
   }
 
@@ -188,8 +187,8 @@ export class HttpServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
-    const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': type, ...headers }).end(body);
+    const send = (httpStatus: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(httpStatus, { ...SECURITY_HEADERS, 'content-security-policy': DEFAULT_CSP, 'content-type': type, ...headers }).end(body);
     };
     if (!OPEN_PATHS.has(path)) {
       this.refreshWebConfig();
@@ -212,8 +211,8 @@ export class HttpServer {
         send(200, 'text/plain', 'ok\n');
         return;
       case '/readyz': {
-        const r = await this.opts.source.readiness();
-        send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r.ready ? { ready: true } : { ready: false, reasons: r.reasons }) + '\n');
+        const readiness = await this.opts.source.readiness();
+        send(readiness.ready ? 200 : 503, 'application/json', JSON.stringify(readiness.ready ? { ready: true } : { ready: false, reasons: readiness.reasons }) + '\n');
         return;
       }
       case '/api/status':
@@ -225,7 +224,7 @@ export class HttpServer {
           send(400, 'text/plain', `${describe(err)}\n`);
           return;
         }
-        const doc = await this.opts.source.status(query);
+        const doc = await this.opts.source.statusDocument(query);
         if (path === '/') send(200, 'text/html; charset=utf-8', renderStatusPage(doc), { 'content-security-policy': STATUS_PAGE_CSP });
         else send(200, 'application/json', JSON.stringify(doc, null, 2) + '\n');
         return;
@@ -237,14 +236,14 @@ export class HttpServer {
 
   /** The web config file's (and its TLS files') sizes and times: a change means re-read. */
   private stamp(): string {
-    const w = this.webConfig;
-    if (!w) return '';
-    return [w.file, w.tls?.certFile, w.tls?.keyFile]
-      .filter((f): f is string => Boolean(f))
-      .map((f) => {
+    const webConfig = this.webConfig;
+    if (!webConfig) return '';
+    return [webConfig.file, webConfig.tls?.certFile, webConfig.tls?.keyFile]
+      .filter((file): file is string => Boolean(file))
+      .map((file) => {
         try {
-          const s = fs.statSync(f);
-          return `${s.mtimeMs}:${s.size}`;
+          const stat = fs.statSync(file);
+          return `${stat.mtimeMs}:${stat.size}`;
         } catch {
           return 'missing';
         }
@@ -285,10 +284,10 @@ export class HttpServer {
 /** `?page=N&perPage=M`: the page always pages (page 1 by default); the JSON only when asked. */
 function pageQuery(params: URLSearchParams, alwaysPage: boolean): StatusQuery {
   const num = (name: string, max: number): number | undefined => {
-    const v = params.get(name);
-    if (v === null) return undefined;
-    if (!/^[0-9]{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw new Error(`${name}: must be a whole number from 1 to ${max}`);
-    return Number(v);
+    const given = params.get(name);
+    if (given === null) return undefined;
+    if (!/^[0-9]{1,6}$/.test(given) || Number(given) < 1 || Number(given) > max) throw new Error(`${name}: must be a whole number from 1 to ${max}`);
+    return Number(given);
   };
   const page = num('page', 999_999);
   const perPage = num('perPage', MAX_PER_PAGE);

@@ -21,22 +21,22 @@ const esc = (s: unknown) =>
 /** "3 min ago", "in 5 h": relative to the document's own time, so the page is reproducible. */
 function relative(iso: string | null, now: number): string {
   if (!iso) return 'never';
-  const s = Math.round((now - Date.parse(iso)) / 1000);
-  return s < 0 ? `in ${span(-s)}` : `${span(s)} ago`;
+  const seconds = Math.round((now - Date.parse(iso)) / 1000);
+  return seconds < 0 ? `in ${span(-seconds)}` : `${span(seconds)} ago`;
 }
 
-function span(s: number): string {
-  if (s < 90) return `${s} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  if (s < 172_800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86_400)} d`;
+function span(seconds: number): string {
+  if (seconds < 90) return `${seconds} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} d`;
 }
 
 const number = (v: number) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 2 }));
 
 /** A report is failing when its last error is newer than its last success (status.ts decides). */
-function failing(r: Report): boolean {
-  return r.attention === 'failing';
+function failing(report: Report): boolean {
+  return report.attention === 'failing';
 }
 
 /** Metrics whose days add up: counts of sessions, events, views, revenue; not users, rates or averages. */
@@ -45,15 +45,15 @@ function additive(metric: string): boolean {
 }
 
 /** An area chart of one metric per day, with the range of values and dates as labels. */
-export function chart(s: Series): string {
+export function chart(series: Series): string {
   // the last 30 of the property's own days (the query's window is the server's calendar)
-  const points = s.points.slice(-30);
+  const points = series.points.slice(-30);
   if (points.length === 0) return '<p class="muted chart-empty">no data yet</p>';
-  const w = 960;
-  const h = 170;
+  const width = 960;
+  const height = 170;
   const pad = { l: 52, r: 12, t: 12, b: 24 };
-  const iw = w - pad.l - pad.r;
-  const ih = h - pad.t - pad.b;
+  const iw = width - pad.l - pad.r;
+  const ih = height - pad.t - pad.b;
   const max = Math.max(1, ...points.map((p) => p.value));
   const x = (i: number) => pad.l + (points.length > 1 ? (i * iw) / (points.length - 1) : iw / 2);
   const y = (v: number) => pad.t + ih - (v / max) * ih;
@@ -65,16 +65,16 @@ export function chart(s: Series): string {
   const grid = [0, 0.5, 1]
     .map((f) => {
       const gy = (pad.t + ih - f * ih).toFixed(1);
-      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(max >= 10 ? Math.round(max * f) : Math.round(max * f * 100) / 100))}</text>`;
+      return `<line x1="${pad.l}" x2="${width - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(max >= 10 ? Math.round(max * f) : Math.round(max * f * 100) / 100))}</text>`;
     })
     .join('');
   const dots = points.map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`).join('');
-  return `<svg class="chart" role="img" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" aria-label="${esc(s.metric)} per day for property ${esc(s.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
+  return `<svg class="chart" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" aria-label="${esc(series.metric)} per day for property ${esc(series.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
 <g>${grid}</g>
 <polygon class="area" points="${area}"/><polyline class="line" points="${line}"/><g class="dots">${dots}</g>
-<text x="${pad.l}" y="${h - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${w - pad.r}" y="${h - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
+<text x="${pad.l}" y="${height - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${width - pad.r}" y="${height - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
 </svg>
-<p class="chart-note">${esc(s.metric)} per day, GA's daily total (report ${esc(s.report)}): ${esc(number(last.value))} on ${esc(last.date)}${additive(s.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
+<p class="chart-note">${esc(series.metric)} per day, GA's daily total (report ${esc(series.report)}): ${esc(number(last.value))} on ${esc(last.date)}${additive(series.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
 }
 
 const PILL: Record<string, string> = {
@@ -86,17 +86,17 @@ const PILL: Record<string, string> = {
   waiting: '<span class="pill">waiting</span>',
 };
 
-function reportRow(r: Report, now: number): string {
-  const state = r.running ? 'running' : r.attention ?? (r.lastSuccess ? 'ok' : 'waiting');
-  return `<tr class="${failing(r) || r.stale ? 'bad' : ''}">
-<td><strong>${esc(r.report)}</strong></td><td>${PILL[state]}</td>
-<td title="${esc(r.lastSuccess ?? '')}">${esc(relative(r.lastSuccess, now))}</td>
-<td>${esc(r.dataThrough ?? '—')}</td>
-<td class="num">${esc(r.storedDays)}</td>
-<td class="num${r.gaps > 0 ? ' warn' : ''}">${esc(r.gaps)}</td>
-<td class="num">${esc(r.datesPending ?? '—')}</td>
-<td title="${esc(r.nextRun ?? '')}">${esc(r.nextRun ? relative(r.nextRun, now) : '—')}</td>
-<td class="err">${r.lastError ? `${esc(r.lastError)} <span class="muted">(${esc(relative(r.lastErrorAt, now))})</span>` : ''}</td>
+function reportRow(report: Report, now: number): string {
+  const state = report.running ? 'running' : report.attention ?? (report.lastSuccess ? 'ok' : 'waiting');
+  return `<tr class="${failing(report) || report.stale ? 'bad' : ''}">
+<td><strong>${esc(report.report)}</strong></td><td>${PILL[state]}</td>
+<td title="${esc(report.lastSuccess ?? '')}">${esc(relative(report.lastSuccess, now))}</td>
+<td>${esc(report.dataThrough ?? '—')}</td>
+<td class="num">${esc(report.storedDays)}</td>
+<td class="num${report.gaps > 0 ? ' warn' : ''}">${esc(report.gaps)}</td>
+<td class="num">${esc(report.datesPending ?? '—')}</td>
+<td title="${esc(report.nextRun ?? '')}">${esc(report.nextRun ? relative(report.nextRun, now) : '—')}</td>
+<td class="err">${report.lastError ? `${esc(report.lastError)} <span class="muted">(${esc(relative(report.lastErrorAt, now))})</span>` : ''}</td>
 </tr>`;
 }
 
@@ -205,10 +205,10 @@ export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${crypto.c
 export function renderStatusPage(doc: StatusDocument): string {
   const now = Date.parse(doc.generatedAt);
   const byProperty = new Map<string, Report[]>();
-  for (const r of doc.reports) {
-    let list = byProperty.get(r.property);
-    if (!list) byProperty.set(r.property, (list = []));
-    list.push(r);
+  for (const report of doc.reports) {
+    let list = byProperty.get(report.property);
+    if (!list) byProperty.set(report.property, (list = []));
+    list.push(report);
   }
   const seriesOf = new Map(doc.series.map((s) => [s.property, s]));
   const cards = [...byProperty].map(([p, reports]) => propertyCard(p, reports, seriesOf.get(p), now)).join('\n');

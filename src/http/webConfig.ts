@@ -75,18 +75,18 @@ export function loadWebConfig(file: string): WebConfig {
   checkKeys(top, TOP_KEYS, '', bad);
 
   let tlsFiles: TlsFiles | null = null;
-  const t = top['tls_server_config'];
-  if (t !== undefined && t !== null) {
-    if (typeof t !== 'object' || Array.isArray(t)) throw bad('tls_server_config: must be a map with cert_file and key_file');
-    const o = t as Record<string, unknown>;
-    checkKeys(o, TLS_KEYS, 'tls_server_config.', bad);
+  const tlsSection = top['tls_server_config'];
+  if (tlsSection !== undefined && tlsSection !== null) {
+    if (typeof tlsSection !== 'object' || Array.isArray(tlsSection)) throw bad('tls_server_config: must be a map with cert_file and key_file');
+    const tlsKeys = tlsSection as Record<string, unknown>;
+    checkKeys(tlsKeys, TLS_KEYS, 'tls_server_config.', bad);
     const dir = path.dirname(file);
-    const pathOf = (k: string) => {
-      const v = o[k];
-      if (typeof v !== 'string' || v === '') throw bad(`tls_server_config.${k}: required, a PEM file path`);
-      return path.resolve(dir, v);
+    const pathOf = (key: string) => {
+      const given = tlsKeys[key];
+      if (typeof given !== 'string' || given === '') throw bad(`tls_server_config.${key}: required, a PEM file path`);
+      return path.resolve(dir, given);
     };
-    const min = o['min_version'] ?? 'TLS12';
+    const min = tlsKeys['min_version'] ?? 'TLS12';
     const minVersion = typeof min === 'string' ? VERSIONS[min] : undefined;
     if (!minVersion) throw bad(`tls_server_config.min_version: must be TLS12 or TLS13`);
     tlsFiles = { certFile: pathOf('cert_file'), keyFile: pathOf('key_file'), minVersion };
@@ -94,10 +94,10 @@ export function loadWebConfig(file: string): WebConfig {
   }
 
   const users = new Map<string, string>();
-  const u = top['basic_auth_users'];
-  if (u !== undefined && u !== null) {
-    if (typeof u !== 'object' || Array.isArray(u)) throw bad('basic_auth_users: must be a map of user name to bcrypt hash');
-    for (const [name, hash] of Object.entries(u as Record<string, unknown>)) {
+  const usersSection = top['basic_auth_users'];
+  if (usersSection !== undefined && usersSection !== null) {
+    if (typeof usersSection !== 'object' || Array.isArray(usersSection)) throw bad('basic_auth_users: must be a map of user name to bcrypt hash');
+    for (const [name, hash] of Object.entries(usersSection as Record<string, unknown>)) {
       if (name === '' || name.includes(':')) throw bad(`basic_auth_users: ${JSON.stringify(name)} cannot be a user name (empty or with a colon)`);
       // the hash is not echoed: it is a secret's derivative
       if (typeof hash !== 'string' || !BCRYPT_RE.test(hash)) throw bad(`basic_auth_users.${name}: not a bcrypt hash (make one with: htpasswd -nBC 10 "" | tr -d ':\\n')`);
@@ -109,11 +109,11 @@ export function loadWebConfig(file: string): WebConfig {
 
 /** The certificate and key as `https.createServer` / `setSecureContext` take them; checked to match. */
 export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buffer; key: Buffer; minVersion: TlsFiles['minVersion'] } {
-  const read = (k: 'cert_file' | 'key_file', p: string) => {
+  const read = (key: 'cert_file' | 'key_file', file: string) => {
     try {
-      return fs.readFileSync(p);
+      return fs.readFileSync(file);
     } catch (err) {
-      throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config.${k}: ${p} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`, { cause: err });
+      throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config.${key}: ${file} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`, { cause: err });
     }
   };
   const opts = { cert: read('cert_file', files.certFile), key: read('key_file', files.keyFile), minVersion: files.minVersion };
@@ -126,11 +126,11 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
   return opts;
 }
 
-function checkKeys(o: Record<string, unknown>, allowed: string[], prefix: string, bad: (what: string) => Error): void {
-  for (const k of Object.keys(o)) {
-    if (allowed.includes(k)) continue;
-    if (UNSUPPORTED.has(`${prefix}${k}`)) throw bad(`${prefix}${k}: not supported by ga-collector (supported: ${allowed.map((a) => prefix + a).join(', ')})`);
-    throw bad(`${prefix}${k}: unknown key (allowed: ${allowed.map((a) => prefix + a).join(', ')})`);
+function checkKeys(section: Record<string, unknown>, allowed: string[], prefix: string, bad: (what: string) => Error): void {
+  for (const key of Object.keys(section)) {
+    if (allowed.includes(key)) continue;
+    if (UNSUPPORTED.has(`${prefix}${key}`)) throw bad(`${prefix}${key}: not supported by ga-collector (supported: ${allowed.map((a) => prefix + a).join(', ')})`);
+    throw bad(`${prefix}${key}: unknown key (allowed: ${allowed.map((a) => prefix + a).join(', ')})`);
   }
 }
 
@@ -156,9 +156,9 @@ export class BasicAuth {
 
   /** True when the header carries a configured user and that user's password. */
   async check(header: string | undefined): Promise<boolean> {
-    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-    if (!m) return false;
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+    const credentials = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+    if (!credentials) return false;
+    const decoded = Buffer.from(credentials[1]!, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) return false;
     const user = decoded.slice(0, colon);

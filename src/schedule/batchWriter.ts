@@ -70,21 +70,21 @@ export class BatchWriter {
     const definitionId = (await this.deps.definition?.()) ?? null;
     const result = await replaceDaysOrRefuse(db, { schema, def, propertyId, days, settledBefore, definitionId, ...(this.deps.lastDate !== undefined ? { lastDate: this.deps.lastDate } : {}) });
     const refusedNow = new Set(result.refused.map((r) => r.date));
-    for (const r of result.refused) {
-      this.refused.push(r);
-      log.error({ event: 'date_refused', date: r.date, column: r.column, err: r.reason }, 'PostgreSQL refused a value; this date is not stored');
+    for (const refused of result.refused) {
+      this.refused.push(refused);
+      log.error({ event: 'date_refused', date: refused.date, column: refused.column, err: refused.reason }, 'PostgreSQL refused a value; this date is not stored');
     }
     let dates = 0;
-    for (const d of days) {
-      if (refusedNow.has(d.date)) continue;
+    for (const day of days) {
+      if (refusedNow.has(day.date)) continue;
       dates++;
-      this.stored.add(d.date);
-      if (d.sanitized) {
-        metrics.valuesSanitized.inc({ property: propertyId, report: def.name }, d.sanitized.values);
-        if (!this.warned.has(d.date)) {
-          this.warned.add(d.date);
+      this.stored.add(day.date);
+      if (day.sanitized) {
+        metrics.valuesSanitized.inc({ property: propertyId, report: def.name }, day.sanitized.values);
+        if (!this.warned.has(day.date)) {
+          this.warned.add(day.date);
           log.warn(
-            { event: 'values_sanitized', date: d.date, values: d.sanitized.values, dimensions: d.sanitized.dimensions },
+            { event: 'values_sanitized', date: day.date, values: day.sanitized.values, dimensions: day.sanitized.dimensions },
             'stored values PostgreSQL cannot hold as sent: U+0000 removed, lone surrogates replaced by U+FFFD',
           );
         }
@@ -101,9 +101,9 @@ export class BatchWriter {
     log.warn({ event: 'dates_forgotten', dates: suspect }, 'dates stored from an inconsistent read are removed; the next run fetches them again');
     try {
       await forgetDays(db, { schema, def, propertyId, dates: suspect });
-      for (const d of suspect) this.stored.delete(d);
-    } catch (e) {
-      log.error({ event: 'forget_failed', dates: suspect, err: describe(e) }, 'could not remove dates stored from an inconsistent read');
+      for (const date of suspect) this.stored.delete(date);
+    } catch (forgetErr) {
+      log.error({ event: 'forget_failed', dates: suspect, err: describe(forgetErr) }, 'could not remove dates stored from an inconsistent read');
     }
   }
 

@@ -54,8 +54,8 @@ export function coversDefinition(stored: StoredDefinition, def: Pick<ReportDefin
 }
 
 export function resolveStartDate(startDate: string, today: string): string {
-  const m = /^(\d+)daysAgo$/.exec(startDate);
-  if (m) return addDays(today, -Number(m[1]));
+  const daysAgo = /^(\d+)daysAgo$/.exec(startDate);
+  if (daysAgo) return addDays(today, -Number(daysAgo[1]));
   if (startDate === 'yesterday') return addDays(today, -1);
   return startDate;
 }
@@ -71,23 +71,23 @@ export function plan(input: PlanInput): Plan {
   const settleOnly: string[] = [];
   let stale = 0;
   let unfinished = 0;
-  for (let d = start; d <= yesterday; d = addDays(d, 1)) {
-    const stored = byDate.get(d);
+  for (let date = start; date <= yesterday; date = addDays(date, 1)) {
+    const stored = byDate.get(date);
     if (!stored) {
-      due.push(d);
-    } else if (localDate(stored.fetchedAt.getTime(), timeZone) <= d) {
+      due.push(date);
+    } else if (localDate(stored.fetchedAt.getTime(), timeZone) <= date) {
       unfinished++;
-      due.push(d);
+      due.push(date);
     } else if (stored.definition && !coversDefinition(stored.definition, def)) {
       stale++;
-      due.push(d);
-    } else if (d >= windowStart) {
-      if (lastFire === null || stored.fetchedAt.getTime() < lastFire.getTime()) due.push(d);
+      due.push(date);
+    } else if (date >= windowStart) {
+      if (lastFire === null || stored.fetchedAt.getTime() < lastFire.getTime()) due.push(date);
     } else if (!stored.settled) {
       // Left the window: settled if its last fetch was on the window's last day for it, else refetch once.
       const fetchedLocal = localDate(stored.fetchedAt.getTime(), timeZone);
-      if (fetchedLocal >= addDays(d, def.refreshDays)) settleOnly.push(d);
-      else due.push(d);
+      if (fetchedLocal >= addDays(date, def.refreshDays)) settleOnly.push(date);
+      else due.push(date);
     }
   }
   // Oldest first, so a long backlog fills in order; but the refresh window is always part of a run
@@ -101,10 +101,10 @@ export function plan(input: PlanInput): Plan {
 /** Contiguous runs of ascending dates. */
 export function toRanges(dates: string[]): Array<[string, string]> {
   const ranges: Array<[string, string]> = [];
-  for (const d of dates) {
+  for (const date of dates) {
     const last = ranges[ranges.length - 1];
-    if (last && addDays(last[1], 1) === d) last[1] = d;
-    else ranges.push([d, d]);
+    if (last && addDays(last[1], 1) === date) last[1] = date;
+    else ranges.push([date, date]);
   }
   return ranges;
 }

@@ -4,13 +4,15 @@
  * The job holds the advisory lock of its property and report on a connection of its own for as
  * long as it runs. A second daemon that wants the same job waits for the lock and then plans again
  * from the ledger, so it finds nothing left to do when the first succeeded and picks up the rest
- * when the first died (its connection, and so its lock, went with it). Dates are written in
- * batches, each batch one transaction, so a crash loses at most the batch in flight.
+ * when the first died (its connection, and so its lock, went with it).
  *
- * A definition the property has no date stored under yet (a new report or property, a changed
- * definition) is checked against the property's metadata before it changes anything; the
- * report's relation gets its columns just before the first write. Whatever was planned or asked,
- * no date after the property's yesterday is written: Google has not finished it.
+ * Under the lock: a definition the property has no date stored under yet (a new report or
+ * property, a changed definition) is checked against the property's metadata before it changes
+ * anything; the property's time zone is read (or asked of Google once); the dates are planned
+ * (jobPlan.ts) and then fetched and written in batches, each one transaction (rangeStore.ts).
+ * Whatever was planned or asked, no date after the property's yesterday is written: Google has
+ * not finished it. Here: the lock, the job's outcome (metrics, job board, log) and the retry
+ * after the database went away.
  */
 import type { Config, ReportDefinition } from '../config/index.js';
 import type { TokenSource } from '../auth/tokenManager.js';
@@ -18,14 +20,10 @@ import { AbortedError, DeferError, PermanentError, describe } from '../errors.js
 import type { CallContext } from '../ga4/callContext.js';
 import type { Ga4Client } from '../ga4/client.js';
 import { FieldCatalog } from '../ga4/fieldNames.js';
-import { fetchRange } from '../ga4/report.js';
-import { fetchTotalsIfServed } from '../ga4/totals.js';
-import { ensureReportTable, hasTotals } from '../store/reportTables.js';
 import type { PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { BatchWriter } from './batchWriter.js';
-import { databaseNow, definitionStored, definitionVersion, ledgerDays, markSettled, propertyTimeZone, saveProperty } from '../store/ledger.js';
+import { databaseNow, definitionStored, propertyTimeZone, saveProperty } from '../store/ledger.js';
 import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
 import { noteJobOutcome } from '../store/jobFailures.js';
 import { lockKey, withAdvisoryLock } from '../store/locks.js';
@@ -34,14 +32,11 @@ import { quotaBelowReserve } from '../ga4/quota.js';
 import { timeZoneProbeRequest } from '../ga4/requests.js';
 import { backoffDelay } from '../net/backoff.js';
 import type { ProgressSink } from '../progress.js';
-import type { StatusBoard } from '../status.js';
-import { addDays, dateRange, daysBetween, isValidTimeZone, lastFinishedDate, localDate } from '../time.js';
-import { plan } from './planner.js';
+import type { JobBoard } from './jobBoard.js';
+import { isValidTimeZone, lastFinishedDate } from '../time.js';
+import { planJob } from './jobPlan.js';
+import { fetchAndStoreRanges } from './rangeStore.js';
 
-/** Rows held before a batch of complete dates is written. */
-const BATCH_ROWS = 20_000;
-/** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
-const BATCH_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
 /** A job whose database went away runs again within 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
 const DB_RETRY_BASE_MS = 1_000;
@@ -52,7 +47,7 @@ export interface RunnerDeps {
   pool: Pool;
   client: Ga4Client;
   metrics: Metrics;
-  status: StatusBoard;
+  board: JobBoard;
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
@@ -103,11 +98,11 @@ export class JobRunner {
   }
 
   async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
-    const { metrics, status } = this.deps;
+    const { metrics, board } = this.deps;
     const def = this.deps.config.reports[job.report];
     const labels = { property: job.propertyId, report: job.report };
     const log = this.deps.logger.child({ property: job.propertyId, report: job.report });
-    const state = status.get(job.propertyId, job.report);
+    const state = board.job(job.propertyId, job.report);
     const started = this.now();
     state.running = true;
     state.lastRunAt = started;
@@ -155,7 +150,7 @@ export class JobRunner {
       }
       if (!aborted) {
         metrics.fetchRuns.inc({ ...labels, outcome: 'failure' });
-        status.recordFailure(job.propertyId, job.report, message, this.now());
+        board.recordFailure(job.propertyId, job.report, message, this.now());
         // for `ga-collector status`; a database that is down cannot take the note
         const db = session && !session.lost.aborted ? session.client : this.deps.pool;
         if (!dbDown) await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError }, log);
@@ -200,9 +195,8 @@ export class JobRunner {
   ): Promise<{ rows: number; dates: number; remaining: number; deferUntil?: number }> {
     // the scheduler hands over only configured jobs; this guards a caller that does not
     if (!def) throw new PermanentError(`report ${job.report} is not in the configuration (removed by a reload?)`, 'not_configured');
-    const { config, metrics } = this.deps;
+    const { config } = this.deps;
     const schema = config.database.schema;
-    const labels = { property: job.propertyId, report: job.report };
     const deadline = this.now() + config.fetch.jobDeadlineSeconds * 1000;
     const ctx = { propertyId: job.propertyId, tokens: job.tokens, logger: log, signal, report: job.report, deadline };
     // set when a response shows the property's quota below the reserve: finish the date in hand, then stop
@@ -215,7 +209,7 @@ export class JobRunner {
         log.warn({ event: 'quota_low', quota: q, deferredUntil: new Date(low).toISOString() }, 'property quota below the reserve');
       }
     };
-    const state = this.deps.status.get(job.propertyId, job.report);
+    const state = this.deps.board.job(job.propertyId, job.report);
 
     // A definition this property has not stored dates under yet is checked against the property's
     // metadata before it changes anything (a column, the ledger): a typo fails here, with the fix.
@@ -224,121 +218,39 @@ export class JobRunner {
 
     const timeZone = await this.timeZone(db, job.propertyId, ctx);
     state.timeZone = timeZone;
-    // Which dates are finished: by the earlier of our clock and the database's (time.ts)
-    const ownNow = this.now();
-    const nowMs = Math.min(ownNow, await databaseNow(db));
-    if (ownNow - nowMs > 5 * 60_000) {
-      log.warn({ event: 'clock_ahead', aheadMs: ownNow - nowMs }, "this machine's clock is ahead of the database's; planning by the database's");
-    }
-    const today = localDate(nowMs, timeZone);
-    const lastDate = lastFinishedDate(timeZone, nowMs);
-
-    let ranges: Array<[string, string]>;
-    let pending: number;
-    let settledBefore: string;
-    if (job.range) {
-      // whatever the caller asked, nothing after the property's yesterday: Google has not finished it
-      const to = job.range.to > lastDate ? lastDate : job.range.to;
-      if (to !== job.range.to) log.warn({ event: 'range_clamped', asked: job.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
-      ranges = job.range.from <= to ? [[job.range.from, to]] : [];
-      pending = ranges.length ? daysBetween(job.range.from, to) + 1 : 0;
-      settledBefore = addDays(today, -def.refreshDays);
-    } else {
-      const ledger = await ledgerDays(db, schema, job.propertyId, job.report, '0001-01-01');
-      const p = plan({ def, timeZone, now: new Date(nowMs), lastFire: job.lastFire, ledger, maxDays: config.fetch.maxDaysPerRun });
-      await markSettled(db, schema, job.propertyId, job.report, p.settleOnly);
-      if (p.stale > 0 && !known) {
-        log.warn(
-          { event: 'report_definition_changed', to: { dimensions: def.dimensions, metrics: def.metrics }, datesToRefetch: p.stale },
-          "report definition changed: this property's dates stored without one of its fields will be fetched again",
-        );
-      }
-      ranges = p.ranges;
-      pending = p.due.length;
-      settledBefore = p.windowStart;
-      log.info({ event: 'job_planned', due: p.due.length, ranges, settled: p.settleOnly.length, stale: p.stale, unfinished: p.unfinished, timeZone, today: p.today }, 'planned fetch');
-    }
-    metrics.datesPending.set(labels, pending);
-    state.datesPending = pending;
-    this.deps.progress?.start(job.propertyId, job.report, ranges);
-
-    let rows = 0;
-    let dates = 0;
-    // the relation's columns and the definition are recorded just before the first write: after
-    // the names were checked and Google answered with data, never for a definition that fails
-    let definitionId: number | null = null;
-    const batch = new BatchWriter({
+    const plan = await planJob(db, {
+      schema,
+      propertyId: job.propertyId,
+      report: job.report,
+      def,
+      timeZone,
+      definitionKnown: known,
+      lastFire: job.lastFire,
+      range: job.range,
+      maxDaysPerRun: config.fetch.maxDaysPerRun,
+      now: this.now(),
+      log,
+    });
+    return fetchAndStoreRanges({
       db,
       schema,
       def,
       propertyId: job.propertyId,
-      settledBefore,
-      lastDate,
-      metrics,
+      report: job.report,
+      timeZone,
+      plan,
+      client: this.deps.client,
+      ctx,
+      pageSize: config.fetch.pageSize,
+      onQuota,
+      quotaLowUntil: () => quotaLowUntil,
+      metrics: this.deps.metrics,
+      board: this.deps.board,
+      progress: this.deps.progress,
       log,
-      definition: async () => {
-        if (definitionId === null) {
-          await ensureReportTable(db, schema, def, log);
-          definitionId = await definitionVersion(db, schema, def);
-        }
-        return definitionId;
-      },
+      signal,
+      now: this.now,
     });
-    for (const [start, end] of ranges) {
-      const rangeStarted = this.now();
-      const flush = async () => {
-        if (batch.size === 0) return;
-        const stored = await batch.flush();
-        const n = stored.rows;
-        rows += n;
-        dates += stored.dates;
-        pending -= stored.dates;
-        metrics.rowsWritten.inc(labels, n);
-        this.deps.status.storedDates();
-        this.deps.progress?.advance(job.propertyId, job.report, stored.dates, n);
-        metrics.datesPending.set(labels, Math.max(0, pending));
-        state.datesPending = Math.max(0, pending);
-      };
-      // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
-      const totals = hasTotals(def)
-        ? await fetchTotalsIfServed(this.deps.client, ctx, def, dateRange(start, end), onQuota)
-        : null;
-      const days = fetchRange(this.deps.client, ctx, def, start, end, {
-        pageSize: config.fetch.pageSize,
-        onQuota,
-        onMeta: (m) => {
-          if (m.timeZone && m.timeZone !== timeZone) {
-            log.warn({ event: 'time_zone_changed', from: timeZone, to: m.timeZone }, 'property time zone changed');
-          }
-          if (m.timeZone) void saveProperty(db, schema, job.propertyId, m.timeZone, m.currencyCode).catch(() => undefined);
-        },
-      });
-      try {
-        for await (const day of days) {
-          if (signal.aborted) throw abortReason(signal);
-          if (totals) day.totals = totals.get(day.date) ?? null;
-          batch.add(day, this.now());
-          if (batch.rows >= BATCH_ROWS || this.now() - batch.startedAt >= BATCH_MS) await flush();
-          if (quotaLowUntil !== undefined) break;
-        }
-      } catch (err) {
-        await batch.forgetUnconfirmed(err);
-        throw err;
-      }
-      if (quotaLowUntil !== undefined) {
-        await flush();
-        const refused = batch.refusedError();
-        if (refused) throw refused;
-        return { rows, dates, remaining: Math.max(0, pending), deferUntil: quotaLowUntil };
-      }
-      if (signal.aborted) throw abortReason(signal);
-      await flush();
-      log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
-    }
-    // dates PostgreSQL refused (a value it cannot hold): the others are stored, the job fails naming them
-    const refused = batch.refusedError();
-    if (refused) throw refused;
-    return { rows, dates, remaining: Math.max(0, pending) };
   }
 
   /**
@@ -387,9 +299,4 @@ export class JobRunner {
     if (typeof hour === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'hour' }, hour);
     if (typeof day === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'day' }, day);
   }
-}
-
-/** Why a job was aborted: a reload that removed it says so; anything else is the shutdown. */
-function abortReason(signal: AbortSignal): AbortedError {
-  return signal.reason instanceof AbortedError ? signal.reason : new AbortedError();
 }

@@ -10,7 +10,7 @@ import type { Config, PropertyConfig } from '../config/index.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { StatusBoard } from '../status.js';
+import type { JobBoard } from './jobBoard.js';
 import { AbortedError } from '../errors.js';
 import { jobSlots } from './capacity.js';
 import { nextFire, previousFire } from './cron.js';
@@ -28,7 +28,7 @@ export interface SchedulerDeps {
   config: Config;
   runner: JobRunner;
   tokens: TokenManager;
-  status: StatusBoard;
+  board: JobBoard;
   logger: Logger;
   now?: () => number;
   /** daemon mode: a job that hit the per-run bound is queued again behind the others */
@@ -57,8 +57,8 @@ export class Scheduler {
   /** shutdown: aborted when the grace period is over; every job's own signal follows it */
   private readonly controller = new AbortController();
   private accepting = true;
-  /** start() was called: a reload before it only changes the configuration (run --once, discovery at start) */
-  private started = false;
+  /** start() was called: the cron tasks run (a reload re-creates them only then) */
+  private scheduling = false;
   private readonly now: () => number;
   private config: Config;
   /** the configured properties by id: every job is looked up here when queued and when started */
@@ -71,7 +71,7 @@ export class Scheduler {
     this.byId = new Map(deps.config.properties.map((p) => [p.id, p]));
     this.watchdog = new Watchdog({
       logger: deps.logger,
-      status: deps.status,
+      board: deps.board,
       metrics: deps.metrics,
       deadlineSeconds: deps.config.fetch.jobDeadlineSeconds,
       abandonAfterMs: deps.abandonAfterMs,
@@ -80,7 +80,7 @@ export class Scheduler {
 
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
   start(): void {
-    this.started = true;
+    this.scheduling = true;
     for (const property of this.config.properties) {
       const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
       this.tasks.push(task);
@@ -99,7 +99,7 @@ export class Scheduler {
    * running ones finish under the definitions they started with.
    */
   async reload(config: Config): Promise<void> {
-    for (const t of this.tasks) await t.destroy();
+    for (const task of this.tasks) await task.destroy();
     this.tasks = [];
     this.config = config;
     this.byId = new Map(config.properties.map((p) => [p.id, p]));
@@ -108,12 +108,12 @@ export class Scheduler {
       this.deps.logger.info({ event: 'job_cancelled', property, report, state }, 'removed by a configuration reload: job cancelled');
     };
     this.watchdog.setDeadline(config.fetch.jobDeadlineSeconds);
-    for (let i = this.queue.length - 1; i >= 0; i--) {
-      const q = this.queue[i]!;
-      if (!this.current(q.property.id, q.report)) {
-        this.queue.splice(i, 1);
-        cancelled(jobKey(q.property.id, q.report), 'queued');
-        q.resolve(REMOVED);
+    for (let index = this.queue.length - 1; index >= 0; index--) {
+      const item = this.queue[index]!;
+      if (!this.current(item.property.id, item.report)) {
+        this.queue.splice(index, 1);
+        cancelled(jobKey(item.property.id, item.report), 'queued');
+        item.resolve(REMOVED);
       }
     }
     for (const [key, timer] of this.timers) {
@@ -128,7 +128,7 @@ export class Scheduler {
       cancelled(key, 'running');
       abort.abort(new AbortedError('aborted: removed by a configuration reload'));
     }
-    if (this.accepting && this.started) this.start();
+    if (this.accepting && this.scheduling) this.start();
   }
 
   /** Every job that is due now, once; resolves when all are done. */
@@ -145,9 +145,9 @@ export class Scheduler {
   /** Stop firing, let running jobs finish within the grace period, then abort them. */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    for (const t of this.tasks) await t.destroy();
+    for (const task of this.tasks) await task.destroy();
     this.tasks = [];
     for (const item of this.queue.splice(0)) item.resolve({ ok: false, rows: 0, dates: 0, error: 'not started: shutting down' });
     const inflight = [...this.running.values()];
@@ -183,17 +183,17 @@ export class Scheduler {
   private updateNextRuns(properties: PropertyConfig[]): void {
     const now = new Date(this.now());
     const bySchedule = new Map<string, Date | null>(); // most properties share a schedule; nextFire costs ~0.15 ms
-    for (const p of properties) {
-      if (!bySchedule.has(p.schedule)) bySchedule.set(p.schedule, nextFire(p.schedule, now));
-      const next = bySchedule.get(p.schedule)!;
-      for (const r of p.reports) this.deps.status.get(p.id, r).nextRunAt = next ? next.getTime() : null;
+    for (const property of properties) {
+      if (!bySchedule.has(property.schedule)) bySchedule.set(property.schedule, nextFire(property.schedule, now));
+      const next = bySchedule.get(property.schedule)!;
+      for (const report of property.reports) this.deps.board.job(property.id, report).nextRunAt = next ? next.getTime() : null;
     }
   }
 
   /** The configured property, when it is still configured with this report; else null. */
   private current(propertyId: string, report: string): PropertyConfig | null {
-    const p = this.byId.get(propertyId);
-    return p && p.reports.includes(report) && this.config.reports[report] ? p : null;
+    const property = this.byId.get(propertyId);
+    return property && property.reports.includes(report) && this.config.reports[report] ? property : null;
   }
 
   private currentKey(key: string): PropertyConfig | null {
@@ -217,7 +217,7 @@ export class Scheduler {
       const queued = this.queue.find((q) => !q.range && q.property.id === property.id && q.report === report);
       if (queued) return new Promise((resolve) => {
         const prev = queued.resolve;
-        queued.resolve = (r) => { prev(r); resolve(r); };
+        queued.resolve = (result) => { prev(result); resolve(result); };
       });
     }
     return new Promise((resolve) => {
@@ -228,13 +228,13 @@ export class Scheduler {
 
   private pump(): void {
     while (this.accepting && this.running.size < jobSlots(this.config.concurrency) && this.queue.length > 0) {
-      const idx = this.queue.findIndex((q) => !this.running.has(`${q.property.id}\0${q.report}`));
-      if (idx < 0) return;
-      const item = this.queue.splice(idx, 1)[0]!;
+      const next = this.queue.findIndex((q) => !this.running.has(`${q.property.id}\0${q.report}`));
+      if (next < 0) return;
+      const item = this.queue.splice(next, 1)[0]!;
       const key = jobKey(item.property.id, item.report);
       const abort = new AbortController();
       this.jobAborts.set(key, abort);
-      const p = this.execute(item, abort.signal).then((result) => {
+      const outcome = this.execute(item, abort.signal).then((result) => {
         this.running.delete(key);
         this.jobAborts.delete(key);
         if (result.deferUntil !== undefined && !item.range && this.deps.continueBacklog === true) {
@@ -264,8 +264,8 @@ export class Scheduler {
         this.pump();
         return result;
       });
-      this.running.set(key, p);
-      p.then(item.resolve, (err) => item.resolve({ ok: false, rows: 0, dates: 0, error: String(err) }));
+      this.running.set(key, outcome);
+      outcome.then(item.resolve, (err) => item.resolve({ ok: false, rows: 0, dates: 0, error: String(err) }));
     }
   }
 
@@ -279,12 +279,12 @@ export class Scheduler {
     this.deps.logger.info({ event: 'job_deferred', property: property.id, report, until: new Date(this.now() + delay).toISOString() }, 'job deferred');
     const earlier = this.timers.get(key);
     if (earlier) clearTimeout(earlier);
-    const t = setTimeout(() => {
+    const timer = setTimeout(() => {
       this.timers.delete(key);
       void this.enqueue(property, report);
     }, delay);
-    t.unref();
-    this.timers.set(key, t);
+    timer.unref();
+    this.timers.set(key, timer);
   }
 
   private async execute(item: QueueItem, jobSignal: AbortSignal): Promise<WatchedResult> {

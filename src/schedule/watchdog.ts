@@ -19,7 +19,7 @@ import { AbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { clampTimerMs } from '../net/deadline.js';
-import type { StatusBoard } from '../status.js';
+import type { JobBoard } from './jobBoard.js';
 import type { JobResult } from './runner.js';
 
 /** A job's result as the scheduler sees it: `stuck` when the watchdog ended it at its deadline. */
@@ -31,7 +31,7 @@ export const ABORT_REASONS: readonly AbortReason[] = ['deadline', 'shutdown', 'r
 
 export interface WatchdogOptions {
   logger: Logger;
-  status: StatusBoard;
+  board: JobBoard;
   /** where the gauges and the counters go; none in tools that export no metrics */
   metrics?: Metrics | undefined;
   /** fetch.jobDeadlineSeconds */
@@ -40,7 +40,7 @@ export interface WatchdogOptions {
   abandonAfterMs?: number | undefined;
   /** monotonic milliseconds (durations only); default performance.now */
   clock?: () => number;
-  /** wall-clock milliseconds for the status board; default Date.now */
+  /** wall-clock milliseconds for the job board; default Date.now */
   wallClock?: () => number;
 }
 
@@ -90,7 +90,7 @@ export class Watchdog {
   /** Seconds the oldest job still running has run (abandoned ones included); 0 when none runs. */
   oldestAgeSeconds(): number {
     let oldest: number | null = null;
-    for (const j of this.jobs) if (oldest === null || j.startedAt < oldest) oldest = j.startedAt;
+    for (const watched of this.jobs) if (oldest === null || watched.startedAt < oldest) oldest = watched.startedAt;
     return oldest === null ? 0 : Math.max(0, (this.clock() - oldest) / 1000);
   }
 
@@ -104,7 +104,7 @@ export class Watchdog {
    * `shutdown` aborts. Resolves with the job's result, or, once the job was aborted and has not
    * ended within abandonAfterMs, with a failure (the job goes on unwatched by the caller).
    *
-   * @param job      names the job in logs, metrics and the status board
+   * @param job      names the job in logs, metrics and the job board
    * @param shutdown the scheduler's signal: its abort aborts this job too (not counted as a failure)
    * @param work     the job; it must end soon after its signal aborts
    * @param removed  aborts when a reload removed the job's property or report (not a failure either)
@@ -117,7 +117,7 @@ export class Watchdog {
     work: (signal: AbortSignal) => Promise<JobResult>,
     removed?: AbortSignal,
   ): Promise<WatchedResult> {
-    const w: Watched = { ...job, startedAt: this.clock(), controller: new AbortController(), abortedFor: null };
+    const watched: Watched = { ...job, startedAt: this.clock(), controller: new AbortController(), abortedFor: null };
     const deadlineMs = this.deadlineMs;
     const log = this.opts.logger.child({ property: job.property, report: job.report });
     let abandonTimer: NodeJS.Timeout | undefined;
@@ -125,14 +125,14 @@ export class Watchdog {
     const abandoned = new Promise<null>((resolve) => (letGo = () => resolve(null)));
 
     const abort = (reason: AbortReason) => {
-      if (w.abortedFor) return;
-      w.abortedFor = reason;
+      if (watched.abortedFor) return;
+      watched.abortedFor = reason;
       this.opts.metrics?.jobsAborted.inc({ reason });
       const why = { deadline: 'aborted: the job ran past its deadline', shutdown: 'aborted by shutdown', reload: 'aborted: removed by a configuration reload' };
-      w.controller.abort(new AbortedError(why[reason]));
+      watched.controller.abort(new AbortedError(why[reason]));
       abandonTimer = setTimeout(() => {
         log.error(
-          { event: 'job_abandoned', reason, durationMs: Math.round(this.clock() - w.startedAt), waitedMs: this.abandonAfterMs },
+          { event: 'job_abandoned', reason, durationMs: Math.round(this.clock() - watched.startedAt), waitedMs: this.abandonAfterMs },
           'the job did not end after its abort; its slot is freed, its database connection stays with it until it ends',
         );
         letGo();
@@ -142,34 +142,34 @@ export class Watchdog {
     const onRemoved = () => abort('reload');
     const deadlineTimer = setTimeout(() => {
       log.error(
-        { event: 'job_stuck', durationMs: Math.round(this.clock() - w.startedAt), deadlineSeconds: deadlineMs / 1000 },
+        { event: 'job_stuck', durationMs: Math.round(this.clock() - watched.startedAt), deadlineSeconds: deadlineMs / 1000 },
         'job ran past its deadline; aborting it',
       );
       abort('deadline');
     }, clampTimerMs(deadlineMs));
 
-    this.jobs.add(w);
+    this.jobs.add(watched);
     if (shutdown.aborted) onShutdown();
     else shutdown.addEventListener('abort', onShutdown, { once: true });
     if (removed?.aborted) onRemoved();
     else removed?.addEventListener('abort', onRemoved, { once: true });
     const settled = Promise.resolve()
-      .then(() => work(w.controller.signal))
+      .then(() => work(watched.controller.signal))
       .finally(() => {
         clearTimeout(deadlineTimer);
         clearTimeout(abandonTimer);
         shutdown.removeEventListener('abort', onShutdown);
         removed?.removeEventListener('abort', onRemoved);
-        this.jobs.delete(w);
+        this.jobs.delete(watched);
       });
     const result = await Promise.race([settled, abandoned]);
     if (result?.ok) return result;
-    if (w.abortedFor === 'deadline') {
+    if (watched.abortedFor === 'deadline') {
       const error = `ran past fetch.jobDeadlineSeconds (${deadlineMs / 1000} s) and was aborted${result ? '' : '; it did not end when aborted'}`;
       this.opts.metrics?.fetchRuns.inc({ property: job.property, report: job.report, outcome: 'failure' });
-      this.opts.status.recordFailure(job.property, job.report, error, this.wallClock());
+      this.opts.board.recordFailure(job.property, job.report, error, this.wallClock());
       return { ok: false, rows: 0, dates: 0, error, stuck: true };
     }
-    return result ?? { ok: false, rows: 0, dates: 0, error: `${w.abortedFor === 'reload' ? 'removed by a configuration reload' : 'aborted by shutdown'}; it did not end when aborted` };
+    return result ?? { ok: false, rows: 0, dates: 0, error: `${watched.abortedFor === 'reload' ? 'removed by a configuration reload' : 'aborted by shutdown'}; it did not end when aborted` };
   }
 }

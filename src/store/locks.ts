@@ -25,6 +25,14 @@ export async function unlock(client: PoolClient, key: string): Promise<boolean> 
   return rows[0]?.ok === true;
 }
 
+/**
+ * Takes the transaction-scoped advisory lock `key`, waiting for it (within the transaction's
+ * lock_timeout); it is released by COMMIT or ROLLBACK, so there is no unlock to forget.
+ */
+export async function lockUntilTransactionEnds(client: PoolClient, key: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1)', [key]);
+}
+
 export interface AdvisoryLockOptions {
   /** while another session holds the lock, try again this often (ms); default 1,000 */
   pollMs?: number;

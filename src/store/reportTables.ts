@@ -13,6 +13,7 @@ import type { ReportDefinition } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { metricColumnType } from '../ga4/metricTypes.js';
 import { columnName, ident, qualified } from './identifiers.js';
+import { lockUntilTransactionEnds } from './locks.js';
 import { DDL_TIMEOUTS, migrateLockKey } from './migrations.js';
 import { connect, type Pool, type PoolClient } from './pool.js';
 import { withTransaction } from './transaction.js';
@@ -91,7 +92,7 @@ export async function ensureReportTable(client: PoolClient, schema: string, def:
     client,
     async () => {
       // the transaction-scoped form of the schema's migration lock: two daemons never race on DDL
-      await client.query('SELECT pg_advisory_xact_lock($1)', [migrateLockKey(schema)]);
+      await lockUntilTransactionEnds(client, migrateLockKey(schema));
       const columns = await ddl(client, schema, def, totalsKind);
       await client.query(
         `INSERT INTO ${qualified(schema, 'report_definitions')} (report, dimensions, metrics, updated_at) VALUES ($1, $2, $3, now())

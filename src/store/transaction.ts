@@ -3,7 +3,7 @@
  * here are `SET LOCAL`, so they end with the transaction and the connection goes back to the pool
  * with its session settings (pool.ts) untouched.
  */
-import type { PoolClient } from './pool.js';
+import type pg from 'pg';
 
 export interface TransactionOptions {
   /** `SET LOCAL lock_timeout`, milliseconds: how long one statement may wait for a table or row lock */
@@ -19,7 +19,7 @@ export interface TransactionOptions {
  * @throws whatever `fn` or COMMIT throws, after a ROLLBACK (whose own failure is left to the
  *   connection's next statement, e.g. the advisory unlock, which then discards the connection)
  */
-export async function withTransaction<T>(client: PoolClient, fn: (client: PoolClient) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+export async function withTransaction<C extends pg.ClientBase, T>(client: C, fn: (client: C) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
   const begin = ['BEGIN'];
   if (opts.lockTimeoutMs !== undefined) begin.push(`SET LOCAL lock_timeout = ${Math.max(0, Math.round(opts.lockTimeoutMs))}`);
   if (opts.statementTimeoutMs !== undefined) begin.push(`SET LOCAL statement_timeout = ${Math.max(0, Math.round(opts.statementTimeoutMs))}`);
