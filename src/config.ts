@@ -26,13 +26,15 @@ export interface PropertyConfig {
   id: string;
   reports: string[];
   schedule: string;
-  /** Absolute path of the service-account key file for this property. */
+  /** Absolute path of the credentials file for this property; '' for Application Default Credentials. */
   credentials: string;
+  /** Service account whose tokens are minted with those credentials; '' for none. */
+  impersonate: string;
 }
 
 export interface Config {
   database: { url: string; schema: string };
-  google: { credentials: string; tokenUrl: string; apiRootUrl: string };
+  google: { credentials: string; impersonate: string; iamCredentialsRootUrl: string; tokenUrl: string; apiRootUrl: string };
   schedule: string;
   concurrency: number;
   /** webConfigFile: absolute path of the TLS and basic-auth file (http/webConfig.ts), '' or absent for none */
@@ -54,6 +56,14 @@ export interface Config {
 
 export const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const DEFAULT_API_ROOT_URL = 'https://analyticsdata.googleapis.com/';
+export const DEFAULT_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
+
+/** A service account's email, as IAM Credentials takes it (user accounts cannot be impersonated). */
+function serviceAccountEmailProblem(value: string): string | null {
+  if (!/^[^@\s]+@[^@\s]+$/.test(value)) return `must be a service account email (NAME@PROJECT.iam.gserviceaccount.com), got ${JSON.stringify(value)}`;
+  if (!/\.gserviceaccount\.com$/i.test(value)) return `must be a service account email (NAME@PROJECT.iam.gserviceaccount.com): only service accounts can be impersonated, got ${JSON.stringify(value)}`;
+  return null;
+}
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DAYS_AGO_RE = /^(\d+)daysAgo$/;
@@ -94,9 +104,18 @@ convict.addFormat({
 });
 
 convict.addFormat({
+  name: 'service-account-email',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a service account email');
+    const problem = value === '' ? null : serviceAccountEmailProblem(value);
+    if (problem) throw new Error(problem);
+  },
+});
+
+convict.addFormat({
   name: 'property-list',
   validate(value: unknown) {
-    if (!Array.isArray(value)) throw new Error('must be a list of { id, reports?, schedule?, credentials? }');
+    if (!Array.isArray(value)) throw new Error('must be a list of { id, reports?, schedule?, credentials?, impersonate? }');
   },
   coerce(value: unknown) {
     // From the environment: "123,456" is a list of property ids with default settings.
@@ -119,13 +138,25 @@ const schema = {
   },
   google: {
     credentials: {
-      doc: 'Service-account JSON key file; a bare file name is also looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=).',
+      doc: "A Google credentials JSON file of any kind Google's client libraries accept: service_account (a key), external_account (Workload Identity Federation), impersonated_service_account, authorized_user; a bare file name is also looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=). Unset: Application Default Credentials (gcloud's file, then the metadata server of GCE/GKE/Cloud Run, at GCE_METADATA_HOST when set).",
       format: String,
       default: '',
       env: 'GOOGLE_APPLICATION_CREDENTIALS',
     },
+    impersonate: {
+      doc: 'A service account email: tokens are minted for it (IAM Credentials generateAccessToken) with the credentials above, which need the Token Creator role (roles/iam.serviceAccountTokenCreator) on it.',
+      format: 'service-account-email',
+      default: '',
+      env: 'GA_COLLECTOR_IMPERSONATE',
+    },
+    iamCredentialsRootUrl: {
+      doc: "Root of the IAM Credentials API (impersonation); a credentials file's own service_account_impersonation_url wins.",
+      format: 'url',
+      default: DEFAULT_IAM_CREDENTIALS_ROOT_URL,
+      env: 'GA_COLLECTOR_IAM_CREDENTIALS_ROOT_URL',
+    },
     tokenUrl: {
-      doc: "Where the signed JWT is exchanged for an access token; default: the key file's token_uri, else https://oauth2.googleapis.com/token.",
+      doc: "Where a key's signed JWT is exchanged for an access token (key files only; other credentials files name their own endpoints); default: the key file's token_uri, else https://oauth2.googleapis.com/token.",
       format: 'url',
       default: '',
       env: 'GA_COLLECTOR_TOKEN_URL',
@@ -201,7 +232,7 @@ const schema = {
     },
   },
   properties: {
-    doc: 'List of { id, reports?, schedule?, credentials? }; from the environment, a comma-separated list of ids.',
+    doc: 'List of { id, reports?, schedule?, credentials?, impersonate? }; credentials and impersonate (as the google. keys) give a property another principal; from the environment, a comma-separated list of ids.',
     format: 'property-list',
     default: [] as unknown[],
     env: 'GA_COLLECTOR_PROPERTIES',
@@ -292,7 +323,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   const reports = normaliseReports(reportsInput);
   const baseDir = file ? path.dirname(path.resolve(file)) : process.cwd();
-  const properties = normaliseProperties(c.properties, reports, c.schedule, c.google.credentials, baseDir, env, opts.requireCredentials !== false);
+  const properties = normaliseProperties(c.properties, reports, c.schedule, c.google, baseDir, env, opts.requireCredentials !== false);
   return {
     database: c.database,
     google: {
@@ -360,7 +391,7 @@ function normaliseProperties(
   input: unknown[],
   reports: Record<string, ReportDefinition>,
   defaultSchedule: string,
-  defaultCredentials: string,
+  google: { credentials: string; impersonate: string },
   baseDir: string,
   env: NodeJS.ProcessEnv,
   requireCredentials: boolean,
@@ -370,12 +401,12 @@ function normaliseProperties(
     const key = `properties[${i}]`;
     const p = typeof item === 'string' || typeof item === 'number' ? { id: String(item) } : item;
     if (typeof p !== 'object' || p === null || Array.isArray(p)) {
-      throw new UsageError(`config: ${key}: must be { id, reports?, schedule?, credentials? }`);
+      throw new UsageError(`config: ${key}: must be { id, reports?, schedule?, credentials?, impersonate? }`);
     }
     const o = p as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (!['id', 'reports', 'schedule', 'credentials'].includes(k)) {
-        throw new UsageError(`config: ${key}.${k}: unknown key (allowed: id, reports, schedule, credentials)`);
+      if (!['id', 'reports', 'schedule', 'credentials', 'impersonate'].includes(k)) {
+        throw new UsageError(`config: ${key}.${k}: unknown key (allowed: id, reports, schedule, credentials, impersonate)`);
       }
     }
     const id = typeof o['id'] === 'number' ? String(o['id']) : o['id'];
@@ -394,18 +425,23 @@ function normaliseProperties(
     if (!isValidSchedule(schedule)) {
       throw new UsageError(`config: ${key}.schedule: must be a cron expression like "0 4 * * *", got ${JSON.stringify(o['schedule'])}`);
     }
+    // no credentials anywhere: Application Default Credentials ('')
     let credentials = '';
     if (o['credentials'] !== undefined) {
-      if (typeof o['credentials'] !== 'string' || !o['credentials']) throw new UsageError(`config: ${key}.credentials: must be a key file path`);
+      if (typeof o['credentials'] !== 'string' || !o['credentials']) throw new UsageError(`config: ${key}.credentials: must be a credentials file path`);
       credentials = resolveCredentials(o['credentials'], `${key}.credentials`, baseDir, env, requireCredentials);
-    } else if (defaultCredentials) {
-      credentials = resolveCredentials(defaultCredentials, 'google.credentials', baseDir, env, requireCredentials);
-    } else if (requireCredentials) {
-      throw new UsageError(
-        `config: google.credentials: property ${id} has no service-account key (set google.credentials, GOOGLE_APPLICATION_CREDENTIALS or ${key}.credentials)`,
-      );
+    } else if (google.credentials) {
+      credentials = resolveCredentials(google.credentials, 'google.credentials', baseDir, env, requireCredentials);
     }
-    return { id, reports: reportNames, schedule, credentials };
+    // A property naming credentials of its own is another principal: google.impersonate is not put on top of them.
+    let impersonate = o['credentials'] !== undefined ? '' : google.impersonate;
+    if (o['impersonate'] !== undefined) {
+      if (typeof o['impersonate'] !== 'string') throw new UsageError(`config: ${key}.impersonate: must be a service account email`);
+      const problem = o['impersonate'] === '' ? null : serviceAccountEmailProblem(o['impersonate']);
+      if (problem) throw new UsageError(`config: ${key}.impersonate: ${problem}`);
+      impersonate = o['impersonate'];
+    }
+    return { id, reports: reportNames, schedule, credentials, impersonate };
   });
 }
 

@@ -62,6 +62,7 @@ export class Daemon implements StatusSource {
     // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
     this.tokens = new TokenManager({
       tokenUrl: config.google.tokenUrl,
+      iamCredentialsRootUrl: config.google.iamCredentialsRootUrl,
       logger,
       metrics: this.metrics,
       exchangeTimeoutMs: exchangeDeadlineMs(config.fetch.timeoutSeconds),
@@ -69,8 +70,8 @@ export class Daemon implements StatusSource {
       credentialsDirectory: process.env['CREDENTIALS_DIRECTORY'],
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
-    // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
-    for (const p of config.properties) this.tokens.forKeyFile(p.credentials);
+    // Build every token source now, so a bad credentials file fails at start-up, not at 4 a.m.
+    for (const p of config.properties) this.tokens.forPrincipal(p);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -144,7 +145,8 @@ export class Daemon implements StatusSource {
         metrics.valuesSanitized.inc(labels, 0);
       }
     }
-    for (const s of this.tokens.sources()) {
+    // a principal named only by its first exchange (metadata server) seeds its series then (auth/tokenManager.ts)
+    for (const s of this.tokens.sources().filter((t) => t.accountKnown)) {
       metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
       metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
     }
@@ -169,12 +171,13 @@ export class Daemon implements StatusSource {
       ['http.port', prev.http.port, next.http.port],
       ['http.webConfigFile', prev.http.webConfigFile ?? '', next.http.webConfigFile ?? ''],
       ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
+      ['google.iamCredentialsRootUrl', prev.google.iamCredentialsRootUrl, next.google.iamCredentialsRootUrl],
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
     ];
     const changed = fixed.filter(([, a, b]) => a !== b).map(([k]) => k);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
-    for (const p of next.properties) this.tokens.forKeyFile(p.credentials);
+    for (const p of next.properties) this.tokens.forPrincipal(p);
     for (const s of this.tokens.sources()) if (!s.status().valid && !s.status().failingSince) await s.start();
     this.config = next;
     await this.seedMetrics();

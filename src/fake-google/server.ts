@@ -15,6 +15,9 @@ import { runReport } from './report-endpoint.js';
 import { transcodeRunReport, validateRunReport } from './report-request.js';
 import { createState, type FakeState } from './state.js';
 import { handleToken } from './token-endpoint.js';
+import { FakeIdentity } from './identity.js';
+import { handleKeyless, isKeylessKind, keylessRoute } from './keyless-routes.js';
+import { handleRefreshGrant, isRefreshGrant } from './refresh-grant.js';
 import type {
   AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
 } from './types.js';
@@ -22,6 +25,8 @@ import type {
 interface Route {
   kind: EventKind;
   property?: string;
+  /** generateAccessToken's service account */
+  target?: string;
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
@@ -32,7 +37,7 @@ function route(method: string, path: string): Route | undefined {
   if (report) return method === 'POST' ? { kind: 'runReport', property: report[1] } : undefined;
   const metadata = /^\/v1beta\/properties\/([^/:]+)\/metadata$/.exec(path);
   if (metadata) return method === 'GET' ? { kind: 'metadata', property: metadata[1] } : undefined;
-  return undefined;
+  return keylessRoute(method, path);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -67,6 +72,8 @@ export class FakeGoogle {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly held = new Set<ServerResponse>();
   private readonly assertions: string[] = [];
+  /** identities without a key: metadata server, people, federation, impersonation grants (identity.ts) */
+  readonly identity: FakeIdentity;
 
   constructor(opts: FakeGoogleOptions = {}) {
     this.state = createState({
@@ -77,6 +84,7 @@ export class FakeGoogle {
       calendarNow: opts.calendarNow ?? opts.now ?? Date.now,
     });
     this.faults = new FaultPlan(opts.faultSeed ?? 1);
+    this.identity = new FakeIdentity(this.state);
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
   }
@@ -356,7 +364,16 @@ export class FakeGoogle {
       const assertion = new URLSearchParams(body).get('assertion');
       if (assertion) this.assertions.push(assertion);
       if (!(await hold())) return;
-      const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
+      const params = new URLSearchParams(body);
+      const outcome = isRefreshGrant(params) ? handleRefreshGrant(this.identity, this.state, params) : handleToken(this.state, body, req.headers['content-type'] ?? '');
+      if (outcome.account !== undefined) event.account = outcome.account;
+      this.deliver(res, outcome.reply, event, fault);
+      return;
+    }
+
+    if (isKeylessKind(r.kind)) {
+      if (!(await hold())) return;
+      const outcome = handleKeyless(this.identity, this.state, { kind: r.kind, ...(r.target ? { target: r.target } : {}) }, req, url, path, body);
       if (outcome.account !== undefined) event.account = outcome.account;
       this.deliver(res, outcome.reply, event, fault);
       return;

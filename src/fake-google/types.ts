@@ -21,7 +21,8 @@ export interface FakeGoogleOptions {
   faultSeed?: number;
 }
 
-export type EventKind = 'token' | 'runReport' | 'metadata';
+/** `metadata` is the Data API's getMetadata; `gceMetadata` the metadata server of Compute Engine (identity.ts). */
+export type EventKind = 'token' | 'runReport' | 'metadata' | 'gceMetadata' | 'sts' | 'generateAccessToken' | 'azureIdentity' | 'awsMetadata';
 
 export interface FakeEvent {
   kind: EventKind;
@@ -45,7 +46,7 @@ export interface FakeEvent {
   fault?: string;
 }
 
-export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'any';
+export type FaultEndpoint = EventKind | 'any';
 /**
  * - `status`: an error status with Google's error body; `delay`: wait, then answer normally;
  * - `reset`: drop the connection; `hang`: accept the request and never answer;
