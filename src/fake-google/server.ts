@@ -385,6 +385,7 @@ export class FakeGoogle {
     if (!auth.ok) return this.write(res, auth.reply, event);
     event.account = auth.value.account.clientEmail;
     event.tokenIssuedAt = auth.value.token.issuedAt;
+    event.scopes = auth.value.token.scopes;
 
     if (r.kind === 'metadata') {
       const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');

@@ -12,7 +12,7 @@ import { jsonReply, type Reply } from './http-util.js';
 import type { FakeIdentity } from './identity.js';
 
 export function handleAzureIdentity(identity: FakeIdentity, query: URLSearchParams, metadataHeader: string | undefined): Reply {
-  if (metadataHeader !== 'true') return jsonReply(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
+  if (metadataHeader?.toLowerCase() !== 'true') return jsonReply(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
   const who = identity.azureIdentity;
   if (!who) return jsonReply(400, { error: 'invalid_request', error_description: 'Identity not found' });
   const resource = query.get('resource') ?? '';

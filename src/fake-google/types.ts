@@ -35,6 +35,8 @@ export interface FakeEvent {
   property?: string;
   /** For API calls: when the bearer token used was issued. */
   tokenIssuedAt?: number;
+  /** For API calls: the scopes of the bearer token used. */
+  scopes?: string[];
   /** Rows in this page of a runReport response. */
   rows?: number;
   offset?: number;
