@@ -53,6 +53,8 @@ export interface Credential {
   kind: CredentialKind;
   /** the principal: an email, or a federated pool's provider; '' until an exchange tells it (the metadata server's) */
   account: string;
+  /** `account` names one principal (an email); a pool's provider stands for all its workloads */
+  unique: boolean;
   /** the credentials file ('' for the metadata server) */
   file: string;
   /** a key's id, '' for other kinds */
@@ -73,6 +75,7 @@ export interface Credential {
 interface Link {
   kind: CredentialKind;
   account: string;
+  unique: boolean;
   file: string;
   keyId: string;
   origin: string;
@@ -126,6 +129,7 @@ function defaultLink(ctx: CredentialContext): Link {
   return {
     kind: 'attached',
     account: '',
+    unique: true,
     file: '',
     keyId: '',
     origin: `the service account attached to this machine, pod or service; token from the metadata server ${server.base}`,
@@ -153,6 +157,7 @@ function linkOf(f: CredentialsFile, ctx: CredentialContext, via: string): Link {
       return {
         kind: 'key',
         account: key.clientEmail,
+        unique: true,
         file: f.file,
         keyId: key.privateKeyId,
         origin: `key ${key.privateKeyId || '(no key id)'} from ${f.file}${via}; token from ${redactUrl(tokenUrl)}`,
@@ -168,6 +173,7 @@ function linkOf(f: CredentialsFile, ctx: CredentialContext, via: string): Link {
         kind: 'federated',
         // Google Analytics grants access to emails: without impersonation the principal is the pool's provider
         account: f.impersonatedEmail || f.audience,
+        unique: Boolean(f.impersonatedEmail),
         file: f.file,
         keyId: '',
         origin: `Workload Identity Federation from ${f.file}${via}: subject token from ${f.subjectSource}, exchanged at STS ${redactUrl(f.tokenUrl)} for ${f.audience}${then}`,
@@ -182,6 +188,7 @@ function linkOf(f: CredentialsFile, ctx: CredentialContext, via: string): Link {
       return {
         kind: 'user',
         account: f.account,
+        unique: true,
         file: f.file,
         keyId: '',
         origin: `a person's credentials from ${f.file}${via}; token from ${redactUrl(f.tokenUri)}`,
@@ -205,6 +212,7 @@ function impersonationLink(base: Link, target: string, endpoint: string, delegat
   return {
     kind: 'impersonated',
     account: target,
+    unique: true,
     file: base.file,
     keyId: base.keyId,
     origin: `${base.origin}; then impersonating ${target} at ${redactUrl(endpoint)} (${by})`,

@@ -124,7 +124,8 @@ function classify(err: StepError, f: ExternalAccountFile): Error {
     if (failure.status !== undefined) {
       return new RetryableError(`${from}: ${where} could not be fetched: HTTP ${failure.status}`, `subject_http_${failure.status}`);
     }
-    if (failure.code && !/^ERR_|^\d/.test(failure.code)) return networkFailure(`${from}: fetching ${where}`, original);
+    // a request (URL, AWS metadata) that got no answer; gaxios errors carry their request
+    if (failure.url !== undefined) return networkFailure(`${from}: fetching ${where}`, original);
     // a file not there yet (Kubernetes writes projected tokens), an executable that failed: it may recover
     return new RetryableError(`${from}: ${where} could not be read: ${sanitize(failure.message)}`, 'subject_token_unavailable');
   }

@@ -116,6 +116,11 @@ export class TokenSource {
     return this.credential.account || this.learnedAccount || (this.credential.kind === 'attached' ? 'metadata:default' : `user:${this.credential.file}`);
   }
 
+  /** Whether `account` names one principal (an email), not a federated pool's provider. */
+  get accountUnique(): boolean {
+    return this.credential.unique;
+  }
+
   /** Whether `account` is the principal's final name (not a stand-in until the first exchange). */
   get accountKnown(): boolean {
     return Boolean(this.credential.account || this.learnedAccount);
@@ -392,13 +397,15 @@ export class TokenManager {
     const known = this.bySpec.get(id);
     if (known) return known;
     const source = new TokenSource({ ...this.opts, spec, warned: this.warned });
-    const same = source.accountKnown ? this.byAccount.get(source.account) : undefined;
+    // only a label that names one principal is shared: a pool's provider stands for many workloads
+    const shared = source.accountKnown && source.accountUnique;
+    const same = shared ? this.byAccount.get(source.account) : undefined;
     if (same) {
       this.bySpec.set(id, same);
       return same;
     }
     this.bySpec.set(id, source);
-    if (source.accountKnown) this.byAccount.set(source.account, source);
+    if (shared) this.byAccount.set(source.account, source);
     this.all.add(source);
     return source;
   }
