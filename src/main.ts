@@ -181,7 +181,7 @@ async function backfillRange(daemon: Daemon, property: PropertyConfig, args: Cli
   try {
     finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forPrincipal(property));
   } catch (err) {
-    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`);
+    throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`, { cause: err });
   }
   const today = addDays(finished.lastDate, 1);
   const from = resolveDateSpec(parseDateSpec(args.from!)!, today);

@@ -188,6 +188,8 @@ function decode(bytes: Buffer): string | null {
   else text = bytes.toString('utf8');
   // a byte-order mark that survived a second conversion, as U+FEFF at the start
   text = text.replace(/^\uFEFF/, '');
+  // control characters other than tab and line breaks: binary content
+  // eslint-disable-next-line no-control-regex
   if (text.includes('\uFFFD') || /[\u0000-\u0008\u000e-\u001f]/.test(text)) return null;
   return text;
 }
