@@ -56,7 +56,7 @@ export interface Config {
 
 export const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const DEFAULT_API_ROOT_URL = 'https://analyticsdata.googleapis.com/';
-export const DEFAULT_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
+const DEFAULT_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
 
 /** A service account's email, as IAM Credentials takes it (user accounts cannot be impersonated). */
 function serviceAccountEmailProblem(value: string): string | null {

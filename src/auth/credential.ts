@@ -88,7 +88,7 @@ interface Link {
 }
 
 /** Default IAM Credentials root. */
-export const DEFAULT_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
+const DEFAULT_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
 
 /**
  * Builds the chain for a spec. Throws UsageError for a malformed credentials file.
@@ -109,7 +109,7 @@ export function buildCredential(spec: PrincipalSpec, ctx: CredentialContext): Cr
 }
 
 /** gcloud's Application Default Credentials file for this environment. */
-export function gcloudAdcFile(env: NodeJS.ProcessEnv): string {
+function gcloudAdcFile(env: NodeJS.ProcessEnv): string {
   const dir = env['CLOUDSDK_CONFIG']
     ? env['CLOUDSDK_CONFIG']
     : process.platform === 'win32' && env['APPDATA']

@@ -23,9 +23,9 @@ import { loosePermissionsNote, type KeyFileNote } from './keyFileNotes.js';
 import { readCredentialsJson, serviceAccountKeyFromJson, type ReadKeyOptions, type ServiceAccountKey } from './serviceAccountKey.js';
 
 /** Google's token endpoint, for files that name none. */
-export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** Google's Security Token Service, for external_account files without token_url. */
-export const GOOGLE_STS_URL = 'https://sts.googleapis.com/v1/token';
+const GOOGLE_STS_URL = 'https://sts.googleapis.com/v1/token';
 
 interface FileBase {
   file: string;

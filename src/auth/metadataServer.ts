@@ -65,7 +65,7 @@ function onGoogleCloud(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** What to say when there are no credentials anywhere: `lookedAt` lists the places tried, `why` the server's silence. */
-export function noCredentialsError(lookedAt: string[], why: string): PermanentError {
+function noCredentialsError(lookedAt: string[], why: string): PermanentError {
   return new PermanentError(
     `no Google credentials found: set google.credentials (a key file, a Workload Identity Federation file from gcloud iam workload-identity-pools create-cred-config, ...), or run on Google Cloud with an attached service account, or run \`gcloud auth application-default login\` (for a trial on a laptop; add google.impersonate). Looked at: ${[...lookedAt, why].join('; ')}`,
     'no_credentials',

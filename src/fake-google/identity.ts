@@ -13,10 +13,9 @@
 import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Account, FakeState } from './state.js';
 
-export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
 /** What gcloud auth application-default login consents to by default. */
-export const GCLOUD_DEFAULT_SCOPES = ['openid', 'https://www.googleapis.com/auth/userinfo.email', CLOUD_PLATFORM, 'https://www.googleapis.com/auth/sqlservice.login'];
-export const TOKEN_CREATOR = 'roles/iam.serviceAccountTokenCreator';
+const GCLOUD_DEFAULT_SCOPES = ['openid', 'https://www.googleapis.com/auth/userinfo.email', CLOUD_PLATFORM, 'https://www.googleapis.com/auth/sqlservice.login'];
 
 export interface FakeUser {
   email: string;
