@@ -227,7 +227,9 @@ async function checkProperty(
   } catch (err) {
     const message = describe(err);
     const fix =
-      err instanceof PermanentError && /no access/.test(message) && !tokens.account.includes('@')
+      err instanceof PermanentError && err.code === 'scope_insufficient'
+        ? `set google.impersonate (or properties[].impersonate) to a service account, and grant ${tokens.account} the role roles/iam.serviceAccountTokenCreator on it; that account then needs Viewer access to property ${p.id}`
+        : err instanceof PermanentError && /no access/.test(message) && !tokens.account.includes('@')
         ? `Google Analytics grants access to email addresses only, and ${tokens.account} is a federated identity without one: let it impersonate a service account (service_account_impersonation_url in its file, or google.impersonate) and add that account as a Viewer of property ${p.id}`
         : err instanceof PermanentError && /no access/.test(message)
         ? `in Google Analytics: Admin > Property access management > + > Add users: ${tokens.account}, role Viewer; and check that ${p.id} is the numeric property id (Admin > Property details), not a G- measurement id`

@@ -168,6 +168,9 @@ describe('from the command line', () => {
   before(async () => {
     w = await keylessWorld({ firstProperty: 840_001 });
     db = await testDb('keyless_cli');
+    // check then only reports on credentials and properties
+    const m = await runCli(['migrate', '--config', config([])], { env: w.env });
+    assert.equal(m.code, 0, m.stderr);
   });
   after(async () => {
     await w?.stop();
@@ -211,6 +214,21 @@ describe('from the command line', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`^ok\\s+user alice@example\\.com\\s+a person's credentials from ${esc(gcloud)}/application_default_credentials\\.json \\(gcloud's Application Default Credentials\\)`, 'm'));
     assert.equal(asked(), before, 'the metadata server was not asked');
+  });
+
+  it("on Compute Engine or GKE (the VM's access scopes, whatever is asked): check says the token lacks the scope and to impersonate, which then works", async () => {
+    w.fake.identity.attachServiceAccount('vm-runner@keyless-project.iam.gserviceaccount.com', { scopes: ['https://www.googleapis.com/auth/cloud-platform'], honoursRequestedScopes: false });
+    try {
+      const attached = w.principals.find((p) => p.name === 'attached')!;
+      const viaImpersonation = w.principals.find((p) => p.name === 'attached+impersonate')!;
+      const r = await runCli(['check', '--config', config([{ id: attached.property }, { id: viaImpersonation.property, impersonate: viaImpersonation.account }])], { env: w.env });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, new RegExp(`^FAIL\\s+property ${attached.property}\\s+.*the access token of vm-runner@keyless-project\\.iam\\.gserviceaccount\\.com lacks the analytics\\.readonly scope \\(PERMISSION_DENIED: Request had insufficient authentication scopes\\.\\)`, 'm'));
+      assert.match(r.stdout, /fix: set google\.impersonate \(or properties\[\]\.impersonate\) to a service account, and grant vm-runner@keyless-project\.iam\.gserviceaccount\.com the role roles\/iam\.serviceAccountTokenCreator on it/);
+      assert.match(r.stdout, new RegExp(`^ok\\s+property ${viaImpersonation.property}\\s+readable by ${esc(viaImpersonation.account)}`, 'm'));
+    } finally {
+      w.fake.identity.attachServiceAccount('vm-runner@keyless-project.iam.gserviceaccount.com');
+    }
   });
 
   it('an impersonation refused at run time: run --once exits 1 naming both principals and the role', async () => {

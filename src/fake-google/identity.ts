@@ -68,8 +68,12 @@ export interface AwsInstance extends AwsCredentials {
 
 /** The registry (see the module comment). */
 export class FakeIdentity {
-  /** the service account the metadata server answers for ('' none), and the access scopes of the "VM" */
-  attached: { email: string; scopes: string[] } | null = null;
+  /**
+   * The service account the metadata server answers for (null: none), the access scopes of the
+   * "VM", and whether `?scopes=` is honoured (Cloud Run, App Engine) or ignored (Compute Engine,
+   * GKE: the token always has the VM's access scopes).
+   */
+  attached: { email: string; scopes: string[]; honoursRequestedScopes: boolean } | null = null;
   /** metadata tokens cached per account and scopes, as the real server caches them */
   readonly metadataCache = new Map<string, { token: string; expiresAt: number }>();
   readonly users = new Map<string, FakeUser>();
@@ -94,13 +98,13 @@ export class FakeIdentity {
   }
 
   /** The metadata server answers for this service account from now on (null: none attached). */
-  attachServiceAccount(email: string | null, opts: { scopes?: string[] } = {}): void {
+  attachServiceAccount(email: string | null, opts: { scopes?: string[]; honoursRequestedScopes?: boolean } = {}): void {
     if (email === null) {
       this.attached = null;
       return;
     }
     this.addServiceAccount(email);
-    this.attached = { email, scopes: opts.scopes ?? [CLOUD_PLATFORM] };
+    this.attached = { email, scopes: opts.scopes ?? [CLOUD_PLATFORM], honoursRequestedScopes: opts.honoursRequestedScopes ?? true };
   }
 
   /**

@@ -4,7 +4,8 @@
  * `GET /computeMetadata/v1/instance/service-accounts/default/email` and `…/token[?scopes=a,b]`.
  *
  * Requests must carry `Metadata-Flavor: Google` (else 403), every answer carries it. No attached
- * service account: 404. A token is cached per scopes and handed out again, with its remaining
+ * service account: 404. `?scopes=` is honoured as on Cloud Run, or ignored as on Compute Engine and
+ * GKE (FakeIdentity.attachServiceAccount). A token is cached per scopes and handed out again, with its remaining
  * `expires_in`, while more than five minutes of it are left, as the real server does.
  */
 import type { Reply } from './http-util.js';
@@ -37,7 +38,7 @@ export function handleMetadataServer(identity: FakeIdentity, state: FakeState, p
   }
   if (m[2] === 'email') return { reply: { status: 200, headers: { 'content-type': 'application/text', ...FLAVOR }, body: attached.email }, account: attached.email };
   const asked = query.get('scopes');
-  const scopes = asked ? asked.split(',').map((s) => s.trim()).filter(Boolean) : attached.scopes;
+  const scopes = asked && attached.honoursRequestedScopes ? asked.split(',').map((s) => s.trim()).filter(Boolean) : attached.scopes;
   const key = `${attached.email}\0${scopes.join(' ')}`;
   const now = state.now();
   let cached = identity.metadataCache.get(key);
