@@ -1,15 +1,15 @@
 /**
  * `ga-collector check`: everything a first run needs, tried now, as a table: the config, each
- * credential (key parsed, token exchanged, expiry), the database (reachable, migrations current),
- * discovery when it is on (the Admin API's listing through the filters), each property (access,
- * time zone) and each of its reports (dimensions and metrics known to the property, by the Data
- * API's getMetadata). Every failing row carries the fix. A `warn` row (a key
+ * principal (its kind, who it is, where its token came from, expiry: one exchange made), the
+ * database (reachable, migrations current), discovery when it is on (the Admin API's listing
+ * through the filters), each property (access, time zone) and each of its reports (dimensions and
+ * metrics known to the property, by the Data API's getMetadata). Every failing row carries the fix. A `warn` row (a key
  * file others can read, a key whose line breaks arrived mangled) carries its fix too but does not
  * fail the check: the daemon runs with it, as it logs the same warning at start. Exit 0 when every
  * row is good or a warning, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
+import { TOKEN_CREATOR_ROLE } from './auth/impersonation.js';
 import { TokenManager, exchangeDeadlineMs, type TokenSource } from './auth/tokenManager.js';
-import { readServiceAccountKey } from './auth/serviceAccountKey.js';
 import type { Config } from './config/index.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { applyFilters, flatten } from './discovery/discovery.js';
@@ -32,7 +32,7 @@ export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
 export interface CheckRow {
   status: CheckStatus;
-  /** what was checked: "config", "key <account>", "database", "property 123", "property 123 report daily" */
+  /** what was checked: "config", "key <account>" (or federated, user, attached, impersonated), "database", "property 123", "property 123 report daily" */
   what: string;
   detail: string;
   /** for a failing or warning row: what to do */
@@ -67,6 +67,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   const credentialsDirectory = process.env['CREDENTIALS_DIRECTORY'];
   const tokens = new TokenManager({
     tokenUrl: config.google.tokenUrl,
+    iamCredentialsRootUrl: config.google.iamCredentialsRootUrl,
     logger: quiet,
     metrics,
     now,
@@ -75,60 +76,104 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   });
   const usable = new Map<string, TokenSource>();
   try {
-    const files = config.properties.map((p) => p.credentials);
-    if (config.discovery.enabled) files.push(config.google.credentials);
-    for (const file of [...new Set(files)]) {
-      rows.push(...(await checkCredential(file, tokens, usable, now, credentialsDirectory)));
-    }
+    rows.push(...(await checkCredentials(config, tokens, usable, now)));
     rows.push(await checkDatabase(config, quiet));
     if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(config.google.credentials), timeoutMs, quiet));
     const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
-    for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(p.credentials), client, quiet)));
+    for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(principalId(p)), client, quiet)));
   } finally {
     tokens.stop();
   }
   return rows;
 }
 
-/** The key's row, then a warning row for each thing odd about its file. */
-async function checkCredential(file: string, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number, credentialsDirectory: string | undefined): Promise<CheckRow[]> {
-  let account = file;
-  let source: TokenSource;
-  let warnings: CheckRow[];
-  try {
-    const key = readServiceAccountKey(file, { credentialsDirectory });
-    account = key.clientEmail;
-    warnings = key.notes.map((n) => warn(`key ${account}`, n.message, n.fix));
-    source = tokens.forKeyFile(file);
-  } catch (err) {
-    return [fail(`key ${file}`, describe(err), 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON')];
-  }
-  return [await checkToken(file, account, source, usable, now), ...warnings];
+function principalId(p: { credentials: string; impersonate: string }): string {
+  return `${p.credentials}\0${p.impersonate}`;
 }
 
-async function checkToken(file: string, account: string, source: TokenSource, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow> {
-  const what = `key ${account}`;
+/**
+ * A row per principal (however many properties share it): its kind, who it is, where its token
+ * came from and when it expires, after one exchange exactly as the daemon makes it; then a `warn`
+ * row for each thing odd about its file.
+ */
+async function checkCredentials(config: Config, tokens: TokenManager, usable: Map<string, TokenSource>, now: () => number): Promise<CheckRow[]> {
+  const rows: CheckRow[] = [];
+  const checked = new Map<TokenSource, boolean>();
+  const refused = new Set<string>();
+  for (const p of config.properties) {
+    const id = principalId(p);
+    if (refused.has(id)) continue;
+    let source: TokenSource;
+    try {
+      source = tokens.forPrincipal(p);
+    } catch (err) {
+      refused.add(id);
+      const message = describe(err);
+      const file = p.credentials || '(Application Default Credentials)';
+      rows.push(
+        /^key file /.test(message)
+          ? fail(`key ${file}`, message, 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON')
+          : fail(`credentials ${file}`, message, 'recreate the file: gcloud iam workload-identity-pools create-cred-config (federation), gcloud auth application-default login (a person, for a trial), or a JSON key'),
+      );
+      continue;
+    }
+    if (!checked.has(source)) {
+      const row = await checkToken(source, now);
+      checked.set(source, row.status === 'ok');
+      rows.push(row, ...source.notes().map((n) => warn(row.what, n.message, n.fix)));
+    }
+    if (checked.get(source)) usable.set(id, source);
+  }
+  return rows;
+}
+
+async function checkToken(source: TokenSource, now: () => number): Promise<CheckRow> {
   try {
     // one exchange, exactly as the daemon makes it
     await source.getToken();
   } catch (err) {
+    const st = source.status();
+    const what = `${st.kind} ${source.account}`;
     const message = describe(err);
+    const code = (err as { code?: unknown }).code;
     if (err instanceof PermanentError) {
-      return fail(what, `${file}: token refused: ${message}`, /deleted or rotated|signature/i.test(message)
-        ? 'this key was deleted or revoked in Google Cloud: create a new JSON key for the account and replace the file'
-        : 'check that the service account exists and is enabled (Google Cloud console > IAM & Admin > Service accounts), and google.tokenUrl');
+      if (st.kind === 'key') {
+        return fail(what, `${st.keyFile}: token refused: ${message}`, /deleted or rotated|signature/i.test(message)
+          ? 'this key was deleted or revoked in Google Cloud: create a new JSON key for the account and replace the file'
+          : 'check that the service account exists and is enabled (Google Cloud console > IAM & Admin > Service accounts), and google.tokenUrl');
+      }
+      return fail(what, `token refused: ${message}`, credentialFix(code, st.kind));
     }
     const retryable = err instanceof RetryableError;
     return fail(
       what,
-      `${file}: token endpoint ${source.tokenUrl} ${retryable ? 'unreachable or failing' : 'failed'}: ${message}`,
-      `check the network path to ${source.tokenUrl} (proxy, firewall, DNS) and google.tokenUrl / the key's token_uri; run check again`,
+      `${st.kind === 'key' ? `${st.keyFile}: ` : ''}token endpoint ${source.tokenUrl} ${retryable ? 'unreachable or failing' : 'failed'}: ${message}`,
+      `check the network path to ${source.tokenUrl} (proxy, firewall, DNS)${st.kind === 'key' ? " and google.tokenUrl / the key's token_uri" : ''}; run check again`,
     );
   }
-  usable.set(file, source);
   const st = source.status();
   const minutes = st.expiresAt ? Math.round((st.expiresAt - now()) / 60_000) : 0;
-  return ok(what, `key ${st.keyId || '(no key id)'} from ${file}; token from ${source.tokenUrl}, expires in ${minutes} min (${st.expiresAt ? new Date(st.expiresAt).toISOString() : '?'})`);
+  return ok(`${st.kind} ${source.account}`, `${st.origin}, expires in ${minutes} min (${st.expiresAt ? new Date(st.expiresAt).toISOString() : '?'})`);
+}
+
+/** The fix of a refused exchange that is not a key's; the message itself says the details. */
+function credentialFix(code: unknown, kind: string): string {
+  switch (code) {
+    case 'no_credentials':
+      return 'set google.credentials, or run on Google Cloud with an attached service account, or run `gcloud auth application-default login` (and set google.impersonate)';
+    case 'impersonation_denied':
+      return `grant the role ${TOKEN_CREATOR_ROLE} on the impersonated service account to the caller named above (the gcloud command is in the message)`;
+    case 'api_disabled':
+      return 'gcloud services enable iamcredentials.googleapis.com --project PROJECT (the project named above)';
+    case 'no_service_account':
+      return 'attach a service account to the VM, Cloud Run service or GKE workload, or set google.credentials';
+    default:
+      return kind === 'federated'
+        ? 'check the credentials file against the pool and provider (gcloud iam workload-identity-pools create-cred-config writes it), as the message says'
+        : kind === 'user'
+          ? 'sign in again: gcloud auth application-default login'
+          : 'as the message says; then run check again';
+  }
 }
 
 /** The Admin API's listing as the daemon makes it, through the filters: how many properties in how many accounts. */
@@ -216,7 +261,11 @@ async function checkProperty(
   } catch (err) {
     const message = describe(err);
     const fix =
-      err instanceof PermanentError && /no access/.test(message)
+      err instanceof PermanentError && err.code === 'scope_insufficient'
+        ? `set google.impersonate (or properties[].impersonate) to a service account, and grant ${tokens.account} the role roles/iam.serviceAccountTokenCreator on it; that account then needs Viewer access to property ${p.id}`
+        : err instanceof PermanentError && /no access/.test(message) && !tokens.account.includes('@')
+        ? `Google Analytics grants access to email addresses only, and ${tokens.account} is a federated identity without one: let it impersonate a service account (service_account_impersonation_url in its file, or google.impersonate) and add that account as a Viewer of property ${p.id}`
+        : err instanceof PermanentError && /no access/.test(message)
         ? `in Google Analytics: Admin > Property access management > + > Add users: ${tokens.account}, role Viewer; and check that ${p.id} is the numeric property id (Admin > Property details), not a G- measurement id`
         : err instanceof PermanentError
           ? 'check the property id and google.apiRootUrl'

@@ -112,6 +112,7 @@ export class Daemon implements DaemonView {
     // tokens live on the real clock (their expiry is real time); `now` only moves the calendar and schedule
     this.tokens = new TokenManager({
       tokenUrl: config.google.tokenUrl,
+      iamCredentialsRootUrl: config.google.iamCredentialsRootUrl,
       logger,
       metrics: this.metrics,
       exchangeTimeoutMs: exchangeDeadlineMs(config.fetch.timeoutSeconds),
@@ -119,9 +120,9 @@ export class Daemon implements DaemonView {
       credentialsDirectory: process.env['CREDENTIALS_DIRECTORY'],
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
-    // Build every token source now, so a bad key file fails at start-up, not at 4 a.m.
-    for (const property of config.properties) this.tokens.forKeyFile(property.credentials);
-    if (config.discovery.enabled && config.google.credentials) this.tokens.forKeyFile(config.google.credentials);
+    // Build every token source now, so a bad credentials file fails at start-up, not at 4 a.m.
+    for (const property of config.properties) this.tokens.forPrincipal(property);
+    if (config.discovery.enabled) this.tokens.forPrincipal(config.google);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -229,9 +230,10 @@ export class Daemon implements DaemonView {
         metrics.valuesSanitized.inc(labels, 0);
       }
     }
-    for (const source of this.tokens.sources()) {
-      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'success' }, 0);
-      metrics.tokenRefreshes.inc({ account: source.account, outcome: 'failure' }, 0);
+    // a principal named only by its first exchange (metadata server) seeds its series then (auth/tokenManager.ts)
+    for (const s of this.tokens.sources().filter((t) => t.accountKnown)) {
+      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
+      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
     }
     const summary = await ledgerSummary(this.pool, this.config.database.schema);
     for (const stored of summary) {
@@ -254,13 +256,14 @@ export class Daemon implements DaemonView {
       ['http.port', prev.http.port, next.http.port],
       ['http.webConfigFile', prev.http.webConfigFile ?? '', next.http.webConfigFile ?? ''],
       ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
+      ['google.iamCredentialsRootUrl', prev.google.iamCredentialsRootUrl, next.google.iamCredentialsRootUrl],
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
       ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
     ];
     const changed = fixed.filter(([, before, after]) => before !== after).map(([key]) => key);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
-    if (next.discovery.enabled && next.google.credentials) this.tokens.forKeyFile(next.google.credentials);
+    if (next.discovery.enabled) this.tokens.forPrincipal(next.google);
     await this.serially(async () => {
       const prevBase = this.base;
       this.base = next;
@@ -279,7 +282,7 @@ export class Daemon implements DaemonView {
 
   /** Gives the running parts a configuration: token sources, metrics, runner, scheduler. */
   private async apply(next: Config): Promise<void> {
-    for (const property of next.properties) this.tokens.forKeyFile(property.credentials);
+    for (const property of next.properties) this.tokens.forPrincipal(property);
     for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
@@ -332,7 +335,7 @@ export class Daemon implements DaemonView {
     return new Discovery({
       client,
       // the default principal of the configuration in effect
-      tokens: () => this.tokens.forKeyFile(this.base.google.credentials),
+      tokens: () => this.tokens.forPrincipal(this.base.google),
       filters: () => this.base.discovery,
       logger: this.opts.logger,
       metrics: this.metrics,

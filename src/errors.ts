@@ -51,6 +51,8 @@ export type RetryCode =
   | 'inconsistent_pages'
   /** the rows did not come in date order (an endpoint that ignores orderBys) */
   | 'unordered'
+  /** a federated credential's subject token could not be read or fetched (a file not written yet, a source down) */
+  | 'subject_unavailable'
   /** no access token: it ran out while renewals keep failing */
   | 'token_expired';
 

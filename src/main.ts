@@ -217,7 +217,7 @@ async function backfill(daemon: Daemon, config: Config, args: CliArgs, startedAt
 async function backfillRange(daemon: Daemon, property: PropertyConfig, args: CliArgs): Promise<{ from: string; to: string }> {
   let finished: { timeZone: string; lastDate: string };
   try {
-    finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forKeyFile(property.credentials));
+    finished = await daemon.runner.finishedThrough(property.id, daemon.tokens.forPrincipal(property));
   } catch (err) {
     throw new Error(`backfill ${property.id}: cannot learn the property's time zone (which dates Google has finished): ${describe(err)}`, { cause: err });
   }

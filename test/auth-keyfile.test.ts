@@ -254,7 +254,6 @@ describe('key files from the command line', () => {
     const bad: Array<[string, string, RegExp]> = [
       ['client_secret_1234.apps.googleusercontent.com.json', JSON.stringify({ installed: { client_id: '1234.apps.googleusercontent.com', client_secret: 'GOCSPX-s3cr3t' } }), /is an OAuth client secret .*IAM & Admin > Service accounts > the account > Keys > Add key/],
       ['array.json', JSON.stringify([key]), /holds a JSON array/],
-      ['adc.json', JSON.stringify({ type: 'authorized_user', client_id: 'x', client_secret: 'GOCSPX-s3cr3t', refresh_token: '1//r' }), /holds user credentials/],
       ['key.pem', key.private_key, /is a bare PEM file/],
       ['empty.json', '', /is empty/],
       ['b64.json', Buffer.from(JSON.stringify(key)).toString('base64'), /is base64-encoded/],

@@ -39,7 +39,7 @@ describe('token exchange', () => {
   });
 
   it('uses the key file token_uri when google.tokenUrl is not set', async () => {
-    const source = new TokenSource({ keyFile, tokenUrl: '', logger, metrics: new Metrics({ defaultMetrics: false }) });
+    const source = new TokenSource({ spec: { credentials: keyFile, impersonate: '' }, tokenUrl: '', logger, metrics: new Metrics({ defaultMetrics: false }) });
     assert.equal(source.tokenUrl, fake.tokenUrl);
   });
 

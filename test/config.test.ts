@@ -114,7 +114,26 @@ describe('config', () => {
 
   it('refuses a missing key file', () => {
     assert.match(loadErr(`google:\n  credentials: /nonexistent/key.json\nproperties: ["1"]\n`), /google\.credentials: key file \/nonexistent\/key\.json does not exist/);
-    assert.match(loadErr(`properties:\n  - id: "1"\n`), /google\.credentials: property 1 has no service-account key/);
+  });
+
+  it('without credentials anywhere: Application Default Credentials; impersonation keys checked and inherited', () => {
+    const env = { DATABASE_URL: 'postgres://localhost/x' };
+    const adc = loadConfig({ file: write('adc.yaml', 'properties: ["1"]\n'), env });
+    assert.deepEqual([adc.properties[0]!.credentials, adc.properties[0]!.impersonate], ['', '']);
+    const ownKey = write('own-key.json', '{}');
+    const c = loadConfig({
+      file: write('imp.yaml', `google:\n  impersonate: reader@p.iam.gserviceaccount.com\nproperties:\n  - id: "1"\n  - id: "2"\n    impersonate: other@p.iam.gserviceaccount.com\n  - id: "3"\n    credentials: ${ownKey}\n`),
+      env,
+    });
+    assert.deepEqual(
+      c.properties.map((p) => [p.id, p.credentials, p.impersonate]),
+      [['1', '', 'reader@p.iam.gserviceaccount.com'], ['2', '', 'other@p.iam.gserviceaccount.com'], ['3', ownKey, '']],
+      'a property with credentials of its own is its own principal',
+    );
+    assert.equal(loadConfig({ file: write('imp-env.yaml', 'properties: ["1"]\n'), env: { ...env, GA_COLLECTOR_IMPERSONATE: 'x@y.iam.gserviceaccount.com' } }).google.impersonate, 'x@y.iam.gserviceaccount.com');
+    assert.match(loadErr(`google:\n  impersonate: alice@example.com\nproperties: ["1"]\n`), /google\.impersonate: must be a service account email .*only service accounts can be impersonated/);
+    assert.match(loadErr(`properties:\n  - id: "1"\n    impersonate: not-an-email\n`), /properties\[0\]\.impersonate: must be a service account email/);
+    assert.match(loadErr(`google:\n  iamCredentialsRootUrl: "not a url"\nproperties: ["1"]\n`), /google\.iamCredentialsRootUrl: must be a URL/);
   });
 
   it('refuses a missing or bad database url without echoing it', () => {

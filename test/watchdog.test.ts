@@ -75,7 +75,7 @@ function setup(properties: string[], opts: { deadlineSeconds?: number; abandonAf
   const metrics = new Metrics({ defaultMetrics: false });
   const board = new JobBoard();
   const runner = new StubRunner();
-  const tokens = { forKeyFile: () => ({}) } as unknown as TokenManager;
+  const tokens = { forKeyFile: () => ({}), forPrincipal: () => ({}) } as unknown as TokenManager;
   const scheduler = new Scheduler({
     config: config(properties, { fetch: { jobDeadlineSeconds: opts.deadlineSeconds ?? 1 } }),
     runner: runner as unknown as JobRunner,

@@ -26,12 +26,13 @@
  */
 import { JWT, gaxios } from 'google-auth-library';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
-import { ANALYTICS_READONLY_SCOPE, GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
+import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { PermanentError, RetryableError, systemErrorCode } from '../errors.js';
 import { redactUrl } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import type { ServiceAccountKey } from './serviceAccountKey.js';
 import { parseTokenResponse, type ParsedTokenResponse } from './tokenResponse.js';
+import { API_SCOPES } from './scopes.js';
 
 /** The longest one exchange may take: Google answers in well under a second. */
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 30_000;
@@ -48,6 +49,8 @@ export interface ExchangedToken {
 
 export interface ExchangeOptions {
   tokenUrl: string;
+  /** the token's scopes; default API_SCOPES (scopes.ts) */
+  scopes?: readonly string[];
   /** deadline of the whole exchange, connection to last byte; default DEFAULT_EXCHANGE_TIMEOUT_MS */
   timeoutMs?: number;
   /** aborts the exchange (the token source stopping); it then rejects with AbortedError */
@@ -74,13 +77,13 @@ export async function exchangeToken(key: ServiceAccountKey, opts: ExchangeOption
   const issuedAt = Date.now();
   const endpoint = redactUrl(opts.tokenUrl);
   const what = `token exchange for ${who(key)} at ${endpoint}`;
-  const data = await withDeadline(what, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, opts.signal, (signal) => send(key, opts.tokenUrl, signal));
+  const data = await withDeadline(what, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, opts.signal, (signal) => send(key, opts.tokenUrl, opts.scopes ?? API_SCOPES, signal));
   const parsed = parseTokenResponse(data, endpoint);
   return { accessToken: parsed.accessToken, expiresAt: issuedAt + parsed.lifetimeS * 1000, issuedAt, ...(parsed.note ? { note: parsed.note } : {}) };
 }
 
 /** One exchange through google-auth-library; resolves with the response body as gaxios parsed it. */
-async function send(key: ServiceAccountKey, tokenUrl: string, signal: AbortSignal): Promise<unknown> {
+async function send(key: ServiceAccountKey, tokenUrl: string, scopes: readonly string[], signal: AbortSignal): Promise<unknown> {
   // abortSafeFetch: node-fetch handed an already aborted signal crashes the process (net/abortSafeFetch.ts)
   const transporter = new gaxios.Gaxios({ fetchImplementation: abortSafeFetch });
   let body: unknown;
@@ -107,7 +110,7 @@ async function send(key: ServiceAccountKey, tokenUrl: string, signal: AbortSigna
     email: key.clientEmail,
     key: key.privateKey,
     ...(key.privateKeyId ? { keyId: key.privateKeyId } : {}),
-    scopes: [ANALYTICS_READONLY_SCOPE],
+    scopes: [...scopes],
     transporter,
   });
   try {

@@ -17,7 +17,7 @@ import type fs from 'node:fs';
 import path from 'node:path';
 
 export interface KeyFileNote {
-  code: 'mangled_newlines' | 'loose_permissions';
+  code: 'mangled_newlines' | 'loose_permissions' | 'user_credentials';
   /** one line, names the file, never quotes the key */
   message: string;
   /** what to do, e.g. `chmod 600 FILE` */
@@ -25,7 +25,7 @@ export interface KeyFileNote {
 }
 
 /** A warning when group or others may read or write the key file (mode & 0o077), else null. */
-export function loosePermissionsNote(file: string, stat: fs.Stats, credentialsDirectory: string | undefined): KeyFileNote | null {
+export function loosePermissionsNote(file: string, stat: fs.Stats, credentialsDirectory: string | undefined, actAs = 'the service account'): KeyFileNote | null {
   // Windows has no such mode bits: Node reports 0o666 for every writable file there
   if (process.platform === 'win32') return null;
   const mode = stat.mode & 0o777;
@@ -37,7 +37,7 @@ export function loosePermissionsNote(file: string, stat: fs.Stats, credentialsDi
   if (open.length === 0) open.push('open to its group or others');
   return {
     code: 'loose_permissions',
-    message: `key file ${file} is ${open.join(' and ')} (mode ${mode.toString(8).padStart(4, '0')}); anyone who copies it can act as the service account`,
+    message: `key file ${file} is ${open.join(' and ')} (mode ${mode.toString(8).padStart(4, '0')}); anyone who copies it can act as ${actAs}`,
     fix: `chmod 600 ${file}`,
   };
 }

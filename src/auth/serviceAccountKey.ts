@@ -42,6 +42,25 @@ const NEW_KEY = 'create a JSON key for the service account instead: Google Cloud
  * @throws UsageError, one line naming the file, for a file that is not a usable service-account key
  */
 export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): ServiceAccountKey {
+  const read = readCredentialsJson(file);
+  return serviceAccountKeyFromJson(read.json, file, read.notes, opts, read.stat);
+}
+
+/** A credentials file read as far as its JSON object, before its `type` is looked at. */
+export interface CredentialsJson {
+  json: Record<string, unknown>;
+  stat: fs.Stats;
+  /** what was odd about the file's text (line breaks of private_key) */
+  notes: KeyFileNote[];
+}
+
+/**
+ * Reads a Google credentials file of any kind as far as its JSON object, leniently as to encoding
+ * and line breaks (see the module comment). Messages say "key file": most files given are keys.
+ *
+ * @throws UsageError, one line naming the file, for a file that is not one JSON object
+ */
+export function readCredentialsJson(file: string): CredentialsJson {
   const bad = (what: string, cause?: unknown) => new UsageError(`key file ${file}: ${what}`, cause === undefined ? undefined : { cause });
   let stat: fs.Stats;
   let bytes: Buffer;
@@ -83,10 +102,21 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
   if (Array.isArray(json)) throw bad('holds a JSON array; a key file is the one object Google Cloud downloads, {"type": "service_account", …}');
   if (typeof json !== 'object' || json === null) throw bad(`holds a JSON ${json === null ? 'null' : typeof json}, not a service-account key object`);
   const k = json as Record<string, unknown>;
-
   if (k['type'] === undefined && (isObject(k['installed']) || isObject(k['web']))) {
     throw bad(`is an OAuth client secret (a client ID for ${isObject(k['installed']) ? 'an installed' : 'a web'} application), not a service-account key; ${NEW_KEY}`);
   }
+  return { json: k, stat, notes };
+}
+
+/**
+ * The service-account key in a credentials file's JSON object (or in the `source_credentials` of
+ * an impersonation file), checked. `stat` is the file's, for the permissions warning.
+ *
+ * @throws UsageError naming the file
+ */
+export function serviceAccountKeyFromJson(k: Record<string, unknown>, file: string, fileNotes: KeyFileNote[], opts: ReadKeyOptions = {}, stat?: fs.Stats): ServiceAccountKey {
+  const bad = (what: string, cause?: unknown) => new UsageError(`key file ${file}: ${what}`, cause === undefined ? undefined : { cause });
+  const notes = [...fileNotes];
   const type = k['type'];
   const looksLikeKey = typeof k['private_key'] === 'string' && typeof k['client_email'] === 'string';
   if (type !== 'service_account' && !(type === undefined && looksLikeKey)) throw bad(wrongType(type));
@@ -109,7 +139,7 @@ export function readServiceAccountKey(file: string, opts: ReadKeyOptions = {}): 
   const tokenUri = str(k['token_uri']);
   if (tokenUri && !/^https?:\/\/[^\s]+$/i.test(tokenUri)) throw bad('"token_uri" is not an http(s) URL');
 
-  const loose = loosePermissionsNote(file, stat, opts.credentialsDirectory);
+  const loose = stat ? loosePermissionsNote(file, stat, opts.credentialsDirectory) : null;
   if (loose) notes.push(loose);
   return { file, clientEmail, privateKey, privateKeyId: str(k['private_key_id']), projectId: str(k['project_id']), tokenUri, notes };
 }
@@ -137,9 +167,9 @@ function wrongType(type: unknown): string {
       return `holds user credentials ("type": "authorized_user", as gcloud auth application-default login writes), not a service-account key; ${NEW_KEY}`;
     case 'external_account':
     case 'external_account_authorized_user':
-      return `holds a Workload Identity Federation configuration ("type": "${type}"), which this version does not use; ${NEW_KEY}`;
+      return `holds a Workload Identity Federation configuration ("type": "${type}"), not a service-account key`;
     case 'impersonated_service_account':
-      return `holds impersonation credentials ("type": "impersonated_service_account"), which this version does not use; ${NEW_KEY}`;
+      return 'holds impersonation credentials ("type": "impersonated_service_account"), not a service-account key';
     case undefined:
       return `has no "type" and no "private_key" and "client_email": it is not a service-account key; ${NEW_KEY}`;
     default: {
@@ -158,6 +188,8 @@ function decode(bytes: Buffer): string | null {
   else text = bytes.toString('utf8');
   // a byte-order mark that survived a second conversion, as U+FEFF at the start
   text = text.replace(/^\uFEFF/, '');
+  // control characters other than tab and line breaks: binary content
+  // eslint-disable-next-line no-control-regex
   if (text.includes('\uFFFD') || /[\u0000-\u0008\u000e-\u001f]/.test(text)) return null;
   return text;
 }

@@ -1,12 +1,13 @@
 /**
- * Access tokens, one per service account, renewed before they are needed.
+ * Access tokens, one per principal, renewed before they are needed, whatever mints them: a key, a
+ * federated identity, a person's sign-in, the metadata server, an impersonation (credential.ts).
  *
  * A fetch must never wait for a token exchange in the normal case, so each credential has a timer
  * that renews the token while a quarter of its lifetime is still left: for Google's one-hour
  * tokens that is 15 minutes of slack, room for several retries with backoff if the token endpoint
  * is briefly down, while the old token keeps serving requests. Concurrent callers that find no
- * valid token share one in-flight exchange. The key file is read again on every exchange, so a
- * rotated key is picked up without a restart.
+ * valid token share one in-flight exchange. The credentials file is read again on every exchange,
+ * so a rotated key or a new sign-in is picked up without a restart.
  *
  * Whatever the token endpoint answers (a lifetime of one second, a token every API call refuses
  * with 401, a lifetime that cannot be read), one principal starts at most one exchange per
@@ -19,9 +20,8 @@ import type { Metrics } from '../metrics.js';
 import { AbortedError, PermanentError, RetryableError, TokenExpiredError, describe } from '../errors.js';
 import { backoffDelay, type BackoffPolicy } from '../net/backoff.js';
 import { clampTimerMs } from '../net/deadline.js';
-import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
-import { DEFAULT_EXCHANGE_TIMEOUT_MS, exchangeToken, type ExchangedToken } from './exchange.js';
-import { readServiceAccountKey, type ServiceAccountKey } from './serviceAccountKey.js';
+import { buildCredential, type Credential, type CredentialKind, type PrincipalSpec } from './credential.js';
+import { DEFAULT_EXCHANGE_TIMEOUT_MS, type ExchangedToken } from './exchange.js';
 
 export { exchangeDeadlineMs } from './exchange.js';
 
@@ -40,8 +40,15 @@ const RETRY_REFUSED: BackoffPolicy = { ...RETRY, capMs: 5 * RETRY.capMs };
 /** The floor between two exchanges of one principal (see the module comment). */
 export const DEFAULT_MIN_EXCHANGE_INTERVAL_MS = 10_000;
 
+export type { PrincipalSpec } from './credential.js';
+
 export interface TokenStatus {
   account: string;
+  /** what mints the tokens: key, federated, user, attached, impersonated */
+  kind: CredentialKind;
+  /** where tokens come from, one line (credential.ts) */
+  origin: string;
+  /** the credentials file, or `metadata server` */
   keyFile: string;
   keyId: string;
   valid: boolean;
@@ -52,8 +59,14 @@ export interface TokenStatus {
 }
 
 export interface TokenSourceOptions {
-  keyFile: string;
+  /** the credentials file ('' for Application Default Credentials) and a service account to impersonate ('') */
+  spec: PrincipalSpec;
+  /** google.tokenUrl: key files only ('' for the key's token_uri) */
   tokenUrl: string;
+  /** google.iamCredentialsRootUrl (impersonation); default Google's */
+  iamCredentialsRootUrl?: string;
+  /** the environment Application Default Credentials read (HOME, CLOUDSDK_CONFIG, GCE_METADATA_HOST, ...); default process.env */
+  env?: NodeJS.ProcessEnv;
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
@@ -68,9 +81,11 @@ export interface TokenSourceOptions {
 }
 
 export class TokenSource {
-  readonly account: string;
+  /** the credentials file, or `metadata server` */
   readonly keyFile: string;
-  private key: ServiceAccountKey;
+  private credential: Credential;
+  /** the principal an exchange told (the metadata server's email, a person's), when the file did not */
+  private learnedAccount = '';
   private token: ExchangedToken | null = null;
   private inflight: Promise<ExchangedToken> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -84,24 +99,47 @@ export class TokenSource {
   /** aborted by stop(): ends the exchange in flight and its wait for the floor */
   private controller = new AbortController();
   private readonly now: () => number;
-  private readonly logger: Logger;
+  private logger: Logger;
   private readonly warned: Set<string>;
   private readonly minInterval: number;
 
-  /** Reads the key file at once. Throws UsageError for a bad key file. */
+  /** Reads the credentials file at once. Throws UsageError for a malformed one. */
   constructor(private readonly opts: TokenSourceOptions) {
     this.warned = opts.warned ?? new Set();
     this.minInterval = Math.max(0, opts.minExchangeIntervalMs ?? DEFAULT_MIN_EXCHANGE_INTERVAL_MS);
-    this.keyFile = opts.keyFile;
     this.now = opts.now ?? Date.now;
-    this.key = this.readKey(opts.logger);
-    this.account = this.key.clientEmail;
+    this.credential = this.build(opts.logger);
+    this.keyFile = this.credential.file || 'metadata server';
     this.logger = opts.logger.child({ account: this.account });
   }
 
-  /** The URL exchanges go to: the configured one, else the key's token_uri, else Google's. */
+  /**
+   * The principal, as the `account` label: the key's or impersonated service account's email, a
+   * federated pool's provider; for the metadata server and a person's sign-in, what the first
+   * exchange told (`metadata:default` or `user:FILE` until then).
+   */
+  get account(): string {
+    return this.credential.account || this.learnedAccount || (this.credential.kind === 'attached' ? 'metadata:default' : `user:${this.credential.file}`);
+  }
+
+  /** Whether `account` names one principal (an email), not a federated pool's provider. */
+  get accountUnique(): boolean {
+    return this.credential.unique;
+  }
+
+  /** Whether `account` is the principal's final name (not a stand-in until the first exchange). */
+  get accountKnown(): boolean {
+    return Boolean(this.credential.account || this.learnedAccount);
+  }
+
+  /** Where the last step of an exchange goes: the token endpoint of a key (configured, else its token_uri), STS, IAM Credentials, the metadata server. */
   get tokenUrl(): string {
-    return this.opts.tokenUrl || this.key.tokenUri || GOOGLE_TOKEN_URL;
+    return this.credential.endpoint;
+  }
+
+  /** What the source is built from. */
+  get spec(): PrincipalSpec {
+    return this.opts.spec;
   }
 
   /** First exchange; a failure is logged and retried in the background, not thrown. */
@@ -160,8 +198,10 @@ export class TokenSource {
   status(): TokenStatus {
     return {
       account: this.account,
+      kind: this.credential.kind,
+      origin: this.credential.origin,
       keyFile: this.keyFile,
-      keyId: this.key.privateKeyId,
+      keyId: this.credential.keyId,
       valid: this.token !== null && this.token.expiresAt > this.now(),
       expiresAt: this.token?.expiresAt ?? null,
       lastRefreshAt: this.lastRefreshAt,
@@ -170,19 +210,39 @@ export class TokenSource {
     };
   }
 
+  /** The credentials file's warnings (a key others can read, a person's credentials), as check shows them. */
+  notes(): Credential['notes'] {
+    return this.credential.notes;
+  }
+
   private minRemaining(t: ExchangedToken): number {
     return Math.min(MIN_REMAINING_MS, (t.expiresAt - t.issuedAt) * MIN_REMAINING_SHARE);
   }
 
-  /** Reads the key file; each of its warnings is logged once per file. */
-  private readKey(logger: Logger): ServiceAccountKey {
-    const key = readServiceAccountKey(this.keyFile, { credentialsDirectory: this.opts.credentialsDirectory });
-    for (const note of key.notes) {
-      this.warnOnce(`${this.keyFile}\0${note.code}`, () =>
-        logger.warn({ event: 'key_file_warning', code: note.code, file: this.keyFile, fix: note.fix }, `${note.message}; fix: ${note.fix}`),
+  /** Reads the credentials; each warning about its file is logged once per file. */
+  private build(logger: Logger): Credential {
+    const o = this.opts;
+    const credential = buildCredential(o.spec, {
+      tokenUrl: o.tokenUrl,
+      iamCredentialsRootUrl: o.iamCredentialsRootUrl ?? '',
+      env: o.env ?? process.env,
+      credentialsDirectory: o.credentialsDirectory,
+    });
+    for (const note of credential.notes) {
+      this.warnOnce(`${credential.file}\0${note.code}`, () =>
+        logger.warn({ event: 'key_file_warning', code: note.code, file: credential.file, fix: note.fix }, `${note.message}; fix: ${note.fix}`),
       );
     }
-    return key;
+    return credential;
+  }
+
+  /** The first exchange named the principal (metadata server, a person): use that name from now on. */
+  private learn(account: string | undefined): void {
+    if (!account || this.credential.account || account === this.learnedAccount) return;
+    this.learnedAccount = account;
+    this.logger = this.opts.logger.child({ account });
+    this.opts.metrics.tokenRefreshes.inc({ account, outcome: 'success' }, 0);
+    this.opts.metrics.tokenRefreshes.inc({ account, outcome: 'failure' }, 0);
   }
 
   private warnOnce(key: string, log: () => void): void {
@@ -215,9 +275,11 @@ export class TokenSource {
     const started = this.now();
     this.lastExchangeAt = started;
     try {
-      // Re-read the key: an operator may have rotated it in place.
-      this.key = this.readKey(this.logger);
-      const token = await exchangeToken(this.key, { tokenUrl: this.tokenUrl, timeoutMs: this.opts.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, signal });
+      // Re-read the credentials: an operator may have rotated a key or signed in again in place.
+      this.credential = this.build(this.logger);
+      const credential = this.credential;
+      const token = await credential.mint(signal, this.opts.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
+      this.learn(token.account);
       this.token = token;
       this.failures = 0;
       this.failingSince = null;
@@ -305,35 +367,51 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
   });
 }
 
-/** All token sources, one per service account (key files naming the same account share one). */
+/**
+ * All token sources, one per principal: sources whose principal is known from their files alone
+ * (a key's account, an impersonated service account, a federated pool) share one when they name
+ * the same principal, however many files and properties name it.
+ */
 export class TokenManager {
-  private readonly byFile = new Map<string, TokenSource>();
+  private readonly bySpec = new Map<string, TokenSource>();
   private readonly byAccount = new Map<string, TokenSource>();
-  /** key-file and token-endpoint warnings already logged, across all sources */
+  private readonly all = new Set<TokenSource>();
+  /** credentials-file and token-endpoint warnings already logged, across all sources */
   private readonly warned = new Set<string>();
 
-  constructor(private readonly opts: Omit<TokenSourceOptions, 'keyFile' | 'warned'>) {}
+  constructor(private readonly opts: Omit<TokenSourceOptions, 'spec' | 'warned'>) {}
 
   /**
-   * The source for a key file, created on first use; the file's warnings (mode, mangled line
-   * breaks) are logged then, once. Throws UsageError for a bad key file.
+   * The source for a principal (a credentials file or Application Default Credentials, and a
+   * service account to impersonate), created on first use; the file's warnings are logged then,
+   * once. Throws UsageError for a malformed credentials file.
    */
-  forKeyFile(keyFile: string): TokenSource {
-    const known = this.byFile.get(keyFile);
+  forPrincipal(p: { credentials: string; impersonate?: string | undefined }): TokenSource {
+    const spec: PrincipalSpec = { credentials: p.credentials, impersonate: p.impersonate ?? '' };
+    const id = `${spec.credentials}\0${spec.impersonate}`;
+    const known = this.bySpec.get(id);
     if (known) return known;
-    const source = new TokenSource({ ...this.opts, keyFile, warned: this.warned });
-    const same = this.byAccount.get(source.account);
+    const source = new TokenSource({ ...this.opts, spec, warned: this.warned });
+    // only a label that names one principal is shared: a pool's provider stands for many workloads
+    const shared = source.accountKnown && source.accountUnique;
+    const same = shared ? this.byAccount.get(source.account) : undefined;
     if (same) {
-      this.byFile.set(keyFile, same);
+      this.bySpec.set(id, same);
       return same;
     }
-    this.byFile.set(keyFile, source);
-    this.byAccount.set(source.account, source);
+    this.bySpec.set(id, source);
+    if (shared) this.byAccount.set(source.account, source);
+    this.all.add(source);
     return source;
   }
 
+  /** forPrincipal for a credentials file without impersonation. */
+  forKeyFile(keyFile: string): TokenSource {
+    return this.forPrincipal({ credentials: keyFile });
+  }
+
   sources(): TokenSource[] {
-    return [...this.byAccount.values()];
+    return [...this.all];
   }
 
   async start(): Promise<void> {

@@ -71,3 +71,33 @@ function shown(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
+
+/**
+ * IAM Credentials' generateAccessToken answer, `{"accessToken": "…", "expireTime": "2024-01-01T00:00:00Z"}`
+ * (RFC 3339), read as leniently as a token endpoint's: an expireTime that cannot be read, or lies
+ * in the past, is replaced by Google's one hour with a note; a very long one is capped.
+ *
+ * @param issuedAt ms since epoch, when the request was sent (the lifetime counts from it)
+ * @throws RetryableError `bad_response` for a body without an access token
+ */
+export function parseGeneratedAccessToken(data: unknown, endpoint: string, issuedAt: number): ParsedTokenResponse {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new RetryableError(`IAM Credentials at ${endpoint} answered a body that is not a JSON object`, 'bad_response');
+  }
+  const body = data as Record<string, unknown>;
+  const accessToken = body['accessToken'];
+  if (typeof accessToken !== 'string' || !accessToken) throw new RetryableError(`IAM Credentials at ${endpoint} answered without an accessToken`, 'bad_response');
+  const expires = typeof body['expireTime'] === 'string' ? Date.parse(body['expireTime']) : NaN;
+  const seconds = (expires - issuedAt) / 1000;
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    return {
+      accessToken,
+      lifetimeS: DEFAULT_LIFETIME_S,
+      note: { code: 'expires_in_invalid', message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}, not a time in the future; assuming ${DEFAULT_LIFETIME_S} s, Google's token lifetime` },
+    };
+  }
+  if (seconds > MAX_LIFETIME_S) {
+    return { accessToken, lifetimeS: MAX_LIFETIME_S, note: { code: 'expires_in_capped', message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}; renewing as if the token lasted ${MAX_LIFETIME_S / 3600} h, the longest Google grants` } };
+  }
+  return { accessToken, lifetimeS: seconds };
+}

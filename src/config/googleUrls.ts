@@ -11,6 +11,9 @@ export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** Root of the Google Analytics Data API (v1beta `runReport`, `getMetadata`). */
 export const GOOGLE_DATA_API_ROOT_URL = 'https://analyticsdata.googleapis.com/';
 
+/** Root of the IAM Service Account Credentials API (generateAccessToken, impersonation). */
+export const GOOGLE_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapis.com/';
+
 /** Root of the Google Analytics Admin API (v1beta `accountSummaries.list`, property discovery). */
 export const GOOGLE_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
 

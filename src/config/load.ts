@@ -87,14 +87,12 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     reports,
     defaultSchedule: c.schedule,
     defaultCredentials: c.google.credentials,
+    defaultImpersonate: c.google.impersonate,
     baseDir,
     env,
     requireCredentials: opts.requireCredentials !== false,
   });
   const discovery = normaliseDiscovery(c.discovery, reports);
-  if (discovery.enabled && !c.google.credentials && opts.requireCredentials !== false) {
-    throw configError('discovery.enabled: discovery lists properties as the principal of google.credentials; set google.credentials or GOOGLE_APPLICATION_CREDENTIALS');
-  }
   const config: Config = {
     database: c.database,
     google: {

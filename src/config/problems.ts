@@ -71,3 +71,16 @@ export function zodProblem(error: z.ZodError, prefix: string, allowed: readonly 
   const first = issues[0]!;
   return configError(`${keyPath(prefix, first.path)}: ${first.message}`);
 }
+
+/**
+ * Why `value` is not a service account's email, or null when it is one. IAM Credentials mints
+ * tokens only for service accounts (NAME@PROJECT.iam.gserviceaccount.com); a person cannot be
+ * impersonated.
+ */
+export function serviceAccountEmailProblem(value: string): string | null {
+  if (!/^[^@\s]+@[^@\s]+$/.test(value)) return `must be a service account email (NAME@PROJECT.iam.gserviceaccount.com), got ${JSON.stringify(value)}`;
+  if (!/\.gserviceaccount\.com$/i.test(value)) {
+    return `must be a service account email (NAME@PROJECT.iam.gserviceaccount.com): only service accounts can be impersonated, got ${JSON.stringify(value)}`;
+  }
+  return null;
+}

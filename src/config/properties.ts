@@ -1,17 +1,17 @@
 /**
  * The `properties` list: each entry a GA4 property id (alone, or `{ id, reports?, schedule?,
- * credentials? }`), checked by a zod schema so the result is typed; then what one entry cannot
+ * credentials?, impersonate? }`), checked by a zod schema so the result is typed; then what one entry cannot
  * tell alone: an id listed twice, a report that is not defined, where its key file is.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { isValidSchedule } from '../schedule/cron.js';
-import { configError, zodProblem } from './problems.js';
+import { configError, serviceAccountEmailProblem, zodProblem } from './problems.js';
 import { nameList } from './reports.js';
 import type { PropertyConfig, ReportDefinition } from './types.js';
 
-const PROPERTY_KEYS = ['id', 'reports', 'schedule', 'credentials'] as const;
+const PROPERTY_KEYS = ['id', 'reports', 'schedule', 'credentials', 'impersonate'] as const;
 
 const entrySchema = z.preprocess(
   // a bare id, 123 or "123", is a property with every default
@@ -27,9 +27,14 @@ const entrySchema = z.preprocess(
       schedule: z
         .custom<string>((v) => isValidSchedule(v), { error: (iss) => `must be a cron expression like "0 4 * * *", got ${JSON.stringify(iss.input)}` })
         .optional(),
-      credentials: z.custom<string>((v) => typeof v === 'string' && v.length > 0, { error: 'must be a key file path' }).optional(),
+      credentials: z.custom<string>((v) => typeof v === 'string' && v.length > 0, { error: 'must be a credentials file path' }).optional(),
+      impersonate: z
+        .custom<string>((v) => typeof v === 'string' && (v === '' || serviceAccountEmailProblem(v) === null), {
+          error: (iss) => (typeof iss.input === 'string' ? serviceAccountEmailProblem(iss.input)! : 'must be a service account email'),
+        })
+        .optional(),
     },
-    { error: (iss) => (iss.code === 'invalid_type' ? 'must be { id, reports?, schedule?, credentials? }' : undefined) },
+    { error: (iss) => (iss.code === 'invalid_type' ? 'must be { id, reports?, schedule?, credentials?, impersonate? }' : undefined) },
   ),
 );
 
@@ -37,8 +42,10 @@ const entrySchema = z.preprocess(
 export interface PropertyContext {
   reports: Record<string, ReportDefinition>;
   defaultSchedule: string;
-  /** `google.credentials`, as given ('' when unset) */
+  /** `google.credentials`, as given ('' when unset: Application Default Credentials) */
   defaultCredentials: string;
+  /** `google.impersonate` ('' for none) */
+  defaultImpersonate: string;
   /** relative paths are relative to the config file's directory */
   baseDir: string;
   env: NodeJS.ProcessEnv;
@@ -66,15 +73,16 @@ export function normaliseProperties(input: readonly unknown[], ctx: PropertyCont
       if (!ctx.reports[r]) throw configError(`${key}.reports: unknown report ${JSON.stringify(r)} (defined: ${Object.keys(ctx.reports).join(', ')})`);
     }
     const schedule = p.schedule ?? ctx.defaultSchedule;
+    // no credentials anywhere: Application Default Credentials ('')
     let credentials = '';
     if (p.credentials !== undefined) {
       credentials = resolveCredentials(p.credentials, `${key}.credentials`, ctx.baseDir, ctx.env, ctx.requireCredentials);
     } else if (ctx.defaultCredentials) {
       credentials = resolveCredentials(ctx.defaultCredentials, 'google.credentials', ctx.baseDir, ctx.env, ctx.requireCredentials);
-    } else if (ctx.requireCredentials) {
-      throw configError(`google.credentials: property ${id} has no service-account key (set google.credentials, GOOGLE_APPLICATION_CREDENTIALS or ${key}.credentials)`);
     }
-    return { id, reports: reportNames, schedule, credentials };
+    // a property naming credentials of its own is another principal: google.impersonate is not put on top of them
+    const impersonate = p.impersonate ?? (p.credentials !== undefined ? '' : ctx.defaultImpersonate);
+    return { id, reports: reportNames, schedule, credentials, impersonate };
   });
 }
 

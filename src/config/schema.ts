@@ -6,7 +6,8 @@
  */
 import convict from 'convict';
 import { isValidSchedule } from '../schedule/cron.js';
-import { GOOGLE_ADMIN_API_ROOT_URL, GOOGLE_DATA_API_ROOT_URL, GOOGLE_TOKEN_URL } from './googleUrls.js';
+import { GOOGLE_ADMIN_API_ROOT_URL, GOOGLE_DATA_API_ROOT_URL, GOOGLE_IAM_CREDENTIALS_ROOT_URL, GOOGLE_TOKEN_URL } from './googleUrls.js';
+import { serviceAccountEmailProblem } from './problems.js';
 
 convict.addFormat({
   name: 'cron',
@@ -32,9 +33,18 @@ convict.addFormat({
 });
 
 convict.addFormat({
+  name: 'service-account-email',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a service account email');
+    const problem = value === '' ? null : serviceAccountEmailProblem(value);
+    if (problem) throw new Error(problem);
+  },
+});
+
+convict.addFormat({
   name: 'property-list',
   validate(value: unknown) {
-    if (!Array.isArray(value)) throw new Error('must be a list of { id, reports?, schedule?, credentials? }');
+    if (!Array.isArray(value)) throw new Error('must be a list of { id, reports?, schedule?, credentials?, impersonate? }');
   },
   coerce(value: unknown) {
     // From the environment: "123,456" is a list of property ids with default settings.
@@ -81,7 +91,7 @@ convict.addFormat({
 /** What convict hands back: the schema's keys with their values, `properties` still unchecked. */
 export interface ConvictShape {
   database: { url: string; schema: string };
-  google: { credentials: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
+  google: { credentials: string; impersonate: string; iamCredentialsRootUrl: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
   schedule: string;
   concurrency: number;
   http: { host: string; port: number; webConfigFile: string };
@@ -107,13 +117,25 @@ const schema: convict.Schema<ConvictShape> = {
   },
   google: {
     credentials: {
-      doc: 'Service-account JSON key file; a bare file name is also looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=).',
+      doc: "A Google credentials JSON file of any kind Google's client libraries accept: service_account (a key), external_account (Workload Identity Federation), impersonated_service_account, authorized_user; a bare file name is also looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=). Unset: Application Default Credentials (gcloud's file, then the metadata server of GCE/GKE/Cloud Run, at GCE_METADATA_HOST when set).",
       format: String,
       default: '',
       env: 'GOOGLE_APPLICATION_CREDENTIALS',
     },
+    impersonate: {
+      doc: 'A service account email: tokens are minted for it (IAM Credentials generateAccessToken) with the credentials above, which need the Token Creator role (roles/iam.serviceAccountTokenCreator) on it.',
+      format: 'service-account-email',
+      default: '',
+      env: 'GA_COLLECTOR_IMPERSONATE',
+    },
+    iamCredentialsRootUrl: {
+      doc: "Root of the IAM Credentials API (impersonation); a credentials file's own service_account_impersonation_url wins.",
+      format: 'url',
+      default: GOOGLE_IAM_CREDENTIALS_ROOT_URL,
+      env: 'GA_COLLECTOR_IAM_CREDENTIALS_ROOT_URL',
+    },
     tokenUrl: {
-      doc: `Where the signed JWT is exchanged for an access token; default: the key file's token_uri, else ${GOOGLE_TOKEN_URL}.`,
+      doc: `Where a key's signed JWT is exchanged for an access token (key files only; other credentials files name their own endpoints); default: the key file's token_uri, else ${GOOGLE_TOKEN_URL}.`,
       format: 'url',
       default: '',
       env: 'GA_COLLECTOR_TOKEN_URL',
@@ -195,7 +217,7 @@ const schema: convict.Schema<ConvictShape> = {
     },
   },
   properties: {
-    doc: 'List of { id, reports?, schedule?, credentials? }; from the environment, a comma-separated list of ids.',
+    doc: 'List of { id, reports?, schedule?, credentials?, impersonate? }; credentials and impersonate (as the google. keys) give a property another principal; from the environment, a comma-separated list of ids.',
     format: 'property-list',
     default: [],
     env: 'GA_COLLECTOR_PROPERTIES',

@@ -14,8 +14,10 @@ export interface PropertyConfig {
   id: string;
   reports: string[];
   schedule: string;
-  /** Absolute path of the service-account key file for this property. */
+  /** Absolute path of the credentials file for this property; '' for Application Default Credentials. */
   credentials: string;
+  /** Service account whose tokens are minted with those credentials; '' for none. */
+  impersonate: string;
 }
 
 /** Property discovery (src/discovery/): which of the properties the Admin API lists are fetched. */
@@ -31,7 +33,7 @@ export interface DiscoveryConfig {
 
 export interface Config {
   database: { url: string; schema: string };
-  google: { credentials: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
+  google: { credentials: string; impersonate: string; iamCredentialsRootUrl: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
   schedule: string;
   concurrency: number;
   /** webConfigFile: absolute path of the TLS and basic-auth file (http/webConfig.ts), '' or absent for none */

@@ -194,10 +194,10 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
   return {
     ...base,
     database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
-    google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, adminApiRootUrl: fake.apiRootUrl },
+    google: { credentials: keyFile, impersonate: '', iamCredentialsRootUrl: fake.apiRootUrl, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, adminApiRootUrl: fake.apiRootUrl },
     http: { ...base.http, port },
     reports: DEMO_REPORTS,
-    properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile })),
+    properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile, impersonate: '' })),
   };
 }
 

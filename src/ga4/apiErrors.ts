@@ -54,6 +54,13 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
   const googleStatus = googleError?.status ?? `HTTP_${status}`;
   const googleMessage = (googleError?.message ?? '').split('\n')[0]!.trim();
   const account = ctx.tokens.account;
+  if (status === 403 && /insufficient authentication scopes/i.test(googleMessage)) {
+    // Compute Engine and GKE's metadata servers hand out the VM's access scopes whatever is asked
+    return new PermanentError(
+      `${method} for ${at}: the access token of ${account} lacks the analytics.readonly scope (${googleStatus}: ${googleMessage}): on Compute Engine or GKE set google.impersonate to a service account the attached one may impersonate (or give the VM the analytics.readonly access scope); for a person's gcloud credentials, impersonate a service account too`,
+      'scope_insufficient',
+    );
+  }
   if (status === 403) {
     return new PermanentError(
       `service account ${account} has no access to GA4 property ${ctx.propertyId} (${googleStatus}): add ${account} as a Viewer of property ${ctx.propertyId} in GA Admin > Property settings > Property access management, and check that the id is the numeric property id`,

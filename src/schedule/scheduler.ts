@@ -292,7 +292,7 @@ export class Scheduler {
       // queued under an older configuration: start with what is configured now (credentials, schedule)
       const property = this.current(item.property.id, item.report);
       if (!property) return REMOVED;
-      const tokens = this.deps.tokens.forKeyFile(property.credentials);
+      const tokens = this.deps.tokens.forPrincipal(property);
       const lastFire = previousFire(property.schedule, new Date(this.now()));
       // each job gets a signal of its own (its deadline), joined to shutdown and to its removal by a reload
       return await this.watchdog.run(

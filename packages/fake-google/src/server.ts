@@ -17,6 +17,9 @@ import { runReport } from './report-endpoint.js';
 import { transcodeRunReport, validateRunReport } from './report-request.js';
 import { createState, type FakeState } from './state.js';
 import { handleToken } from './token-endpoint.js';
+import { FakeIdentity } from './identity.js';
+import { handleKeyless, isKeylessKind, keylessRoute } from './keyless-routes.js';
+import { handleRefreshGrant, isRefreshGrant } from './refresh-grant.js';
 import type {
   AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, GaAccountSpec, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
 } from './types.js';
@@ -27,6 +30,8 @@ const DEFAULT_GA_ACCOUNT = '100001';
 interface Route {
   kind: EventKind;
   property?: string;
+  /** generateAccessToken's service account */
+  target?: string;
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
@@ -38,7 +43,7 @@ function route(method: string, path: string): Route | undefined {
   const metadata = /^\/v1beta\/properties\/([^/:]+)\/metadata$/.exec(path);
   if (metadata) return method === 'GET' ? { kind: 'metadata', property: metadata[1] } : undefined;
   if (path === '/v1beta/accountSummaries') return method === 'GET' ? { kind: 'accountSummaries' } : undefined;
-  return undefined;
+  return keylessRoute(method, path);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -73,6 +78,8 @@ export class FakeGoogle {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly held = new Set<ServerResponse>();
   private readonly assertions: string[] = [];
+  /** identities without a key: metadata server, people, federation, impersonation grants (identity.ts) */
+  readonly identity: FakeIdentity;
 
   constructor(opts: FakeGoogleOptions = {}) {
     this.state = createState({
@@ -84,6 +91,7 @@ export class FakeGoogle {
       adminPageSize: opts.adminPageSize ?? 200,
     });
     this.faults = new FaultPlan(opts.faultSeed ?? 1);
+    this.identity = new FakeIdentity(this.state);
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
   }
@@ -401,7 +409,16 @@ export class FakeGoogle {
       const assertion = new URLSearchParams(body).get('assertion');
       if (assertion) this.assertions.push(assertion);
       if (!(await hold())) return;
-      const outcome = handleToken(this.state, body, req.headers['content-type'] ?? '');
+      const params = new URLSearchParams(body);
+      const outcome = isRefreshGrant(params) ? handleRefreshGrant(this.identity, this.state, params) : handleToken(this.state, body, req.headers['content-type'] ?? '');
+      if (outcome.account !== undefined) event.account = outcome.account;
+      this.deliver(res, outcome.reply, event, fault);
+      return;
+    }
+
+    if (isKeylessKind(r.kind)) {
+      if (!(await hold())) return;
+      const outcome = handleKeyless(this.identity, this.state, { kind: r.kind, ...(r.target ? { target: r.target } : {}) }, req, url, path, body);
       if (outcome.account !== undefined) event.account = outcome.account;
       this.deliver(res, outcome.reply, event, fault);
       return;
@@ -423,6 +440,7 @@ export class FakeGoogle {
     if (!auth.ok) return this.write(res, auth.reply, event);
     event.account = auth.value.account.clientEmail;
     event.tokenIssuedAt = auth.value.token.issuedAt;
+    event.scopes = auth.value.token.scopes;
 
     if (r.kind === 'metadata') {
       const prop = authorizeProperty(this.state, auth.value.account, r.property ?? '');

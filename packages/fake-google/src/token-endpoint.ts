@@ -24,6 +24,8 @@ const KNOWN_SCOPES = new Set([
   'https://www.googleapis.com/auth/analytics.edit',
   'https://www.googleapis.com/auth/analytics.manage.users',
   'https://www.googleapis.com/auth/analytics.manage.users.readonly',
+  'https://www.googleapis.com/auth/webmasters',
+  'https://www.googleapis.com/auth/webmasters.readonly',
   'https://www.googleapis.com/auth/cloud-platform',
   'https://www.googleapis.com/auth/cloud-platform.read-only',
   'https://www.googleapis.com/auth/userinfo.email',

@@ -27,7 +27,8 @@ export interface FakeGoogleOptions {
   adminPageSize?: number;
 }
 
-export type EventKind = 'token' | 'runReport' | 'metadata' | 'accountSummaries';
+/** `metadata` is the Data API's getMetadata; `gceMetadata` the metadata server of Compute Engine (identity.ts). */
+export type EventKind = 'token' | 'runReport' | 'metadata' | 'gceMetadata' | 'sts' | 'generateAccessToken' | 'azureIdentity' | 'awsMetadata' | 'accountSummaries';
 
 export interface FakeEvent {
   kind: EventKind;
@@ -40,6 +41,8 @@ export interface FakeEvent {
   property?: string;
   /** For API calls: when the bearer token used was issued. */
   tokenIssuedAt?: number;
+  /** For API calls: the scopes of the bearer token used. */
+  scopes?: string[];
   /** Rows in this page of a runReport response. */
   rows?: number;
   offset?: number;
@@ -54,7 +57,7 @@ export interface FakeEvent {
   pageToken?: boolean;
 }
 
-export type FaultEndpoint = 'token' | 'runReport' | 'metadata' | 'accountSummaries' | 'any';
+export type FaultEndpoint = EventKind | 'any';
 /**
  * - `status`: an error status with Google's error body; `delay`: wait, then answer normally;
  * - `reset`: drop the connection; `hang`: accept the request and never answer;
