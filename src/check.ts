@@ -78,7 +78,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   try {
     rows.push(...(await checkCredentials(config, tokens, usable, now)));
     rows.push(await checkDatabase(config, quiet));
-    if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(config.google.credentials), timeoutMs, quiet));
+    if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(principalId(config.google)), timeoutMs, quiet));
     const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
     for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(principalId(p)), client, quiet)));
   } finally {
@@ -100,7 +100,10 @@ async function checkCredentials(config: Config, tokens: TokenManager, usable: Ma
   const rows: CheckRow[] = [];
   const checked = new Map<TokenSource, boolean>();
   const refused = new Set<string>();
-  for (const p of config.properties) {
+  // discovery lists as the default principal: checked too, even when no property is configured
+  const principals: Array<{ credentials: string; impersonate: string }> = [...config.properties];
+  if (config.discovery.enabled) principals.push(config.google);
+  for (const p of principals) {
     const id = principalId(p);
     if (refused.has(id)) continue;
     let source: TokenSource;
@@ -178,7 +181,7 @@ function credentialFix(code: unknown, kind: string): string {
 
 /** The Admin API's listing as the daemon makes it, through the filters: how many properties in how many accounts. */
 async function checkDiscovery(config: Config, tokens: TokenSource | undefined, timeoutMs: number, logger: Logger): Promise<CheckRow> {
-  if (!tokens) return skip('discovery', 'not checked: the key of google.credentials has no working token (see above)');
+  if (!tokens) return skip('discovery', 'not checked: the default principal (google.credentials, google.impersonate) has no working token (see above)');
   const client = new AdminClient({ rootUrl: config.google.adminApiRootUrl, timeoutMs, maxAttempts: 2, backoffBaseMs: 200 });
   try {
     const accounts = await client.listAccountSummaries(tokens, logger);

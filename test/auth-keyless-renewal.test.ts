@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TokenExpiredError, TokenManager, type TokenSource } from '../src/auth/tokenManager.js';
+import { TokenExpiredError } from '../src/errors.js';
+import { TokenManager, type TokenSource } from '../src/auth/tokenManager.js';
 import { Ga4Client } from '../src/ga4/client.js';
 import { Limiter } from '../src/ga4/limiter.js';
 import { createLogger } from '../src/log.js';
