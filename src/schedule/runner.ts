@@ -316,7 +316,12 @@ export class JobRunner {
       try {
         for await (const day of days) {
           if (signal.aborted) throw abortReason(signal);
-          if (totals) day.totals = totals.get(day.date) ?? null;
+          if (totals) {
+            const dayTotals = totals.get(day.date);
+            day.totals = dayTotals?.values ?? null;
+            // a totals value its column cannot hold refuses the date, as one in its rows does
+            if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
+          }
           batch.add(day, this.now());
           if (batch.rows >= BATCH_ROWS || this.now() - batch.startedAt >= BATCH_MS) await flush();
           if (quotaLowUntil !== undefined) break;
@@ -335,7 +340,7 @@ export class JobRunner {
       await flush();
       log.info({ event: 'range_stored', start, end, durationMs: this.now() - rangeStarted }, 'date range stored');
     }
-    // dates PostgreSQL refused (a value it cannot hold): the others are stored, the job fails naming them
+    // dates refused (a value the column cannot hold): the others are stored, the job fails naming them
     const refused = batch.refusedError();
     if (refused) throw refused;
     return { rows, dates, remaining: Math.max(0, pending) };
