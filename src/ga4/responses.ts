@@ -6,7 +6,9 @@
  * Nothing that fails a check ever becomes data: each failure is a RetryableError whose code says
  * what to do about it (errors.ts RetryCode): `bad_response` (ask for the page again),
  * `inconsistent_pages` (read the listing again), `unordered` (read the range whole), `bad_totals`
- * (ask for totals one date at a time).
+ * (ask for totals one date at a time). A metric value its column cannot hold (`"1.5"` for an
+ * integer) is no such failure: it is Google's data, so its date is marked (types.ts Unstorable)
+ * and refused by the store, never retried.
  */
 import type { analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import type { ReportDefinition } from '../config/index.js';

@@ -5,7 +5,7 @@ export interface ReportRow {
   date: string;
   /** values of the report's non-date dimensions, in definition order */
   dims: string[];
-  /** integer metrics as decimal strings (bigint-safe), others as numbers */
+  /** integer metrics as decimal strings (bigint-safe), others as numbers; a value as sent when it is `unstorable` */
   metrics: Array<string | number>;
   /** the dimensions (API names) whose value was changed to be storable, one entry per value */
   sanitized?: string[];
