@@ -334,7 +334,7 @@ describe('totals from a less capable endpoint', () => {
       },
     } as never;
     const t = await fetchTotals(client, ctx, def, ['2024-01-01', '2024-01-02', '2024-01-03']);
-    assert.deepEqual([...t!.entries()], [['2024-01-01', ['01']], ['2024-01-02', ['02']], ['2024-01-03', ['03']]]);
+    assert.deepEqual([...t!.entries()], [['2024-01-01', { values: ['01'] }], ['2024-01-02', { values: ['02'] }], ['2024-01-03', { values: ['03'] }]]);
     assert.deepEqual(asked, [3, 1, 1, 1]);
   });
 

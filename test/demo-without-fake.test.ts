@@ -44,7 +44,7 @@ describe('an installation without the optional dependencies', () => {
   after(() => fs.rmSync(install, { recursive: true, force: true }));
 
   it('loads every production module without the fake Google', () => {
-    const modules = ['daemon.js', 'check.js', 'config.js', 'ga4/client.js', 'auth/tokenManager.js'].map((m) => path.join(install, 'dist', m));
+    const modules = ['daemon.js', 'check.js', 'config/index.js', 'ga4/client.js', 'auth/tokenManager.js'].map((m) => path.join(install, 'dist', m));
     for (const m of modules) assert.ok(fs.existsSync(m), `${m} is built`);
     const res = spawnSync(process.execPath, ['--input-type=module', '-e', `for (const m of ${JSON.stringify(modules)}) await import(m);`], {
       cwd: install,

@@ -65,7 +65,7 @@ function assertSame(body: string, opts: { scanned: boolean }) {
   assert.equal(fast.rows, page.rows.length);
   assert.equal(fast.rowCount, page.rowCount);
   assert.deepEqual(fast.meta, page.meta);
-  assert.deepEqual(fast.segments.map((s) => [s.date, s.rows]), slow.map((s) => [s.date, s.rows]));
+  assert.deepEqual(fast.segments.map((s) => [s.date, s.rows, s.unstorable ?? null]), slow.map((s) => [s.date, s.rows, s.unstorable ?? null]));
   assert.deepEqual(fast.segments.map((s) => decode(s.text.toString())), slow.map((s) => decode(s.text.toString())));
   assert.deepEqual(fast.response.propertyQuota, { tokensPerDay: { consumed: 3, remaining: 199000 } });
   assert.equal('rows' in fast.response, false);
@@ -138,9 +138,11 @@ describe('page scanner', () => {
     fails([['2025-03-01', '/', 'x', '1', '0']], /date value/);
     fails([['20250311', '/', 'x', '1', '0']], /outside the requested/);
     fails([['20250302', '/', 'x', '1', '0'], ['20250301', '/', 'x', '1', '0']], /not ordered/);
-    fails([['20250301', '/', 'x', '1.5', '0']], /integer metric value/);
-    fails([['20250301', '/', 'x', '1', 'NaN']], /metric value/);
-    fails([['20250301', '/', 'x', '1', 'Infinity']], /metric value/);
+    // metric values that would break the row text: a bad page (Google never sends them)
+    fails([['20250301', '/', 'x', '1\t5', '0']], /malformed response \(integer metric value "1\\t5"\)/);
+    fails([['20250301', '/', 'x', '1', '0.5\n']], /malformed response \(metric value "0.5\\n"\)/);
+    fails([['20250301', '/', 'x', '1\\', '0']], /integer metric value/);
+    fails([['20250301', '/', 'x', '1\u0000', '0']], /integer metric value/);
     const truncated = Buffer.from(JSON.stringify(response(ROWS)).slice(0, 300));
     assert.throws(() => parsePageBytes(truncated, def, START, END, ctx), /not JSON/);
     const narrow = JSON.stringify(response(ROWS)).replace('{"value":"/docs"},', '');
@@ -190,12 +192,26 @@ describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () =
     assert.deepEqual(page.segments.map((s) => [s.date, s.rows]), [['2025-03-02', 1], ['2025-03-01', 1], ['2025-03-05', 1], ['2025-03-01', 1]]);
   });
 
-  it('a number beyond a double is kept as written (the store refuses it); hex, Infinity and blanks are malformed', () => {
+  it('a number beyond a double is kept as written (the store refuses it), with no unstorable mark', () => {
     const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '1e400']])), { scanned: true });
     assert.match(page.segments[0]!.text.toString(), /\t1e400\n$/);
-    for (const v of ['0x10', 'Infinity', ' 5', '1e']) {
-      assert.throws(() => parsePageBytes(Buffer.from(JSON.stringify(response([['20250301', '/', 'x', '1', v]]))), def, START, END, ctx), /malformed response \(metric value/);
+    assert.equal(page.segments[0]!.unstorable, undefined);
+  });
+
+  it('a metric value its column cannot hold is no bad page: its date\'s segment is marked with the first such value, the others are not', () => {
+    const integers = ['1.5', '', 'NaN', 'abc', '1e3', ' 5', '+5', '٣'];
+    const floats = ['abc', 'NaN', 'Infinity', '0x10', ' 5', '1e', ''];
+    for (const v of integers) {
+      const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '0.5'], ['20250302', '/', 'x', v, 'abc'], ['20250303', '/', 'x', '2', '0']])), { scanned: true });
+      assert.deepEqual(page.segments.map((s) => s.unstorable ?? null), [null, { metric: 0, value: v }, null], JSON.stringify(v));
     }
+    for (const v of floats) {
+      const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '0.5'], ['20250301', '/', 'y', '1', v]])), { scanned: true });
+      assert.deepEqual(page.segments.map((s) => s.unstorable ?? null), [{ metric: 1, value: v }], JSON.stringify(v));
+    }
+    // escaped, the same value is read the same way (the scanner's rare path)
+    const escaped = JSON.stringify(response([['20250301', '/', 'x', '1.5', '0']])).replace('"1.5"', '"\\u0031.5"');
+    assert.deepEqual(assertSame(escaped, { scanned: true }).segments[0]!.unstorable, { metric: 0, value: '1.5' });
   });
 });
 

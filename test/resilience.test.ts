@@ -318,7 +318,7 @@ describe('bad responses are never data', () => {
   };
   const bad: Array<[string, unknown]> = [
     ['a date outside the requested range', { ...ok, rows: [{ dimensionValues: [{ value: '20231231' }, { value: 'France' }], metricValues: [{ value: '5' }] }] }],
-    ['a non-numeric integer metric', { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }, { value: 'France' }], metricValues: [{ value: '5.5x' }] }] }],
+    ['an integer metric value that would break the row text', { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }, { value: 'France' }], metricValues: [{ value: '5\t5' }] }] }],
     ['a row of the wrong width', { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }], metricValues: [{ value: '5' }] }] }],
     ['headers that do not match the request', { ...ok, dimensionHeaders: [{ name: 'date' }, { name: 'city' }] }],
     ['a malformed date value', { ...ok, rows: [{ dimensionValues: [{ value: '2024-01-02' }, { value: 'France' }], metricValues: [{ value: '5' }] }] }],

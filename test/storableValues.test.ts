@@ -137,7 +137,7 @@ describe('values PostgreSQL cannot hold', () => {
         for (let run = 1; run <= 2; run++) {
           const [res] = await daemon.scheduler.runOnce();
           assert.equal(res!.ok, false, `run ${run} fails`);
-          assert.match(res!.error!, new RegExp(`property ${P}, report r: PostgreSQL refused 1 date\\(s\\), the others are stored; ${bad} column ${column}: `));
+          assert.match(res!.error!, new RegExp(`property ${P}, report r: 1 date\\(s\\) refused for a value the column cannot hold, the others are stored; ${bad} column ${column}: `));
           assert.match(res!.error!, reason);
           assert.deepEqual(await storedDates(db), dates.filter((d) => d !== bad), `run ${run}: the other three dates are stored`);
           for (const d of dates) if (d !== bad) assert.deepEqual(await rowsOf(db, d), want(d), d);

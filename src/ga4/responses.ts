@@ -6,7 +6,9 @@
  * Nothing that fails a check ever becomes data: each failure is a RetryableError whose code says
  * what to do about it (errors.ts RetryCode): `bad_response` (ask for the page again),
  * `inconsistent_pages` (read the listing again), `unordered` (read the range whole), `bad_totals`
- * (ask for totals one date at a time).
+ * (ask for totals one date at a time). A metric value its column cannot hold (`"1.5"` for an
+ * integer) is no such failure: it is Google's data, so its date is marked (types.ts Unstorable)
+ * and refused by the store, never retried.
  */
 import type { analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import type { ReportDefinition } from '../config/index.js';
@@ -14,7 +16,7 @@ import { RetryableError } from '../errors.js';
 import type { CallContext } from './callContext.js';
 import { totalsRangeDate, totalsRangeName } from './requests.js';
 import { addSanitized, rowKeys, storableText, type DaySegment, type Sanitized } from './rowText.js';
-import type { DayData, PropertyQuota, ReportRow, ResponseMeta } from './types.js';
+import type { DayData, DayTotals, PropertyQuota, ReportRow, ResponseMeta, Unstorable } from './types.js';
 
 export type RunReportResponse = analyticsdata_v1beta.Schema$RunReportResponse;
 export type MetadataResponse = analyticsdata_v1beta.Schema$Metadata;
@@ -53,19 +55,30 @@ export function parseJson(body: Buffer, ctx: CallContext): RunReportResponse {
 /** A decimal number as JSON, JavaScript and PostgreSQL all read it (and `.5`, `5.`); no hex, no Infinity. */
 const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be found
+const COPY_BREAKING = /[\u0000-\u001f\\]/;
+
 /**
  * A metric value as stored: integers stay decimal strings (bigint-safe), the rest become numbers.
- * Google sends every value as a string; anything that is not a number is a malformed response,
- * made by `bad`.
+ * Google sends every value as a string. One its column cannot hold (`"1.5"` or `""` for an
+ * integer, `"abc"` or `"NaN"` for any) is Google's data, not a bad page: asking again gives it
+ * again. It is handed to `unstorable` and returned as sent, and the date that holds it is refused
+ * (types.ts Unstorable). Only a value that would break the row text (a control character: tab,
+ * newline, NUL; a backslash) or is no string at all is a malformed response, made by `bad`.
  */
-export function metricValue(raw: string | null | undefined, integer: boolean, bad: (what: string) => Error): string | number {
+export function metricValue(raw: unknown, integer: boolean, bad: (what: string) => Error, unstorable: (value: string) => void): string | number {
+  if (raw !== null && raw !== undefined && typeof raw !== 'string' && typeof raw !== 'number') throw bad(`${integer ? 'integer ' : ''}metric value ${JSON.stringify(raw)}`);
   const text = String(raw ?? '0');
+  if (COPY_BREAKING.test(text)) throw bad(`${integer ? 'integer ' : ''}metric value ${JSON.stringify(text)}`);
   if (integer) {
     // digits beyond bigint's range are kept as sent: PostgreSQL refuses them, failing that date alone
-    if (!/^-?\d+$/.test(text)) throw bad(`integer metric value ${JSON.stringify(text)}`);
+    if (!/^-?\d+$/.test(text)) unstorable(text);
     return text;
   }
-  if (!DECIMAL.test(text)) throw bad(`metric value ${JSON.stringify(text)}`);
+  if (!DECIMAL.test(text)) {
+    unstorable(text);
+    return text;
+  }
   const value = Number(text);
   // A number beyond a double's range (1e400) is kept as sent, never stored as Infinity:
   // PostgreSQL refuses it, failing that date alone.
@@ -121,7 +134,8 @@ export function parsePage(res: RunReportResponse, def: ReportDefinition, start: 
     if (!/^\d{8}$/.test(rawDate)) throw bad(`date value ${JSON.stringify(rawDate)}`);
     const date = `${rawDate.slice(0, 4)}-${rawDate.slice(4, 6)}-${rawDate.slice(6, 8)}`;
     if (date < start || date > end) throw outOfRange(ctx, date, start, end);
-    const metrics = metricValues.map((metric, index) => metricValue(metric.value, integer[index]!, bad));
+    let unstorable: Unstorable | undefined;
+    const metrics = metricValues.map((metric, index) => metricValue(metric.value, integer[index]!, bad, (value) => void (unstorable ??= { metric: index, value })));
     let sanitized: string[] | undefined;
     const dims = dimensionValues.slice(1).map((dimension, index) => {
       const value = dimension.value ?? '';
@@ -130,7 +144,7 @@ export function parsePage(res: RunReportResponse, def: ReportDefinition, start: 
       (sanitized ??= []).push(def.dimensions[index]!);
       return storable;
     });
-    return sanitized ? { date, dims, metrics, sanitized } : { date, dims, metrics };
+    return { date, dims, metrics, ...(sanitized ? { sanitized } : {}), ...(unstorable ? { unstorable } : {}) };
   });
   return { rows, rowCount, meta: responseMeta(res.metadata) };
 }
@@ -201,35 +215,38 @@ export function dayOf(ctx: CallContext, def: ReportDefinition, date: string, seg
   }
   let rowCount = 0;
   let sanitized: Sanitized | undefined;
+  let unstorable: Unstorable | undefined;
   for (const segment of segments) {
     rowCount += segment.rows;
     sanitized = addSanitized(sanitized, segment.sanitized);
+    unstorable ??= segment.unstorable;
   }
-  return { date, rowCount, text: segments.map((segment) => segment.text), meta, ...(sanitized ? { sanitized } : {}) };
+  return { date, rowCount, text: segments.map((segment) => segment.text), meta, ...(sanitized ? { sanitized } : {}), ...(unstorable ? { unstorable } : {}) };
 }
 
 /**
  * The totals rows of a totalsRequest answer for `dates`, by date (metric values in definition
- * order); a date without data has no entry. With one range the `dateRange` dimension is absent;
+ * order, and the first one its column cannot hold: metricValue); a date without data has no entry. With one range the `dateRange` dimension is absent;
  * with several it is the last dimension and carries the range's name (totalsRangeName).
  * @throws RetryableError code `bad_totals` for an answer that cannot be attributed to the dates
  */
-export function totalsByDate(res: RunReportResponse, def: ReportDefinition, dates: readonly string[], ctx: CallContext): Map<string, Array<string | number>> {
+export function totalsByDate(res: RunReportResponse, def: ReportDefinition, dates: readonly string[], ctx: CallContext): Map<string, DayTotals> {
   const bad = (what: string) => new RetryableError(`runReport totals for property ${ctx.propertyId}: ${what}`, 'bad_totals');
   const integer = (res.metricHeaders ?? []).map((header) => header.type === 'TYPE_INTEGER');
   if (integer.length !== def.metrics.length) throw bad('metric headers do not match the request');
   const totals = res.totals ?? [];
   if (dates.length > 1 && totals.length > dates.length) throw bad('more totals rows than date ranges');
-  const byDate = new Map<string, Array<string | number>>();
+  const byDate = new Map<string, DayTotals>();
   for (const row of totals) {
     const dimensionValues = row.dimensionValues ?? [];
     const name = dates.length === 1 ? totalsRangeName(dates[0]!) : dimensionValues[dimensionValues.length - 1]?.value;
     const date = totalsRangeDate(name);
     if (!date || !dates.includes(date)) throw bad(`totals row for an unknown range ${JSON.stringify(name)}`);
     const badValue = (what: string) => bad(`malformed response (${what})`);
-    const values = (row.metricValues ?? []).map((metric, index) => metricValue(metric.value, integer[index]!, badValue));
+    let unstorable: Unstorable | undefined;
+    const values = (row.metricValues ?? []).map((metric, index) => metricValue(metric.value, integer[index]!, badValue, (value) => void (unstorable ??= { metric: index, value, totals: true })));
     if (values.length !== def.metrics.length) throw badValue('totals row width');
-    byDate.set(date, values);
+    byDate.set(date, unstorable ? { values, unstorable } : { values });
   }
   return byDate;
 }

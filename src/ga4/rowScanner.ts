@@ -28,6 +28,7 @@ import {
 } from './jsonBytes.js';
 import { malformed, metricValue, outOfRange, unordered } from './responses.js';
 import { copyText, metricField, storableText, type DaySegment, type Sanitized } from './rowText.js';
+import type { Unstorable } from './types.js';
 
 /**
  * The body is not in the layout the scanner knows: parse it instead. A signal between the scanner
@@ -47,6 +48,7 @@ interface SegmentSpan {
   from: number;
   to: number;
   sanitized: Sanitized | undefined;
+  unstorable: Unstorable | undefined;
 }
 
 /** Reads the rows array from its `[` and writes row text; `position` ends after the `]`. */
@@ -71,6 +73,8 @@ export class RowScanner {
   /** values of the current segment changed by storableText, and their dimensions */
   private segmentSanitized = 0;
   private segmentSanitizedDimensions: string[] = [];
+  /** the segment's first metric value its column cannot hold */
+  private segmentUnstorable: Unstorable | undefined;
   private readonly finished: SegmentSpan[] = [];
   /** the span of the last value read (valueSpan) */
   private from = 0;
@@ -120,6 +124,7 @@ export class RowScanner {
       rows: span.rows,
       text: this.out.subarray(span.from, span.to),
       ...(span.sanitized ? { sanitized: span.sanitized } : {}),
+      ...(span.unstorable ? { unstorable: span.unstorable } : {}),
     }));
   }
 
@@ -141,7 +146,7 @@ export class RowScanner {
     this.expect(LBRACKET);
     for (let metric = 0; metric < this.metricCount; metric++) {
       if (metric > 0) this.expect(COMMA);
-      this.value(true, this.integer[metric]!, -1);
+      this.value(true, this.integer[metric]!, metric);
     }
     this.expect(RBRACKET);
     this.expect(RBRACE);
@@ -239,6 +244,7 @@ export class RowScanner {
       this.segmentRows = 0;
       this.segmentSanitized = 0;
       this.segmentSanitizedDimensions = [];
+      this.segmentUnstorable = undefined;
     }
     const at = this.outLength;
     const out = this.out;
@@ -258,11 +264,11 @@ export class RowScanner {
   private closeDay(): void {
     if (this.day < 0 || this.segmentRows === 0) return;
     const sanitized = this.segmentSanitized > 0 ? { values: this.segmentSanitized, dimensions: this.segmentSanitizedDimensions } : undefined;
-    this.finished.push({ date: this.date, rows: this.segmentRows, from: this.segmentStart, to: this.outLength, sanitized });
+    this.finished.push({ date: this.date, rows: this.segmentRows, from: this.segmentStart, to: this.outLength, sanitized, unstorable: this.segmentUnstorable });
   }
 
-  /** A dimension (`dimension` its index) or metric (`dimension` -1) value, tab first. */
-  private value(metric: boolean, integer: boolean, dimension: number): void {
+  /** A dimension or metric value (`index` its index among them), tab first. */
+  private value(metric: boolean, integer: boolean, index: number): void {
     const present = this.valueSpan();
     const { bytes, from, to, escaped } = this;
     if (!present) {
@@ -278,14 +284,15 @@ export class RowScanner {
       this.outLength = copyBytes(bytes, from, to, this.out, this.outLength);
       return;
     }
-    this.rareValue(metric, integer, dimension);
+    this.rareValue(metric, integer, index);
   }
 
   /**
-   * The rare values: escapes, exponents, or not numbers at all. A method of its own so that
-   * value(), which runs for every value, stays small enough to be inlined.
+   * The rare values: escapes, exponents, or not numbers at all (metricValue decides, as parsePage
+   * does: malformed, or kept as sent and its date refused). A method of its own so that value(),
+   * which runs for every value, stays small enough to be inlined.
    */
-  private rareValue(metric: boolean, integer: boolean, dimension: number): void {
+  private rareValue(metric: boolean, integer: boolean, index: number): void {
     const { bytes, from, to, escaped } = this;
     let text = escaped ? (JSON.parse(bytes.toString('utf8', from - 1, to + 1)) as string) : bytes.toString('utf8', from, to);
     if (!metric && escaped) {
@@ -294,11 +301,13 @@ export class RowScanner {
       if (storable !== null) {
         text = storable;
         this.segmentSanitized++;
-        const name = this.def.dimensions[dimension]!;
+        const name = this.def.dimensions[index]!;
         if (!this.segmentSanitizedDimensions.includes(name)) this.segmentSanitizedDimensions.push(name);
       }
     }
-    const field = metric ? metricField(metricValue(text, integer, (what) => malformed(this.ctx, what))) : copyText(text);
+    const field = metric
+      ? metricField(metricValue(text, integer, (what) => malformed(this.ctx, what), (value) => void (this.segmentUnstorable ??= { metric: index, value })))
+      : copyText(text);
     const length = Buffer.byteLength(field);
     this.ensure(length + 1);
     this.out[this.outLength++] = TAB;

@@ -10,7 +10,7 @@
  * A page scanned straight into row text (pageRows.ts) leaves no object per row behind, and the
  * store hands the bytes to COPY unchanged.
  */
-import type { ReportRow } from './types.js';
+import type { ReportRow, Unstorable } from './types.js';
 
 /** The rows of one date inside a page, as row text (a view of the page's buffer). */
 export interface DaySegment {
@@ -19,6 +19,8 @@ export interface DaySegment {
   text: Buffer;
   /** values of these rows changed to be storable (storableText), when any */
   sanitized?: Sanitized;
+  /** the first metric value of these rows its column cannot hold, when any */
+  unstorable?: Unstorable;
 }
 
 /** Values changed by storableText: how many, and in which dimensions (API names). */
@@ -65,7 +67,11 @@ export function copyText(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
-/** A metric value (metricValue's result) as a row text field; -0 stays -0, as the scanner copies it. */
+/**
+ * A metric value (metricValue's result) as a row text field; -0 stays -0, as the scanner copies it.
+ * An unstorable value is text free of COPY's special characters (metricValue refuses those), so it
+ * needs no escaping; its date is refused before COPY anyway.
+ */
 export function metricField(value: string | number): string {
   return typeof value === 'number' && Object.is(value, -0) ? '-0' : String(value);
 }
@@ -74,7 +80,7 @@ export function metricField(value: string | number): string {
 function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;
   for (const dimension of row.dims) line += `\t${copyText(dimension)}`;
-  // integer metrics are digit strings and the others numbers (checked by the page parser)
+  // integer metrics are digit strings and the others numbers, or text its date is refused for (checked by the page parser)
   for (const metric of row.metrics) line += `\t${metricField(metric)}`;
   return `${line}\n`;
 }
@@ -88,12 +94,14 @@ export function segmentsOf(propertyId: string, rows: readonly ReportRow[]): DayS
     let text = '';
     let count = 0;
     let sanitized: Sanitized | undefined;
+    let unstorable: Unstorable | undefined;
     for (; next < rows.length && rows[next]!.date === date; next++, count++) {
       const row = rows[next]!;
       text += rowLine(propertyId, row);
       if (row.sanitized) sanitized = addSanitized(sanitized, { values: row.sanitized.length, dimensions: row.sanitized });
+      unstorable ??= row.unstorable;
     }
-    out.push({ date, rows: count, text: Buffer.from(text, 'utf8'), ...(sanitized ? { sanitized } : {}) });
+    out.push({ date, rows: count, text: Buffer.from(text, 'utf8'), ...(sanitized ? { sanitized } : {}), ...(unstorable ? { unstorable } : {}) });
   }
   return out;
 }

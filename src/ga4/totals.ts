@@ -11,12 +11,13 @@ import type { CallContext } from './callContext.js';
 import type { Ga4Client } from './client.js';
 import { TOTALS_RANGES_PER_REQUEST, totalsRequest } from './requests.js';
 import { totalsByDate } from './responses.js';
-import type { PropertyQuota } from './types.js';
+import type { DayTotals, PropertyQuota } from './types.js';
 
-type Totals = Map<string, Array<string | number>>;
+type Totals = Map<string, DayTotals>;
 
 /**
- * Totals per date (metric values in definition order); a date without data has no entry.
+ * Totals per date (metric values in definition order, and the first one its column cannot hold);
+ * a date without data has no entry.
  * An endpoint that refuses several named ranges, or answers them in a shape we cannot attribute
  * to dates, is asked one date at a time instead; one that refuses TOTAL altogether gets null:
  * totals are a companion of the report, never a reason to fail it.

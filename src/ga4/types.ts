@@ -5,10 +5,27 @@ export interface ReportRow {
   date: string;
   /** values of the report's non-date dimensions, in definition order */
   dims: string[];
-  /** integer metrics as decimal strings (bigint-safe), others as numbers */
+  /** integer metrics as decimal strings (bigint-safe), others as numbers; a value as sent when it is `unstorable` */
   metrics: Array<string | number>;
   /** the dimensions (API names) whose value was changed to be storable, one entry per value */
   sanitized?: string[];
+  /** the row's first metric value its column cannot hold, when any (the date is then refused) */
+  unstorable?: Unstorable;
+}
+
+/**
+ * A metric value Google sent that its column cannot hold: `"1.5"` or `""` for an integer metric
+ * (a bigint column), `"abc"` or `"NaN"` for any. It is Google's data, not a transport fault:
+ * asking again gives the same value, so the date that holds it is refused (never stored, its old
+ * rows and ledger row kept, so it stays due) and the job fails naming date, column and value.
+ */
+export interface Unstorable {
+  /** index of the metric in the definition */
+  metric: number;
+  /** the value as Google sent it (the JSON string, unescaped) */
+  value: string;
+  /** true when it came in GA's totals for the date rather than in a row */
+  totals?: boolean;
 }
 
 export interface ResponseMeta {
@@ -40,4 +57,12 @@ export interface DayData {
   totals?: Array<string | number> | null;
   /** values of this date changed to be storable (rowText.ts storableText), when any */
   sanitized?: { values: number; dimensions: string[] };
+  /** the first metric value of this date (rows, then totals) its column cannot hold: the date is refused */
+  unstorable?: Unstorable;
+}
+
+/** GA's totals of one date: metric values in definition order, and the first one its column cannot hold. */
+export interface DayTotals {
+  values: Array<string | number>;
+  unstorable?: Unstorable;
 }

@@ -4,8 +4,9 @@
  * - a date handed out again (a listing read again from its first page, the buffered read after
  *   rows came out of order) replaces the one held: a batch never holds a date twice, the newer
  *   read wins;
- * - a date PostgreSQL refuses (a value it cannot hold) is left out and remembered, the other dates
- *   of the batch are stored; the job then fails naming each (`refusedError`);
+ * - a date holding a value its column cannot hold (`"1.5"` for an integer metric, found by the page
+ *   checks; one PostgreSQL refuses, such as an integer beyond bigint) is left out and remembered,
+ *   the other dates of the batch are stored; the job then fails naming each (`refusedError`);
  * - values changed to be storable (U+0000 removed, lone surrogates replaced) are counted in
  *   `ga_collector_values_sanitized_total` and warned about once per date;
  * - dates stored from a listing later found inconsistent, and not read again whole, are removed
@@ -41,7 +42,7 @@ export class BatchWriter {
   rows = 0;
   /** when the oldest date held was added (ms since epoch) */
   startedAt = 0;
-  /** dates PostgreSQL refused, over the whole job */
+  /** dates refused (a value the column cannot hold), over the whole job */
   readonly refused: RefusedDay[] = [];
   private readonly stored = new Set<string>();
   private readonly warned = new Set<string>();
@@ -72,7 +73,7 @@ export class BatchWriter {
     const refusedNow = new Set(result.refused.map((r) => r.date));
     for (const refused of result.refused) {
       this.refused.push(refused);
-      log.error({ event: 'date_refused', date: refused.date, column: refused.column, err: refused.reason }, 'PostgreSQL refused a value; this date is not stored');
+      log.error({ event: 'date_refused', date: refused.date, column: refused.column, err: refused.reason }, 'a value its column cannot hold; this date is not stored');
     }
     let dates = 0;
     for (const day of days) {
@@ -107,12 +108,12 @@ export class BatchWriter {
     }
   }
 
-  /** The job's failure when PostgreSQL refused dates, naming each; null when it refused none. */
+  /** The job's failure when dates were refused, naming each date, column and value; null when none was. */
   refusedError(): Error | null {
     if (this.refused.length === 0) return null;
     const { def, propertyId } = this.deps;
     return new Error(
-      `property ${propertyId}, report ${def.name}: PostgreSQL refused ${this.refused.length} date(s), the others are stored; ${describeRefused(this.refused)} (fetched again on the next run)`,
+      `property ${propertyId}, report ${def.name}: ${this.refused.length} date(s) refused for a value the column cannot hold, the others are stored; ${describeRefused(this.refused)} (fetched again on the next run)`,
     );
   }
 }

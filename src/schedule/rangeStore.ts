@@ -134,7 +134,12 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
     try {
       for await (const day of days) {
         if (signal.aborted) throw abortReason(signal);
-        if (totals) day.totals = totals.get(day.date) ?? null;
+        if (totals) {
+          const dayTotals = totals.get(day.date);
+          day.totals = dayTotals?.values ?? null;
+          // a totals value its column cannot hold refuses the date, as one in its rows does
+          if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
+        }
         batch.add(day, now());
         if (batch.rows >= BATCH_ROWS || now() - batch.startedAt >= BATCH_MS) await flush();
         if (input.quotaLowUntil() !== undefined) break;

@@ -6,7 +6,7 @@
  * transaction: no staging table, never one INSERT per row.
  */
 import type { ReportDefinition } from '../config/index.js';
-import type { DayData } from '../ga4/types.js';
+import type { DayData, Unstorable } from '../ga4/types.js';
 import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';
 import { copyRows } from './copyRows.js';
@@ -102,23 +102,34 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
   return written;
 }
 
-/** A date PostgreSQL refused to store, and why; its stored rows and ledger row are left as they were. */
+/** A date not stored because a value cannot be held by its column, and why; its stored rows and ledger row are left as they were. */
 export interface RefusedDay {
   date: string;
-  /** the report or totals column of the refused value, when PostgreSQL names it */
+  /** the report or totals column of the refused value, when known (PostgreSQL does not always name it) */
   column: string | null;
-  /** PostgreSQL's message, e.g. `value "99999999999999999999" is out of range for type bigint` */
+  /**
+   * why: PostgreSQL's message (`value "99999999999999999999" is out of range for type bigint`),
+   * or the page check's (`Google sent "1.5", which a bigint column cannot hold`)
+   */
   reason: string;
 }
 
 /**
- * replaceDays, except that a value PostgreSQL refuses (SQLSTATE class 22, a data exception: an
- * integer beyond bigint, a number beyond a double, bytes it cannot take as UTF-8) fails only the
- * date that holds it. When the batch's transaction fails so, each date is written again in a
- * transaction of its own; the refused ones are returned, untouched (old rows and ledger row kept,
- * so they are due again). Any other failure is thrown as it is.
+ * replaceDays, except that a value its column cannot hold fails only the date that holds it:
+ * - one the page checks found (DayData.unstorable: `"1.5"` for an integer metric, `"abc"`): that
+ *   date is not written at all;
+ * - one PostgreSQL refuses (SQLSTATE class 22, a data exception: an integer beyond bigint, a
+ *   number beyond a double, bytes it cannot take as UTF-8): when the batch's transaction fails so,
+ *   each date is written again in a transaction of its own.
+ * The refused dates are returned, untouched (old rows and ledger row kept, so they are due again).
+ * Any other failure is thrown as it is.
  */
 export async function replaceDaysOrRefuse(client: PoolClient, args: WriteDaysArgs): Promise<{ written: number; refused: RefusedDay[] }> {
+  const checked = args.days.filter((day) => day.unstorable).map((day) => unstorableRefusal(args.def, day.date, day.unstorable!));
+  if (checked.length > 0) {
+    const rest = await replaceDaysOrRefuse(client, { ...args, days: args.days.filter((day) => !day.unstorable) });
+    return { written: rest.written, refused: [...checked, ...rest.refused] };
+  }
   try {
     return { written: await replaceDays(client, args), refused: [] };
   } catch (err) {
@@ -141,6 +152,21 @@ export async function replaceDaysOrRefuse(client: PoolClient, args: WriteDaysArg
 /** One line naming each refused date, its column and PostgreSQL's reason. */
 export function describeRefused(refused: readonly RefusedDay[]): string {
   return refused.map((r) => `${r.date}${r.column ? ` column ${r.column}` : ''}: ${r.reason}`).join('; ');
+}
+
+/** The longest value a refusal quotes whole: Google's value may be long, a log line should not be. */
+const QUOTED_VALUE_MAX = 64;
+
+function unstorableRefusal(def: ReportDefinition, date: string, unstorable: Unstorable): RefusedDay {
+  const cols = reportColumns(def);
+  const metric = cols.metrics[unstorable.metric] ?? def.metrics[unstorable.metric] ?? `metric ${unstorable.metric + 1}`;
+  const value = unstorable.value.length > QUOTED_VALUE_MAX ? `${unstorable.value.slice(0, QUOTED_VALUE_MAX)}…` : unstorable.value;
+  const type = cols.metricTypes[unstorable.metric] ?? 'numeric';
+  return {
+    date,
+    column: unstorable.totals ? `${totalsName(def)}.${metric}` : metric,
+    reason: `Google sent ${JSON.stringify(value)}${unstorable.totals ? ' in its totals' : ''}, which a ${type} column cannot hold`,
+  };
 }
 
 function isRefusedValue(err: unknown): boolean {
