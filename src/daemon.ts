@@ -260,9 +260,16 @@ export class Daemon implements DaemonView {
       ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
       ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
       ['concurrency', prev.concurrency, next.concurrency],
+      // the API client and the token manager were built with these
+      ['fetch.timeoutSeconds', prev.fetch.timeoutSeconds, next.fetch.timeoutSeconds],
+      ['fetch.maxAttempts', prev.fetch.maxAttempts, next.fetch.maxAttempts],
+      ['fetch.maxServerErrorsPerHour', prev.fetch.maxServerErrorsPerHour, next.fetch.maxServerErrorsPerHour],
+      ['log.format', prev.log.format, next.log.format],
     ];
     const changed = fixed.filter(([, before, after]) => before !== after).map(([key]) => key);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
+    // the level applies to what logs from now on (pino children made earlier keep the level they were made with)
+    if (next.log.level !== prev.log.level) this.opts.logger.level = next.log.level;
     if (next.discovery.enabled) this.tokens.forPrincipal(next.google);
     await this.serially(async () => {
       const prevBase = this.base;
@@ -286,6 +293,7 @@ export class Daemon implements DaemonView {
     for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
+    await this.metrics.forgetRemoved(new Set(next.properties.flatMap((p) => p.reports.map((r) => `${p.id}\0${r}`))));
     this.runner.setConfig(next);
     await this.scheduler.reload(next);
   }

@@ -129,4 +129,24 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+
+  /**
+   * Drops the series of properties and reports that left the configuration (a reload), so alerts
+   * on them (stale data, a backlog) stop instead of firing for something removed on purpose.
+   * `kept` holds `property\0report` pairs; a series labelled with a property and no report is
+   * kept while any report of that property is.
+   */
+  async forgetRemoved(kept: ReadonlySet<string>): Promise<void> {
+    const properties = new Set([...kept].map((k) => k.split('\0')[0]!));
+    const families = [this.fetchRuns, this.lastSuccess, this.rowsWritten, this.datesPending, this.valuesSanitized, this.apiRequests, this.quotaRemaining] as const;
+    for (const family of families) {
+      const metric = family as unknown as { get(): Promise<{ values: Array<{ labels: Record<string, string | number> }> }>; remove(labels: Record<string, string | number>): void };
+      for (const { labels } of (await metric.get()).values) {
+        const property = String(labels['property'] ?? '');
+        const report = labels['report'] === undefined ? undefined : String(labels['report']);
+        const stays = report === undefined ? properties.has(property) : kept.has(`${property}\0${report}`);
+        if (!stays) metric.remove(labels);
+      }
+    }
+  }
 }

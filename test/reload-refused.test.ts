@@ -66,10 +66,16 @@ describe('a refused configuration reload', () => {
     assert.match(banner, /concurrency changed; restart the daemon for that/);
     assert.match(html, /<title>⚠ ga-collector status<\/title>/);
 
+    // settings the API client and token manager were built with are refused too, each named
+    fs.writeFileSync(config, JSON.stringify({ ...cfg, fetch: { timeoutSeconds: 3, maxAttempts: 2 }, log: { ...cfg.log, format: 'pretty' } }));
+    await hup('reload_failed', 2);
+    const refused = JSON.parse((await get(`${daemon.url}/api/status`)).body).lastReload.error;
+    assert.match(refused, /reload refused: fetch\.timeoutSeconds, fetch\.maxAttempts, log\.format changed; restart the daemon for that/);
+
     // a file that does not even load: refused too, and the banner says why
     fs.writeFileSync(config, JSON.stringify({ ...cfg, bogus: true }));
-    await hup('reload_failed', 2);
-    assert.deepEqual(await reloads(), { success: 0, failure: 2 });
+    await hup('reload_failed', 3);
+    assert.deepEqual(await reloads(), { success: 0, failure: 3 });
     assert.match((await get(`${daemon.url}/`)).body, /Configuration reload refused[\s\S]*bogus: unknown key/);
     assert.equal(daemon.child.exitCode, null, 'still running');
   });
@@ -79,7 +85,7 @@ describe('a refused configuration reload', () => {
     delete cfg.bogus;
     fs.writeFileSync(config, JSON.stringify({ ...cfg, reports: { daily: { metrics: ['sessions'], startDate: '4daysAgo' } } }));
     await hup('reloaded', 1);
-    assert.deepEqual(await reloads(), { success: 1, failure: 2 });
+    assert.deepEqual(await reloads(), { success: 1, failure: 3 });
     const doc = JSON.parse((await get(`${daemon.url}/api/status`)).body);
     assert.equal(doc.lastReload.ok, true);
     assert.equal(doc.lastReload.error, null);

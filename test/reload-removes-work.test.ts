@@ -71,6 +71,15 @@ describe('SIGHUP that removes properties and a report', () => {
       assert.deepEqual(partial, []);
       const crashes = logs.filter((l) => l['event'] === 'job_crashed' || /TypeError|Cannot read/.test(JSON.stringify(l)));
       assert.deepEqual(crashes, []);
+      // the abort says why, and is no error
+      const aborted = logs.find((l) => l['event'] === 'job_aborted' && l['property'] === RUNNING)!;
+      assert.equal(aborted['err'], 'aborted: removed by a configuration reload');
+      assert.equal(aborted['level'], 'warn');
+      // the removed properties and report leave /metrics, so alerts on them (stale data, a backlog) end
+      const text = await daemon.metrics.text();
+      for (const id of [DEFERRED, RUNNING, QUEUED]) assert.doesNotMatch(text, new RegExp(`property="${id}"`), `no series of removed property ${id}`);
+      assert.doesNotMatch(text, /report="extra"/, 'no series of the removed report');
+      assert.match(text, new RegExp(`ga_collector_fetch_runs_total\\{property="${KEPT}",report="daily",outcome="success"\\} [1-9]`));
     } finally {
       await daemon.stop(0);
       await g.stop();

@@ -90,9 +90,10 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
     return new RetryableError(`${method} for ${at}: rate limited (${googleMessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfterMs(failure.response?.headers));
   }
   if (status >= 500 || status === 408) {
-    return new RetryableError(`${method} for ${at}: Google answered HTTP ${status} ${googleStatus}`, `http_${status}`);
+    // Google's own status (UNAVAILABLE) when its body names one; a proxy's bare 502 says only the code
+    return new RetryableError(`${method} for ${at}: Google answered HTTP ${status}${googleError?.status ? ` ${googleError.status}` : ''}`, `http_${status}`);
   }
-  return new PermanentError(`${method} for ${at}: unexpected HTTP ${status} ${googleStatus} ${googleMessage}`.trim(), `http_${status}`);
+  return new PermanentError(`${method} for ${at}: unexpected HTTP ${status} ${googleError?.status ?? ''} ${googleMessage}`.replace(/\s+/g, ' ').trim(), `http_${status}`);
 }
 
 /** Retry-After in seconds, as ms (at most MAX_RETRY_AFTER_MS); undefined when absent or not a number. */

@@ -143,6 +143,11 @@ export class JobRunner {
       const aborted = !dbDown && (err instanceof AbortedError || signal.aborted);
       let message = describe(err);
       let retryAfterMs: number | undefined;
+      // what aborted it (shutdown, the watchdog's deadline, a reload that removed it) says so itself
+      if (aborted && signal.reason instanceof AbortedError) message = signal.reason.message;
+      // a privilege the role lacks does not come back by retrying: say where the missing GRANTs are listed
+      const privilege = !dbDown && (err as { code?: unknown }).code === '42501';
+      if (privilege) message = `database: ${describeDbError(err)}; run \`ga-collector check\`, which names each missing privilege and the GRANT that gives it`;
       if (dbDown) {
         session?.discard();
         retryAfterMs = this.dbRetryDelay(retryKey);
@@ -153,10 +158,12 @@ export class JobRunner {
         board.recordFailure(job.propertyId, job.report, message, this.now());
         // for `ga-collector status`; a database that is down cannot take the note
         const db = session && !session.lost.aborted ? session.client : this.deps.pool;
-        if (!dbDown) await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError }, log);
+        if (!dbDown) await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError || privilege }, log);
       }
-      log.error(
-        { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent: err instanceof PermanentError, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
+      const permanent = err instanceof PermanentError || privilege;
+      // an abort was asked for (shutdown, watchdog, reload), and is logged where it was asked: not an error here
+      log[aborted ? 'warn' : 'error'](
+        { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
         aborted ? 'fetch run aborted' : 'fetch run failed',
       );
       return {
@@ -164,7 +171,7 @@ export class JobRunner {
         rows: 0,
         dates: 0,
         error: message,
-        permanent: err instanceof PermanentError,
+        permanent,
         ...(err instanceof DeferError ? { deferUntil: err.resetAt } : {}),
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
