@@ -25,7 +25,11 @@ export default tseslint.config(
   importX.flatConfigs.typescript,
   {
     files: ['**/*.ts'],
-    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: ['tsconfig.json', 'bench/tsconfig.json', 'packages/*/tsconfig.json'] })] },
+    settings: {
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({ project: ['tsconfig.json', 'bench/tsconfig.json', 'packages/*/tsconfig.json'], noWarnOnMultipleProjects: true }),
+      ],
+    },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
@@ -43,7 +47,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../../**', 'ga-collector', 'ga-collector/**'], message: 'the fake Google imports nothing from the product; keep its own copy' }] },
+        {
+          patterns: [
+            { group: ['../../**', 'ga-collector', 'ga-collector/**'], message: 'the fake Google imports nothing from the product; keep its own copy' },
+          ],
+        },
       ],
     },
   },

@@ -12,8 +12,8 @@ import pg from 'pg';
 import { generateReport } from '@ga-collector/fake-google';
 import type { ReportDefinition } from '../src/config/index.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const MAIN = path.join(ROOT, 'dist', 'main.js');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MAIN = path.join(ROOT, 'dist', 'main.js');
 const CLK_TCK = 100; // Linux USER_HZ, what /proc/<pid>/stat counts in
 
 /** A database created for the benchmark and dropped after it (falls back to a schema when CREATE DATABASE is refused). */
@@ -209,7 +209,12 @@ export function isoDate(ms: number): string {
 }
 
 /** The rows the fake serves for a property and date range, as generateReport makes them. */
-export function* benchRows(propertyId: string, def: ReportDefinition, dates: string[], rowsPerDay: number): Generator<{ date: string; dims: string[]; values: number[] }> {
+export function* benchRows(
+  propertyId: string,
+  def: ReportDefinition,
+  dates: string[],
+  rowsPerDay: number,
+): Generator<{ date: string; dims: string[]; values: number[] }> {
   for (const date of dates) {
     for (const r of generateReport({ propertyId, date, dimensions: def.dimensions, metrics: def.metrics, rowsPerDay })) yield { date, ...r };
   }

@@ -53,7 +53,8 @@ export class ReplayProxy {
         const up = request({ host: target.hostname, port: target.port, method: req.method, path, headers }, (upRes) => {
           void readAll(upRes).then((data) => {
             const h: Record<string, string> = {};
-            for (const [k, v] of Object.entries(upRes.headers)) if (typeof v === 'string' && k !== 'content-length' && k !== 'connection' && k !== 'keep-alive') h[k] = v;
+            for (const [k, v] of Object.entries(upRes.headers))
+              if (typeof v === 'string' && k !== 'content-length' && k !== 'connection' && k !== 'keep-alive') h[k] = v;
             if (cacheable && upRes.statusCode === 200) this.kept.set(key, { status: 200, headers: h, body: data });
             res.writeHead(upRes.statusCode ?? 502, { ...h, 'content-length': data.length });
             res.end(data);

@@ -163,7 +163,7 @@ async function ingest(db: BenchDb, fake: FakeGoogle, proxy: ReplayProxy, proxyUr
     return r;
   };
 
-  progress('recording the fake\'s answers (an unmeasured backfill)');
+  progress("recording the fake's answers (an unmeasured backfill)");
   const warm = await runCli(backfill);
   if (warm.code !== 0) throw new Error(`recording backfill exited ${warm.code}: ${warm.stderr.trim()}`);
   const recorded = proxy.misses;
@@ -257,7 +257,13 @@ async function writers(db: BenchDb, def: ReportDefinition, dates: string[]): Pro
     t = performance.now();
     for (let i = 0; i < dates.length; i += BATCH) {
       const batch = new Set(dates.slice(i, i + BATCH));
-      await unnestReplace(client, unnestSchema, def, INGEST_PROPERTY, rows.filter((r) => batch.has(r.date)));
+      await unnestReplace(
+        client,
+        unnestSchema,
+        def,
+        INGEST_PROPERTY,
+        rows.filter((r) => batch.has(r.date)),
+      );
     }
     const unnestMs = performance.now() - t;
     lines.push({
@@ -328,7 +334,10 @@ async function scale(db: BenchDb, fake: FakeGoogle, keyFile: string, tmp: string
   const proc = startCli(['run', '--config', daemonCfg]);
   let readyMs = -1;
   while (performance.now() - proc.started < 60_000) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) {
       readyMs = performance.now() - proc.started;
       break;
@@ -336,7 +345,10 @@ async function scale(db: BenchDb, fake: FakeGoogle, keyFile: string, tmp: string
     await sleep(10);
   }
   if (readyMs < 0) {
-    const why = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.text(), (err: unknown) => String(err));
+    const why = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.text(),
+      (err: unknown) => String(err),
+    );
     throw new Error(`the daemon did not become ready within 60 s: ${why}; ${proc.out.stderr.trim().split('\n').slice(-3).join(' / ')}`);
   }
   // the start-up run (nothing is due) ends with a job_succeeded per property
@@ -355,7 +367,10 @@ async function scale(db: BenchDb, fake: FakeGoogle, keyFile: string, tmp: string
   if (end.code !== 0) notes.push(`The daemon exited ${end.code} on SIGTERM.`);
   lines.push({ name: `Daemon with ${PROPERTIES} properties scheduled: start to /readyz answering 200`, result: fmtS(readyMs) });
   lines.push({ name: `Daemon with ${PROPERTIES} properties scheduled, idle: RSS`, result: fmtMb(s1.rss) });
-  lines.push({ name: `Daemon with ${PROPERTIES} properties scheduled, idle: CPU over ${IDLE_MS / 1000} s`, result: `${(((s1.cpuMs - s0.cpuMs) / IDLE_MS) * 100).toFixed(2)} % of one core` });
+  lines.push({
+    name: `Daemon with ${PROPERTIES} properties scheduled, idle: CPU over ${IDLE_MS / 1000} s`,
+    result: `${(((s1.cpuMs - s0.cpuMs) / IDLE_MS) * 100).toFixed(2)} % of one core`,
+  });
 }
 
 let pgVersion = '?';

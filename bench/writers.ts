@@ -48,7 +48,15 @@ export async function unnestReplace(client: pg.PoolClient, schema: string, def: 
 }
 
 /** One INSERT per row, each its own transaction, until `limit` rows or `budgetMs` are used up. Returns rows and time. */
-export async function naiveInserts(client: pg.PoolClient, schema: string, def: ReportDefinition, propertyId: string, rows: Iterable<PlainRow>, limit: number, budgetMs: number): Promise<{ rows: number; ms: number }> {
+export async function naiveInserts(
+  client: pg.PoolClient,
+  schema: string,
+  def: ReportDefinition,
+  propertyId: string,
+  rows: Iterable<PlainRow>,
+  limit: number,
+  budgetMs: number,
+): Promise<{ rows: number; ms: number }> {
   const cols = reportColumns(def);
   const names = ['property_id', 'date', ...cols.dims, ...cols.metrics].map(ident);
   const sql = `INSERT INTO ${qualified(schema, def.name)} (${names.join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')})`;

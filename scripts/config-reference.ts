@@ -40,7 +40,10 @@ function leaves(node: Record<string, unknown>, prefix = ''): Array<[string, Leaf
 /** A value as a YAML flow would write it: `{ daily: { metrics: [sessions] } }`. */
 function flow(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(flow).join(', ')}]`;
-  if (typeof v === 'object' && v !== null) return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${flow(x)}`).join(', ')} }`;
+  if (typeof v === 'object' && v !== null)
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${flow(x)}`)
+      .join(', ')} }`;
   return String(v);
 }
 

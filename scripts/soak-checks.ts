@@ -42,7 +42,13 @@ export async function checkData(url: string, fake: FakeGoogle, layout: DataLayou
     const missing: string[] = [];
     for (const p of layout.properties) {
       // one statement: one snapshot, so a date replaced meanwhile cannot look partial
-      const { rows: found } = await client.query<{ date: string; row_count: number | null; n: number; kinds: number; data: Array<[string, number, number]> | null }>(
+      const { rows: found } = await client.query<{
+        date: string;
+        row_count: number | null;
+        n: number;
+        kinds: number;
+        data: Array<[string, number, number]> | null;
+      }>(
         `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.row_count, count(d.*)::int AS n, count(DISTINCT d.device_category)::int AS kinds,
                 json_agg(json_build_array(d.device_category, d.sessions, d.screen_page_views) ORDER BY d.device_category) FILTER (WHERE d.property_id IS NOT NULL) AS data
            FROM ${SCHEMA}.fetch_days f LEFT JOIN ${SCHEMA}.daily d ON d.property_id = f.property_id AND d.date = f.date
@@ -79,7 +85,10 @@ export async function checkData(url: string, fake: FakeGoogle, layout: DataLayou
 }
 
 /** The averages of the first and the last quarter of the samples that have a value; null under 8 (too few to judge). */
-export function quarterAverages<S extends { rss: number | null; fds: number | null }>(samples: S[], key: 'rss' | 'fds'): { first: number; last: number } | null {
+export function quarterAverages<S extends { rss: number | null; fds: number | null }>(
+  samples: S[],
+  key: 'rss' | 'fds',
+): { first: number; last: number } | null {
   const values = samples.filter((s) => s[key] !== null);
   const q = Math.floor(values.length / 4);
   if (q < 2) return null;

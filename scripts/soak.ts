@@ -104,7 +104,11 @@ function options() {
   try {
     ({ values } = parseArgs({
       args: process.argv.slice(2),
-      options: { minutes: { type: 'string', default: '15' }, faults: { type: 'string', default: 'db,token,api-hang,api-stall' }, keep: { type: 'boolean', default: false } },
+      options: {
+        minutes: { type: 'string', default: '15' },
+        faults: { type: 'string', default: 'db,token,api-hang,api-stall' },
+        keep: { type: 'boolean', default: false },
+      },
       strict: true,
     }));
   } catch (err) {
@@ -112,7 +116,12 @@ function options() {
   }
   const minutes = Number(values.minutes);
   if (!(minutes > 0 && minutes <= 24 * 60)) usage(`--minutes must be a positive number, got "${values.minutes}"`);
-  const faults = new Set(values.faults.split(',').map((f) => f.trim()).filter(Boolean));
+  const faults = new Set(
+    values.faults
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean),
+  );
   for (const f of faults) if (!['db', 'token', 'api-hang', 'api-stall'].includes(f)) usage(`unknown fault "${f}"`);
   return { minutes, faults, keep: values.keep };
 }
@@ -213,7 +222,13 @@ async function main(): Promise<number> {
     let restarting: Promise<void> = Promise.resolve();
     const take = async () => {
       const proc = sampleProcess(daemon!.alive ? pid : undefined);
-      samples.push({ t: Date.now(), alive: daemon!.alive, pid: daemon!.alive ? pid : null, ...proc, successes: daemon!.alive ? await scrapeSuccesses(daemon!.url) : null });
+      samples.push({
+        t: Date.now(),
+        alive: daemon!.alive,
+        pid: daemon!.alive ? pid : null,
+        ...proc,
+        successes: daemon!.alive ? await scrapeSuccesses(daemon!.url) : null,
+      });
     };
     const restartDb = async (name: FaultName) => {
       const rec: FaultRecord = { name, injectedAt: Date.now(), hitAt: null, detail: '' };
@@ -265,11 +280,12 @@ async function main(): Promise<number> {
         say(`${clock(t0, Date.now())}: fault ${due.name}`);
         // the sampling goes on while the database is down
         if (due.name.startsWith('db')) {
-          restarting = restarting.then(() => restartDb(due.name)).catch((err: Error) => {
-            say(`database restart failed: ${err.message}`);
-          });
-        }
-        else inject(due.name);
+          restarting = restarting
+            .then(() => restartDb(due.name))
+            .catch((err: Error) => {
+              say(`database restart failed: ${err.message}`);
+            });
+        } else inject(due.name);
       }
       noteHits();
       await sleep(200);
@@ -294,7 +310,10 @@ async function main(): Promise<number> {
     checks.push({
       name: 'every property fetched after the last fault',
       ok: last !== null && before !== null && resumed.every((r) => r.after > 0),
-      detail: last && before ? resumed.map((r) => `${r.id}: +${r.after}`).join(', ') + ` (from ${clock(t0, lastFault)})` : '/metrics did not answer after the last fault',
+      detail:
+        last && before
+          ? resumed.map((r) => `${r.id}: +${r.after}`).join(', ') + ` (from ${clock(t0, lastFault)})`
+          : '/metrics did not answer after the last fault',
     });
     const unhit = faults.filter((f) => f.hitAt === null);
     checks.push({
@@ -321,19 +340,25 @@ async function main(): Promise<number> {
     checks.push({
       name: 'fetching resumed after each fault',
       ok: silent.length === 0,
-      detail: silent.length ? `no success after: ${silent.map((w) => w.f.name).join(', ')}` : `${windows.filter((w) => w.checked).length} windows of >= ${WINDOW_CHECKED_MS / 1000} s checked`,
+      detail: silent.length
+        ? `no success after: ${silent.map((w) => w.f.name).join(', ')}`
+        : `${windows.filter((w) => w.checked).length} windows of >= ${WINDOW_CHECKED_MS / 1000} s checked`,
     });
     const rss = quarterAverages(samples, 'rss');
     checks.push({
       name: 'memory flat (RSS, last quarter vs first)',
       ok: rss !== null && rss.last <= rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes,
-      detail: rss ? `${mib(rss.first)} -> ${mib(rss.last)} (limit ${mib(rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes)})` : 'too few samples to judge (the run ended early?)',
+      detail: rss
+        ? `${mib(rss.first)} -> ${mib(rss.last)} (limit ${mib(rss.first * (1 + RSS_MARGIN.share) + RSS_MARGIN.bytes)})`
+        : 'too few samples to judge (the run ended early?)',
     });
     const fds = quarterAverages(samples, 'fds');
     checks.push({
       name: 'descriptors flat (last quarter vs first)',
       ok: fds !== null && fds.last <= fds.first + FD_MARGIN,
-      detail: fds ? `${fds.first.toFixed(1)} -> ${fds.last.toFixed(1)} (limit ${(fds.first + FD_MARGIN).toFixed(1)})` : 'too few samples to judge (the run ended early?)',
+      detail: fds
+        ? `${fds.first.toFixed(1)} -> ${fds.last.toFixed(1)} (limit ${(fds.first + FD_MARGIN).toFixed(1)})`
+        : 'too few samples to judge (the run ended early?)',
     });
 
     // stop the daemon (a clean exit is part of a long life), then read the data at rest
@@ -360,18 +385,40 @@ async function main(): Promise<number> {
         ['t', 'PID', 'RSS', 'fds', 'successes'],
         samples
           .filter((_, i) => i % every === 0 || i === samples.length - 1)
-          .map((s) => [clock(t0, s.t), s.pid === null ? 'gone' : String(s.pid), s.rss === null ? '-' : mib(s.rss), s.fds === null ? '-' : String(s.fds), s.successes ? String(Object.values(s.successes).reduce((a, b) => a + b, 0)) : '-']),
+          .map((s) => [
+            clock(t0, s.t),
+            s.pid === null ? 'gone' : String(s.pid),
+            s.rss === null ? '-' : mib(s.rss),
+            s.fds === null ? '-' : String(s.fds),
+            s.successes ? String(Object.values(s.successes).reduce((a, b) => a + b, 0)) : '-',
+          ]),
       )}\n`,
     );
     const events = [...daemon.events.entries()].sort((a, b) => b[1] - a[1]);
-    process.stdout.write(`\nDaemon log events\n${table(['event', 'count'], events.map(([e, n]) => [e, String(n)]))}\n`);
+    process.stdout.write(
+      `\nDaemon log events\n${table(
+        ['event', 'count'],
+        events.map(([e, n]) => [e, String(n)]),
+      )}\n`,
+    );
     if (daemon.stderrHead.trim()) {
-      const head = daemon.stderrHead.trim().split('\n').filter((l) => !/^\s+at /.test(l)).slice(0, 8);
+      const head = daemon.stderrHead
+        .trim()
+        .split('\n')
+        .filter((l) => !/^\s+at /.test(l))
+        .slice(0, 8);
       process.stdout.write(`\nThe daemon's stderr (first lines)\n${head.map((l) => `  ${l}`).join('\n')}\n`);
     }
-    process.stdout.write(`\nChecks\n${table(['check', 'result', 'detail'], checks.map((c) => [c.name, c.ok ? 'PASS' : 'FAIL', c.detail]))}\n`);
+    process.stdout.write(
+      `\nChecks\n${table(
+        ['check', 'result', 'detail'],
+        checks.map((c) => [c.name, c.ok ? 'PASS' : 'FAIL', c.detail]),
+      )}\n`,
+    );
     const failed = checks.filter((c) => !c.ok).length;
-    process.stdout.write(`\nsoak: ${failed ? `${failed} of ${checks.length} checks FAILED` : `all ${checks.length} checks passed`} after ${((end - t0) / 60_000).toFixed(1)} min; the daemon's log: ${opts.keep ? path.join(work, 'daemon.log') : '(removed; --keep keeps it)'}\n`);
+    process.stdout.write(
+      `\nsoak: ${failed ? `${failed} of ${checks.length} checks FAILED` : `all ${checks.length} checks passed`} after ${((end - t0) / 60_000).toFixed(1)} min; the daemon's log: ${opts.keep ? path.join(work, 'daemon.log') : '(removed; --keep keeps it)'}\n`,
+    );
     return failed ? 1 : 0;
   } finally {
     await daemon?.stop().catch(() => undefined);

@@ -28,7 +28,7 @@ import { describeDbError } from './store/dbErrors.js';
 import { missingPrivileges } from './store/privileges.js';
 import { reportRelationNames } from './store/reportTables.js';
 
-export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
+type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
 export interface CheckRow {
   status: CheckStatus;
@@ -60,8 +60,15 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   const reportCount = Object.keys(config.reports).length;
   rows.push(
     config.properties.length > 0 || config.discovery.enabled
-      ? ok('config', `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}`)
-      : fail('config', 'no properties configured: the daemon would fetch nothing', 'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES'),
+      ? ok(
+          'config',
+          `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}`,
+        )
+      : fail(
+          'config',
+          'no properties configured: the daemon would fetch nothing',
+          'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES',
+        ),
   );
 
   const credentialsDirectory = process.env['CREDENTIALS_DIRECTORY'];
@@ -79,7 +86,14 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
     rows.push(...(await checkCredentials(config, tokens, usable, now)));
     rows.push(await checkDatabase(config, quiet));
     if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(principalId(config.google)), timeoutMs, quiet));
-    const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 });
+    const client = new Ga4Client({
+      apiRootUrl: config.google.apiRootUrl,
+      timeoutMs,
+      maxAttempts: 2,
+      limiter: new Limiter(config.concurrency),
+      metrics,
+      backoffBaseMs: 200,
+    });
     for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(principalId(p)), client, quiet)));
   } finally {
     tokens.stop();
@@ -116,7 +130,11 @@ async function checkCredentials(config: Config, tokens: TokenManager, usable: Ma
       rows.push(
         /^key file /.test(message)
           ? fail(`key ${file}`, message, 'download a new JSON key: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON')
-          : fail(`credentials ${file}`, message, 'recreate the file: gcloud iam workload-identity-pools create-cred-config (federation), gcloud auth application-default login (a person, for a trial), or a JSON key'),
+          : fail(
+              `credentials ${file}`,
+              message,
+              'recreate the file: gcloud iam workload-identity-pools create-cred-config (federation), gcloud auth application-default login (a person, for a trial), or a JSON key',
+            ),
       );
       continue;
     }
@@ -141,9 +159,13 @@ async function checkToken(source: TokenSource, now: () => number): Promise<Check
     const code = (err as { code?: unknown }).code;
     if (err instanceof PermanentError) {
       if (st.kind === 'key') {
-        return fail(what, `${st.keyFile}: token refused: ${message}`, /deleted or rotated|signature/i.test(message)
-          ? 'this key was deleted or revoked in Google Cloud: create a new JSON key for the account and replace the file'
-          : 'check that the service account exists and is enabled (Google Cloud console > IAM & Admin > Service accounts), and google.tokenUrl');
+        return fail(
+          what,
+          `${st.keyFile}: token refused: ${message}`,
+          /deleted or rotated|signature/i.test(message)
+            ? 'this key was deleted or revoked in Google Cloud: create a new JSON key for the account and replace the file'
+            : 'check that the service account exists and is enabled (Google Cloud console > IAM & Admin > Service accounts), and google.tokenUrl',
+        );
       }
       return fail(what, `token refused: ${message}`, credentialFix(code, st.kind));
     }
@@ -198,7 +220,11 @@ async function checkDiscovery(config: Config, tokens: TokenSource | undefined, t
     if (unseen.length) filters.push(`not visible to ${tokens.account}: account ${unseen.join(', ')}`);
     const detail = `${kept.length} ${plural(kept.length, 'property', 'properties')} in ${keptAccounts} ${plural(keptAccounts, 'account', 'accounts')} kept of ${listed.length} listed in ${accounts.length} ${plural(accounts.length, 'account', 'accounts')}${filters.length ? ` (${filters.join('; ')})` : ''}; ${added} not in properties, fetched with reports ${config.discovery.reports.join(', ')}`;
     if (listed.length === 0) {
-      return fail('discovery', `${tokens.account} can read no GA4 property`, `in Google Analytics: Admin > Account access management > + > Add users: ${tokens.account}, role Viewer (on each account or property to fetch)`);
+      return fail(
+        'discovery',
+        `${tokens.account} can read no GA4 property`,
+        `in Google Analytics: Admin > Account access management > + > Add users: ${tokens.account}, role Viewer (on each account or property to fetch)`,
+      );
     }
     return ok('discovery', detail);
   } catch (err) {
@@ -221,11 +247,19 @@ async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> 
     // a missing privilege first: "run migrate" would only fail with it
     const missing = await missingPrivileges(pool, schema, Object.keys(config.reports).flatMap(reportRelationNames));
     if (missing.length) {
-      return fail('database', `${where}: ${missing.map((m) => m.problem).join('; ')}`, `as the schema's owner or a superuser: ${missing.map((m) => m.grant).join('; ')}`);
+      return fail(
+        'database',
+        `${where}: ${missing.map((m) => m.problem).join('; ')}`,
+        `as the schema's owner or a superuser: ${missing.map((m) => m.grant).join('; ')}`,
+      );
     }
     const state = await migrationState(pool, schema);
     if (state.current > state.latest) {
-      return fail('database', `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`, 'upgrade ga-collector to the version that migrated this schema, or use another database.schema');
+      return fail(
+        'database',
+        `${where}: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest})`,
+        'upgrade ga-collector to the version that migrated this schema, or use another database.schema',
+      );
     }
     if (state.current === state.latest) return ok('database', `${where}: reachable, schema ${schema} at migration ${state.current} (current)`);
     return fail(
@@ -234,7 +268,11 @@ async function checkDatabase(config: Config, logger: Logger): Promise<CheckRow> 
       '`ga-collector migrate --config FILE` applies them (`run` also migrates at start)',
     );
   } catch (err) {
-    return fail('database', `${where}: ${describeDbError(err, config.database.url)}`, 'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here');
+    return fail(
+      'database',
+      `${where}: ${describeDbError(err, config.database.url)}`,
+      'check database.url / DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running and reachable from here',
+    );
   } finally {
     await pool.end().catch(() => undefined);
   }
@@ -267,12 +305,12 @@ async function checkProperty(
       err instanceof PermanentError && err.code === 'scope_insufficient'
         ? `set google.impersonate (or properties[].impersonate) to a service account, and grant ${tokens.account} the role roles/iam.serviceAccountTokenCreator on it; that account then needs Viewer access to property ${p.id}`
         : err instanceof PermanentError && /no access/.test(message) && !tokens.account.includes('@')
-        ? `Google Analytics grants access to email addresses only, and ${tokens.account} is a federated identity without one: let it impersonate a service account (service_account_impersonation_url in its file, or google.impersonate) and add that account as a Viewer of property ${p.id}`
-        : err instanceof PermanentError && /no access/.test(message)
-        ? `in Google Analytics: Admin > Property access management > + > Add users: ${tokens.account}, role Viewer; and check that ${p.id} is the numeric property id (Admin > Property details), not a G- measurement id`
-        : err instanceof PermanentError
-          ? 'check the property id and google.apiRootUrl'
-          : `the Data API at ${config.google.apiRootUrl} did not answer well; check network and google.apiRootUrl, then run check again`;
+          ? `Google Analytics grants access to email addresses only, and ${tokens.account} is a federated identity without one: let it impersonate a service account (service_account_impersonation_url in its file, or google.impersonate) and add that account as a Viewer of property ${p.id}`
+          : err instanceof PermanentError && /no access/.test(message)
+            ? `in Google Analytics: Admin > Property access management > + > Add users: ${tokens.account}, role Viewer; and check that ${p.id} is the numeric property id (Admin > Property details), not a G- measurement id`
+            : err instanceof PermanentError
+              ? 'check the property id and google.apiRootUrl'
+              : `the Data API at ${config.google.apiRootUrl} did not answer well; check network and google.apiRootUrl, then run check again`;
     return [fail(what, message, fix), ...reportRows('not checked: no access to the property')];
   }
   const rows: CheckRow[] = [ok(what, `readable by ${tokens.account}; time zone ${timeZone}${quota}`)];
@@ -283,7 +321,12 @@ async function checkProperty(
     if (unknown.length) {
       rows.push(fail(`${what} report ${r}`, `unknown to property ${p.id}: ${listUnknown(unknown)}`, unknownFieldsFix(r, unknown)));
     } else {
-      rows.push(ok(`${what} report ${r}`, `date + ${def.dimensions.length} ${plural(def.dimensions.length, 'dimension', 'dimensions')}, ${def.metrics.length} ${plural(def.metrics.length, 'metric', 'metrics')} known${deprecated.length ? `; deprecated names: ${deprecated.join(', ')}` : ''}; dates in ${timeZone}`));
+      rows.push(
+        ok(
+          `${what} report ${r}`,
+          `date + ${def.dimensions.length} ${plural(def.dimensions.length, 'dimension', 'dimensions')}, ${def.metrics.length} ${plural(def.metrics.length, 'metric', 'metrics')} known${deprecated.length ? `; deprecated names: ${deprecated.join(', ')}` : ''}; dates in ${timeZone}`,
+        ),
+      );
     }
   }
   return rows;

@@ -50,8 +50,7 @@ interface CommandSpec {
 
 const CONFIG: Flag = { name: 'config', value: 'FILE', doc: 'the config file (YAML or JSON); default: $GA_COLLECTOR_CONFIG' };
 const HELP: Flag = { name: 'help', doc: 'this help' };
-const DATES =
-  'A DATE is YYYY-MM-DD, NdaysAgo or yesterday, in the property\'s own time zone.';
+const DATES = "A DATE is YYYY-MM-DD, NdaysAgo or yesterday, in the property's own time zone.";
 
 const COMMANDS: Record<Command, CommandSpec> = {
   run: {
@@ -86,7 +85,7 @@ in the config. Exit 0, 1 when a report failed, 2 for bad input.`,
     flags: [
       CONFIG,
       { name: 'property', value: 'ID', doc: 'the numeric GA4 property id (required)' },
-      { name: 'report', value: 'NAME', doc: "one report; default: every report of the property" },
+      { name: 'report', value: 'NAME', doc: 'one report; default: every report of the property' },
       { name: 'from', value: 'DATE', doc: 'the first date, included (required)' },
       { name: 'to', value: 'DATE', doc: 'the last date, included (required)' },
       { name: 'dry-run', doc: 'print the plan (dates, expected requests); fetch and write nothing' },
@@ -134,8 +133,7 @@ configuration. Without --yes it only says what it would delete (rows per table).
   demo: {
     synopsis: 'demo [--keep] [--data-dir DIR]',
     summary: 'the whole pipeline on this machine, with a simulated Google',
-    description:
-      'Runs the whole pipeline on this machine: an embedded PostgreSQL (or DATABASE_URL) and a simulated\nGoogle, until Ctrl-C.',
+    description: 'Runs the whole pipeline on this machine: an embedded PostgreSQL (or DATABASE_URL) and a simulated\nGoogle, until Ctrl-C.',
     flags: [
       { name: 'keep', doc: "keep the embedded database's data directory" },
       { name: 'data-dir', value: 'DIR', doc: "the embedded database's data directory (kept)" },
@@ -155,7 +153,7 @@ export function usage(): string {
     'commands:',
     ...NAMES.map((n) => `  ${n.padEnd(w)}  ${COMMANDS[n].summary}`),
     '',
-    '`ga-collector <command> --help` shows a command\'s flags; `ga-collector --version` the version.',
+    "`ga-collector <command> --help` shows a command's flags; `ga-collector --version` the version.",
     'The config file may also come from GA_COLLECTOR_CONFIG; every key can come from the environment.',
   ].join('\n');
 }
@@ -184,7 +182,9 @@ export function parseArgs(argv: string[]): CliArgs {
   if (!isCommand(first)) throw unknownCommand(first);
   const command = first;
   const spec = COMMANDS[command];
-  const options = Object.fromEntries(spec.flags.map((f) => [f.name, { type: f.value ? ('string' as const) : ('boolean' as const), ...(f.name === 'help' ? { short: 'h' } : {}) }]));
+  const options = Object.fromEntries(
+    spec.flags.map((f) => [f.name, { type: f.value ? ('string' as const) : ('boolean' as const), ...(f.name === 'help' ? { short: 'h' } : {}) }]),
+  );
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseFlags({ args: rest, options, strict: true, allowPositionals: false }).values;
@@ -274,7 +274,8 @@ function backfillDate(flag: 'from' | 'to', value: string | undefined): DateSpec 
 
 function checkPrune(args: CliArgs): void {
   if (!args.property && !args.report) throw new UsageError('prune: say what to prune: --property ID, --report NAME, or both (one report of a property)');
-  if (args.property && !/^[0-9]+$/.test(args.property)) throw new UsageError(`prune: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+  if (args.property && !/^[0-9]+$/.test(args.property))
+    throw new UsageError(`prune: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
   if (args.report) {
     const problem = validateReportName(args.report);
     if (problem) throw new UsageError(`prune: --report ${JSON.stringify(args.report)}: ${problem}`);

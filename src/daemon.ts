@@ -7,6 +7,7 @@
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
 import type { Config } from './config/index.js';
+import { restartOnlyChanges } from './config/reload.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
 import { Ga4Client } from './ga4/client.js';
@@ -15,6 +16,7 @@ import { HttpServer, type DaemonView } from './http/server.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { seedMetrics } from './metricsSeed.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
@@ -23,41 +25,16 @@ import { Scheduler } from './schedule/scheduler.js';
 import { StatusView, type DiscoveryView, type ReloadRecord, type StatusDocument, type StatusQuery } from './status.js';
 import { whenDatabaseAnswers } from './store/databaseWait.js';
 import { ping } from './store/health.js';
-import { ledgerSummary } from './store/ledger.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
 import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
 import { withDeadline } from './net/deadline.js';
 import { AbortedError, describe } from './errors.js';
 
-/** How far start() brings the daemon up; each stage includes the ones before it. */
-export type StartStage = 'database' | 'services' | 'schedule';
-
-export interface StartOptions {
-  /**
-   * `database`: the migrations only (`migrate`). `services`: also the metrics' start values, HTTP
-   * (when the daemon serves it) and tokens, for the one-shot commands (`run --once`, `backfill`)
-   * that hand the scheduler their jobs themselves. `schedule` (the default): also the cron
-   * schedule and a first run of whatever is due (`run`, `demo`).
-   */
-  upTo?: StartStage;
-  /**
-   * How long to wait for a database that is down or still starting, ms (store/databaseWait.ts).
-   * The daemon waits up to a minute, as under systemd or compose; commands fail at once (default 0).
-   */
-  databaseWaitMs?: number;
-}
-
-/** start() failed in `part`; the part's own error is the `cause`. */
-export class StartError extends Error {
-  override name = 'StartError';
-  constructor(
-    readonly part: 'database' | 'http',
-    cause: unknown,
-  ) {
-    super(describe(cause), { cause });
-  }
-}
+export type { StartOptions, StartStage } from './lifecycle.js';
+import type { StartOptions, StartStage } from './lifecycle.js';
+export { StartError } from './errors.js';
+import { StartError } from './errors.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -167,7 +144,14 @@ export class Daemon implements DaemonView {
     });
     if (config.discovery.enabled) this.discovery = this.makeDiscovery();
     this.http = opts.http
-      ? new HttpServer({ host: config.http.host, port: config.http.port, webConfigFile: config.http.webConfigFile, metrics: this.metrics, source: this, logger })
+      ? new HttpServer({
+          host: config.http.host,
+          port: config.http.port,
+          webConfigFile: config.http.webConfigFile,
+          metrics: this.metrics,
+          source: this,
+          logger,
+        })
       : null;
   }
 
@@ -214,59 +198,19 @@ export class Daemon implements DaemonView {
     this.scheduler.start();
   }
 
-  /**
-   * Every configured series exists from the start (a counter that appears only at its first
-   * failure makes `increase()` miss that failure), and the last-success gauge survives a restart:
-   * it is seeded from the ledger's newest fetch.
-   */
+  /** Every configured series from the start, last successes from the ledger (metricsSeed.ts). */
   private async seedMetrics(): Promise<void> {
-    const { metrics } = this;
-    for (const property of this.config.properties) {
-      for (const report of property.reports) {
-        const labels = { property: property.id, report };
-        metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
-        metrics.fetchRuns.inc({ ...labels, outcome: 'failure' }, 0);
-        metrics.rowsWritten.inc(labels, 0);
-        metrics.valuesSanitized.inc(labels, 0);
-      }
-    }
-    // a principal named only by its first exchange (metadata server) seeds its series then (auth/tokenManager.ts)
-    for (const s of this.tokens.sources().filter((t) => t.accountKnown)) {
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'success' }, 0);
-      metrics.tokenRefreshes.inc({ account: s.account, outcome: 'failure' }, 0);
-    }
-    const summary = await ledgerSummary(this.pool, this.config.database.schema);
-    for (const stored of summary) {
-      const configured = this.config.properties.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
-      if (configured && stored.lastFetchedAt) metrics.lastSuccess.set({ property: stored.propertyId, report: stored.report }, stored.lastFetchedAt.getTime() / 1000);
-    }
+    await seedMetrics(this.metrics, this.config, this.tokens.sources(), this.pool);
   }
 
   /**
    * SIGHUP: properties, reports and schedules change without a restart. Settings that the running
-   * parts were built with (database, HTTP address, token URL, concurrency) need a restart; a
-   * reload that changes them is refused as a whole, so the daemon keeps a consistent config.
+   * parts were built with (config/reload.ts) need a restart; a reload that changes them is
+   * refused as a whole, so the daemon keeps a consistent config.
    */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
-    const fixed: Array<[string, unknown, unknown]> = [
-      ['database.url', prev.database.url, next.database.url],
-      ['database.schema', prev.database.schema, next.database.schema],
-      ['http.host', prev.http.host, next.http.host],
-      ['http.port', prev.http.port, next.http.port],
-      ['http.webConfigFile', prev.http.webConfigFile ?? '', next.http.webConfigFile ?? ''],
-      ['google.tokenUrl', prev.google.tokenUrl, next.google.tokenUrl],
-      ['google.iamCredentialsRootUrl', prev.google.iamCredentialsRootUrl, next.google.iamCredentialsRootUrl],
-      ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
-      ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
-      ['concurrency', prev.concurrency, next.concurrency],
-      // the API client and the token manager were built with these
-      ['fetch.timeoutSeconds', prev.fetch.timeoutSeconds, next.fetch.timeoutSeconds],
-      ['fetch.maxAttempts', prev.fetch.maxAttempts, next.fetch.maxAttempts],
-      ['fetch.maxServerErrorsPerHour', prev.fetch.maxServerErrorsPerHour, next.fetch.maxServerErrorsPerHour],
-      ['log.format', prev.log.format, next.log.format],
-    ];
-    const changed = fixed.filter(([, before, after]) => before !== after).map(([key]) => key);
+    const changed = restartOnlyChanges(prev, next);
     if (changed.length) throw new Error(`reload refused: ${changed.join(', ')} changed; restart the daemon for that`);
     // the level applies to what logs from now on (pino children made earlier keep the level they were made with)
     if (next.log.level !== prev.log.level) this.opts.logger.level = next.log.level;

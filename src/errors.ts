@@ -166,6 +166,17 @@ export function systemErrorCode(code: unknown): SystemErrorCode | undefined {
   return typeof code === 'string' && /^(?:E|UND_ERR_)[A-Z0-9_]+$/.test(code) ? (code as SystemErrorCode) : undefined;
 }
 
+/** start() failed in `part`; the part's own error is the `cause`. */
+export class StartError extends Error {
+  override name = 'StartError';
+  constructor(
+    readonly part: 'database' | 'http',
+    cause: unknown,
+  ) {
+    super(describe(cause), { cause });
+  }
+}
+
 /** A one-line description of any thrown value, safe to log (never a stack, never a request body). */
 export function describe(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;

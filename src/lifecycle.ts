@@ -66,3 +66,21 @@ export class Lifecycle {
     if (this.stopRequested.signal.aborted) throw new AbortedError('stopped during start-up');
   }
 }
+
+/** How far start() brings the daemon up; each stage includes the ones before it. */
+export type StartStage = 'database' | 'services' | 'schedule';
+
+export interface StartOptions {
+  /**
+   * `database`: the migrations only (`migrate`). `services`: also the metrics' start values, HTTP
+   * (when the daemon serves it) and tokens, for the one-shot commands (`run --once`, `backfill`)
+   * that hand the scheduler their jobs themselves. `schedule` (the default): also the cron
+   * schedule and a first run of whatever is due (`run`, `demo`).
+   */
+  upTo?: StartStage;
+  /**
+   * How long to wait for a database that is down or still starting, ms (store/databaseWait.ts).
+   * The daemon waits up to a minute, as under systemd or compose; commands fail at once (default 0).
+   */
+  databaseWaitMs?: number;
+}

@@ -73,7 +73,11 @@ async function main(argv: string[]): Promise<number> {
   }
   // backfill on a terminal draws a bar on stderr; log lines to the same terminal go around it
   const terminal = args.command === 'backfill' && !args.dryRun && process.stderr.isTTY ? new TerminalLine(process.stderr) : null;
-  const logger = createLogger(config.log.level, terminal && process.stdout.isTTY ? terminal.logDestination(process.stdout) : undefined, config.log.format ?? defaultLogFormat());
+  const logger = createLogger(
+    config.log.level,
+    terminal && process.stdout.isTTY ? terminal.logDestination(process.stdout) : undefined,
+    config.log.format ?? defaultLogFormat(),
+  );
   if (args.command === 'check') return runCheck(config, logger, args.json);
   if (args.command === 'migrate') return runMigrate(config, logger);
   if (args.dryRun) {
@@ -106,7 +110,10 @@ async function main(argv: string[]): Promise<number> {
   const discoveryError = await daemon.discover(false);
   const results = await daemon.scheduler.runOnce();
   // a credential that cannot get a token fails the run even when nothing was due (and so nothing asked Google)
-  const noToken = daemon.tokens.sources().map((s) => s.status()).filter((st) => !st.valid);
+  const noToken = daemon.tokens
+    .sources()
+    .map((s) => s.status())
+    .filter((st) => !st.valid);
   await daemon.stop(0);
   const failed = results.filter((r) => !r.ok);
   for (const f of failed) process.stderr.write(`ga-collector: ${f.error}\n`);
@@ -261,7 +268,9 @@ function backfillConfig(config: Config, args: CliArgs): Config {
     throw new UsageError(`backfill: unknown report ${JSON.stringify(args.report)} (defined: ${Object.keys(config.reports).join(', ')})`);
   }
   if (args.report && !property.reports.includes(args.report)) {
-    throw new UsageError(`backfill: property ${property.id} does not use report ${args.report} (its reports: ${property.reports.join(', ')}); add it to the property's reports first`);
+    throw new UsageError(
+      `backfill: property ${property.id} does not use report ${args.report} (its reports: ${property.reports.join(', ')}); add it to the property's reports first`,
+    );
   }
   return { ...config, properties: [property] };
 }

@@ -138,9 +138,20 @@ export class Metrics {
    */
   async forgetRemoved(kept: ReadonlySet<string>): Promise<void> {
     const properties = new Set([...kept].map((k) => k.split('\0')[0]!));
-    const families = [this.fetchRuns, this.lastSuccess, this.rowsWritten, this.datesPending, this.valuesSanitized, this.apiRequests, this.quotaRemaining] as const;
+    const families = [
+      this.fetchRuns,
+      this.lastSuccess,
+      this.rowsWritten,
+      this.datesPending,
+      this.valuesSanitized,
+      this.apiRequests,
+      this.quotaRemaining,
+    ] as const;
     for (const family of families) {
-      const metric = family as unknown as { get(): Promise<{ values: Array<{ labels: Record<string, string | number> }> }>; remove(labels: Record<string, string | number>): void };
+      const metric = family as unknown as {
+        get(): Promise<{ values: Array<{ labels: Record<string, string | number> }> }>;
+        remove(labels: Record<string, string | number>): void;
+      };
       for (const { labels } of (await metric.get()).values) {
         const property = String(labels['property'] ?? '');
         const report = labels['report'] === undefined ? undefined : String(labels['report']);

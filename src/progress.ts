@@ -84,7 +84,7 @@ export class ProgressTracker implements ProgressSink {
   /** Seconds left at the rate so far; null before the first batch. */
   static eta(e: { total: number; done: number; startedAt: number }, now: number): number | null {
     if (e.done === 0) return null;
-    return Math.round(((now - e.startedAt) / e.done) * (e.total - e.done) / 1000);
+    return Math.round((((now - e.startedAt) / e.done) * (e.total - e.done)) / 1000);
   }
 
   private tick(): void {
@@ -123,7 +123,11 @@ export class ProgressTracker implements ProgressSink {
 }
 
 /** `123456/daily [#########-----------]  45%  180/400 dates  12,345 rows  ~1m20s left` */
-export function renderBar(e: { propertyId: string; report: string; total: number; done: number; rows: number; startedAt: number }, now: number, columns: number): string {
+export function renderBar(
+  e: { propertyId: string; report: string; total: number; done: number; rows: number; startedAt: number },
+  now: number,
+  columns: number,
+): string {
   const pct = Math.floor((e.done / e.total) * 100);
   const eta = ProgressTracker.eta(e, now);
   const label = `${e.propertyId}/${e.report} `;

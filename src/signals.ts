@@ -102,7 +102,13 @@ export async function runUntilSignalled(service: Service, hooks: SignalHooks): P
     if ('forcedCode' in startOutcome) return startOutcome.forcedCode;
     if (startOutcome.failure !== null && !firstSignal) {
       const code = hooks.startFailed(startOutcome.failure);
-      const afterStop = await Promise.race([stop().then(() => code, () => code), forced]);
+      const afterStop = await Promise.race([
+        stop().then(
+          () => code,
+          () => code,
+        ),
+        forced,
+      ]);
       return afterStop;
     }
     if (firstSignal) {

@@ -23,103 +23,16 @@ import { ledgerCoverage, propertyTimeZones, totalsSeries, type Coverage, type Co
 import { addDays, daysBetween, localDate } from './time.js';
 import { VERSION } from './version.js';
 
-/** The outcome of the last SIGHUP. */
-export interface ReloadRecord {
-  at: number;
-  ok: boolean;
-  /** why it was refused; null when it was applied */
-  error: string | null;
-}
-
-/** Why a report is shown first: its last run failed, it missed its schedule, or dates are missing. */
-export type Attention = 'failing' | 'stale' | 'gaps';
-
-export interface ReportStatus {
-  property: string;
-  report: string;
-  timeZone: string | null;
-  running: boolean;
-  lastSuccess: string | null;
-  lastRun: string | null;
-  dataThrough: string | null;
-  firstDate: string | null;
-  storedDays: number;
-  /** dates from the report's start date through the property's yesterday that are not stored */
-  gaps: number;
-  datesPending: number | null;
-  nextRun: string | null;
-  lastError: string | null;
-  lastErrorAt: string | null;
-  /** no successful run since the schedule fired (or the daemon started) more than an hour ago */
-  stale: boolean;
-  attention: Attention | null;
-  /** where discovery found the property, when discovery (not `properties`) put it in the configuration */
-  discovered: { account: string; accountName: string; displayName: string; propertyType: string } | null;
-}
-
-/** Discovery in the status document. */
-export interface DiscoveryDocument {
-  running: boolean;
-  lastRun: string | null;
-  lastSuccess: string | null;
-  lastError: string | null;
-  lastErrorAt: string | null;
-  nextRun: string | null;
-  /** accounts and properties the last good listing returned */
-  accounts: number;
-  listed: number;
-  /** kept by discovery.accounts and discovery.exclude (ga_collector_properties_discovered) */
-  kept: number;
-  /** of those, not in `properties`: fetched because discovery found them */
-  added: number;
-  /** discovered properties the Admin API stopped listing, newest first; their data stays */
-  disappeared: Array<{ property: string; displayName: string; account: string; accountName: string; at: string }>;
-}
-
 /** Discovery's state and the property ids only it put in the configuration in effect. */
 export interface DiscoveryView extends DiscoveryStatus {
   added: Set<string>;
 }
 
-export interface StatusDocument {
-  generatedAt: string;
-  version: string;
-  /** readAt: when the ledger figures (stored days, gaps, data through) were read */
-  database: { reachable: boolean; error?: string; readAt?: string };
-  tokens: Array<{ account: string; keyId: string; valid: boolean; expiresAt: string | null; failingSince: string | null; lastError: string | null }>;
-  /** every configured property and report in configuration order; with a page, that page's, attention first */
-  reports: ReportStatus[];
-  recentFailures: Array<{ at: string; property: string; report: string; error: string }>;
-  /** per property of `reports`: the first metric of its first report, from GA's per-date totals */
-  series: Array<{ property: string; report: string; metric: string; points: Array<{ date: string; value: number }> }>;
-  /** property discovery; null when it is off */
-  discovery: DiscoveryDocument | null;
-  /** the last SIGHUP, applied or refused; null when there was none */
-  lastReload: { at: string; ok: boolean; error: string | null } | null;
-  /** counts over every property, whatever the page */
-  summary: { properties: number; needAttention: number; reports: number; failing: number; stale: number; withGaps: number; running: number };
-  /** null when everything was asked for */
-  page: { page: number; perPage: number; pages: number; properties: number } | null;
-}
+export type { ReloadRecord, ReportStatus, StatusDocument, StatusQuery } from './statusDocument.js';
+import type { Attention, ReloadRecord, ReportStatus, StatusDocument, StatusQuery, TokenView } from './statusDocument.js';
 
-/** Which properties: all (no page), or a page of them ordered attention first. */
-export interface StatusQuery {
-  page?: number;
-  perPage?: number;
-}
-
-export const DEFAULT_PER_PAGE = 50;
+const DEFAULT_PER_PAGE = 50;
 export const MAX_PER_PAGE = 500;
-
-/** The token fields the page shows. */
-export interface TokenView {
-  account: string;
-  keyId: string;
-  valid: boolean;
-  expiresAt: number | null;
-  failingSince: number | null;
-  lastError: string | null;
-}
 
 export interface StatusViewDeps {
   pool: Pool;
@@ -218,8 +131,17 @@ export class StatusView {
     return {
       generatedAt: new Date(now).toISOString(),
       version: VERSION,
-      database: ledger.reachable ? { reachable: true, ...(ledger.readAt ? { readAt: new Date(ledger.readAt).toISOString() } : {}) } : { reachable: false, error: ledger.error ?? 'unknown' },
-      tokens: this.deps.tokens().map((t) => ({ account: t.account, keyId: t.keyId, valid: t.valid, expiresAt: iso(t.expiresAt), failingSince: iso(t.failingSince), lastError: t.lastError })),
+      database: ledger.reachable
+        ? { reachable: true, ...(ledger.readAt ? { readAt: new Date(ledger.readAt).toISOString() } : {}) }
+        : { reachable: false, error: ledger.error ?? 'unknown' },
+      tokens: this.deps.tokens().map((t) => ({
+        account: t.account,
+        keyId: t.keyId,
+        valid: t.valid,
+        expiresAt: iso(t.expiresAt),
+        failingSince: iso(t.failingSince),
+        lastError: t.lastError,
+      })),
       reports,
       recentFailures: this.deps.board.failures.map((f) => ({ at: new Date(f.at).toISOString(), property: f.propertyId, report: f.report, error: f.error })),
       series,
@@ -235,7 +157,13 @@ export class StatusView {
             listed: discovery.propertiesListed,
             kept: discovery.kept.length,
             added: found.size,
-            disappeared: discovery.disappeared.map((p) => ({ property: p.id, displayName: p.displayName, account: p.account, accountName: p.accountName, at: new Date(p.at).toISOString() })),
+            disappeared: discovery.disappeared.map((p) => ({
+              property: p.id,
+              displayName: p.displayName,
+              account: p.account,
+              accountName: p.accountName,
+              at: new Date(p.at).toISOString(),
+            })),
           }
         : null,
       lastReload: reload ? { at: new Date(reload.at).toISOString(), ok: reload.ok, error: reload.error } : null,
@@ -320,7 +248,7 @@ export class StatusView {
         const stored = ledger.coverage.get(`${property.id}\0${report}`);
         const tz = ledger.zones.get(property.id) ?? job.timeZone;
         // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count
-        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[report]!.startDate).days - (stored ? stored.inWindow ?? stored.days : 0)) : 0;
+        const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[report]!.startDate).days - (stored ? (stored.inWindow ?? stored.days) : 0)) : 0;
         const lastSuccessMs = job.lastSuccessAt ?? stored?.lastFetchedMs ?? null;
         const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
         const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
@@ -375,7 +303,7 @@ export class StatusView {
       return { report, relation: totalsName(def), column: columnName(def.metrics[0]!), properties };
     });
     const since = addDays(localDate(now, 'UTC'), -CHART_DAYS);
-    const points = await withDeadline('the status page\'s chart read', DB_DEADLINE_MS, undefined, () =>
+    const points = await withDeadline("the status page's chart read", DB_DEADLINE_MS, undefined, () =>
       totalsSeries(this.deps.pool, config.database.schema, requests, since),
     );
     const byKey = new Map<string, Array<{ date: string; value: number }>>();

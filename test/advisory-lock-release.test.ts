@@ -83,15 +83,22 @@ describe('advisory lock release', () => {
       const c = session.client;
       await withTransaction(c, async () => void (await c.query(`INSERT INTO "${db.schema}".t VALUES (1)`)), { lockTimeoutMs: 1234, statementTimeoutMs: 5678 });
       await assert.rejects(
-        withTransaction(c, async () => {
-          await c.query(`INSERT INTO "${db.schema}".t VALUES (2)`);
-          const { rows } = await c.query<{ l: string; s: string }>(`SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`);
-          assert.deepEqual(rows[0], { l: '1234ms', s: '5678ms' });
-          throw new Error('undo');
-        }, { lockTimeoutMs: 1234, statementTimeoutMs: 5678 }),
+        withTransaction(
+          c,
+          async () => {
+            await c.query(`INSERT INTO "${db.schema}".t VALUES (2)`);
+            const { rows } = await c.query<{ l: string; s: string }>(`SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`);
+            assert.deepEqual(rows[0], { l: '1234ms', s: '5678ms' });
+            throw new Error('undo');
+          },
+          { lockTimeoutMs: 1234, statementTimeoutMs: 5678 },
+        ),
         /undo/,
       );
-      assert.deepEqual((await db.query(`SELECT x FROM "${db.schema}".t`)).map((r) => r['x']), [1]);
+      assert.deepEqual(
+        (await db.query(`SELECT x FROM "${db.schema}".t`)).map((r) => r['x']),
+        [1],
+      );
       // back to the session's own settings (pool.ts)
       const { rows } = await c.query<{ l: string; s: string }>(`SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`);
       assert.deepEqual(rows[0], { l: '1min', s: '5min' });

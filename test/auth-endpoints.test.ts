@@ -57,7 +57,12 @@ describe('token endpoints that answer expires_in differently', () => {
     { name: 'zero', value: 0, lifetimeS: 3600, warning: /answered expires_in 0, not a positive number of seconds; assuming 3600 s/ },
     { name: 'negative', value: -5, lifetimeS: 3600, warning: /answered expires_in -5, not a positive number/ },
     { name: 'not a number, "soon"', value: 'soon', lifetimeS: 3600, warning: /answered expires_in "soon", not a positive number/ },
-    { name: 'ninety days (past Node\'s 24.8-day timer limit)', value: 90 * 86400, lifetimeS: 12 * 3600, warning: /answered expires_in 7776000; renewing as if it were 12 h/ },
+    {
+      name: "ninety days (past Node's 24.8-day timer limit)",
+      value: 90 * 86400,
+      lifetimeS: 12 * 3600,
+      warning: /answered expires_in 7776000; renewing as if it were 12 h/,
+    },
     { name: 'absurd, 1e12', value: 1e12, lifetimeS: 12 * 3600, warning: /renewing as if it were 12 h/ },
   ];
 
@@ -140,7 +145,8 @@ describe('token endpoints that answer expires_in differently', () => {
       const ev = tokenEvents(g.fake);
       assert.ok(ev.length >= 2, `it does renew (${ev.length} exchanges)`);
       assert.ok(ev.length <= 1 + Math.ceil(2_600 / 500), `at most one per 500 ms after the first: ${ev.length}`);
-      for (let i = 1; i < ev.length; i++) assert.ok(ev[i]!.receivedAt - ev[i - 1]!.receivedAt >= 450, `exchange ${i} came ${ev[i]!.receivedAt - ev[i - 1]!.receivedAt} ms after the one before`);
+      for (let i = 1; i < ev.length; i++)
+        assert.ok(ev[i]!.receivedAt - ev[i - 1]!.receivedAt >= 450, `exchange ${i} came ${ev[i]!.receivedAt - ev[i - 1]!.receivedAt} ms after the one before`);
     } finally {
       floored.stop();
       await g.stop();
@@ -156,7 +162,12 @@ describe('token endpoints that answer expires_in differently', () => {
       await manager.start();
       await waitFor(() => !tokens.status().valid, { what: 'the one-second token expired' });
       // callers that find the token expired wait for the floor; they are not answered by a storm
-      const waiting = Array.from({ length: 5 }, () => tokens.getToken().then(() => 'token', (err: unknown) => err));
+      const waiting = Array.from({ length: 5 }, () =>
+        tokens.getToken().then(
+          () => 'token',
+          (err: unknown) => err,
+        ),
+      );
       // a window in which no second exchange may happen: its length is what is asserted
       await new Promise((r) => setTimeout(r, 1_500));
       assert.equal(tokenEvents(g.fake).length, 1, 'one exchange within the 10 s floor');
@@ -205,14 +216,20 @@ describe('a token endpoint that does not answer', () => {
       assert.equal(failures.length, 2);
       for (const f of failures) {
         assert.equal(f['level'], 'error');
-        assert.match(String(f['err']), new RegExp(`token exchange for service account ${SA_EMAIL} \\(key id \\w+\\) at http://127\\.0\\.0\\.1:\\d+/token timed out after 400 ms`));
+        assert.match(
+          String(f['err']),
+          new RegExp(`token exchange for service account ${SA_EMAIL} \\(key id \\w+\\) at http://127\\.0\\.0\\.1:\\d+/token timed out after 400 ms`),
+        );
         assert.equal(f['code'], 'timeout');
       }
       const text = await metrics.text();
       assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'failure' }), 2);
       assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { account: SA_EMAIL, outcome: 'success' }), 1);
       const ev = tokenEvents(g.fake).slice(before);
-      assert.deepEqual(ev.map((e) => e.fault ?? e.status), ['hang', 'hang', 200]);
+      assert.deepEqual(
+        ev.map((e) => e.fault ?? e.status),
+        ['hang', 'hang', 200],
+      );
       // our side closed the hung connections: the socket was torn down, not merely abandoned
       await waitFor(() => ev.slice(0, 2).every((e) => e.respondedAt > 0), { what: 'the fake saw both hung connections closed' });
       const res = await client.runReport({ propertyId: P, tokens, logger }, report);
@@ -234,7 +251,12 @@ describe('a token endpoint that does not answer', () => {
       await assert.rejects(waiter, /timed out after 500 ms/);
       await collectGarbageFor(200);
       await waitFor(() => tokens.status().valid, { timeoutMs: 15_000, what: 'a token after the stalled one' });
-      assert.deepEqual(tokenEvents(g.fake).slice(before).map((e) => e.fault ?? 'ok'), ['stall', 'ok']);
+      assert.deepEqual(
+        tokenEvents(g.fake)
+          .slice(before)
+          .map((e) => e.fault ?? 'ok'),
+        ['stall', 'ok'],
+      );
       assert.equal(lines.filter((l) => l['event'] === 'token_refresh_failed').length, 1);
       assert.equal(metricSum(await metrics.text(), 'ga_collector_token_refreshes_total', { outcome: 'failure' }), 1);
     } finally {
@@ -254,7 +276,13 @@ describe('a token endpoint that does not answer', () => {
       manager.stop();
       await assert.rejects(waiter, AbortedError);
       assert.ok(Date.now() - stopped < 1_000);
-      await waitFor(() => tokenEvents(g.fake).slice(before).every((e) => e.respondedAt > 0), { what: 'the connection closed' });
+      await waitFor(
+        () =>
+          tokenEvents(g.fake)
+            .slice(before)
+            .every((e) => e.respondedAt > 0),
+        { what: 'the connection closed' },
+      );
       assert.equal(metricSum(await metrics.text(), 'ga_collector_token_refreshes_total', { outcome: 'failure' }), 0);
       assert.equal(lines.filter((l) => l['event'] === 'token_refresh_failed').length, 0);
     } finally {
@@ -303,7 +331,10 @@ describe('the daemon with a token endpoint that does not answer', () => {
     });
     const daemon = await startDaemon(config);
     try {
-      const failed = await waitFor(() => daemon.logs().find((l) => l['event'] === 'token_refresh_failed'), { timeoutMs: 20_000, what: 'a logged exchange timeout' });
+      const failed = await waitFor(() => daemon.logs().find((l) => l['event'] === 'token_refresh_failed'), {
+        timeoutMs: 20_000,
+        what: 'a logged exchange timeout',
+      });
       assert.match(String(failed['err']), /token exchange for service account .* timed out after 1 s/);
       g.fake.clearFaults();
       await waitFor(() => daemon.logs().some((l) => l['event'] === 'job_succeeded'), { timeoutMs: 40_000, what: 'a fetch after the endpoint healed' });
@@ -328,7 +359,8 @@ describe('the daemon with a token endpoint that does not answer', () => {
     try {
       await waitFor(() => daemon.logs().some((l) => l['event'] === 'job_succeeded'), { timeoutMs: 20_000, what: 'the start-up fetch' });
       short.fake.inject({ endpoint: 'token', kind: 'hang' });
-      const status = async () => (await fetch(`${daemon.url}/api/status`)).json() as Promise<{ tokens: Array<{ valid: boolean }>; reports: Array<{ running: boolean }> }>;
+      const status = async () =>
+        (await fetch(`${daemon.url}/api/status`)).json() as Promise<{ tokens: Array<{ valid: boolean }>; reports: Array<{ running: boolean }> }>;
       await waitFor(
         async () => {
           const st = await status();
@@ -341,7 +373,13 @@ describe('the daemon with a token endpoint that does not answer', () => {
       assert.equal(code, 0, daemon.out.stderr);
       assert.ok(Date.now() - stopping < 10_000, `stopped ${Date.now() - stopping} ms after SIGTERM, not after the 30 s exchange deadline`);
       assert.ok(logLines(daemon.out.stdout).some((l) => l['event'] === 'stopped'));
-      await waitFor(() => tokenEvents(short.fake).filter((e) => e.fault === 'hang').every((e) => e.respondedAt > 0), { what: 'the hung exchange closed' });
+      await waitFor(
+        () =>
+          tokenEvents(short.fake)
+            .filter((e) => e.fault === 'hang')
+            .every((e) => e.respondedAt > 0),
+        { what: 'the hung exchange closed' },
+      );
     } finally {
       await daemon.stop(1_000);
       await short.stop();

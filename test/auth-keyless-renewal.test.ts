@@ -73,8 +73,13 @@ describe('renewal, for every credential kind', () => {
       const p = w.principals[i]!;
       const t0 = Date.now();
       await assert.rejects(
-        client.runReport({ propertyId: p.property, tokens: s, logger }, { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] }),
-        (err: unknown) => err instanceof TokenExpiredError && new RegExp(`token for ${p.account.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} expired; refresh failing since .*503`).test((err as Error).message),
+        client.runReport(
+          { propertyId: p.property, tokens: s, logger },
+          { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] },
+        ),
+        (err: unknown) =>
+          err instanceof TokenExpiredError &&
+          new RegExp(`token for ${p.account.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} expired; refresh failing since .*503`).test((err as Error).message),
         p.name,
       );
       assert.ok(Date.now() - t0 < 1_000, `${p.name}: fails at once`);

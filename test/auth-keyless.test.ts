@@ -32,7 +32,11 @@ describe('every credential kind, one property each', () => {
   before(async () => {
     w = await keylessWorld();
     db = await testDb('keyless');
-    config = configFile(w, db, w.principals.map((p) => ({ id: p.property, ...p.config })));
+    config = configFile(
+      w,
+      db,
+      w.principals.map((p) => ({ id: p.property, ...p.config })),
+    );
   });
   after(async () => {
     await w?.stop();
@@ -53,10 +57,17 @@ describe('every credential kind, one property each', () => {
         assert.deepEqual([Number(row.sessions), Number(row.total_users)], want, `${p.name} ${row.date}`);
       }
       const calls = w.fake.events.filter((e) => e.kind === 'runReport' && e.property === p.property);
-      assert.ok(calls.length > 0 && calls.every((e) => e.status === 200 && e.account === p.grantee), `${p.name}: read as ${p.grantee}: ${JSON.stringify(calls.map((e) => [e.status, e.account]))}`);
+      assert.ok(
+        calls.length > 0 && calls.every((e) => e.status === 200 && e.account === p.grantee),
+        `${p.name}: read as ${p.grantee}: ${JSON.stringify(calls.map((e) => [e.status, e.account]))}`,
+      );
       // a person's token carries what they consented to at sign-in; every other kind asks for exactly these
       for (const e of calls) {
-        if (p.kind === 'user') assert.ok(API_SCOPES.every((s) => e.scopes!.includes(s)), `${p.name}: the token's scopes ${e.scopes}`);
+        if (p.kind === 'user')
+          assert.ok(
+            API_SCOPES.every((s) => e.scopes!.includes(s)),
+            `${p.name}: the token's scopes ${e.scopes}`,
+          );
         else assert.deepEqual([...e.scopes!].sort(), API_SCOPES, `${p.name}: the token's scopes`);
       }
     }
@@ -79,14 +90,31 @@ describe('every credential kind, one property each', () => {
     };
     const root = w.fake.url;
     assert.match(row('key', 'key-holder@keyless-project.iam.gserviceaccount.com'), new RegExp(`key \\w+ from .*key\\.json; token from ${root}/token`));
-    assert.match(row('attached', 'vm-runner@keyless-project.iam.gserviceaccount.com'), new RegExp(`the service account attached to this machine, pod or service; token from the metadata server http://${new URL(root).host}`));
-    assert.match(row('federated', w.oidcAudience), new RegExp(`Workload Identity Federation from .*wif-file\\.json: subject token from file .*github-token\\.jwt, exchanged at STS ${root}/v1/token for ${w.oidcAudience.replace(/\//g, '\\/')}`));
-    assert.match(row('federated', 'azure-reader@keyless-project.iam.gserviceaccount.com'), /subject token from URL http:.*metadata\/identity\/oauth2\/token.*, then impersonating azure-reader@/);
+    assert.match(
+      row('attached', 'vm-runner@keyless-project.iam.gserviceaccount.com'),
+      new RegExp(`the service account attached to this machine, pod or service; token from the metadata server http://${new URL(root).host}`),
+    );
+    assert.match(
+      row('federated', w.oidcAudience),
+      new RegExp(
+        `Workload Identity Federation from .*wif-file\\.json: subject token from file .*github-token\\.jwt, exchanged at STS ${root}/v1/token for ${w.oidcAudience.replace(/\//g, '\\/')}`,
+      ),
+    );
+    assert.match(
+      row('federated', 'azure-reader@keyless-project.iam.gserviceaccount.com'),
+      /subject token from URL http:.*metadata\/identity\/oauth2\/token.*, then impersonating azure-reader@/,
+    );
     assert.match(row('federated', 'onprem-reader@keyless-project.iam.gserviceaccount.com'), /subject token from executable .*subject-token\.sh/);
     assert.match(row('federated', 'aws-reader@keyless-project.iam.gserviceaccount.com'), /subject token from AWS, exchanged at STS/);
     assert.match(row('user', 'alice@example.com'), new RegExp(`a person's credentials from .*person-analytics\\.json; token from ${root}/token`));
-    assert.match(row('impersonated', 'laptop-reader@keyless-project.iam.gserviceaccount.com'), /person-default\.json; token from .*; then impersonating laptop-reader@.* at .* \(google\.impersonate\)/);
-    assert.match(row('impersonated', 'file-target@keyless-project.iam.gserviceaccount.com'), /impersonated\.json; .*then impersonating file-target@.* \(.*impersonated\.json\)/);
+    assert.match(
+      row('impersonated', 'laptop-reader@keyless-project.iam.gserviceaccount.com'),
+      /person-default\.json; token from .*; then impersonating laptop-reader@.* at .* \(google\.impersonate\)/,
+    );
+    assert.match(
+      row('impersonated', 'file-target@keyless-project.iam.gserviceaccount.com'),
+      /impersonated\.json; .*then impersonating file-target@.* \(.*impersonated\.json\)/,
+    );
     assert.match(row('impersonated', 'quota-b@other-project.iam.gserviceaccount.com'), /key \w+ from .*key\.json; token from .*; then impersonating quota-b@/);
     assert.match(row('impersonated', 'gke-reader@keyless-project.iam.gserviceaccount.com'), /metadata server .*; then impersonating gke-reader@/);
     // a person's credentials: warned, not refused

@@ -98,7 +98,10 @@ describe('proactive refresh', () => {
         const t0 = performance.now();
         await tokens.getToken();
         waits.push(performance.now() - t0);
-        await client.runReport({ propertyId: '42', tokens, logger }, { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] });
+        await client.runReport(
+          { propertyId: '42', tokens, logger },
+          { dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] },
+        );
         // calls at a steady pace across several token lifetimes: the pacing is the load under test
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -112,7 +115,10 @@ describe('proactive refresh', () => {
     assert.ok(exchanges.length >= 3 && exchanges.length <= 7, `renewals in 9 s of 3-second tokens: ${exchanges.length}`);
     assert.ok(exchanges.every((e) => e.status === 200));
     assert.ok(calls.length > 40);
-    assert.ok(calls.every((c) => c.status === 200), 'no API call was refused');
+    assert.ok(
+      calls.every((c) => c.status === 200),
+      'no API call was refused',
+    );
     // Each renewal happened while the previous token still had time left (before it expired).
     const lifeMs = (lifetime - 1) * 1000;
     for (let i = 1; i < exchanges.length; i++) {

@@ -25,7 +25,10 @@ describe('backoffDelay', () => {
 
   it('spreads the wait over the whole step (full jitter): it can be anything from 0', () => {
     assert.equal(backoffDelay(5, api, lowest), 0);
-    assert.equal(backoffDelay(5, api, () => 0.5), 8_000);
+    assert.equal(
+      backoffDelay(5, api, () => 0.5),
+      8_000,
+    );
   });
 
   it('never waits less than the floor, when a caller sets one', () => {

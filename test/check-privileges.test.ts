@@ -56,7 +56,10 @@ describe('ga-collector check names a missing privilege', () => {
     const row = await databaseRow();
     assert.equal(row.status, 'FAIL');
     assert.match(row.detail, new RegExp(`role ${role} may not create the schema ${db.schema} in database ${database}`));
-    assert.match(row.fix!, new RegExp(`GRANT CREATE ON DATABASE ${database} TO ${role}; or create it for the role: CREATE SCHEMA ${db.schema} AUTHORIZATION ${role}`));
+    assert.match(
+      row.fix!,
+      new RegExp(`GRANT CREATE ON DATABASE ${database} TO ${role}; or create it for the role: CREATE SCHEMA ${db.schema} AUTHORIZATION ${role}`),
+    );
     assert.doesNotMatch(row.detail, /pending/);
   });
 
@@ -75,7 +78,10 @@ describe('ga-collector check names a missing privilege', () => {
     const r = await runCli(['run', '--config', file], { timeoutMs: 50_000 });
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^ga-collector: database: .*permission denied for schema ${db.schema} \\(\`ga-collector check\` names the missing privilege`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^ga-collector: database: .*permission denied for schema ${db.schema} \\(\`ga-collector check\` names the missing privilege`),
+    );
   });
 
   it('migrated by an administrator: the role lacks privileges on the tables, and does not own the report table', async () => {

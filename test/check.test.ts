@@ -35,7 +35,10 @@ describe('ga-collector check', () => {
   });
 
   /** Writes a config (good unless overridden) and runs the checks in-process. */
-  async function check(extra: Record<string, unknown>, opts: { db?: TestDb; google?: Record<string, unknown>; database?: Record<string, unknown> } = {}): Promise<CheckRow[]> {
+  async function check(
+    extra: Record<string, unknown>,
+    opts: { db?: TestDb; google?: Record<string, unknown>; database?: Record<string, unknown> } = {},
+  ): Promise<CheckRow[]> {
     const file = writeConfig(g.dir, opts.db ?? db, g, { properties: [{ id: LA }], ...extra });
     if (opts.google || opts.database) {
       const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -59,18 +62,34 @@ describe('ga-collector check', () => {
     const r = await runCli(['check', '--config', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const lines = r.stdout.split('\n');
-    assert.match(lines.find((l) => l.includes('key collector@'))!, /^ok\s+key collector@test-project\.iam\.gserviceaccount\.com\s+key \w+ from .*token from http:\/\/127\.0\.0\.1:\d+\/token, expires in (59|60) min/);
-    assert.match(lines.find((l) => /^\S+\s+database/.test(l))!, new RegExp(`^ok\\s+database\\s+.*reachable, schema ${db.schema} at migration \\d+ \\(current\\)`));
-    assert.match(lines.find((l) => l.includes(`property ${LA} `) && !l.includes('report'))!, /^ok .*time zone America\/Los_Angeles/);
-    assert.match(lines.find((l) => l.includes(`property ${NZ} `) && !l.includes('report'))!, /^ok .*time zone Pacific\/Auckland/);
-    for (const p of [LA, NZ]) for (const rep of ['daily', 'devices']) assert.match(r.stdout, new RegExp(`ok\\s+property ${p} report ${rep}\\s+date \\+ \\d dimension`));
+    assert.match(
+      lines.find((l) => l.includes('key collector@'))!,
+      /^ok\s+key collector@test-project\.iam\.gserviceaccount\.com\s+key \w+ from .*token from http:\/\/127\.0\.0\.1:\d+\/token, expires in (59|60) min/,
+    );
+    assert.match(
+      lines.find((l) => /^\S+\s+database/.test(l))!,
+      new RegExp(`^ok\\s+database\\s+.*reachable, schema ${db.schema} at migration \\d+ \\(current\\)`),
+    );
+    assert.match(
+      lines.find((l) => l.includes(`property ${LA} `) && !l.includes('report'))!,
+      /^ok .*time zone America\/Los_Angeles/,
+    );
+    assert.match(
+      lines.find((l) => l.includes(`property ${NZ} `) && !l.includes('report'))!,
+      /^ok .*time zone Pacific\/Auckland/,
+    );
+    for (const p of [LA, NZ])
+      for (const rep of ['daily', 'devices']) assert.match(r.stdout, new RegExp(`ok\\s+property ${p} report ${rep}\\s+date \\+ \\d dimension`));
     assert.match(r.stdout, /all 9 checks passed/);
     assert.doesNotMatch(r.stdout, /FAIL|PRIVATE KEY|ya29\./);
   });
 
   it('a malformed key file: FAIL with how to get a new key, properties skipped, exit 1', async () => {
     const bad = path.join(g.dir, 'malformed.json');
-    fs.writeFileSync(bad, '{"type": "service_account", "client_email": "x@y.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\\nnot a key\\n-----END PRIVATE KEY-----\\n"}');
+    fs.writeFileSync(
+      bad,
+      '{"type": "service_account", "client_email": "x@y.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\\nnot a key\\n-----END PRIVATE KEY-----\\n"}',
+    );
     const file = writeConfig(g.dir, db, g, { properties: [{ id: LA, credentials: bad }] });
     const r = await runCli(['check', '--config', file]);
     assert.equal(r.code, 1, r.stdout + r.stderr);

@@ -57,7 +57,11 @@ describe('usage and help', () => {
       demo: ['--keep', '--data-dir DIR'],
     };
     for (const c of COMMANDS) {
-      for (const args of [[c, '--help'], [c, '-h'], ['help', c]]) {
+      for (const args of [
+        [c, '--help'],
+        [c, '-h'],
+        ['help', c],
+      ]) {
         const r = await runCli(args);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
         assert.match(r.stdout, new RegExp(`^usage: ga-collector ${c}\\b`), args.join(' '));
@@ -78,7 +82,10 @@ describe('usage and help', () => {
       [['run', '--once=yes'], /run: --once takes no value/],
       [['status', '--config'], /status: --config needs a value \(FILE\)/],
       [['status', 'extra'], /status: unexpected argument "extra"/],
-      [['backfill', '--property', '1', '--from', '2024-02-30', '--to', '2024-03-01'], /backfill: --from must be a date as YYYY-MM-DD, NdaysAgo or yesterday, got "2024-02-30"/],
+      [
+        ['backfill', '--property', '1', '--from', '2024-02-30', '--to', '2024-03-01'],
+        /backfill: --from must be a date as YYYY-MM-DD, NdaysAgo or yesterday, got "2024-02-30"/,
+      ],
       [['backfill', '--property', '1', '--from', 'yesterday', '--to', 'today'], /--to today: GA has not finished today/],
       [['prune'], /prune: say what to prune/],
       [['prune', '--property', 'G-123'], /prune: --property must be a numeric GA4 property id/],
@@ -134,7 +141,10 @@ describe('ga-collector config', () => {
     assert.match(row('http.port'), /9464\s+default$/);
     assert.match(row('google.tokenUrl'), /\(unset: the key file's token_uri, else https:\/\/oauth2\.googleapis\.com\/token\)\s+default$/);
     assert.match(row('google.credentials'), new RegExp(`${key.replace(/[.]/g, '\\.')}\\s+file `));
-    assert.match(row('properties[0]'), new RegExp(`\\{ id: 123456, reports: \\[daily, devices\\], schedule: 15 3 \\* \\* \\*, credentials: ${key.replace(/[.]/g, '\\.')} \\}`));
+    assert.match(
+      row('properties[0]'),
+      new RegExp(`\\{ id: 123456, reports: \\[daily, devices\\], schedule: 15 3 \\* \\* \\*, credentials: ${key.replace(/[.]/g, '\\.')} \\}`),
+    );
     assert.match(row('properties[1]'), /reports: \[devices\]/);
     assert.match(row('reports.devices'), /\{ dimensions: \[date, deviceCategory\], metrics: \[activeUsers\], startDate: 90daysAgo, refreshDays: 3 \}\s+file /);
     assert.doesNotMatch(r.stdout + r.stderr, /s3cret-pw/);

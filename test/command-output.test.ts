@@ -17,7 +17,10 @@ describe('summary lines, migrate and check --json', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('output');
-    g = await startFake([{ id: A, timeZone: 'UTC' }, { id: DENIED, timeZone: 'UTC', grant: false }]);
+    g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: DENIED, timeZone: 'UTC', grant: false },
+    ]);
   });
   after(async () => {
     await g.stop();
@@ -61,7 +64,10 @@ describe('summary lines, migrate and check --json', () => {
     const r = await runCli(['backfill', '--config', config, '--property', A, '--from', '3daysAgo', '--to', 'yesterday']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^backfill ${A}/daily: 3 dates, \\d+ rows \\(\\S+ to \\S+\\)$`, 'm'));
-    assert.match(r.stdout.trim().split('\n').at(-1)!, new RegExp(`^backfill ${A}: stored 3 dates \\([\\d,]+ rows\\) in 1 of 1 job; 1 request, 0 retries; 0 failures; [\\d.]+ s$`));
+    assert.match(
+      r.stdout.trim().split('\n').at(-1)!,
+      new RegExp(`^backfill ${A}: stored 3 dates \\([\\d,]+ rows\\) in 1 of 1 job; 1 request, 0 retries; 0 failures; [\\d.]+ s$`),
+    );
   });
 
   it('check --json: every check with its status, and the tally of ok, failed, skipped and warnings', async () => {

@@ -31,17 +31,29 @@ function loadErr(content: string, env: NodeJS.ProcessEnv = {}, ext = 'yaml'): st
 
 describe('config', () => {
   it('loads YAML with defaults and resolves the key next to the config file', () => {
-    const file = write('ok.yaml', `database:\n  url: postgres://localhost/x\ngoogle:\n  credentials: key.json\nproperties:\n  - id: "123"\n  - id: 456\n    schedule: "*/5 * * * *"\n`);
+    const file = write(
+      'ok.yaml',
+      `database:\n  url: postgres://localhost/x\ngoogle:\n  credentials: key.json\nproperties:\n  - id: "123"\n  - id: 456\n    schedule: "*/5 * * * *"\n`,
+    );
     const c = loadConfig({ file, env: {} });
     assert.equal(c.database.schema, 'ga4');
     assert.equal(c.schedule, '0 4 * * *');
     assert.equal(c.concurrency, 4);
     assert.equal(c.http.port, 9464);
-    assert.deepEqual(c.properties.map((p) => [p.id, p.schedule, p.credentials, p.reports]), [
-      ['123', '0 4 * * *', key, ['daily']],
-      ['456', '*/5 * * * *', key, ['daily']],
-    ]);
-    assert.deepEqual(c.reports['daily'], { name: 'daily', dimensions: [], metrics: ['sessions', 'totalUsers', 'screenPageViews'], startDate: '30daysAgo', refreshDays: 3 });
+    assert.deepEqual(
+      c.properties.map((p) => [p.id, p.schedule, p.credentials, p.reports]),
+      [
+        ['123', '0 4 * * *', key, ['daily']],
+        ['456', '*/5 * * * *', key, ['daily']],
+      ],
+    );
+    assert.deepEqual(c.reports['daily'], {
+      name: 'daily',
+      dimensions: [],
+      metrics: ['sessions', 'totalUsers', 'screenPageViews'],
+      startDate: '30daysAgo',
+      refreshDays: 3,
+    });
   });
 
   it('loads JSON and takes every key from the environment', () => {
@@ -81,7 +93,10 @@ describe('config', () => {
 
   it('takes a property list from GA_COLLECTOR_PROPERTIES', () => {
     const c = loadConfig({ env: { DATABASE_URL: 'postgres://localhost/y', GOOGLE_APPLICATION_CREDENTIALS: key, GA_COLLECTOR_PROPERTIES: '11, 22' } });
-    assert.deepEqual(c.properties.map((p) => p.id), ['11', '22']);
+    assert.deepEqual(
+      c.properties.map((p) => p.id),
+      ['11', '22'],
+    );
   });
 
   it('finds a bare key name in $CREDENTIALS_DIRECTORY', () => {
@@ -100,7 +115,10 @@ describe('config', () => {
 
   it('refuses a bad cron expression', () => {
     assert.match(loadErr('schedule: "every day"\n'), /schedule: must be a cron expression/);
-    assert.match(loadErr(`google:\n  credentials: ${key}\nproperties:\n  - id: "1"\n    schedule: "61 * * * *"\n`), /properties\[0\]\.schedule: must be a cron expression/);
+    assert.match(
+      loadErr(`google:\n  credentials: ${key}\nproperties:\n  - id: "1"\n    schedule: "61 * * * *"\n`),
+      /properties\[0\]\.schedule: must be a cron expression/,
+    );
   });
 
   it('refuses a non-numeric property id', () => {
@@ -113,7 +131,10 @@ describe('config', () => {
   });
 
   it('refuses a missing key file', () => {
-    assert.match(loadErr(`google:\n  credentials: /nonexistent/key.json\nproperties: ["1"]\n`), /google\.credentials: key file \/nonexistent\/key\.json does not exist/);
+    assert.match(
+      loadErr(`google:\n  credentials: /nonexistent/key.json\nproperties: ["1"]\n`),
+      /google\.credentials: key file \/nonexistent\/key\.json does not exist/,
+    );
   });
 
   it('without credentials anywhere: Application Default Credentials; impersonation keys checked and inherited', () => {
@@ -122,16 +143,30 @@ describe('config', () => {
     assert.deepEqual([adc.properties[0]!.credentials, adc.properties[0]!.impersonate], ['', '']);
     const ownKey = write('own-key.json', '{}');
     const c = loadConfig({
-      file: write('imp.yaml', `google:\n  impersonate: reader@p.iam.gserviceaccount.com\nproperties:\n  - id: "1"\n  - id: "2"\n    impersonate: other@p.iam.gserviceaccount.com\n  - id: "3"\n    credentials: ${ownKey}\n`),
+      file: write(
+        'imp.yaml',
+        `google:\n  impersonate: reader@p.iam.gserviceaccount.com\nproperties:\n  - id: "1"\n  - id: "2"\n    impersonate: other@p.iam.gserviceaccount.com\n  - id: "3"\n    credentials: ${ownKey}\n`,
+      ),
       env,
     });
     assert.deepEqual(
       c.properties.map((p) => [p.id, p.credentials, p.impersonate]),
-      [['1', '', 'reader@p.iam.gserviceaccount.com'], ['2', '', 'other@p.iam.gserviceaccount.com'], ['3', ownKey, '']],
+      [
+        ['1', '', 'reader@p.iam.gserviceaccount.com'],
+        ['2', '', 'other@p.iam.gserviceaccount.com'],
+        ['3', ownKey, ''],
+      ],
       'a property with credentials of its own is its own principal',
     );
-    assert.equal(loadConfig({ file: write('imp-env.yaml', 'properties: ["1"]\n'), env: { ...env, GA_COLLECTOR_IMPERSONATE: 'x@y.iam.gserviceaccount.com' } }).google.impersonate, 'x@y.iam.gserviceaccount.com');
-    assert.match(loadErr(`google:\n  impersonate: alice@example.com\nproperties: ["1"]\n`), /google\.impersonate: must be a service account email .*only service accounts can be impersonated/);
+    assert.equal(
+      loadConfig({ file: write('imp-env.yaml', 'properties: ["1"]\n'), env: { ...env, GA_COLLECTOR_IMPERSONATE: 'x@y.iam.gserviceaccount.com' } }).google
+        .impersonate,
+      'x@y.iam.gserviceaccount.com',
+    );
+    assert.match(
+      loadErr(`google:\n  impersonate: alice@example.com\nproperties: ["1"]\n`),
+      /google\.impersonate: must be a service account email .*only service accounts can be impersonated/,
+    );
     assert.match(loadErr(`properties:\n  - id: "1"\n    impersonate: not-an-email\n`), /properties\[0\]\.impersonate: must be a service account email/);
     assert.match(loadErr(`google:\n  iamCredentialsRootUrl: "not a url"\nproperties: ["1"]\n`), /google\.iamCredentialsRootUrl: must be a URL/);
   });
@@ -173,7 +208,10 @@ describe('command line', () => {
   });
 
   it('exits 2 naming a malformed key file', async () => {
-    const bad = write('bad-key.json', '{"type":"service_account","client_email":"a@b.c","private_key":"-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----\\n"}');
+    const bad = write(
+      'bad-key.json',
+      '{"type":"service_account","client_email":"a@b.c","private_key":"-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----\\n"}',
+    );
     const cfg = write('badkey.yaml', `google:\n  credentials: ${bad}\nproperties: ["1"]\n`);
     const r = await runCli(['run', '--once', '--config', cfg], { env: { DATABASE_URL: 'postgres://localhost/x' } });
     assert.equal(r.code, 2, r.stderr);

@@ -54,7 +54,10 @@ describe('several daemons on one database', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('multi');
-    g = await startFake(P.map((id) => ({ id, timeZone: 'UTC' })), { maxPageSize: 60 });
+    g = await startFake(
+      P.map((id) => ({ id, timeZone: 'UTC' })),
+      { maxPageSize: 60 },
+    );
   });
   after(async () => {
     await g.stop();
@@ -77,10 +80,13 @@ describe('several daemons on one database', () => {
       });
       victim.child.kill('SIGKILL');
       await victim.exited;
-      await waitFor(async () => {
-        const [r] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".fetch_days`);
-        return Number(r!.n) === P.length * all.length;
-      }, { timeoutMs: 40_000, what: 'every date stored by the survivors' });
+      await waitFor(
+        async () => {
+          const [r] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".fetch_days`);
+          return Number(r!.n) === P.length * all.length;
+        },
+        { timeoutMs: 40_000, what: 'every date stored by the survivors' },
+      );
       // the survivors finish whatever they were doing (their status documents show no job running), then stop cleanly
       const survivors = daemons.filter((d) => d !== victim);
       await waitFor(async () => (await Promise.all(survivors.map(runningJobs))).every((n) => n === 0), { timeoutMs: 30_000, what: 'the survivors idle' });
@@ -89,13 +95,20 @@ describe('several daemons on one database', () => {
     }
     const exits = await Promise.all(daemons.map((d) => d.exited));
     assert.equal(exits.filter((e) => e.signal === 'SIGKILL').length, 1);
-    assert.deepEqual(exits.filter((e) => e.signal !== 'SIGKILL').map((e) => e.code), [0, 0], 'the survivors shut down cleanly');
+    assert.deepEqual(
+      exits.filter((e) => e.signal !== 'SIGKILL').map((e) => e.code),
+      [0, 0],
+      'the survivors shut down cleanly',
+    );
     for (const p of P) await assertWholeDays(db, 'devices', p, { complete: all });
     // once per scheduled time: each date's first page was requested once, except what the killed daemon had in flight
     // (the data requests; the per-date totals are separate requests with limit 1)
-    const firstPages = g.fake.events.filter((e) => e.kind === 'runReport' && e.offset === 0 && e.startDate && e.startDate !== e.endDate && Number(e.limit) !== 1);
+    const firstPages = g.fake.events.filter(
+      (e) => e.kind === 'runReport' && e.offset === 0 && e.startDate && e.startDate !== e.endDate && Number(e.limit) !== 1,
+    );
     const perDate = new Map<string, number>();
-    for (const e of firstPages) for (const d of dateRange(e.startDate!, e.endDate!)) perDate.set(`${e.property} ${d}`, (perDate.get(`${e.property} ${d}`) ?? 0) + 1);
+    for (const e of firstPages)
+      for (const d of dateRange(e.startDate!, e.endDate!)) perDate.set(`${e.property} ${d}`, (perDate.get(`${e.property} ${d}`) ?? 0) + 1);
     const twice = [...perDate.entries()].filter(([, n]) => n > 1);
     const victimProps = new Set(twice.map(([k]) => k.split(' ')[0]));
     assert.ok(victimProps.size <= 2, `dates fetched twice belong to the killed daemon's jobs only: ${twice.map(([k]) => k).join(', ')}`);
@@ -119,7 +132,7 @@ describe('crash safety', () => {
       const from = addDays(today, -90);
       const to = addDays(today, -1);
       let seed = 7;
-      const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+      const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
       const storedDates = async (since = new Date(0)) => {
         const [t] = await db.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`"${db.schema}".fetch_days`]);
         if (!t!.t) return 0;

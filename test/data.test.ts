@@ -12,7 +12,20 @@ import { PermanentError } from '../src/errors.js';
 import { fetchTotals, fetchTotalsIfServed } from '../src/ga4/totals.js';
 import { createLogger } from '../src/log.js';
 import { addDays, localDate } from '../src/time.js';
-import { logLines, makeDaemon, metricSum, runCli, startCli, startFake, testDb, untilScheduleFired, writeConfig, waitFor, type FakeSetup, type TestDb } from './helpers.js';
+import {
+  logLines,
+  makeDaemon,
+  metricSum,
+  runCli,
+  startCli,
+  startFake,
+  testDb,
+  untilScheduleFired,
+  writeConfig,
+  waitFor,
+  type FakeSetup,
+  type TestDb,
+} from './helpers.js';
 
 const A = '500001';
 const B = '500002';
@@ -27,7 +40,10 @@ describe('catch-up after downtime', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('catchup');
-    g = await startFake([{ id: A, timeZone: 'Europe/Berlin' }, { id: B, timeZone: 'Asia/Tokyo' }]);
+    g = await startFake([
+      { id: A, timeZone: 'Europe/Berlin' },
+      { id: B, timeZone: 'Asia/Tokyo' },
+    ]);
   });
   after(async () => {
     await g.stop();
@@ -44,10 +60,10 @@ describe('catch-up after downtime', () => {
       const stored = await db.query<{ date: string }>(`SELECT to_char(date,'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days ORDER BY date`);
       const today = localDate(Date.now(), 'Europe/Berlin');
       // the oldest backlog first, and the refresh window always
-      assert.deepEqual(stored.map((s) => s.date), [
-        ...Array.from({ length: 7 }, (_, i) => addDays(today, -40 + i)),
-        addDays(today, -3), addDays(today, -2), addDays(today, -1),
-      ]);
+      assert.deepEqual(
+        stored.map((s) => s.date),
+        [...Array.from({ length: 7 }, (_, i) => addDays(today, -40 + i)), addDays(today, -3), addDays(today, -2), addDays(today, -1)],
+      );
       const text = await daemon.metrics.text();
       assert.equal(metricSum(text, 'ga_collector_dates_pending', { property: A, report: 'daily' }), 30);
       const [r2] = await daemon.scheduler.runOnce();
@@ -61,12 +77,20 @@ describe('catch-up after downtime', () => {
   it('in daemon mode drains every backlog in turns, so one property cannot starve another', async () => {
     const reports = { daily: { metrics: ['sessions', 'totalUsers'], startDate: '60daysAgo', refreshDays: 2 } };
     g.fake.events.length = 0;
-    const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 }, { continueBacklog: true, upTo: 'schedule' });
+    const daemon = await makeDaemon(
+      db,
+      g,
+      { properties: [{ id: A }, { id: B }], reports, fetch: { maxDaysPerRun: 15 }, concurrency: 1 },
+      { continueBacklog: true, upTo: 'schedule' },
+    );
     try {
-      await waitFor(async () => {
-        const [n] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE date >= current_date - 62`);
-        return Number(n!.n) >= 120;
-      }, { timeoutMs: 30_000, what: '60 days for both properties' });
+      await waitFor(
+        async () => {
+          const [n] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE date >= current_date - 62`);
+          return Number(n!.n) >= 120;
+        },
+        { timeoutMs: 30_000, what: '60 days for both properties' },
+      );
       const order = g.fake.events.filter((e) => e.kind === 'runReport' && (e.offset ?? 0) === 0 && e.startDate !== e.endDate).map((e) => e.property);
       // with one job at a time, turns alternate between the two properties
       const switches = order.filter((p, i) => i > 0 && p !== order[i - 1]).length;
@@ -100,7 +124,7 @@ describe('refresh window', () => {
     await db.drop();
   });
 
-  it('refetches the window on every firing and ends with Google\'s latest numbers; settled turns true outside it', async () => {
+  it("refetches the window on every firing and ends with Google's latest numbers; settled turns true outside it", async () => {
     const reports = { daily: { metrics: ['sessions', 'screenPageViews'], startDate: '10daysAgo', refreshDays: 3 } };
     const config = writeConfig(g.dir, db, g, { properties: [{ id: A }], reports, schedule: '* * * * * *' });
     for (let i = 0; i < 3; i++) {
@@ -133,21 +157,41 @@ describe('property time zones', () => {
     it(`"yesterday" is each property's own yesterday at ${instant}`, async () => {
       const db = await testDb('tz');
       const now = () => Date.parse(instant);
-      const g = await startFake([{ id: A, timeZone: 'Pacific/Auckland' }, { id: B, timeZone: 'America/Los_Angeles' }], { calendarNow: now });
-      const daemon = await makeDaemon(db, g, { properties: [{ id: A }, { id: B }], reports: { daily: { metrics: ['sessions'], startDate: '5daysAgo' } } }, { now });
+      const g = await startFake(
+        [
+          { id: A, timeZone: 'Pacific/Auckland' },
+          { id: B, timeZone: 'America/Los_Angeles' },
+        ],
+        { calendarNow: now },
+      );
+      const daemon = await makeDaemon(
+        db,
+        g,
+        { properties: [{ id: A }, { id: B }], reports: { daily: { metrics: ['sessions'], startDate: '5daysAgo' } } },
+        { now },
+      );
       try {
         const results = await daemon.scheduler.runOnce();
-        assert.ok(results.every((r) => r.ok), JSON.stringify(results));
+        assert.ok(
+          results.every((r) => r.ok),
+          JSON.stringify(results),
+        );
         const last = await db.query<{ property_id: string; d: string; n: string }>(
           `SELECT property_id, to_char(max(date),'YYYY-MM-DD') AS d, count(*) AS n FROM "${db.schema}".daily GROUP BY 1 ORDER BY 1`,
         );
         const want = (tz: string) => addDays(localDate(now(), tz), -1);
-        assert.deepEqual(last.map((l) => [l.property_id, l.d, Number(l.n)]), [
-          [A, want('Pacific/Auckland'), 5],
-          [B, want('America/Los_Angeles'), 5],
-        ]);
+        assert.deepEqual(
+          last.map((l) => [l.property_id, l.d, Number(l.n)]),
+          [
+            [A, want('Pacific/Auckland'), 5],
+            [B, want('America/Los_Angeles'), 5],
+          ],
+        );
         const zones = await db.query<{ property_id: string; time_zone: string }>(`SELECT property_id, time_zone FROM "${db.schema}".properties ORDER BY 1`);
-        assert.deepEqual(zones.map((z) => z.time_zone), ['Pacific/Auckland', 'America/Los_Angeles']);
+        assert.deepEqual(
+          zones.map((z) => z.time_zone),
+          ['Pacific/Auckland', 'America/Los_Angeles'],
+        );
       } finally {
         await daemon.stop(0);
         await g.stop();
@@ -163,7 +207,10 @@ describe('atomic days', () => {
     const g = await startFake([{ id: A, timeZone: 'UTC' }], { revision: { days: 8 }, maxPageSize: 40 });
     const dims = ['deviceCategory', 'country'];
     const metrics = ['sessions', 'eventCount'];
-    const daemon = await makeDaemon(db, g, { properties: [{ id: A }], reports: { devices: { dimensions: dims, metrics, startDate: '6daysAgo', refreshDays: 6 } } });
+    const daemon = await makeDaemon(db, g, {
+      properties: [{ id: A }],
+      reports: { devices: { dimensions: dims, metrics, startDate: '6daysAgo', refreshDays: 6 } },
+    });
     const reader = new pg.Client({ connectionString: db.url });
     await reader.connect();
     let stop = false;
@@ -172,15 +219,17 @@ describe('atomic days', () => {
     const readLoop = (async () => {
       while (!stop) {
         // one statement, one snapshot: the ledger and the rows of every date (the relation comes with the first stored date)
-        const { rows } = await reader.query(
-          `SELECT to_char(f.date,'YYYY-MM-DD') AS date, f.row_count, count(d.*)::int AS n,
+        const { rows } = await reader
+          .query(
+            `SELECT to_char(f.date,'YYYY-MM-DD') AS date, f.row_count, count(d.*)::int AS n,
                   count(DISTINCT (d.device_category, d.country))::int AS distinct_n, coalesce(sum(d.sessions),0)::text AS sessions
              FROM "${db.schema}".fetch_days f LEFT JOIN "${db.schema}".devices d ON d.property_id = f.property_id AND d.date = f.date
             GROUP BY f.date, f.row_count`,
-        ).catch((err: { code?: string }) => {
-          if (err.code === '42P01') return { rows: [] };
-          throw err;
-        });
+          )
+          .catch((err: { code?: string }) => {
+            if (err.code === '42P01') return { rows: [] };
+            throw err;
+          });
         reads++;
         for (const r of rows) {
           if (r.n !== r.row_count) problems.push(`${r.date}: ${r.n} rows but the ledger says ${r.row_count}`);
@@ -267,13 +316,22 @@ describe('changing a report definition', () => {
       const r2 = await runCli(['run', '--once', '--config', v2]);
       assert.equal(r2.code, 0, r2.stderr);
       assert.match(r2.stdout, /report_definition_changed/);
-      const rows = await db.query<{ date: string; sessions: string; new_users: string | null }>(`SELECT to_char(date,'YYYY-MM-DD') AS date, sessions, new_users FROM "${db.schema}".daily`);
+      const rows = await db.query<{ date: string; sessions: string; new_users: string | null }>(
+        `SELECT to_char(date,'YYYY-MM-DD') AS date, sessions, new_users FROM "${db.schema}".daily`,
+      );
       assert.equal(rows.length, 8);
-      for (const r of rows) assert.deepEqual([Number(r.sessions), Number(r.new_users)], sums(A, r.date, ['sessions', 'newUsers']), `history refetched for ${r.date}`);
+      for (const r of rows)
+        assert.deepEqual([Number(r.sessions), Number(r.new_users)], sums(A, r.date, ['sessions', 'newUsers']), `history refetched for ${r.date}`);
       const v3 = writeConfig(g.dir, db, g, { properties: [{ id: A }], reports: { daily: { metrics: ['newUsers'], startDate: '8daysAgo' } } });
       assert.equal((await runCli(['run', '--once', '--config', v3])).code, 0);
-      const cols = await db.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'daily' ORDER BY ordinal_position`, [db.schema]);
-      assert.deepEqual(cols.map((c) => c.column_name), ['property_id', 'date', 'sessions', 'new_users']);
+      const cols = await db.query<{ column_name: string }>(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'daily' ORDER BY ordinal_position`,
+        [db.schema],
+      );
+      assert.deepEqual(
+        cols.map((c) => c.column_name),
+        ['property_id', 'date', 'sessions', 'new_users'],
+      );
       const kept = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE sessions IS NOT NULL AND new_users IS NOT NULL`);
       assert.equal(Number(kept[0]!.n), 8, 'nothing lost');
     } finally {
@@ -303,7 +361,13 @@ describe("GA's per-date totals", () => {
         // what Google says the total of that date is
         const res = await daemon.client.runReport(
           { propertyId: A, tokens, logger: (await import('../src/log.js')).createLogger('silent') },
-          { dateRanges: [{ startDate: row.date, endDate: row.date }], dimensions: [{ name: 'date' }, { name: 'country' }], metrics: metrics.map((name) => ({ name })), metricAggregations: ['TOTAL'], limit: '1' },
+          {
+            dateRanges: [{ startDate: row.date, endDate: row.date }],
+            dimensions: [{ name: 'date' }, { name: 'country' }],
+            metrics: metrics.map((name) => ({ name })),
+            metricAggregations: ['TOTAL'],
+            limit: '1',
+          },
         );
         const total = res.totals![0]!.metricValues!.map((m) => Number(m.value));
         assert.deepEqual([Number(row.sessions), Number(row.total_users)], total, row.date);
@@ -322,7 +386,10 @@ describe("GA's per-date totals", () => {
 describe('totals from a less capable endpoint', () => {
   const def = { name: 'r', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 };
   const ctx = { propertyId: '1', tokens: {} as never, logger: createLogger('silent') };
-  const total = (v: string) => ({ metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }], totals: [{ dimensionValues: [{ value: 'RESERVED_TOTAL' }, { value: 'RESERVED_TOTAL' }], metricValues: [{ value: v }] }] });
+  const total = (v: string) => ({
+    metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }],
+    totals: [{ dimensionValues: [{ value: 'RESERVED_TOTAL' }, { value: 'RESERVED_TOTAL' }], metricValues: [{ value: v }] }],
+  });
 
   it('asks one date at a time when several named ranges are refused', async () => {
     const asked: number[] = [];
@@ -334,12 +401,23 @@ describe('totals from a less capable endpoint', () => {
       },
     } as never;
     const t = await fetchTotals(client, ctx, def, ['2024-01-01', '2024-01-02', '2024-01-03']);
-    assert.deepEqual([...t!.entries()], [['2024-01-01', { values: ['01'] }], ['2024-01-02', { values: ['02'] }], ['2024-01-03', { values: ['03'] }]]);
+    assert.deepEqual(
+      [...t!.entries()],
+      [
+        ['2024-01-01', { values: ['01'] }],
+        ['2024-01-02', { values: ['02'] }],
+        ['2024-01-03', { values: ['03'] }],
+      ],
+    );
     assert.deepEqual(asked, [3, 1, 1, 1]);
   });
 
   it('stores the report without totals when TOTAL is refused altogether', async () => {
-    const client = { runReport: async () => { throw new PermanentError('metricAggregations not supported', 'invalid_argument'); } } as never;
+    const client = {
+      runReport: async () => {
+        throw new PermanentError('metricAggregations not supported', 'invalid_argument');
+      },
+    } as never;
     assert.equal(await fetchTotalsIfServed(client, ctx, def, ['2024-01-01']), null);
   });
 

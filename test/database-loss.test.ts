@@ -73,7 +73,10 @@ describe('a lost database connection is an event, not a crash', () => {
       assert.match(ready.body, /database/);
       // retried with backoff while it is away, not only at the next cron firing
       await waitFor(() => jobFailures(daemon!).length >= 2, { timeoutMs: 30_000, what: 'a second attempt while the database is away' });
-      assert.ok(daemon.logs().some((l) => l['event'] === 'job_deferred'), 'the retry was scheduled');
+      assert.ok(
+        daemon.logs().some((l) => l['event'] === 'job_deferred'),
+        'the retry was scheduled',
+      );
       assert.equal(daemon.child.exitCode, null, `still running: ${daemon.out.stderr}`);
 
       await own.start();
@@ -94,7 +97,7 @@ describe('a lost database connection is an event, not a crash', () => {
     }
   });
 
-  describe('pg_terminate_backend on the shared server (this daemon\'s backends only)', () => {
+  describe("pg_terminate_backend on the shared server (this daemon's backends only)", () => {
     let db: TestDb;
     before(async () => {
       db = await testDb('dbloss_term');
@@ -138,12 +141,22 @@ describe('a lost database connection is an event, not a crash', () => {
             { timeoutMs: 30_000, intervalMs: 20, what: `round ${round}: a job holding its lock` },
           );
           assert.ok(killed > 0);
-          await waitFor(() => jobFailures(daemon).length > before || daemon.child.exitCode !== null, { timeoutMs: 15_000, what: `round ${round}: the job failed` });
+          await waitFor(() => jobFailures(daemon).length > before || daemon.child.exitCode !== null, {
+            timeoutMs: 15_000,
+            what: `round ${round}: the job failed`,
+          });
           assert.equal(daemon.child.exitCode, null, `round ${round}: the daemon is still running\n${daemon.out.stderr}`);
           // retried soon (not at the next cron firing) and, planned afresh from the ledger, succeeds
-          await waitFor(() => daemon.logs().filter((l) => l['event'] === 'job_succeeded').length > succeeded, { timeoutMs: 30_000, what: `round ${round}: retried and succeeded` });
+          await waitFor(() => daemon.logs().filter((l) => l['event'] === 'job_succeeded').length > succeeded, {
+            timeoutMs: 30_000,
+            what: `round ${round}: retried and succeeded`,
+          });
         }
-        await waitFor(async () => (await stored((sql) => db.query(sql), db.schema)).dates === DATES, { timeoutMs: 60_000, intervalMs: 250, what: 'every date stored' });
+        await waitFor(async () => (await stored((sql) => db.query(sql), db.schema)).dates === DATES, {
+          timeoutMs: 60_000,
+          intervalMs: 250,
+          what: 'every date stored',
+        });
         assert.equal((await stored((sql) => db.query(sql), db.schema)).partial, 0, 'every date whole');
         assert.ok(jobFailures(daemon).length >= 5);
         for (const f of jobFailures(daemon)) assert.match(String(f['err']), /^database: /);
@@ -165,7 +178,9 @@ describe('a lost database connection is an event, not a crash', () => {
         const bare = await pool.connect();
         const session = await connect(pool);
         await session.client.query('SELECT 1');
-        const killed = await db.query<{ n: number }>(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`, [app]);
+        const killed = await db.query<{ n: number }>(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`, [
+          app,
+        ]);
         assert.equal(killed[0]!.n, 2);
         await waitFor(() => session.lost.aborted, { what: 'the session learns its connection is lost' });
         assert.match(String((session.lostError as pg.DatabaseError).code ?? session.lostError?.message), /57P01|terminat/);

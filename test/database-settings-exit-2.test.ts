@@ -21,7 +21,13 @@ const P = '920001';
 /** "the database system is starting up": what PostgreSQL answers while it recovers or starts */
 async function startingUpServer(): Promise<{ port: number; close(): Promise<void> }> {
   const field = (t: string, v: string) => Buffer.concat([Buffer.from(t), Buffer.from(v), Buffer.from([0])]);
-  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', '57P03'), field('M', 'the database system is starting up'), Buffer.from([0])]);
+  const body = Buffer.concat([
+    field('S', 'FATAL'),
+    field('V', 'FATAL'),
+    field('C', '57P03'),
+    field('M', 'the database system is starting up'),
+    Buffer.from([0]),
+  ]);
   const head = Buffer.alloc(5);
   head.write('E', 0);
   head.writeInt32BE(body.length + 4, 1);
@@ -89,7 +95,10 @@ describe('database settings: exit 2 at once; a database that is down: wait', () 
   it('a database that does not exist (3D000): one line, exit 2', async () => {
     const u = base();
     u.pathname = `/${db.schema}_missing`;
-    await exitsTwoAtOnce(u.toString(), new RegExp(`^ga-collector: database: database "${db.schema}_missing" does not exist \\(create the database, or fix the database name in database\\.url`));
+    await exitsTwoAtOnce(
+      u.toString(),
+      new RegExp(`^ga-collector: database: database "${db.schema}_missing" does not exist \\(create the database, or fix the database name in database\\.url`),
+    );
   });
 
   it('a role that may not log in (28000): one line, exit 2; `migrate` too', async () => {
@@ -119,7 +128,11 @@ describe('database settings: exit 2 at once; a database that is down: wait', () 
       fs.writeFileSync(path.join(own.dataDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\n');
       await own.query('SELECT pg_reload_conf()');
       const secret = 'wr0ng-Pa55word-xyz';
-      await exitsTwoAtOnce(`postgres://app:${secret}@127.0.0.1:${own.port}/postgres`, /^ga-collector: database: password authentication failed for user "app" \(fix the user name or password/, secret);
+      await exitsTwoAtOnce(
+        `postgres://app:${secret}@127.0.0.1:${own.port}/postgres`,
+        /^ga-collector: database: password authentication failed for user "app" \(fix the user name or password/,
+        secret,
+      );
     } finally {
       await own.destroy();
     }
@@ -171,7 +184,8 @@ describe('database settings: exit 2 at once; a database that is down: wait', () 
   it('errors are sorted by SQLSTATE and socket code', () => {
     const e = (props: Record<string, unknown>) => Object.assign(new Error(String(props['message'] ?? 'x')), props);
     for (const code of ['3D000', '28P01', '28000', '42501', 'ENOTFOUND']) assert.equal(classifyDbError(e({ code })), 'config', code);
-    for (const code of ['57P01', '57P03', '53300', '08006', '55P03', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN']) assert.equal(classifyDbError(e({ code })), 'unavailable', code);
+    for (const code of ['57P01', '57P03', '53300', '08006', '55P03', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN'])
+      assert.equal(classifyDbError(e({ code })), 'unavailable', code);
     assert.equal(classifyDbError(new Error('Connection terminated unexpectedly')), 'unavailable');
     assert.equal(classifyDbError(new Error('timeout exceeded when trying to connect')), 'unavailable');
     assert.equal(classifyDbError(e({ code: '42703', message: 'column "property_id" does not exist' })), 'other');

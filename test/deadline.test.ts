@@ -66,7 +66,12 @@ test('a response that stalls mid-body is cut at the deadline even after forced g
 
 test('a result or an error of the call itself comes through unchanged', async () => {
   assert.equal(await withDeadline('ok', 1_000, undefined, async () => 42), 42);
-  await assert.rejects(withDeadline('bad', 1_000, undefined, async () => { throw new RangeError('boom'); }), RangeError);
+  await assert.rejects(
+    withDeadline('bad', 1_000, undefined, async () => {
+      throw new RangeError('boom');
+    }),
+    RangeError,
+  );
 });
 
 test('timer delays are clamped to what Node can hold', () => {

@@ -36,7 +36,10 @@ describe('a report definition with a name the property does not know', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('typo');
-    g = await startFake([{ id: A, timeZone: 'Europe/Berlin' }, { id: B, timeZone: 'America/New_York' }]);
+    g = await startFake([
+      { id: A, timeZone: 'Europe/Berlin' },
+      { id: B, timeZone: 'America/New_York' },
+    ]);
   });
   after(async () => {
     await g.stop();
@@ -52,13 +55,19 @@ describe('a report definition with a name the property does not know', () => {
     assert.equal(before.ledger.length, 24);
 
     // the typo, in a config that lists only A
-    const typo = writeConfig(g.dir, db, g, { properties: [{ id: A }], reports: { daily: { ...good.daily, metrics: ['sesions', 'totalUsers', 'screenPageViews'] } } });
+    const typo = writeConfig(g.dir, db, g, {
+      properties: [{ id: A }],
+      reports: { daily: { ...good.daily, metrics: ['sesions', 'totalUsers', 'screenPageViews'] } },
+    });
     const calls = g.fake.counts().runReport;
     const r = await runCli(['run', '--once', '--config', typo]);
     assert.equal(r.code, 1, 'the report failed');
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, new RegExp(`report daily: unknown to property ${A}: metric sesions; fix reports\\.daily in the config \\(did you mean sesions -> sessions\\?\\)`));
+    assert.match(
+      lines[0]!,
+      new RegExp(`report daily: unknown to property ${A}: metric sesions; fix reports\\.daily in the config \\(did you mean sesions -> sessions\\?\\)`),
+    );
     assert.doesNotMatch(r.stdout, /report_definition_changed/);
     assert.equal(g.fake.counts().runReport, calls, 'no report was asked with the typo');
     assert.ok(!g.fake.events.some((e) => e.status === 400), 'Google never refused a request');
@@ -73,11 +82,17 @@ describe('a report definition with a name the property does not know', () => {
   });
 
   it('a typo in a dimension of a new report creates no table', async () => {
-    const reports = { daily: { metrics: ['sessions'], startDate: '3daysAgo' }, devices: { dimensions: ['devicCategory'], metrics: ['sessions'], startDate: '3daysAgo' } };
+    const reports = {
+      daily: { metrics: ['sessions'], startDate: '3daysAgo' },
+      devices: { dimensions: ['devicCategory'], metrics: ['sessions'], startDate: '3daysAgo' },
+    };
     const config = writeConfig(g.dir, db, g, { properties: [{ id: B }], reports });
     const r = await runCli(['run', '--once', '--config', config]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /report devices: unknown to property 610002: dimension devicCategory; fix reports\.devices in the config \(did you mean devicCategory -> deviceCategory\?\)/);
+    assert.match(
+      r.stderr,
+      /report devices: unknown to property 610002: dimension devicCategory; fix reports\.devices in the config \(did you mean devicCategory -> deviceCategory\?\)/,
+    );
     const tables = await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'devices%'`, [db.schema]);
     assert.deepEqual(tables, []);
     assert.deepEqual(await db.query(`SELECT 1 FROM "${db.schema}".fetch_days WHERE report = 'devices'`), []);
@@ -87,7 +102,10 @@ describe('a report definition with a name the property does not know', () => {
 describe('a real change of a report definition', () => {
   it('is recorded only once it fetched, and refetches only that report, only for the properties that use it', async () => {
     const db = await testDb('defscope');
-    const g = await startFake([{ id: A, timeZone: 'UTC' }, { id: B, timeZone: 'UTC' }]);
+    const g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: B, timeZone: 'UTC' },
+    ]);
     try {
       const daily = { metrics: ['sessions'], startDate: '8daysAgo' };
       const other = { metrics: ['totalUsers'], startDate: '8daysAgo' };

@@ -16,7 +16,10 @@ import { ROOT, runCli, startCli, testDb, waitFor } from './helpers.js';
 function readmeSql(): string[] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const blocks = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  return blocks.flatMap((b) => b.split(/;\s*\n/)).map((s) => s.replace(/^--.*$/gm, '').trim()).filter(Boolean);
+  return blocks
+    .flatMap((b) => b.split(/;\s*\n/))
+    .map((s) => s.replace(/^--.*$/gm, '').trim())
+    .filter(Boolean);
 }
 
 describe('ga-collector demo', () => {
@@ -36,7 +39,13 @@ describe('ga-collector demo', () => {
       await client.connect();
       try {
         const { rows } = await client.query<{ property_id: string; n: string }>('SELECT property_id, count(*) AS n FROM ga4.daily GROUP BY 1 ORDER BY 1');
-        assert.deepEqual(rows.map((r) => [r.property_id, Number(r.n)]), [['100001', 90], ['100002', 90]]);
+        assert.deepEqual(
+          rows.map((r) => [r.property_id, Number(r.n)]),
+          [
+            ['100001', 90],
+            ['100002', 90],
+          ],
+        );
         // the same metric agrees across reports, as in GA: a report by date alone, the totals of a
         // report by device and country, and the sum of its rows (sessions add up; users would not)
         const disagree = await client.query(
@@ -60,9 +69,14 @@ describe('ga-collector demo', () => {
       } finally {
         await client.end();
       }
-      const status = await (await fetch(`${/status page:\s+(\S+)/.exec(out)![1]}api/status`)).json() as { reports: Array<{ gaps: number; storedDays: number }> };
+      const status = (await (await fetch(`${/status page:\s+(\S+)/.exec(out)![1]}api/status`)).json()) as {
+        reports: Array<{ gaps: number; storedDays: number }>;
+      };
       assert.equal(status.reports.length, 4);
-      assert.ok(status.reports.every((r) => r.gaps === 0 && r.storedDays === 90), JSON.stringify(status.reports));
+      assert.ok(
+        status.reports.every((r) => r.gaps === 0 && r.storedDays === 90),
+        JSON.stringify(status.reports),
+      );
       process.stderr.write(`demo: data in ${tookMs} ms from start\n`);
 
       demo.child.kill('SIGINT');
@@ -91,7 +105,11 @@ describe('ga-collector demo', () => {
         `ga-collector demo: schema ${db.schema} already exists and is not the demo's (it may hold collected data); the demo writes simulated data only into a schema it creates: set GA_COLLECTOR_DB_SCHEMA to a new name\n`,
       );
       const tables = await db.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [db.schema]);
-      assert.deepEqual(tables.map((t) => t.table_name), ['daily'], 'nothing created');
+      assert.deepEqual(
+        tables.map((t) => t.table_name),
+        ['daily'],
+        'nothing created',
+      );
       assert.deepEqual(await db.query(`SELECT property_id, sessions::int FROM "${db.schema}".daily`), [{ property_id: '123456', sessions: 42 }]);
       // an empty schema someone made is not the demo's either
       await db.query(`CREATE SCHEMA "${db.schema}_empty"`);
@@ -103,7 +121,7 @@ describe('ga-collector demo', () => {
     }
   });
 
-  it('in a database of the user\'s, makes a schema of its own, and on stop says it is left behind and how to drop it', { timeout: 90_000 }, async () => {
+  it("in a database of the user's, makes a schema of its own, and on stop says it is left behind and how to drop it", { timeout: 90_000 }, async () => {
     const db = await testDb('demoleft');
     const env = { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_PORT: '0' };
     try {
@@ -114,12 +132,17 @@ describe('ga-collector demo', () => {
       assert.equal((await first.exited).code, 0, first.out.stderr);
       assert.ok(first.out.stdout.includes(`left behind: the demo's simulated data in schema ${db.schema} of postgres://`), first.out.stdout);
       assert.ok(first.out.stdout.includes(`remove it with: DROP SCHEMA "${db.schema}" CASCADE`), first.out.stdout);
-      const [mark] = await db.query<{ comment: string }>(`SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`, [db.schema]);
+      const [mark] = await db.query<{ comment: string }>(`SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`, [
+        db.schema,
+      ]);
       assert.match(mark!.comment, /^ga-collector demo: /);
 
       // a second demo recognises the schema as the demo's own
       const second = startCli(['demo'], { env });
-      await waitFor(() => /status page:/.test(second.out.stdout), { timeoutMs: 30_000, what: `the second demo running\n${second.out.stdout}${second.out.stderr}` });
+      await waitFor(() => /status page:/.test(second.out.stdout), {
+        timeoutMs: 30_000,
+        what: `the second demo running\n${second.out.stdout}${second.out.stderr}`,
+      });
       assert.match(second.out.stdout, new RegExp(`schema ${db.schema}: the demo's, from an earlier run`));
       second.child.kill('SIGINT');
       assert.equal((await second.exited).code, 0, second.out.stderr);
@@ -129,7 +152,10 @@ describe('ga-collector demo', () => {
       );
       const third = await runCli(['demo'], { env, timeoutMs: 60_000 });
       assert.equal(third.code, 2, third.stderr);
-      assert.match(third.stderr, new RegExp(`^ga-collector demo: schema ${db.schema} is marked as the demo's but holds data of other properties \\(123456789\\)`));
+      assert.match(
+        third.stderr,
+        new RegExp(`^ga-collector demo: schema ${db.schema} is marked as the demo's but holds data of other properties \\(123456789\\)`),
+      );
       assert.equal(third.stderr.trim().split('\n').length, 1);
       await db.query(`DELETE FROM "${db.schema}".fetch_days WHERE property_id = '123456789'`);
 
@@ -145,7 +171,9 @@ describe('ga-collector demo', () => {
     const db = await testDb('demohost');
     try {
       // TEST-NET-1 (RFC 5737): never an address of this machine
-      const r = await runCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_HOST: '192.0.2.1', GA_COLLECTOR_HTTP_PORT: '9' } });
+      const r = await runCli(['demo'], {
+        env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_HOST: '192.0.2.1', GA_COLLECTOR_HTTP_PORT: '9' },
+      });
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr, 'ga-collector demo: http.host 192.0.2.1 is not an address of this machine\n');
     } finally {

@@ -19,10 +19,16 @@ describe('dry runs', () => {
   const yesterday = addDays(localDate(Date.now(), 'UTC'), -1);
   before(async () => {
     db = await testDb('dryrun');
-    g = await startFake([{ id: A, timeZone: 'UTC' }, { id: NEW, timeZone: 'UTC' }]);
+    g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: NEW, timeZone: 'UTC' },
+    ]);
     config = writeConfig(g.dir, db, g, {
       properties: [{ id: A }],
-      reports: { daily: { metrics: ['sessions'], startDate: '6daysAgo' }, devices: { dimensions: ['deviceCategory'], metrics: ['sessions'], startDate: '6daysAgo' } },
+      reports: {
+        daily: { metrics: ['sessions'], startDate: '6daysAgo' },
+        devices: { dimensions: ['deviceCategory'], metrics: ['sessions'], startDate: '6daysAgo' },
+      },
     });
   });
   after(async () => {
@@ -32,14 +38,18 @@ describe('dry runs', () => {
 
   const calls = () => g.fake.counts().token + g.fake.counts().runReport;
   const schemaExists = async () => (await db.query<{ s: string | null }>('SELECT to_regnamespace($1)::text AS s', [db.schema]))[0]!.s !== null;
-  const ledger = async () => db.query<{ date: string; fetched_at: Date }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date, fetched_at FROM "${db.schema}".fetch_days ORDER BY report, date`);
+  const ledger = async () =>
+    db.query<{ date: string; fetched_at: Date }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date, fetched_at FROM "${db.schema}".fetch_days ORDER BY report, date`);
 
   it('on a fresh database: the whole plan, nothing migrated, nothing asked of Google', async () => {
     const r = await runCli(['run', '--once', '--dry-run', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^dry run: nothing is fetched, migrated or written/m);
     assert.match(r.stdout, /at migration 0 of \d+: the run would first apply \d+ migrations/);
-    assert.match(r.stdout, new RegExp(`^property ${A} \\(time zone unknown\\), schedule 0 4 \\* \\* \\*: time zone unknown: one probe request would be made`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(`^property ${A} \\(time zone unknown\\), schedule 0 4 \\* \\* \\*: time zone unknown: one probe request would be made`, 'm'),
+    );
     assert.match(r.stdout, new RegExp(`^ {2}report daily: 6 dates in 1 range: ${addDays(yesterday, -5)} to ${yesterday}; at least 1 request$`, 'm'));
     // the devices report has per-date totals: four dates a request
     assert.match(r.stdout, /^ {2}report devices: 6 dates in 1 range: .*; at least 3 requests$/m);
@@ -57,7 +67,10 @@ describe('dry runs', () => {
     const r = await runCli(['run', '--once', '--dry-run', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^property ${A} \\(UTC\\), schedule 0 4 \\* \\* \\*$`, 'm'));
-    assert.match(r.stdout, new RegExp(`^ {2}report daily: 2 dates in 1 range: ${addDays(yesterday, -5)} to ${addDays(yesterday, -4)}; at least 1 request$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(`^ {2}report daily: 2 dates in 1 range: ${addDays(yesterday, -5)} to ${addDays(yesterday, -4)}; at least 1 request$`, 'm'),
+    );
     assert.match(r.stdout, /^ {2}report devices: nothing due$/m);
     assert.deepEqual(await ledger(), before, 'ledger unchanged');
     assert.equal(calls(), seen, 'nothing asked of Google');

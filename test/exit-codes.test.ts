@@ -15,7 +15,10 @@ describe('backfill of something the config does not have', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('notinconfig');
-    g = await startFake([{ id: A, timeZone: 'UTC' }, { id: OTHER, timeZone: 'UTC' }]);
+    g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: OTHER, timeZone: 'UTC' },
+    ]);
   });
   after(async () => {
     await g.stop();

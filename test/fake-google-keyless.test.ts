@@ -37,7 +37,8 @@ describe('fake Google: keyless endpoints', () => {
   });
   after(() => fake.stop());
 
-  const metadata = (path: string, flavor = true) => call(`${fake.url}/computeMetadata/v1/instance/service-accounts/default/${path}`, flavor ? { headers: { 'Metadata-Flavor': 'Google' } } : {});
+  const metadata = (path: string, flavor = true) =>
+    call(`${fake.url}/computeMetadata/v1/instance/service-accounts/default/${path}`, flavor ? { headers: { 'Metadata-Flavor': 'Google' } } : {});
   const sts = (fields: Record<string, string>) =>
     call(`${fake.url}/v1/token`, {
       method: 'POST',
@@ -81,16 +82,25 @@ describe('fake Google: keyless endpoints', () => {
     assert.deepEqual((await sts({ grant_type: 'client_credentials', subject_token: token(good) })).json['error'], 'unsupported_grant_type');
     const malformed = await sts({ audience: 'pool/prov', subject_token: token(good) });
     assert.deepEqual([malformed.status, malformed.json['error']], [400, 'invalid_request']);
-    assert.match(String(malformed.json['error_description']), /^Invalid value for "audience"\. This value should be the full resource name of the Identity Provider/);
+    assert.match(
+      String(malformed.json['error_description']),
+      /^Invalid value for "audience"\. This value should be the full resource name of the Identity Provider/,
+    );
     const unknown = await sts({ audience: audience.replace(/providers\/prov$/, 'providers/gone'), subject_token: token(good) });
     assert.deepEqual([unknown.status, unknown.json['error']], [400, 'invalid_target']);
     const other = await sts({ subject_token: token('https://elsewhere.example.com') });
     assert.deepEqual([other.status, other.json['error']], [400, 'invalid_grant']);
-    assert.match(String(other.json['error_description']), /The audience in ID Token \[https:\/\/elsewhere\.example\.com\] does not match the expected audience/);
+    assert.match(
+      String(other.json['error_description']),
+      /The audience in ID Token \[https:\/\/elsewhere\.example\.com\] does not match the expected audience/,
+    );
     const ok = await sts({ subject_token: token(good) });
     assert.equal(ok.status, 200);
     assert.deepEqual([ok.json['issued_token_type'], ok.json['token_type']], ['urn:ietf:params:oauth:token-type:access_token', 'Bearer']);
-    assert.equal(fake.events.filter((e) => e.kind === 'sts').at(-1)!.account, 'principal://iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/pool/subject/svc-1');
+    assert.equal(
+      fake.events.filter((e) => e.kind === 'sts').at(-1)!.account,
+      'principal://iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/pool/subject/svc-1',
+    );
   });
 
   it('generateAccessToken: 401 without a valid bearer token, 403 without cloud-platform or without the Token Creator role, an RFC 3339 expireTime when granted', async () => {
@@ -102,7 +112,10 @@ describe('fake Google: keyless endpoints', () => {
     const caller = await metadataToken(CLOUD);
     const denied = await generate(caller, { scope: [ANALYTICS] });
     const err = denied.json['error'] as { status: string; message: string; details: Array<{ reason: string }> };
-    assert.deepEqual([denied.status, err.status, err.message, err.details[0]!.reason], [403, 'PERMISSION_DENIED', "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).", 'IAM_PERMISSION_DENIED']);
+    assert.deepEqual(
+      [denied.status, err.status, err.message, err.details[0]!.reason],
+      [403, 'PERMISSION_DENIED', "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).", 'IAM_PERMISSION_DENIED'],
+    );
     fake.identity.grantTokenCreator(SA, TARGET);
     assert.equal((await generate(caller, { scope: [ANALYTICS], lifetime: '7200s' })).status, 400, 'longer than an hour');
     const ok = await generate(caller, { scope: [ANALYTICS], lifetime: '3600s' });
@@ -111,7 +124,11 @@ describe('fake Google: keyless endpoints', () => {
     assert.ok(Date.parse(String(ok.json['expireTime'])) > Date.now() + 3500_000);
     // the Data API takes it for the impersonated account, and only where that account was granted
     const report = () =>
-      call(`${fake.url}/v1beta/properties/7:runReport`, { method: 'POST', headers: { authorization: `Bearer ${String(ok.json['accessToken'])}`, 'content-type': 'application/json' }, body: JSON.stringify({ dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] }) });
+      call(`${fake.url}/v1beta/properties/7:runReport`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${String(ok.json['accessToken'])}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }], metrics: [{ name: 'sessions' }] }),
+      });
     assert.equal((await report()).status, 403);
     fake.grant(TARGET, '7');
     assert.equal((await report()).status, 200);
@@ -120,7 +137,17 @@ describe('fake Google: keyless endpoints', () => {
   it('refresh-token grant: invalid_client for a wrong secret, invalid_grant once revoked, an ID token naming the person', async () => {
     const user = fake.identity.addUser('pat@example.com', fake.tokenUrl);
     const grant = (over: Record<string, string> = {}) =>
-      call(fake.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', client_id: user['client_id']!, client_secret: user['client_secret']!, refresh_token: user['refresh_token']!, ...over }) });
+      call(fake.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          client_id: user['client_id']!,
+          client_secret: user['client_secret']!,
+          refresh_token: user['refresh_token']!,
+          ...over,
+        }),
+      });
     assert.deepEqual([(await grant({ client_secret: 'wrong' })).status, (await grant({ client_secret: 'wrong' })).json['error']], [401, 'invalid_client']);
     const ok = await grant();
     assert.equal(ok.status, 200);

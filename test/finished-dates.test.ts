@@ -22,7 +22,9 @@ function yesterdays(tz: string): Set<string> {
 }
 
 async function storedDates(db: TestDb, property: string): Promise<string[]> {
-  const rows = await db.query<{ d: string }>(`SELECT to_char(date,'YYYY-MM-DD') AS d FROM "${db.schema}".fetch_days WHERE property_id = $1 ORDER BY 1`, [property]);
+  const rows = await db.query<{ d: string }>(`SELECT to_char(date,'YYYY-MM-DD') AS d FROM "${db.schema}".fetch_days WHERE property_id = $1 ORDER BY 1`, [
+    property,
+  ]);
   return rows.map((r) => r.d);
 }
 
@@ -32,7 +34,10 @@ describe('backfill refuses dates Google has not finished', () => {
   let config: string;
   before(async () => {
     db = await testDb('unfinished');
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: TOKYO, timeZone: 'Asia/Tokyo' }]);
+    g = await startFake([
+      { id: LA, timeZone: 'America/Los_Angeles' },
+      { id: TOKYO, timeZone: 'Asia/Tokyo' },
+    ]);
     config = writeConfig(g.dir, db, g, { properties: [{ id: LA }, { id: TOKYO }], reports: { daily: { metrics: ['sessions'], startDate: '10daysAgo' } } });
   });
   after(async () => {
@@ -40,7 +45,7 @@ describe('backfill refuses dates Google has not finished', () => {
     await db.drop();
   });
 
-  it('a range ending after the property\'s yesterday: exit 2, one line naming that yesterday; the time zone learned first', async () => {
+  it("a range ending after the property's yesterday: exit 2, one line naming that yesterday; the time zone learned first", async () => {
     const ys = yesterdays('America/Los_Angeles');
     const y = [...ys][0]!;
     const from = addDays(y, -3);
@@ -49,14 +54,20 @@ describe('backfill refuses dates Google has not finished', () => {
     assert.equal(r.code, 2, r.stderr);
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
-    const m = /^ga-collector: backfill: --to (\S+) is after property 630001's yesterday, (\S+) \(America\/Los_Angeles\): Google has not finished later dates; end the range at \2 \(--to yesterday\)$/.exec(lines[0]!);
+    const m =
+      /^ga-collector: backfill: --to (\S+) is after property 630001's yesterday, (\S+) \(America\/Los_Angeles\): Google has not finished later dates; end the range at \2 \(--to yesterday\)$/.exec(
+        lines[0]!,
+      );
     assert.ok(m, lines[0]);
     assert.equal(m[1], to);
     assert.ok(ys.has(m[2]!), `names the property's yesterday (${m[2]})`);
     assert.deepEqual(await storedDates(db, LA), [], 'nothing stored');
     // a property never seen: one tiny report told its time zone, which is kept
     const zones = await db.query<{ time_zone: string }>(`SELECT time_zone FROM "${db.schema}".properties WHERE property_id = $1`, [LA]);
-    assert.deepEqual(zones.map((z) => z.time_zone), ['America/Los_Angeles']);
+    assert.deepEqual(
+      zones.map((z) => z.time_zone),
+      ['America/Los_Angeles'],
+    );
     const probes = g.fake.events.filter((e) => e.kind === 'runReport' && e.property === LA);
     assert.equal(probes.length, 1);
     assert.equal(probes[0]!.limit, 1);
@@ -70,7 +81,11 @@ describe('backfill refuses dates Google has not finished', () => {
 
   it('today is never a backfill date; --from after --to is exit 2', async () => {
     for (const [from, to, message] of [
-      ['3daysAgo', 'today', /^ga-collector: backfill: --to today: GA has not finished today, so it is never stored; the newest date to ask for is yesterday\n$/],
+      [
+        '3daysAgo',
+        'today',
+        /^ga-collector: backfill: --to today: GA has not finished today, so it is never stored; the newest date to ask for is yesterday\n$/,
+      ],
       ['0daysAgo', 'yesterday', /^ga-collector: backfill: --from 0daysAgo: GA has not finished today/],
       ['yesterday', '3daysAgo', /^ga-collector: backfill: --from yesterday is after --to 3daysAgo\n$/],
       ['2026-02-10', '2026-02-01', /^ga-collector: backfill: --from 2026-02-10 is after --to 2026-02-01\n$/],
@@ -89,7 +104,7 @@ describe('backfill refuses dates Google has not finished', () => {
     assert.deepEqual(await storedDates(db, TOKYO), []);
   });
 
-  it('NdaysAgo and yesterday are the property\'s own dates; --to is included', async () => {
+  it("NdaysAgo and yesterday are the property's own dates; --to is included", async () => {
     const before = yesterdays('Asia/Tokyo');
     const r = await runCli(['backfill', '--config', config, '--property', TOKYO, '--from', '3daysAgo', '--to', 'yesterday']);
     assert.equal(r.code, 0, r.stderr);
@@ -135,7 +150,10 @@ describe('no path writes an unfinished date', () => {
       assert.equal(r.ok, true, r.error);
       assert.equal(r.dates, 3);
       const dates = await storedDates(db, P);
-      assert.ok(dates.every((d) => d <= realYesterday()), dates.join(' '));
+      assert.ok(
+        dates.every((d) => d <= realYesterday()),
+        dates.join(' '),
+      );
       assert.equal(dates.at(-1), y);
     } finally {
       await daemon.stop(0);
@@ -167,7 +185,10 @@ describe('no path writes an unfinished date', () => {
       assert.equal(r!.ok, true, r!.error);
       const behindYesterday = addDays(localDate(Date.now() - 4 * DAY, tz), -1);
       const dates = await storedDates(db, P);
-      assert.ok(dates.every((d) => d <= realYesterday()), dates.join(' '));
+      assert.ok(
+        dates.every((d) => d <= realYesterday()),
+        dates.join(' '),
+      );
       const st = (await daemon.statusDocument()).reports[0]!;
       assert.equal(st.dataThrough, behindYesterday);
       assert.equal(st.storedDays, dates.filter((d) => d <= behindYesterday).length);
@@ -191,7 +212,10 @@ describe('no path writes an unfinished date', () => {
            SELECT $1, 'daily', d::date, now(), 0, 'UTC' FROM generate_series($2::date, $2::date + 6, '1 day') AS d`,
         [P, today],
       );
-      await db.query(`UPDATE "${db.schema}".fetch_days SET fetched_at = $2::date + interval '12 hours', row_count = 0 WHERE property_id = $1 AND date = $2::date`, [P, y]);
+      await db.query(
+        `UPDATE "${db.schema}".fetch_days SET fetched_at = $2::date + interval '12 hours', row_count = 0 WHERE property_id = $1 AND date = $2::date`,
+        [P, y],
+      );
       const st = (await daemon.statusDocument()).reports[0]!;
       assert.equal(st.dataThrough, addDays(y, -1), 'neither today, a future date nor a partial yesterday is data');
       assert.equal(st.storedDays, 5);

@@ -18,7 +18,10 @@ describe('Grafana dashboard', () => {
   it('is an importable dashboard: unique panel ids, the Prometheus datasource as an import input', () => {
     const d = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as { uid: string; title: string; __inputs: Array<{ name: string; pluginId: string }> };
     assert.equal(d.uid, 'ga-collector');
-    assert.deepEqual(d.__inputs.map((i) => [i.name, i.pluginId]), [['DS_PROMETHEUS', 'prometheus']]);
+    assert.deepEqual(
+      d.__inputs.map((i) => [i.name, i.pluginId]),
+      [['DS_PROMETHEUS', 'prometheus']],
+    );
     const panels = dashboardPanels();
     assert.equal(new Set(panels.map((p) => p.id)).size, panels.length, 'unique panel ids');
     for (const p of panels) {
@@ -28,7 +31,9 @@ describe('Grafana dashboard', () => {
   });
 
   it('shows freshness, outcomes, rows, API codes, quota, token expiry and dates pending', () => {
-    const all = dashboardQueries().map((q) => q.expr).join('\n');
+    const all = dashboardQueries()
+      .map((q) => q.expr)
+      .join('\n');
     for (const family of [
       'ga_collector_last_success_timestamp_seconds',
       'ga_collector_fetch_runs_total',

@@ -67,7 +67,10 @@ export interface TestDb {
 
 /** A fresh schema name; the schema is dropped by drop(). */
 export async function testDb(label: string): Promise<TestDb> {
-  const schema = `t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${crypto.randomBytes(4).toString('hex')}`;
+  const schema = `t_${label
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .slice(0, 30)}_${crypto.randomBytes(4).toString('hex')}`;
   const url = await baseDatabaseUrl();
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => undefined);
@@ -182,10 +185,7 @@ export interface FakeSetup {
 }
 
 /** A running fake Google with one service account (key written to a file) and the given properties. */
-export async function startFake(
-  properties: Array<{ id: string; timeZone: string; grant?: boolean }>,
-  opts: FakeGoogleOptions = {},
-): Promise<FakeSetup> {
+export async function startFake(properties: Array<{ id: string; timeZone: string; grant?: boolean }>, opts: FakeGoogleOptions = {}): Promise<FakeSetup> {
   const fake = new FakeGoogle(opts);
   await fake.start();
   const dir = tmpDir('fake');
@@ -236,7 +236,8 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let total = 0;
   for (const line of text.split('\n')) {
-    if ((line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && want.every((w) => line.includes(w))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if ((line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && want.every((w) => line.includes(w)))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }

@@ -32,40 +32,68 @@ function idleSocket(port: number): Promise<{ socket: net.Socket; openedAt: numbe
   });
 }
 
-const healthz = (url: string) => fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.status, () => 'refused' as const);
+const healthz = (url: string) =>
+  fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) }).then(
+    (r) => r.status,
+    () => 'refused' as const,
+  );
 
 describe('HTTP server deadlines and connection cap', () => {
-  it('closes connections that never send a byte after the idle deadline; past the cap refuses new ones; /healthz answers once they are gone', { timeout: 60_000 }, async () => {
-    const IDLE_MS = 1_500;
-    const CAP = 100;
-    const server = new HttpServer({ host: '127.0.0.1', port: 0, metrics: new Metrics({ defaultMetrics: false }), source, logger, limits: { idleTimeoutMs: IDLE_MS, maxConnections: CAP } });
-    await server.start();
-    const port = Number(new URL(server.url).port);
-    const sockets: Array<Awaited<ReturnType<typeof idleSocket>>> = [];
-    try {
-      for (let i = 0; i < CAP; i++) sockets.push(await idleSocket(port));
-      await waitFor(async () => (await server.connections()) === CAP, { what: `${CAP} connections held by the server` });
-      // past the cap: closed as they come, long before the idle deadline
-      const extra = await Promise.all(Array.from({ length: 20 }, () => idleSocket(port)));
-      await waitFor(() => extra.every((s) => s.closedAt !== null), { timeoutMs: 10_000, what: 'connections past the cap closed' });
-      assert.ok(extra.every((s) => s.closedAt! - s.openedAt < IDLE_MS), 'refused at once, not left to idle');
-      assert.equal(await healthz(server.url), 'refused', '/healthz cannot get in while the cap is reached');
-      assert.ok(sockets.every((s) => s.closedAt === null), 'the first ones are still open');
-      // the idle deadline: every one of them closed, none before its time
-      await waitFor(() => sockets.every((s) => s.closedAt !== null), { timeoutMs: 20_000, what: 'idle connections closed' });
-      const held = sockets.map((s) => s.closedAt! - s.openedAt);
-      process.stderr.write(`idle connections held ${Math.min(...held)}–${Math.max(...held)} ms (deadline ${IDLE_MS} ms)\n`);
-      assert.ok(Math.min(...held) >= IDLE_MS - 100, `none closed before the deadline: ${Math.min(...held)} ms`);
-      assert.equal(await server.connections(), 0);
-      assert.equal(await healthz(server.url), 200);
-    } finally {
-      for (const s of sockets) s.socket.destroy();
-      await server.stop();
-    }
-  });
+  it(
+    'closes connections that never send a byte after the idle deadline; past the cap refuses new ones; /healthz answers once they are gone',
+    { timeout: 60_000 },
+    async () => {
+      const IDLE_MS = 1_500;
+      const CAP = 100;
+      const server = new HttpServer({
+        host: '127.0.0.1',
+        port: 0,
+        metrics: new Metrics({ defaultMetrics: false }),
+        source,
+        logger,
+        limits: { idleTimeoutMs: IDLE_MS, maxConnections: CAP },
+      });
+      await server.start();
+      const port = Number(new URL(server.url).port);
+      const sockets: Array<Awaited<ReturnType<typeof idleSocket>>> = [];
+      try {
+        for (let i = 0; i < CAP; i++) sockets.push(await idleSocket(port));
+        await waitFor(async () => (await server.connections()) === CAP, { what: `${CAP} connections held by the server` });
+        // past the cap: closed as they come, long before the idle deadline
+        const extra = await Promise.all(Array.from({ length: 20 }, () => idleSocket(port)));
+        await waitFor(() => extra.every((s) => s.closedAt !== null), { timeoutMs: 10_000, what: 'connections past the cap closed' });
+        assert.ok(
+          extra.every((s) => s.closedAt! - s.openedAt < IDLE_MS),
+          'refused at once, not left to idle',
+        );
+        assert.equal(await healthz(server.url), 'refused', '/healthz cannot get in while the cap is reached');
+        assert.ok(
+          sockets.every((s) => s.closedAt === null),
+          'the first ones are still open',
+        );
+        // the idle deadline: every one of them closed, none before its time
+        await waitFor(() => sockets.every((s) => s.closedAt !== null), { timeoutMs: 20_000, what: 'idle connections closed' });
+        const held = sockets.map((s) => s.closedAt! - s.openedAt);
+        process.stderr.write(`idle connections held ${Math.min(...held)}–${Math.max(...held)} ms (deadline ${IDLE_MS} ms)\n`);
+        assert.ok(Math.min(...held) >= IDLE_MS - 100, `none closed before the deadline: ${Math.min(...held)} ms`);
+        assert.equal(await server.connections(), 0);
+        assert.equal(await healthz(server.url), 200);
+      } finally {
+        for (const s of sockets) s.socket.destroy();
+        await server.stop();
+      }
+    },
+  );
 
   it('closes a connection whose headers trickle in slower than the header deadline', { timeout: 30_000 }, async () => {
-    const server = new HttpServer({ host: '127.0.0.1', port: 0, metrics: new Metrics({ defaultMetrics: false }), source, logger, limits: { headersTimeoutMs: 1_000 } });
+    const server = new HttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      metrics: new Metrics({ defaultMetrics: false }),
+      source,
+      logger,
+      limits: { headersTimeoutMs: 1_000 },
+    });
     await server.start();
     const s = await idleSocket(Number(new URL(server.url).port));
     let answer = '';

@@ -33,9 +33,29 @@ const skip = OPENSSL ? false : 'openssl is not installed: it makes the test cert
 function selfSigned(dir: string, name: string): { cert: string; key: string } {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
   return { cert, key };
 }
 
@@ -49,11 +69,15 @@ interface Answer {
 function get(url: string, ca: Buffer, auth?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // a new connection each time (no keep-alive, no session reuse), so each sees the certificate served now
-    const req = https.get(url, { agent: false, ca, headers: auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
+    const req = https.get(
+      url,
+      { agent: false, ca, headers: auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}, timeout: 10_000 },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.on('timeout', () => req.destroy(new Error('timeout')));
   });
@@ -120,7 +144,10 @@ describe('HTTPS and basic authentication from a web config file', { skip }, () =
     const text = fs.readFileSync(web, 'utf8');
     const next = text.replace(/prometheus: \S+/, `prometheus: ${bcrypt.hashSync('rotated', 4)}`) + `  bob: '${bcrypt.hashSync('bob-pw', 4)}'\n`;
     fs.writeFileSync(web, next);
-    await waitFor(async () => (await get(`${server.url}/metrics`, ca, 'prometheus:rotated')).status === 200, { timeoutMs: 20_000, what: 'the new password accepted' });
+    await waitFor(async () => (await get(`${server.url}/metrics`, ca, 'prometheus:rotated')).status === 200, {
+      timeoutMs: 20_000,
+      what: 'the new password accepted',
+    });
     assert.equal((await get(`${server.url}/metrics`, ca, `prometheus:${PASSWORD}`)).status, 401);
     assert.equal((await get(`${server.url}/metrics`, ca, 'bob:bob-pw')).status, 200);
     assert.match(log, /"event":"web_config_reloaded"/);
@@ -131,10 +158,15 @@ describe('HTTPS and basic authentication from a web config file', { skip }, () =
     fs.copyFileSync(renewed.key, path.join(dir, 'server.key'));
     fs.copyFileSync(renewed.cert, path.join(dir, 'server.crt'));
     const newCa = fs.readFileSync(renewed.cert);
-    await waitFor(async () => (await get(`${server.url}/healthz`, newCa).catch(() => null)) !== null && (await get(`${server.url}/metrics`, newCa, 'prometheus:rotated').catch(() => null))?.status === 200, {
-      timeoutMs: 20_000,
-      what: 'the renewed certificate served',
-    });
+    await waitFor(
+      async () =>
+        (await get(`${server.url}/healthz`, newCa).catch(() => null)) !== null &&
+        (await get(`${server.url}/metrics`, newCa, 'prometheus:rotated').catch(() => null))?.status === 200,
+      {
+        timeoutMs: 20_000,
+        what: 'the renewed certificate served',
+      },
+    );
     await assert.rejects(get(`${server.url}/healthz`, ca), /self[- ]signed|certificate/i, 'the old certificate is no longer served');
     ca = newCa;
   });
@@ -154,7 +186,8 @@ describe('HTTPS and basic authentication from a web config file', { skip }, () =
   });
 
   it('never logs a password or an Authorization header', () => {
-    for (const secret of [PASSWORD, ALICE_PASSWORD, 'rotated', 'bob-pw', Buffer.from(`prometheus:${PASSWORD}`).toString('base64')]) assert.ok(!log.includes(secret), secret);
+    for (const secret of [PASSWORD, ALICE_PASSWORD, 'rotated', 'bob-pw', Buffer.from(`prometheus:${PASSWORD}`).toString('base64')])
+      assert.ok(!log.includes(secret), secret);
   });
 });
 
@@ -182,17 +215,32 @@ describe('web config file problems', { skip }, () => {
   it('are one line naming the key', () => {
     assert.equal(problem(''), 'accepted', 'an empty file: plain HTTP, no auth');
     assert.equal(problem('basic_auth_user:\n  a: b\n'), 'http.webConfigFile: basic_auth_user: unknown key (allowed: tls_server_config, basic_auth_users)');
-    assert.equal(problem('http_server_config:\n  http2: false\n'), 'http.webConfigFile: http_server_config: not supported by ga-collector (supported: tls_server_config, basic_auth_users)');
+    assert.equal(
+      problem('http_server_config:\n  http2: false\n'),
+      'http.webConfigFile: http_server_config: not supported by ga-collector (supported: tls_server_config, basic_auth_users)',
+    );
     assert.equal(
       problem('tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_ca_file: a.crt\n'),
       'http.webConfigFile: tls_server_config.client_ca_file: not supported by ga-collector (supported: tls_server_config.cert_file, tls_server_config.key_file, tls_server_config.min_version)',
     );
     assert.equal(problem('tls_server_config:\n  cert_file: a.crt\n'), 'http.webConfigFile: tls_server_config.key_file: required, a PEM file path');
-    assert.equal(problem('tls_server_config:\n  cert_file: a.crt\n  key_file: missing.key\n'), `http.webConfigFile: tls_server_config.key_file: ${path.join(dir, 'missing.key')} does not exist`);
-    assert.match(problem('tls_server_config:\n  cert_file: a.crt\n  key_file: b.key\n'), /^http\.webConfigFile: tls_server_config: the certificate and key cannot be used: .*mismatch/);
-    assert.equal(problem('tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS10\n'), 'http.webConfigFile: tls_server_config.min_version: must be TLS12 or TLS13');
+    assert.equal(
+      problem('tls_server_config:\n  cert_file: a.crt\n  key_file: missing.key\n'),
+      `http.webConfigFile: tls_server_config.key_file: ${path.join(dir, 'missing.key')} does not exist`,
+    );
+    assert.match(
+      problem('tls_server_config:\n  cert_file: a.crt\n  key_file: b.key\n'),
+      /^http\.webConfigFile: tls_server_config: the certificate and key cannot be used: .*mismatch/,
+    );
+    assert.equal(
+      problem('tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS10\n'),
+      'http.webConfigFile: tls_server_config.min_version: must be TLS12 or TLS13',
+    );
     assert.equal(problem('tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS13\n'), 'accepted');
-    assert.equal(problem('basic_auth_users:\n  prometheus: hunter2\n'), `http.webConfigFile: basic_auth_users.prometheus: not a bcrypt hash (make one with: htpasswd -nBC 10 "" | tr -d ':\\n')`);
+    assert.equal(
+      problem('basic_auth_users:\n  prometheus: hunter2\n'),
+      `http.webConfigFile: basic_auth_users.prometheus: not a bcrypt hash (make one with: htpasswd -nBC 10 "" | tr -d ':\\n')`,
+    );
     assert.doesNotMatch(problem('basic_auth_users:\n  prometheus: hunter2\n'), /hunter2/, 'the value is not echoed');
     assert.match(problem('basic_auth_users: [a, b]\n'), /basic_auth_users: must be a map/);
     assert.match(problem('a: [\n'), /^http\.webConfigFile: not YAML/);

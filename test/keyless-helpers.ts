@@ -99,7 +99,13 @@ export async function keylessWorld(opts: FakeGoogleOptions & { firstProperty?: n
   id.addOidcIssuer(GITHUB_ISSUER);
   id.addOidcIssuer(AZURE_ISSUER);
   const oidcAudience = id.addWorkloadProvider({ projectNumber: PROJECT_NUMBER, pool: 'collector-pool', provider: 'github', issuer: GITHUB_ISSUER });
-  const azureAudience = id.addWorkloadProvider({ projectNumber: PROJECT_NUMBER, pool: 'collector-pool', provider: 'azure', issuer: AZURE_ISSUER, allowedAudiences: ['api://collector'] });
+  const azureAudience = id.addWorkloadProvider({
+    projectNumber: PROJECT_NUMBER,
+    pool: 'collector-pool',
+    provider: 'azure',
+    issuer: AZURE_ISSUER,
+    allowedAudiences: ['api://collector'],
+  });
   const stsAudience = (aud: string) => `https://iam.googleapis.com/${aud.replace('//iam.googleapis.com/', '')}`;
   // grants to the whole pool: any workload of it may impersonate the readers
   for (const reader of Object.values(READERS)) {
@@ -108,7 +114,10 @@ export async function keylessWorld(opts: FakeGoogleOptions & { firstProperty?: n
 
   // from a token file, no service account: the federated principal itself reads GA (the fake lets it)
   const tokenFile = path.join(dir, 'github-token.jwt');
-  fs.writeFileSync(tokenFile, id.oidcToken({ issuer: GITHUB_ISSUER, subject: 'repo:acme/collector:ref:refs/heads/main', audience: stsAudience(oidcAudience), lifetimeSeconds: 6 * 3600 }));
+  fs.writeFileSync(
+    tokenFile,
+    id.oidcToken({ issuer: GITHUB_ISSUER, subject: 'repo:acme/collector:ref:refs/heads/main', audience: stsAudience(oidcAudience), lifetimeSeconds: 6 * 3600 }),
+  );
   const oidcFile = externalAccountFile('wif-file.json', {
     audience: oidcAudience,
     subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
@@ -147,7 +156,14 @@ export async function keylessWorld(opts: FakeGoogleOptions & { firstProperty?: n
 
   // from AWS (instance metadata, IMDSv2), impersonating the reader
   const awsAudience = id.addWorkloadProvider({ projectNumber: PROJECT_NUMBER, pool: 'collector-pool', provider: 'aws', awsAccountId: '111122223333' });
-  id.setAwsInstance({ region: 'eu-west-1', roleName: 'collector-role', accessKeyId: 'ASIAFAKEACCESSKEY123', secretAccessKey: 'fakeSecretAccessKey/abcdefghijklmnopqrstuv', sessionToken: 'FwoGZXIvYXdzEFAKESESSION', arn: AWS_ROLE_ARN });
+  id.setAwsInstance({
+    region: 'eu-west-1',
+    roleName: 'collector-role',
+    accessKeyId: 'ASIAFAKEACCESSKEY123',
+    secretAccessKey: 'fakeSecretAccessKey/abcdefghijklmnopqrstuv',
+    sessionToken: 'FwoGZXIvYXdzEFAKESESSION',
+    arn: AWS_ROLE_ARN,
+  });
   const awsFile = externalAccountFile('wif-aws.json', {
     audience: awsAudience,
     subject_token_type: 'urn:ietf:params:aws:token-type:aws4_request',
@@ -165,7 +181,17 @@ export async function keylessWorld(opts: FakeGoogleOptions & { firstProperty?: n
   add({ name: 'aws', account: READERS.aws, kind: 'federated', config: { credentials: awsFile } }, READERS.aws);
 
   // a person: gcloud's ADC file with analytics consented, read directly
-  const personDirect = writeJson(path.join(dir, 'person-analytics.json'), id.addUser(PERSON, fake.tokenUrl, { scopes: ['openid', 'https://www.googleapis.com/auth/userinfo.email', 'https://www.googleapis.com/auth/analytics.readonly', 'https://www.googleapis.com/auth/webmasters.readonly'] }));
+  const personDirect = writeJson(
+    path.join(dir, 'person-analytics.json'),
+    id.addUser(PERSON, fake.tokenUrl, {
+      scopes: [
+        'openid',
+        'https://www.googleapis.com/auth/userinfo.email',
+        'https://www.googleapis.com/auth/analytics.readonly',
+        'https://www.googleapis.com/auth/webmasters.readonly',
+      ],
+    }),
+  );
   add({ name: 'user', account: PERSON, kind: 'user', config: { credentials: personDirect } }, PERSON);
 
   // a person with gcloud's default sign-in, impersonating a laptop reader

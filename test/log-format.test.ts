@@ -42,7 +42,10 @@ describe('log.format', () => {
     assert.equal(line['accessToken'], '[redacted]');
 
     const pretty = capture();
-    createLogger('info', pretty.stream as never, 'pretty').warn({ event: 'api_retry', property: '123', accessToken: 'ya29.secret-token' }, 'retryable API failure');
+    createLogger('info', pretty.stream as never, 'pretty').warn(
+      { event: 'api_retry', property: '123', accessToken: 'ya29.secret-token' },
+      'retryable API failure',
+    );
     const text = pretty.text();
     assert.equal(text.trim().split('\n').length, 1, `one line: ${text}`);
     assert.match(text, /WARN.*retryable API failure/);

@@ -45,7 +45,10 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
 
   before(async () => {
     db = await testDb('metrics');
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: DENIED, timeZone: 'Europe/Berlin', grant: false }]);
+    g = await startFake([
+      { id: LA, timeZone: 'America/Los_Angeles' },
+      { id: DENIED, timeZone: 'Europe/Berlin', grant: false },
+    ]);
     g.fake.setQuota(LA, { tokensPerHour: HOUR_QUOTA, tokensPerDay: DAY_QUOTA });
     // The daemon reaches PostgreSQL through a proxy the test can cut.
     const pgUrl = new URL(db.url);
@@ -82,7 +85,7 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
     await db?.drop();
   });
 
-  it('exports every family of the README\'s metrics reference with its type and exactly its labels, and no other', () => {
+  it("exports every family of the README's metrics reference with its type and exactly its labels, and no other", () => {
     for (const [name, [type, labels]] of Object.entries(DOCUMENTED)) {
       const f = families.get(name);
       assert.ok(f, `family ${name} missing from /metrics`);
@@ -92,7 +95,7 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
       for (const s of f.samples) assert.deepEqual(Object.keys(s.labels).sort(), [...labels].sort(), `${name} labels of ${JSON.stringify(s.labels)}`);
     }
     const extra = [...families.keys()].filter((n) => n.startsWith('ga_collector_') && !(n in DOCUMENTED));
-    assert.deepEqual(extra, [], 'every ga_collector_ family is in the README\'s metrics reference');
+    assert.deepEqual(extra, [], "every ga_collector_ family is in the README's metrics reference");
     // after the start-up cycle nothing runs; the deadline is the default; each abort reason starts at 0
     assert.equal(valueOf(families, 'ga_collector_oldest_running_job_seconds', {}), 0);
     assert.equal(valueOf(families, 'ga_collector_job_deadline_seconds', {}), 3600);
@@ -100,7 +103,13 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
     assert.equal(valueOf(families, 'ga_collector_jobs_aborted_total', { reason: 'shutdown' }), 0);
     assert.equal(valueOf(families, 'ga_collector_jobs_aborted_total', { reason: 'reload' }), 0);
     // prom-client's default metrics are there too (the stale-data alert uses process_start_time_seconds)
-    for (const n of ['process_start_time_seconds', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    for (const n of [
+      'process_start_time_seconds',
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       assert.ok(families.has(n), `default metric ${n}`);
     }
     const startTime = valueOf(families, 'process_start_time_seconds', {})!;
@@ -116,12 +125,20 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
 
     const [{ n }] = (await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".daily WHERE property_id = $1`, [LA])) as [{ n: string }];
     assert.ok(Number(n) >= 6, `rows stored: ${n}`);
-    assert.equal(valueOf(families, 'ga_collector_rows_written_total', { property: LA, report: 'daily' }), Number(n), 'rows_written equals the rows in ga4.daily');
+    assert.equal(
+      valueOf(families, 'ga_collector_rows_written_total', { property: LA, report: 'daily' }),
+      Number(n),
+      'rows_written equals the rows in ga4.daily',
+    );
     assert.equal(valueOf(families, 'ga_collector_rows_written_total', { property: DENIED, report: 'daily' }), 0);
 
     const last = valueOf(families, 'ga_collector_last_success_timestamp_seconds', { property: LA, report: 'daily' })!;
     assert.ok(last >= started && last <= Date.now() / 1000, `last success ${last} within the run`);
-    assert.equal(valueOf(families, 'ga_collector_last_success_timestamp_seconds', { property: DENIED, report: 'daily' }), undefined, 'never succeeded: no series');
+    assert.equal(
+      valueOf(families, 'ga_collector_last_success_timestamp_seconds', { property: DENIED, report: 'daily' }),
+      undefined,
+      'never succeeded: no series',
+    );
     assert.equal(valueOf(families, 'ga_collector_dates_pending', { property: LA, report: 'daily' }), 0, 'nothing pending after a success');
     const pendingDenied = valueOf(families, 'ga_collector_dates_pending', { property: DENIED, report: 'daily' });
     assert.ok(pendingDenied === undefined || pendingDenied > 0, `DENIED pending: ${pendingDenied}`);
@@ -150,10 +167,11 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
   });
 
   it('passes promtool check metrics (ga_collector_ families) and the whole exposition parses', { skip: skipUnless(PROMTOOL) }, () => {
-    const ours = text
-      .split('\n')
-      .filter((l) => /^(# (HELP|TYPE) )?ga_collector_/.test(l))
-      .join('\n') + '\n';
+    const ours =
+      text
+        .split('\n')
+        .filter((l) => /^(# (HELP|TYPE) )?ga_collector_/.test(l))
+        .join('\n') + '\n';
     const r = promtool(['check', 'metrics'], ours);
     assert.equal(r.code, 0, `promtool check metrics (ga_collector_):\n${r.stdout}${r.stderr}`);
     assert.equal((r.stdout + r.stderr).trim(), '', 'no lint findings');
@@ -221,17 +239,21 @@ describe('metrics and health of a running daemon after a fetch cycle', () => {
         assert.ok(values.has(m[2]!), `${rule.alert}: ${m[1]}="${m[2]}" never exported`);
       }
     }
-    assert.deepEqual([...referenced].sort(), [
-      'ga_collector_dates_pending',
-      'ga_collector_fetch_runs_total',
-      'ga_collector_job_deadline_seconds',
-      'ga_collector_last_success_timestamp_seconds',
-      'ga_collector_oldest_running_job_seconds',
-      'ga_collector_quota_tokens_remaining',
-      'ga_collector_token_expiry_timestamp_seconds',
-      'ga_collector_token_refreshes_total',
-      'process_start_time_seconds',
-    ], 'the families the rules were checked against');
+    assert.deepEqual(
+      [...referenced].sort(),
+      [
+        'ga_collector_dates_pending',
+        'ga_collector_fetch_runs_total',
+        'ga_collector_job_deadline_seconds',
+        'ga_collector_last_success_timestamp_seconds',
+        'ga_collector_oldest_running_job_seconds',
+        'ga_collector_quota_tokens_remaining',
+        'ga_collector_token_expiry_timestamp_seconds',
+        'ga_collector_token_refreshes_total',
+        'process_start_time_seconds',
+      ],
+      'the families the rules were checked against',
+    );
   });
 });
 

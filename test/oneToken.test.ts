@@ -43,7 +43,13 @@ describe('500 properties, two service accounts', () => {
 
   it('exchanged exactly one token per account', () => {
     const tokens = g.fake.events.filter((e) => e.kind === 'token');
-    assert.deepEqual(tokens.map((e) => [e.account, e.status]).sort(), [[OTHER, 200], [SA_EMAIL, 200]].sort());
+    assert.deepEqual(
+      tokens.map((e) => [e.account, e.status]).sort(),
+      [
+        [OTHER, 200],
+        [SA_EMAIL, 200],
+      ].sort(),
+    );
   });
 
   it('every API request of an account carried that one token', () => {
@@ -68,7 +74,12 @@ describe('requests refused with 401 (a revoked token)', () => {
   it('renew the token once, however many notice and whenever they do', async () => {
     const g = await startFake([]);
     // no floor between exchanges here: the test counts them, it does not wait out the 10 s
-    const manager = new TokenManager({ tokenUrl: g.fake.tokenUrl, logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), minExchangeIntervalMs: 0 });
+    const manager = new TokenManager({
+      tokenUrl: g.fake.tokenUrl,
+      logger: createLogger('silent'),
+      metrics: new Metrics({ defaultMetrics: false }),
+      minExchangeIntervalMs: 0,
+    });
     const tokens = manager.forKeyFile(g.keyFile);
     const exchanges = () => g.fake.events.filter((e) => e.kind === 'token' && e.status === 200).length;
     try {

@@ -95,7 +95,7 @@ export function parseExposition(text: string): Map<string, Family> {
     if (!m) throw new Error(`unparseable exposition line: ${line}`);
     const labels: Record<string, string> = {};
     const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
-    for (let l; (l = re.exec(m[2] ?? '')); ) labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+    for (let l; (l = re.exec(m[2] ?? ''));) labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
     const name = m[1]!;
     const base = families.has(name) ? name : name.replace(/_(bucket|sum|count|total|created)$/, '');
     const owner = families.get(name) ?? families.get(base) ?? family(name);

@@ -68,15 +68,42 @@ function once(at: number, bad: (req: PageRequest) => Answer, times = 1): (req: P
 
 const badBodies: Array<[string, (req: PageRequest) => Answer]> = [
   ['half of its JSON', (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) })],
-  ['a body that is not JSON (a proxy\'s text as application/json)', () => ({ raw: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' })],
-  ['an HTML page with content-type text/html', () => ({ raw: '<!DOCTYPE html><html><body>Please sign in to the network.</body></html>', contentType: 'text/html; charset=UTF-8' })],
+  [
+    "a body that is not JSON (a proxy's text as application/json)",
+    () => ({ raw: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' }),
+  ],
+  [
+    'an HTML page with content-type text/html',
+    () => ({ raw: '<!DOCTYPE html><html><body>Please sign in to the network.</body></html>', contentType: 'text/html; charset=UTF-8' }),
+  ],
   ['an empty body', () => ({ raw: '' })],
   ['dimension headers that do not match the request', (req) => page(req, ALL, { dimensionHeaders: [{ name: 'date' }, { name: 'city' }] })],
   ['a row of the wrong width', (req) => ({ ...page(req), rows: [{ dimensionValues: [{ value: ALL[req.offset]![0] }], metricValues: [{ value: '1' }] }] })],
-  ['a row dated outside the requested range', (req) => page(req, ALL.map((r, i) => (i === req.offset ? ['20231231', r[1], r[2]] : r)))],
+  [
+    'a row dated outside the requested range',
+    (req) =>
+      page(
+        req,
+        ALL.map((r, i) => (i === req.offset ? ['20231231', r[1], r[2]] : r)),
+      ),
+  ],
   // (a metric that is merely no number, "5x", is Google's data: its date is refused, never asked again)
-  ['a metric value with a tab in it, which would break the row text', (req) => page(req, ALL.map((r, i) => (i === req.offset ? [r[0], r[1], '5\t5'] : r)))],
-  ['a malformed date', (req) => page(req, ALL.map((r, i) => (i === req.offset ? ['2024-01-0', r[1], r[2]] : r)))],
+  [
+    'a metric value with a tab in it, which would break the row text',
+    (req) =>
+      page(
+        req,
+        ALL.map((r, i) => (i === req.offset ? [r[0], r[1], '5\t5'] : r)),
+      ),
+  ],
+  [
+    'a malformed date',
+    (req) =>
+      page(
+        req,
+        ALL.map((r, i) => (i === req.offset ? ['2024-01-0', r[1], r[2]] : r)),
+      ),
+  ],
 ];
 
 describe('a page that is no good once read is asked for again, like a 5xx', () => {
@@ -86,7 +113,10 @@ describe('a page that is no good once read is asked for again, like a 5xx', () =
   });
 
   for (const [what, bad] of badBodies) {
-    for (const [where, at] of [['the first page', 0], ['a later page', 2]] as const) {
+    for (const [where, at] of [
+      ['the first page', 0],
+      ['a later page', 2],
+    ] as const) {
       it(`${what} on ${where}: only that page is asked for again, and every date is exact`, async () => {
         const api = await scriptedApi(once(at, bad));
         apis.push(api);
@@ -104,14 +134,23 @@ describe('a page that is no good once read is asked for again, like a 5xx', () =
   }
 
   it('a page that stays bad fails after fetch.maxAttempts, saying so', async () => {
-    const api = await scriptedApi(once(1, (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) }), 99), { maxAttempts: 3 });
+    const api = await scriptedApi(
+      once(1, (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) }), 99),
+      { maxAttempts: 3 },
+    );
     apis.push(api);
     await assert.rejects(readAll(api), /property 1: response body is not JSON \(truncated, or a proxy's page\?\) \(gave up after 3 attempts\)/);
-    assert.deepEqual(api.requests.map((r) => r.offset), [0, 1, 1, 1]);
+    assert.deepEqual(
+      api.requests.map((r) => r.offset),
+      [0, 1, 1, 1],
+    );
   });
 
-  it('the error that gives up keeps the last failure, and the parser\'s own error, as its causes', async () => {
-    const api = await scriptedApi(once(1, (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) }), 99), { maxAttempts: 2 });
+  it("the error that gives up keeps the last failure, and the parser's own error, as its causes", async () => {
+    const api = await scriptedApi(
+      once(1, (req) => ({ raw: JSON.stringify(page(req)).slice(0, 60) }), 99),
+      { maxAttempts: 2 },
+    );
     apis.push(api);
     const err = await readAll(api).then(
       () => assert.fail('the read should fail'),
@@ -184,8 +223,16 @@ describe('rows out of date order', () => {
     const api = await scriptedApi((req) => page(req, newestFirst));
     try {
       const { last } = await readAll(api, 2);
-      assert.deepEqual(last, { '2024-01-01': '1\t2024-01-01\tSpain\t8\n1\t2024-01-01\tFrance\t5\n', '2024-01-02': '1\t2024-01-02\tSpain\t7\n1\t2024-01-02\tFrance\t9\n', '2024-01-03': EXPECTED['2024-01-03'] });
-      assert.deepEqual(api.requests.map((r) => r.offset), [0, 0, 2, 4], 'the first page once for the streaming read, then each page once');
+      assert.deepEqual(last, {
+        '2024-01-01': '1\t2024-01-01\tSpain\t8\n1\t2024-01-01\tFrance\t5\n',
+        '2024-01-02': '1\t2024-01-02\tSpain\t7\n1\t2024-01-02\tFrance\t9\n',
+        '2024-01-03': EXPECTED['2024-01-03'],
+      });
+      assert.deepEqual(
+        api.requests.map((r) => r.offset),
+        [0, 0, 2, 4],
+        'the first page once for the streaming read, then each page once',
+      );
     } finally {
       await api.stop();
     }

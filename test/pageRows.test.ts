@@ -29,7 +29,10 @@ function response(rows: Row[], extra: Record<string, unknown> = {}): Record<stri
   const value = (v: string | null) => (v === null ? {} : { value: v });
   return {
     dimensionHeaders: [{ name: 'date' }, { name: 'pagePath' }, { name: 'city' }],
-    metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }, { name: 'bounceRate', type: 'TYPE_FLOAT' }],
+    metricHeaders: [
+      { name: 'sessions', type: 'TYPE_INTEGER' },
+      { name: 'bounceRate', type: 'TYPE_FLOAT' },
+    ],
     ...(rows.length ? { rows: rows.map((r) => ({ dimensionValues: r.slice(0, 3).map((v) => value(v)), metricValues: r.slice(3).map((v) => value(v)) })) } : {}),
     rowCount: rows.length,
     metadata: { currencyCode: 'USD', timeZone: 'Europe/Berlin' },
@@ -65,8 +68,14 @@ function assertSame(body: string, opts: { scanned: boolean }) {
   assert.equal(fast.rows, page.rows.length);
   assert.equal(fast.rowCount, page.rowCount);
   assert.deepEqual(fast.meta, page.meta);
-  assert.deepEqual(fast.segments.map((s) => [s.date, s.rows, s.unstorable ?? null]), slow.map((s) => [s.date, s.rows, s.unstorable ?? null]));
-  assert.deepEqual(fast.segments.map((s) => decode(s.text.toString())), slow.map((s) => decode(s.text.toString())));
+  assert.deepEqual(
+    fast.segments.map((s) => [s.date, s.rows, s.unstorable ?? null]),
+    slow.map((s) => [s.date, s.rows, s.unstorable ?? null]),
+  );
+  assert.deepEqual(
+    fast.segments.map((s) => decode(s.text.toString())),
+    slow.map((s) => decode(s.text.toString())),
+  );
   assert.deepEqual(fast.response.propertyQuota, { tokensPerDay: { consumed: 3, remaining: 199000 } });
   assert.equal('rows' in fast.response, false);
   return fast;
@@ -82,7 +91,10 @@ const ROWS: Row[] = [
 describe('page scanner', () => {
   it('reads compact JSON as Google sends it, one segment per date', () => {
     const fast = assertSame(JSON.stringify(response(ROWS)), { scanned: true });
-    assert.deepEqual(fast.segments.map((s) => s.date), ['2025-03-01', '2025-03-02', '2025-03-05']);
+    assert.deepEqual(
+      fast.segments.map((s) => s.date),
+      ['2025-03-01', '2025-03-02', '2025-03-05'],
+    );
     assert.equal(fast.segments[0]!.text.toString(), '123\t2025-03-01\t/\t(not set)\t38\t0.41666666666666669\n123\t2025-03-01\t/docs\tBerlin\t7\t0\n');
   });
 
@@ -94,7 +106,7 @@ describe('page scanner', () => {
   it('unescapes JSON and escapes for COPY: quotes, backslashes, tabs, newlines, non-ASCII', () => {
     const odd: Row[] = [
       ['20250301', 'a "quoted" \\path\\', 'tab\there', '1', '0.25'],
-      ['20250301', 'line\nbreak\r', 'Côte d\'Ivoire', '2', '0.5'],
+      ['20250301', 'line\nbreak\r', "Côte d'Ivoire", '2', '0.5'],
       ['20250302', '日本/東京', 'Zürich', '3', '1'],
       ['20250302', '\\N', '', '4', '0'],
     ];
@@ -112,7 +124,15 @@ describe('page scanner', () => {
   });
 
   it('writes exponents and other spellings of a double as JavaScript reads them', () => {
-    const fast = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '1.5e-05'], ['20250301', '/', 'y', '1', '.5']])), { scanned: true });
+    const fast = assertSame(
+      JSON.stringify(
+        response([
+          ['20250301', '/', 'x', '1', '1.5e-05'],
+          ['20250301', '/', 'y', '1', '.5'],
+        ]),
+      ),
+      { scanned: true },
+    );
     assert.equal(fast.segments[0]!.text.toString(), '123\t2025-03-01\t/\tx\t1\t0.000015\n123\t2025-03-01\t/\ty\t1\t0.5\n');
   });
 
@@ -133,11 +153,20 @@ describe('page scanner', () => {
   it('refuses what parsePage refuses, as retryable errors', () => {
     const fails = (rows: Row[], pattern: RegExp) => {
       const body = Buffer.from(JSON.stringify(response(rows)));
-      assert.throws(() => parsePageBytes(body, def, START, END, ctx), (err: unknown) => err instanceof RetryableError && pattern.test(err.message));
+      assert.throws(
+        () => parsePageBytes(body, def, START, END, ctx),
+        (err: unknown) => err instanceof RetryableError && pattern.test(err.message),
+      );
     };
     fails([['2025-03-01', '/', 'x', '1', '0']], /date value/);
     fails([['20250311', '/', 'x', '1', '0']], /outside the requested/);
-    fails([['20250302', '/', 'x', '1', '0'], ['20250301', '/', 'x', '1', '0']], /not ordered/);
+    fails(
+      [
+        ['20250302', '/', 'x', '1', '0'],
+        ['20250301', '/', 'x', '1', '0'],
+      ],
+      /not ordered/,
+    );
     // metric values that would break the row text: a bad page (Google never sends them)
     fails([['20250301', '/', 'x', '1\t5', '0']], /malformed response \(integer metric value "1\\t5"\)/);
     fails([['20250301', '/', 'x', '1', '0.5\n']], /malformed response \(metric value "0.5\\n"\)/);
@@ -158,11 +187,23 @@ describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () =
       ['20250302', 'pair \ud83d\ude00 ok', 'x', '3', '0'],
     ];
     const fast = assertSame(JSON.stringify(response(odd)), { scanned: true });
-    assert.deepEqual(decode(fast.segments[0]!.text.toString()).map((r) => [r[2], r[3]]), [['nulinside', 'ok'], ['/', 'lone \ufffd high']]);
-    assert.deepEqual(fast.segments.map((s) => s.sanitized ?? null), [{ values: 2, dimensions: ['pagePath', 'city'] }, null]);
+    assert.deepEqual(
+      decode(fast.segments[0]!.text.toString()).map((r) => [r[2], r[3]]),
+      [
+        ['nulinside', 'ok'],
+        ['/', 'lone \ufffd high'],
+      ],
+    );
+    assert.deepEqual(
+      fast.segments.map((s) => s.sanitized ?? null),
+      [{ values: 2, dimensions: ['pagePath', 'city'] }, null],
+    );
     const slow = bothPaths(JSON.stringify(response(odd)).replace('"metricValues"', '"future":1,"metricValues"'));
     assert.equal(slow.fast.scanned, false);
-    assert.deepEqual(slow.fast.segments.map((s) => s.sanitized ?? null), [{ values: 2, dimensions: ['pagePath', 'city'] }, null]);
+    assert.deepEqual(
+      slow.fast.segments.map((s) => s.sanitized ?? null),
+      [{ values: 2, dimensions: ['pagePath', 'city'] }, null],
+    );
   });
 
   it('bytes that are not UTF-8 are never copied raw: the slow path reads them as U+FFFD', () => {
@@ -171,11 +212,18 @@ describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () =
     const body = Buffer.concat([json.subarray(0, at), Buffer.from([0xed, 0xa0, 0x80, 0xff]), json.subarray(at)]);
     const page = parsePageBytes(body, def, START, END, ctx);
     assert.equal(page.scanned, false);
-    assert.equal(Buffer.from(decode(page.segments[0]!.text.toString())[1]![3] as string).toString('hex'), Buffer.from('\ufffd\ufffd\ufffd\ufffdBerlin').toString('hex'));
+    assert.equal(
+      Buffer.from(decode(page.segments[0]!.text.toString())[1]![3] as string).toString('hex'),
+      Buffer.from('\ufffd\ufffd\ufffd\ufffdBerlin').toString('hex'),
+    );
   });
 
   it('a "rows" key inside a string, a nested object or spelled with an escaped quote is not taken for the rows', () => {
-    for (const metadata of [{ timeZone: 'UTC', rows: [1] }, { timeZone: 'UTC', 'x"rows': [{ a: 1 }] }, { timeZone: 'UTC', note: '"rows": [' }]) {
+    for (const metadata of [
+      { timeZone: 'UTC', rows: [1] },
+      { timeZone: 'UTC', 'x"rows': [{ a: 1 }] },
+      { timeZone: 'UTC', note: '"rows": [' },
+    ]) {
       const { dimensionHeaders, metricHeaders, rows, ...rest } = response(ROWS);
       const page = assertSame(JSON.stringify({ dimensionHeaders, metricHeaders, ...rest, metadata, rows }), { scanned: true });
       assert.equal(page.rows, ROWS.length);
@@ -187,9 +235,20 @@ describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () =
   it('rows out of date order: refused when the page loop asks for order, one segment per run of a date when it does not', () => {
     const unordered: Row[] = [ROWS[2]!, ROWS[0]!, ROWS[3]!, ROWS[1]!];
     const body = Buffer.from(JSON.stringify(response(unordered)));
-    assert.throws(() => parsePageBytes(body, def, START, END, ctx), (err: unknown) => err instanceof RetryableError && err.code === 'unordered');
+    assert.throws(
+      () => parsePageBytes(body, def, START, END, ctx),
+      (err: unknown) => err instanceof RetryableError && err.code === 'unordered',
+    );
     const page = parsePageBytes(body, def, START, END, ctx, { ordered: false });
-    assert.deepEqual(page.segments.map((s) => [s.date, s.rows]), [['2025-03-02', 1], ['2025-03-01', 1], ['2025-03-05', 1], ['2025-03-01', 1]]);
+    assert.deepEqual(
+      page.segments.map((s) => [s.date, s.rows]),
+      [
+        ['2025-03-02', 1],
+        ['2025-03-01', 1],
+        ['2025-03-05', 1],
+        ['2025-03-01', 1],
+      ],
+    );
   });
 
   it('a number beyond a double is kept as written (the store refuses it), with no unstorable mark', () => {
@@ -198,16 +257,41 @@ describe('page scanner: values PostgreSQL cannot hold, odd bytes and keys', () =
     assert.equal(page.segments[0]!.unstorable, undefined);
   });
 
-  it('a metric value its column cannot hold is no bad page: its date\'s segment is marked with the first such value, the others are not', () => {
+  it("a metric value its column cannot hold is no bad page: its date's segment is marked with the first such value, the others are not", () => {
     const integers = ['1.5', '', 'NaN', 'abc', '1e3', ' 5', '+5', '٣'];
     const floats = ['abc', 'NaN', 'Infinity', '0x10', ' 5', '1e', ''];
     for (const v of integers) {
-      const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '0.5'], ['20250302', '/', 'x', v, 'abc'], ['20250303', '/', 'x', '2', '0']])), { scanned: true });
-      assert.deepEqual(page.segments.map((s) => s.unstorable ?? null), [null, { metric: 0, value: v }, null], JSON.stringify(v));
+      const page = assertSame(
+        JSON.stringify(
+          response([
+            ['20250301', '/', 'x', '1', '0.5'],
+            ['20250302', '/', 'x', v, 'abc'],
+            ['20250303', '/', 'x', '2', '0'],
+          ]),
+        ),
+        { scanned: true },
+      );
+      assert.deepEqual(
+        page.segments.map((s) => s.unstorable ?? null),
+        [null, { metric: 0, value: v }, null],
+        JSON.stringify(v),
+      );
     }
     for (const v of floats) {
-      const page = assertSame(JSON.stringify(response([['20250301', '/', 'x', '1', '0.5'], ['20250301', '/', 'y', '1', v]])), { scanned: true });
-      assert.deepEqual(page.segments.map((s) => s.unstorable ?? null), [{ metric: 1, value: v }], JSON.stringify(v));
+      const page = assertSame(
+        JSON.stringify(
+          response([
+            ['20250301', '/', 'x', '1', '0.5'],
+            ['20250301', '/', 'y', '1', v],
+          ]),
+        ),
+        { scanned: true },
+      );
+      assert.deepEqual(
+        page.segments.map((s) => s.unstorable ?? null),
+        [{ metric: 1, value: v }],
+        JSON.stringify(v),
+      );
     }
     // escaped, the same value is read the same way (the scanner's rare path)
     const escaped = JSON.stringify(response([['20250301', '/', 'x', '1.5', '0']])).replace('"1.5"', '"\\u0031.5"');
@@ -256,7 +340,15 @@ describe('row text through COPY', () => {
         ['2025-03-02', '日本/東京', '', '3', 1],
       ],
     );
-    const ledger = await db.query<{ date: string; row_count: number }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date, row_count FROM "${db.schema}".fetch_days ORDER BY date`);
-    assert.deepEqual(ledger.map((l) => [l.date, l.row_count]), [['2025-03-01', 2], ['2025-03-02', 1]]);
+    const ledger = await db.query<{ date: string; row_count: number }>(
+      `SELECT to_char(date, 'YYYY-MM-DD') AS date, row_count FROM "${db.schema}".fetch_days ORDER BY date`,
+    );
+    assert.deepEqual(
+      ledger.map((l) => [l.date, l.row_count]),
+      [
+        ['2025-03-01', 2],
+        ['2025-03-02', 1],
+      ],
+    );
   });
 });

@@ -44,7 +44,13 @@ const dimValue: fc.Arbitrary<DimValue> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       text: fc.string({ unit: codeUnit, maxLength: 4 }),
-      bytes: fc.constantFrom(Buffer.from([0xff]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xc3]), Buffer.from([0xe6, 0x97, 0xa5]), Buffer.from([0xc0, 0xaf])),
+      bytes: fc.constantFrom(
+        Buffer.from([0xff]),
+        Buffer.from([0xed, 0xa0, 0x80]),
+        Buffer.from([0xc3]),
+        Buffer.from([0xe6, 0x97, 0xa5]),
+        Buffer.from([0xc0, 0xaf]),
+      ),
     }),
   },
   { weight: 1, arbitrary: fc.constant(null) },
@@ -60,16 +66,68 @@ const unstorableOrBreaking = fc.oneof(
 );
 const integerText = fc.oneof(
   { weight: 8, arbitrary: fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }).map(String) },
-  { weight: 2, arbitrary: fc.constantFrom('0', '-0', '007', '9223372036854775807', '99999999999999999999999', '', '1.5', '1e3', ' 5', '+5', 'abc', '٣', 'NaN', '-', '1 000') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '0',
+      '-0',
+      '007',
+      '9223372036854775807',
+      '99999999999999999999999',
+      '',
+      '1.5',
+      '1e3',
+      ' 5',
+      '+5',
+      'abc',
+      '٣',
+      'NaN',
+      '-',
+      '1 000',
+    ),
+  },
   { weight: 1, arbitrary: unstorableOrBreaking },
 );
 const floatText = fc.oneof(
-  { weight: 6, arbitrary: fc.double().chain((d) => fc.constantFrom(String(d), d.toExponential(), Number.isFinite(d) ? d.toPrecision(21) : String(d), String(d).toUpperCase())) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .double()
+      .chain((d) => fc.constantFrom(String(d), d.toExponential(), Number.isFinite(d) ? d.toPrecision(21) : String(d), String(d).toUpperCase())),
+  },
   { weight: 2, arbitrary: fc.integer({ min: -1000, max: 1000 }).map(String) },
   {
     weight: 2,
-    arbitrary: fc.constantFrom('.5', '5.', '-.5', '00.5', '0.41666666666666669', '1E5', '1e+5', '1e-5', '-0', '0.0', '1e400', '-1e400', '1e-400',
-      `0.${'0'.repeat(400)}1`, `1${'0'.repeat(400)}`, '123456789012345678901234567890', '0x10', ' 5', '5 ', 'NaN', 'Infinity', '', '1e', '--1', '1.2.3', 'abc', '-Infinity', 'inf'),
+    arbitrary: fc.constantFrom(
+      '.5',
+      '5.',
+      '-.5',
+      '00.5',
+      '0.41666666666666669',
+      '1E5',
+      '1e+5',
+      '1e-5',
+      '-0',
+      '0.0',
+      '1e400',
+      '-1e400',
+      '1e-400',
+      `0.${'0'.repeat(400)}1`,
+      `1${'0'.repeat(400)}`,
+      '123456789012345678901234567890',
+      '0x10',
+      ' 5',
+      '5 ',
+      'NaN',
+      'Infinity',
+      '',
+      '1e',
+      '--1',
+      '1.2.3',
+      'abc',
+      '-Infinity',
+      'inf',
+    ),
   },
   { weight: 1, arbitrary: unstorableOrBreaking },
 );
@@ -136,7 +194,9 @@ function rowArb(shape: Shape): fc.Arbitrary<Row> {
   });
 }
 
-const caseArb = shapeArb.chain((shape) => fc.record({ shape: fc.constant(shape), rows: fc.array(rowArb(shape), { maxLength: 8 }), layout: layoutArb, ordered: rare(5).map((x) => !x) }));
+const caseArb = shapeArb.chain((shape) =>
+  fc.record({ shape: fc.constant(shape), rows: fc.array(rowArb(shape), { maxLength: 8 }), layout: layoutArb, ordered: rare(5).map((x) => !x) }),
+);
 
 /** A small PRNG, so one seed decides every whitespace and escape choice of a body. */
 function prng(seed: number): () => number {
@@ -199,7 +259,11 @@ class Writer {
 
   /** A key: Google spells keys plainly; `escapeKeys` escapes them (valid JSON all the same). */
   key(k: string): this {
-    return this.ws().str(k, this.layout.escapeKeys ? 'some' : 'must').ws().raw(':').ws();
+    return this.ws()
+      .str(k, this.layout.escapeKeys ? 'some' : 'must')
+      .ws()
+      .raw(':')
+      .ws();
   }
 
   json(v: unknown): this {
@@ -220,7 +284,13 @@ function isPair(s: string, i: number): boolean {
 }
 
 function defOf(shape: Shape): ReportDefinition {
-  return { name: 'p', dimensions: DIM_NAMES.slice(0, shape.dims), metrics: METRIC_NAMES.slice(0, shape.integer.length), startDate: '30daysAgo', refreshDays: 3 };
+  return {
+    name: 'p',
+    dimensions: DIM_NAMES.slice(0, shape.dims),
+    metrics: METRIC_NAMES.slice(0, shape.integer.length),
+    startDate: '30daysAgo',
+    refreshDays: 3,
+  };
 }
 
 function body(shape: Shape, rowsIn: Row[], layout: Layout): Buffer {
@@ -316,7 +386,14 @@ function body(shape: Shape, rowsIn: Row[], layout: Layout): Buffer {
 // ---------------------------------------------------------------- the two paths
 
 type Outcome =
-  | { ok: true; rows: number; rowCount: number; meta: unknown; response: unknown; segments: Array<{ date: string; rows: number; text: string; sanitized: unknown; unstorable: unknown }> }
+  | {
+      ok: true;
+      rows: number;
+      rowCount: number;
+      meta: unknown;
+      response: unknown;
+      segments: Array<{ date: string; rows: number; text: string; sanitized: unknown; unstorable: unknown }>;
+    }
   | { ok: false; error: Error };
 
 /** JSON.parse plus the slow path (parsePage + segmentsOf), and the order check the page loop asks for. */
@@ -333,7 +410,20 @@ function slowPath(b: Buffer, def: ReportDefinition, ordered: boolean): Outcome {
     const segs = segmentsOf(ctx.propertyId, page.rows);
     if (ordered && segs.some((s, k) => k > 0 && s.date < segs[k - 1]!.date)) return { ok: false, error: new RetryableError('not ordered', 'unordered') };
     const { rows: _rows, ...rest } = res as Record<string, unknown>;
-    return { ok: true, rows: page.rows.length, rowCount: page.rowCount, meta: page.meta, response: rest, segments: segs.map((s) => ({ date: s.date, rows: s.rows, text: s.text.toString('utf8'), sanitized: s.sanitized ?? null, unstorable: s.unstorable ?? null })) };
+    return {
+      ok: true,
+      rows: page.rows.length,
+      rowCount: page.rowCount,
+      meta: page.meta,
+      response: rest,
+      segments: segs.map((s) => ({
+        date: s.date,
+        rows: s.rows,
+        text: s.text.toString('utf8'),
+        sanitized: s.sanitized ?? null,
+        unstorable: s.unstorable ?? null,
+      })),
+    };
   } catch (error) {
     return { ok: false, error: error as Error };
   }
@@ -342,7 +432,21 @@ function slowPath(b: Buffer, def: ReportDefinition, ordered: boolean): Outcome {
 function fastPath(b: Buffer, def: ReportDefinition, ordered: boolean): Outcome & { scanned?: boolean } {
   try {
     const p = parsePageBytes(b, def, START, END, ctx, { ordered });
-    return { ok: true, scanned: p.scanned, rows: p.rows, rowCount: p.rowCount, meta: p.meta, response: p.response, segments: p.segments.map((s) => ({ date: s.date, rows: s.rows, text: s.text.toString('utf8'), sanitized: s.sanitized ?? null, unstorable: s.unstorable ?? null })) };
+    return {
+      ok: true,
+      scanned: p.scanned,
+      rows: p.rows,
+      rowCount: p.rowCount,
+      meta: p.meta,
+      response: p.response,
+      segments: p.segments.map((s) => ({
+        date: s.date,
+        rows: s.rows,
+        text: s.text.toString('utf8'),
+        sanitized: s.sanitized ?? null,
+        unstorable: s.unstorable ?? null,
+      })),
+    };
   } catch (error) {
     return { ok: false, error: error as Error };
   }
@@ -379,14 +483,19 @@ function assertSame(b: Buffer, shape: Shape, ordered: boolean): boolean {
   assert.equal(fast.rowCount, slow.rowCount);
   assert.deepEqual(fast.meta, slow.meta);
   assert.deepEqual(fast.response, slow.response);
-  assert.deepEqual(fast.segments.map((s) => [s.date, s.rows, s.sanitized, s.unstorable]), slow.segments.map((s) => [s.date, s.rows, s.sanitized, s.unstorable]));
+  assert.deepEqual(
+    fast.segments.map((s) => [s.date, s.rows, s.sanitized, s.unstorable]),
+    slow.segments.map((s) => [s.date, s.rows, s.sanitized, s.unstorable]),
+  );
   const floats = new Set(shape.integer.flatMap((integer, k) => (integer ? [] : [2 + shape.dims + k])));
   for (let k = 0; k < fast.segments.length; k++) {
     const a = fields(fast.segments[k]!.text, floats);
     const e = fields(slow.segments[k]!.text, floats);
     assert.equal(a.length, e.length);
     // Object.is: -0 must stay -0 (a NaN field is kept as text, see fields())
-    a.forEach((v, i) => assert.ok(Object.is(v, e[i]), `field ${i} of ${fast.segments[k]!.date}: scanner ${JSON.stringify(String(v))}, slow path ${JSON.stringify(String(e[i]))}`));
+    a.forEach((v, i) =>
+      assert.ok(Object.is(v, e[i]), `field ${i} of ${fast.segments[k]!.date}: scanner ${JSON.stringify(String(v))}, slow path ${JSON.stringify(String(e[i]))}`),
+    );
   }
   return fast.scanned === true;
 }
@@ -416,20 +525,35 @@ describe('page scanner, property-based', () => {
     assert.ok(marked > 50, `pages with values no column holds were read (${marked})`);
   });
 
-  it('Google\'s own layout (compact, fields in proto order) is always read by the scanner itself', () => {
+  it("Google's own layout (compact, fields in proto order) is always read by the scanner itself", () => {
     const plain: Layout = {
-      seed: 1, ws: '', escapeRate: 0, sortRows: true, shuffleTop: false, metricsFirst: false, extraValueField: false, rowCountAsNumber: true,
-      nestedRowsKeys: false, secondRows: false, emptyRowsField: false, badHeaders: false, escapeDate: false, escapeKeys: false,
+      seed: 1,
+      ws: '',
+      escapeRate: 0,
+      sortRows: true,
+      shuffleTop: false,
+      metricsFirst: false,
+      extraValueField: false,
+      rowCountAsNumber: true,
+      nestedRowsKeys: false,
+      secondRows: false,
+      emptyRowsField: false,
+      badHeaders: false,
+      escapeDate: false,
+      escapeKeys: false,
     };
     fc.assert(
-      fc.property(shapeArb.chain((shape) => fc.record({ shape: fc.constant(shape), rows: fc.array(rowArb(shape), { minLength: 1, maxLength: 8 }), seed: fc.integer() })), ({ shape, rows, seed }) => {
-        const good = rows.filter((r) => r.date !== null && GOOD_DATES.includes(r.date) && r.dims.every((d) => typeof d === 'string' || d === null));
-        const b = body(shape, good, { ...plain, seed });
-        const def = defOf(shape);
-        const slow = slowPath(b, def, true);
-        const scannedItself = assertSame(b, shape, true);
-        if (slow.ok && good.length > 0) assert.equal(scannedItself, true, 'a good page in Google\'s layout takes the fast path');
-      }),
+      fc.property(
+        shapeArb.chain((shape) => fc.record({ shape: fc.constant(shape), rows: fc.array(rowArb(shape), { minLength: 1, maxLength: 8 }), seed: fc.integer() })),
+        ({ shape, rows, seed }) => {
+          const good = rows.filter((r) => r.date !== null && GOOD_DATES.includes(r.date) && r.dims.every((d) => typeof d === 'string' || d === null));
+          const b = body(shape, good, { ...plain, seed });
+          const def = defOf(shape);
+          const slow = slowPath(b, def, true);
+          const scannedItself = assertSame(b, shape, true);
+          if (slow.ok && good.length > 0) assert.equal(scannedItself, true, "a good page in Google's layout takes the fast path");
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -27,7 +27,13 @@ describe('run --once against the fake Google', () => {
   before(async () => {
     db = await testDb('pipeline');
     // a small page size, so every report needs several pages
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: NZ, timeZone: 'Pacific/Auckland' }], { maxPageSize: 25 });
+    g = await startFake(
+      [
+        { id: LA, timeZone: 'America/Los_Angeles' },
+        { id: NZ, timeZone: 'Pacific/Auckland' },
+      ],
+      { maxPageSize: 25 },
+    );
     config = writeConfig(g.dir, db, g, { properties: [{ id: LA }, { id: NZ }], reports, schedule: '0 4 * * *' });
   });
   after(async () => {
@@ -46,7 +52,11 @@ describe('run --once against the fake Google', () => {
         `SELECT to_char(date,'YYYY-MM-DD') AS date, sessions, total_users, screen_page_views FROM "${db.schema}".daily WHERE property_id = $1 ORDER BY date`,
         [property],
       );
-      assert.deepEqual(daily.map((d) => d.date), dateRange(addDays(today, -12), addDays(today, -1)), `${property}: every date through the property's yesterday`);
+      assert.deepEqual(
+        daily.map((d) => d.date),
+        dateRange(addDays(today, -12), addDays(today, -1)),
+        `${property}: every date through the property's yesterday`,
+      );
       for (const d of daily) {
         const want = expectedSums(property, d.date, [], reports.daily.metrics);
         assert.deepEqual([Number(d.sessions), Number(d.total_users), Number(d.screen_page_views)], want.sums, `${property} ${d.date}`);
@@ -67,7 +77,9 @@ describe('run --once against the fake Google', () => {
     }
     const dup = await db.query(`SELECT property_id, date, device_category, country FROM "${db.schema}".devices GROUP BY 1,2,3,4 HAVING count(*) > 1`);
     assert.equal(dup.length, 0, 'no duplicate rows');
-    const ledger = await db.query<{ report: string; n: string; rows: string }>(`SELECT report, count(*) AS n, sum(row_count) AS rows FROM "${db.schema}".fetch_days GROUP BY report ORDER BY report`);
+    const ledger = await db.query<{ report: string; n: string; rows: string }>(
+      `SELECT report, count(*) AS n, sum(row_count) AS rows FROM "${db.schema}".fetch_days GROUP BY report ORDER BY report`,
+    );
     const stored = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".devices`);
     assert.equal(ledger.find((l) => l.report === 'devices')!.rows, stored[0]!.n, 'the ledger agrees with the data');
     // paging happened: the devices report needed several pages per range
@@ -90,7 +102,12 @@ describe('run --once against the fake Google', () => {
 
   it('when the schedule has fired since, a run rewrites the refresh window and nothing else', async () => {
     const every = writeConfig(g.dir, db, g, { properties: [{ id: LA }, { id: NZ }], reports, schedule: '* * * * * *' });
-    const before = new Map((await db.query<{ k: string; t: Date }>(`SELECT property_id||' '||report||' '||date AS k, fetched_at AS t FROM "${db.schema}".fetch_days`)).map((x) => [x.k, x.t.getTime()]));
+    const before = new Map(
+      (await db.query<{ k: string; t: Date }>(`SELECT property_id||' '||report||' '||date AS k, fetched_at AS t FROM "${db.schema}".fetch_days`)).map((x) => [
+        x.k,
+        x.t.getTime(),
+      ]),
+    );
     await untilScheduleFired(); // the every-second schedule fires after the last fetch
     const r = await runCli(['run', '--once', '--config', every]);
     assert.equal(r.code, 0, r.stderr);
@@ -113,7 +130,10 @@ describe('a property the service account may not read', () => {
 
   before(async () => {
     db = await testDb('denied');
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: DENIED, timeZone: 'Europe/Berlin', grant: false }]);
+    g = await startFake([
+      { id: LA, timeZone: 'America/Los_Angeles' },
+      { id: DENIED, timeZone: 'Europe/Berlin', grant: false },
+    ]);
   });
   after(async () => {
     await g?.stop();
@@ -127,7 +147,10 @@ describe('a property the service account may not read', () => {
     assert.match(r.stderr, new RegExp(`${SA_EMAIL}.*property ${DENIED}.*Viewer`));
     assert.match(r.stderr, /Property access management/);
     const rows = await db.query<{ property_id: string; n: string }>(`SELECT property_id, count(*) AS n FROM "${db.schema}".daily GROUP BY 1`);
-    assert.deepEqual(rows.map((x) => [x.property_id, Number(x.n)]), [[LA, 12]]);
+    assert.deepEqual(
+      rows.map((x) => [x.property_id, Number(x.n)]),
+      [[LA, 12]],
+    );
     // a permanent error is not retried (the first request is the metadata check of the report's names)
     const denied = g.fake.events.filter((e) => e.property === DENIED && e.kind !== 'token');
     assert.equal(denied.length, 1, 'one request, no retries');

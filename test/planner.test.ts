@@ -28,7 +28,10 @@ describe('planner', () => {
     const p = plan({ def, timeZone: 'UTC', now: at('2024-01-11T10:00:00Z'), lastFire: at('2024-01-11T04:00:00Z'), ledger, maxDays: 400 });
     assert.deepEqual(p.due, ['2024-01-04'], 'window fetched after the firing: only the gap');
     const later = plan({ def, timeZone: 'UTC', now: at('2024-01-12T10:00:00Z'), lastFire: at('2024-01-12T04:00:00Z'), ledger, maxDays: 400 });
-    assert.deepEqual(later.ranges, [['2024-01-04', '2024-01-04'], ['2024-01-09', '2024-01-11']]);
+    assert.deepEqual(later.ranges, [
+      ['2024-01-04', '2024-01-04'],
+      ['2024-01-09', '2024-01-11'],
+    ]);
     assert.equal(later.windowStart, '2024-01-09');
   });
 
@@ -47,7 +50,10 @@ describe('planner', () => {
     const p = plan({ def: { ...def, startDate: '2023-01-01' }, timeZone: 'UTC', now: at('2024-01-11T10:00:00Z'), lastFire: null, ledger: [], maxDays: 30 });
     const fetched = p.ranges.reduce((n, [a, b]) => n + (Date.parse(b) - Date.parse(a)) / 86_400_000 + 1, 0);
     assert.equal(fetched, 30);
-    assert.deepEqual(p.ranges, [['2023-01-01', '2023-01-27'], ['2024-01-08', '2024-01-10']]);
+    assert.deepEqual(p.ranges, [
+      ['2023-01-01', '2023-01-27'],
+      ['2024-01-08', '2024-01-10'],
+    ]);
     assert.equal(p.due.length, 375);
   });
 
@@ -68,29 +74,52 @@ describe('planner', () => {
     assert.ok(p.ranges.every(([, b]) => b <= '2024-01-10'));
   });
 
-  it('fetches again a date stored before it was over (in the property\'s calendar)', () => {
+  it("fetches again a date stored before it was over (in the property's calendar)", () => {
     const ledger = [
       stored('2024-01-09', '2024-01-10T00:30:00Z', true), // fetched after its end: finished
       stored('2024-01-10', '2024-01-10T22:00:00Z', true), // fetched on the day itself: partial
     ];
-    const p = plan({ def: { ...def, startDate: '2024-01-09', refreshDays: 0 }, timeZone: 'UTC', now: at('2024-01-12T10:00:00Z'), lastFire: null, ledger, maxDays: 400 });
+    const p = plan({
+      def: { ...def, startDate: '2024-01-09', refreshDays: 0 },
+      timeZone: 'UTC',
+      now: at('2024-01-12T10:00:00Z'),
+      lastFire: null,
+      ledger,
+      maxDays: 400,
+    });
     assert.deepEqual(p.due, ['2024-01-10', '2024-01-11']);
     assert.equal(p.unfinished, 1);
     // the same instant is still the 10th in Los Angeles: then that fetch was on the day itself too
-    const la = plan({ def: { ...def, startDate: '2024-01-09', refreshDays: 0 }, timeZone: 'America/Los_Angeles', now: at('2024-01-12T10:00:00Z'), lastFire: null, ledger, maxDays: 400 });
+    const la = plan({
+      def: { ...def, startDate: '2024-01-09', refreshDays: 0 },
+      timeZone: 'America/Los_Angeles',
+      now: at('2024-01-12T10:00:00Z'),
+      lastFire: null,
+      ledger,
+      maxDays: 400,
+    });
     assert.equal(la.unfinished, 2);
   });
 
   it('a changed definition makes due only dates stored without one of its fields', () => {
     const old = { dimensions: [], metrics: ['sessions', 'totalUsers'] };
-    const ledger = ['05', '06', '07', '08'].map((d) => stored(`2024-01-${d}`, '2024-01-10T04:01:00Z', true, d < '07' ? old : { dimensions: [], metrics: ['sessions', 'newUsers'] }));
+    const ledger = ['05', '06', '07', '08'].map((d) =>
+      stored(`2024-01-${d}`, '2024-01-10T04:01:00Z', true, d < '07' ? old : { dimensions: [], metrics: ['sessions', 'newUsers'] }),
+    );
     const grown = { ...def, startDate: '2024-01-05', refreshDays: 0, metrics: ['sessions', 'newUsers'] };
     const p = plan({ def: grown, timeZone: 'UTC', now: at('2024-01-09T10:00:00Z'), lastFire: at('2024-01-09T04:00:00Z'), ledger, maxDays: 400 });
     assert.deepEqual(p.due, ['2024-01-05', '2024-01-06']);
     assert.equal(p.stale, 2);
     assert.equal(coversDefinition(old, { dimensions: [], metrics: ['totalUsers'] }), true, 'a removed metric leaves a date as it is');
-    assert.equal(coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['city', 'country'], metrics: ['sessions'] }), true);
-    assert.equal(coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['country'], metrics: ['sessions'] }), false, 'another grain');
+    assert.equal(
+      coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['city', 'country'], metrics: ['sessions'] }),
+      true,
+    );
+    assert.equal(
+      coversDefinition({ dimensions: ['country', 'city'], metrics: ['sessions'] }, { dimensions: ['country'], metrics: ['sessions'] }),
+      false,
+      'another grain',
+    );
   });
 
   it('suggests the nearest known name for a typo, and none for a stranger', () => {

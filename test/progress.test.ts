@@ -23,7 +23,10 @@ describe('progress', () => {
     let now = 1_000_000;
     const log = sink();
     const tracker = new ProgressTracker({ logger: createLogger('info', log.stream), intervalMs: 20, now: () => now });
-    tracker.start('123', 'daily', [['2024-01-01', '2024-01-31'], ['2024-03-01', '2024-03-09']]); // 40 dates
+    tracker.start('123', 'daily', [
+      ['2024-01-01', '2024-01-31'],
+      ['2024-03-01', '2024-03-09'],
+    ]); // 40 dates
     now += 10_000;
     tracker.advance('123', 'daily', 10, 5_000);
     await waitFor(() => logLines(log.text()).some((l) => l['event'] === 'progress'), { intervalMs: 5, what: 'the progress line' });
@@ -33,7 +36,15 @@ describe('progress', () => {
     const lines = logLines(log.text()).filter((l) => l['event'] === 'progress');
     assert.equal(lines.length, 1, log.text());
     assert.deepEqual(
-      { datesDone: lines[0]!['datesDone'], datesTotal: lines[0]!['datesTotal'], rows: lines[0]!['rows'], percent: lines[0]!['percent'], etaSeconds: lines[0]!['etaSeconds'], property: lines[0]!['property'], report: lines[0]!['report'] },
+      {
+        datesDone: lines[0]!['datesDone'],
+        datesTotal: lines[0]!['datesTotal'],
+        rows: lines[0]!['rows'],
+        percent: lines[0]!['percent'],
+        etaSeconds: lines[0]!['etaSeconds'],
+        property: lines[0]!['property'],
+        report: lines[0]!['report'],
+      },
       // 10 dates took 10 s: 30 left take 30 s
       { datesDone: 10, datesTotal: 40, rows: 5_000, percent: 25, etaSeconds: 30, property: '123', report: 'daily' },
     );
@@ -66,7 +77,11 @@ describe('progress', () => {
       // script(1) gives the command a pseudo-terminal, as a user's shell would
       const cmd = `${process.execPath} ${MAIN} backfill --config ${config} --property 512345 --from 2024-01-01 --to 2024-03-31 >/dev/null`;
       const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
-        const child = spawn('script', ['-qefc', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
+          cwd: ROOT,
+          env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let text = '';
         child.stdout.on('data', (d) => (text += d));
         child.stderr.on('data', (d) => (text += d));
@@ -74,8 +89,11 @@ describe('progress', () => {
       });
       assert.equal(out.code, 0, out.text);
       // the bar redraws with a carriage return and ESC [K (erase to end of line)
-      // eslint-disable-next-line no-control-regex
-      const frames = out.text.split(/\r\x1b\[K/).map((f) => f.trim()).filter((f) => f.startsWith('512345/daily'));
+      const redraw = '\r\x1b[K';
+      const frames = out.text
+        .split(redraw)
+        .map((f) => f.trim())
+        .filter((f) => f.startsWith('512345/daily'));
       assert.ok(frames.length >= 2, `a first and a last frame at least: ${JSON.stringify(out.text)}`);
       assert.match(frames[0]!, /\[-+\]\s+0%\s+0\/91 dates/);
       assert.match(frames.at(-1)!, /\[#+\]\s+100%\s+91\/91 dates\s+[\d,]+ rows\s+done/);
@@ -86,7 +104,11 @@ describe('progress', () => {
       // stdout and stderr both on the pseudo-terminal, as in a user's shell
       const cmd = `${process.execPath} ${MAIN} backfill --config ${config} --property 512345 --from 2023-01-01 --to 2023-06-30`;
       const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
-        const child = spawn('script', ['-qefc', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
+          cwd: ROOT,
+          env: { PATH: process.env['PATH'], TZ: 'UTC', COLUMNS: '100' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let text = '';
         child.stdout.on('data', (d) => (text += d));
         child.stderr.on('data', (d) => (text += d));
@@ -97,10 +119,16 @@ describe('progress', () => {
       assert.ok(logStarts.length >= 3, `log lines were written: ${logStarts.length}`);
       for (const at of logStarts) {
         const before = out.text.slice(Math.max(0, at - 4), at);
-        assert.ok(at === 0 || before.endsWith('\n') || before === '\r\x1b[K', `a log line starts on a line of its own, not after ${JSON.stringify(out.text.slice(Math.max(0, at - 40), at))}`);
+        assert.ok(
+          at === 0 || before.endsWith('\n') || before === '\r\x1b[K',
+          `a log line starts on a line of its own, not after ${JSON.stringify(out.text.slice(Math.max(0, at - 40), at))}`,
+        );
       }
       // and the bar is still drawn, to its end
-      const frames = out.text.split('\r\x1b[K').map((f) => f.split('\n')[0]!.trim()).filter((f) => f.startsWith('512345/daily'));
+      const frames = out.text
+        .split('\r\x1b[K')
+        .map((f) => f.split('\n')[0]!.trim())
+        .filter((f) => f.startsWith('512345/daily'));
       assert.match(frames.at(-1)!, /100%\s+181\/181 dates/);
     });
   });

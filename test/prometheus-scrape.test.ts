@@ -55,7 +55,10 @@ describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 6
       throw new Error(`${PROMETHEUS} not found: install Debian's Prometheus server (apt-get install -y prometheus), as .ci/run does`);
     }
     db = await testDb('scrape');
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: DENIED, timeZone: 'Europe/Berlin', grant: false }]);
+    g = await startFake([
+      { id: LA, timeZone: 'America/Los_Angeles' },
+      { id: DENIED, timeZone: 'Europe/Berlin', grant: false },
+    ]);
     // DENIED fails every second, so its failure counter rises while Prometheus watches.
     const config = writeConfig(g.dir, db, g, {
       properties: [{ id: LA }, { id: DENIED, schedule: '* * * * * *' }],
@@ -111,7 +114,9 @@ describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 6
   it('the target is up', async () => {
     const t = await waitFor(
       async () => {
-        const d = await query<{ activeTargets: Array<{ health: string; labels: Record<string, string>; scrapeUrl: string; lastError: string }> }>('/api/v1/targets');
+        const d = await query<{ activeTargets: Array<{ health: string; labels: Record<string, string>; scrapeUrl: string; lastError: string }> }>(
+          '/api/v1/targets',
+        );
         return d.activeTargets.find((x) => x.health === 'up');
       },
       { timeoutMs: 15_000, intervalMs: 250, what: 'target up' },
@@ -151,7 +156,10 @@ describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 6
       },
       { timeoutMs: 10_000, intervalMs: 250, what: 'every rule evaluated once' },
     );
-    assert.deepEqual(groups.map((gr) => [gr.name, gr.file]), [['ga-collector', ALERTS]]);
+    assert.deepEqual(
+      groups.map((gr) => [gr.name, gr.file]),
+      [['ga-collector', ALERTS]],
+    );
     const rules = groups[0]!.rules;
     assert.deepEqual(rules.map((r) => r.name).sort(), [...want].sort());
     for (const r of rules) assert.equal(r.health, 'ok', `${r.name}: ${r.lastError}`);
@@ -187,6 +195,10 @@ describe('Prometheus scrapes the daemon and loads the alert rules', { timeout: 6
       [[DENIED, 'daily', target, 'warning', 'pending']],
     );
     const firing = (await query<Alerts>('/api/v1/alerts')).alerts.filter((a) => a.labels['alertname'] !== 'GaCollectorFetchFailing');
-    assert.deepEqual(firing.map((a) => a.labels['alertname']), [], 'no other alert');
+    assert.deepEqual(
+      firing.map((a) => a.labels['alertname']),
+      [],
+      'no other alert',
+    );
   });
 });

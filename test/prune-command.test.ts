@@ -24,7 +24,10 @@ describe('ga-collector prune', () => {
   };
   before(async () => {
     db = await testDb('prune');
-    g = await startFake([{ id: KEEP, timeZone: 'UTC' }, { id: GONE, timeZone: 'UTC' }]);
+    g = await startFake([
+      { id: KEEP, timeZone: 'UTC' },
+      { id: GONE, timeZone: 'UTC' },
+    ]);
     before2 = writeConfig(g.dir, db, g, { properties: [{ id: KEEP }, { id: GONE }], reports });
     const run = await runCli(['run', '--once', '--config', before2]);
     assert.equal(run.code, 0, run.stderr);
@@ -40,7 +43,11 @@ describe('ga-collector prune', () => {
     (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${db.schema}".${table} WHERE ${where}`, params))[0]!.n;
 
   it('refuses what is still configured: exit 2, nothing deleted', async () => {
-    for (const args of [['--property', KEEP], ['--report', 'daily'], ['--property', KEEP, '--report', 'daily']]) {
+    for (const args of [
+      ['--property', KEEP],
+      ['--report', 'daily'],
+      ['--property', KEEP, '--report', 'daily'],
+    ]) {
       const r = await runCli(['prune', '--config', after2, ...args, '--yes']);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^ga-collector: prune: (property|report) .* still .*; prune deletes only what left the configuration/);
@@ -68,7 +75,10 @@ describe('ga-collector prune', () => {
       await holder.query('SELECT pg_advisory_lock($1)', [lockKey(db.schema, 'job', GONE, 'daily')]);
       const r = await runCli(['prune', '--config', after2, '--property', GONE, '--yes']);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`^ga-collector: prune property ${GONE}: property ${GONE} report daily is being worked on by a running ga-collector; reload it`));
+      assert.match(
+        r.stderr,
+        new RegExp(`^ga-collector: prune property ${GONE}: property ${GONE} report daily is being worked on by a running ga-collector; reload it`),
+      );
       assert.equal(await count('fetch_days', 'property_id = $1', [GONE]), 10);
     } finally {
       await holder.end();

@@ -28,7 +28,10 @@ describe('quotaBelowReserve', () => {
   const now = at('2024-05-01T10:20:00Z');
 
   it('is quiet while every window has more than the reserve left', () => {
-    assert.equal(quotaBelowReserve({ tokensPerDay: { consumed: 10, remaining: 150_000 }, tokensPerHour: { consumed: 10, remaining: 30_000 } }, 0.1, now), undefined);
+    assert.equal(
+      quotaBelowReserve({ tokensPerDay: { consumed: 10, remaining: 150_000 }, tokensPerHour: { consumed: 10, remaining: 30_000 } }, 0.1, now),
+      undefined,
+    );
   });
 
   it('defers to the next Pacific midnight when the daily tokens are below the reserve', () => {

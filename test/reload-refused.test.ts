@@ -21,7 +21,11 @@ describe('a refused configuration reload', () => {
   before(async () => {
     db = await testDb('reloadrefused');
     g = await startFake([{ id: P, timeZone: 'UTC' }]);
-    config = writeConfig(g.dir, db, g, { properties: [{ id: P }], reports: { daily: { metrics: ['sessions'], startDate: '3daysAgo' } }, http: { host: '127.0.0.1', port: 0 } });
+    config = writeConfig(g.dir, db, g, {
+      properties: [{ id: P }],
+      reports: { daily: { metrics: ['sessions'], startDate: '3daysAgo' } },
+      http: { host: '127.0.0.1', port: 0 },
+    });
     daemon = await startDaemon(config);
     await waitFor(() => daemon.logs().some((l) => l['event'] === 'job_succeeded'), { timeoutMs: 30_000, what: 'the start-up fetch' });
   });
@@ -33,7 +37,10 @@ describe('a refused configuration reload', () => {
 
   const reloads = async () => {
     const families = parseExposition((await get(`${daemon.url}/metrics`)).body);
-    return { success: valueOf(families, 'ga_collector_config_reloads_total', { outcome: 'success' }), failure: valueOf(families, 'ga_collector_config_reloads_total', { outcome: 'failure' }) };
+    return {
+      success: valueOf(families, 'ga_collector_config_reloads_total', { outcome: 'success' }),
+      failure: valueOf(families, 'ga_collector_config_reloads_total', { outcome: 'failure' }),
+    };
   };
   const hup = async (event: string, count: number) => {
     daemon.child.kill('SIGHUP');

@@ -36,17 +36,28 @@ describe('SIGHUP that removes properties and a report', () => {
     g.fake.setQuota(DEFERRED, { tokensPerHour: 0 });
     for (const id of [RUNNING, KEPT]) g.fake.inject({ endpoint: 'runReport', property: id, kind: 'delay', delayMs: 250 });
     const daemon = new Daemon({ config: loadConfig({ file: v1, env: {} }), logger, now: () => Date.now() + offset, continueBacklog: true, deferJitterMs: 0 });
-    const seen = (event: string, property: string, report = 'daily') => logs.some((l) => l['event'] === event && l['property'] === property && (l['report'] ?? report) === report);
+    const seen = (event: string, property: string, report = 'daily') =>
+      logs.some((l) => l['event'] === event && l['property'] === property && (l['report'] ?? report) === report);
     const requests = (property: string) => g.fake.events.filter((e) => e.property === property && e.kind !== 'token').length;
     try {
       await daemon.start();
-      await waitFor(() => seen('job_deferred', DEFERRED) && seen('job_planned', RUNNING) && seen('job_planned', KEPT), { what: 'one job deferred, two running' });
+      await waitFor(() => seen('job_deferred', DEFERRED) && seen('job_planned', RUNNING) && seen('job_planned', KEPT), {
+        what: 'one job deferred, two running',
+      });
       const deferredAt = Date.now();
       assert.ok(!seen('job_planned', QUEUED) && !seen('job_planned', KEPT, 'extra'), 'two jobs still queued');
 
-      const v2 = writeConfig(g.dir, db, g, { properties: [{ id: KEPT }], reports: { daily: reports.daily }, concurrency: 1, fetch: { pageSize: 5, quotaReserve: 0 } });
+      const v2 = writeConfig(g.dir, db, g, {
+        properties: [{ id: KEPT }],
+        reports: { daily: reports.daily },
+        concurrency: 1,
+        fetch: { pageSize: 5, quotaReserve: 0 },
+      });
       await daemon.reload(loadConfig({ file: v2, env: {} }));
-      const cancelled = logs.filter((l) => l['event'] === 'job_cancelled').map((l) => `${l['property']}/${l['report']} ${l['state']}`).sort();
+      const cancelled = logs
+        .filter((l) => l['event'] === 'job_cancelled')
+        .map((l) => `${l['property']}/${l['report']} ${l['state']}`)
+        .sort();
       assert.deepEqual(cancelled, [`${DEFERRED}/daily deferred`, `${RUNNING}/daily running`, `${KEPT}/extra queued`, `${QUEUED}/daily queued`].sort());
       await waitFor(() => seen('job_aborted', RUNNING), { what: 'the running job of the removed property aborted' });
       const counts = { deferred: requests(DEFERRED), running: requests(RUNNING), queued: requests(QUEUED) };
@@ -56,11 +67,17 @@ describe('SIGHUP that removes properties and a report', () => {
       await waitFor(() => seen('job_succeeded', KEPT), { timeoutMs: 60_000, what: "the kept property's daily stored" });
       // ...and past the moment the deferred job would have come back
       await waitFor(() => Date.now() > deferredAt + 16_000, { timeoutMs: 30_000 });
-      assert.deepEqual({ deferred: requests(DEFERRED), running: requests(RUNNING), queued: requests(QUEUED) }, counts, 'no request for removed properties after the reload');
+      assert.deepEqual(
+        { deferred: requests(DEFERRED), running: requests(RUNNING), queued: requests(QUEUED) },
+        counts,
+        'no request for removed properties after the reload',
+      );
       assert.ok(!seen('job_planned', KEPT, 'extra'), 'the removed report never started');
       const [extra] = await db.query<{ t: string | null }>(`SELECT to_regclass($1)::text AS t`, [`"${db.schema}".extra`]);
       assert.equal(extra!.t, null, 'nothing of the removed report was stored');
-      const [kept] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'daily'`, [KEPT]);
+      const [kept] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'daily'`, [
+        KEPT,
+      ]);
       assert.equal(kept!.n, 60);
       // every stored date of the aborted job is whole
       const partial = await db.query(
@@ -108,7 +125,10 @@ describe('shutdown after a reload', () => {
       assert.equal(exit.code, 0, d.out.stderr);
       const lines = logLines(d.out.stdout);
       assert.equal(lines.find((l) => l['event'] === 'shutdown')?.['graceSeconds'], 1);
-      assert.ok(lines.some((l) => l['event'] === 'shutdown_aborting'), 'aborted after the reloaded one second, not the two minutes it started with');
+      assert.ok(
+        lines.some((l) => l['event'] === 'shutdown_aborting'),
+        'aborted after the reloaded one second, not the two minutes it started with',
+      );
       assert.ok(Date.now() - t0 < 30_000, `exited ${Date.now() - t0} ms after SIGTERM`);
     } finally {
       await g.stop();

@@ -80,7 +80,10 @@ describe('each request method ends at its deadline, after garbage collections to
     try {
       for (let i = 0; i < 100; i++) {
         await assert.rejects(api.client.runReport(api.ctx, {}), /timed out after 1 ms/);
-        await assert.rejects(api.client.runReportPage(api.ctx, {}, (b) => b), /timed out after 1 ms/);
+        await assert.rejects(
+          api.client.runReportPage(api.ctx, {}, (b) => b),
+          /timed out after 1 ms/,
+        );
       }
       // a quiet moment for a late uncaught exception to surface: that none comes is what is asserted
       await new Promise((r) => setTimeout(r, 50));
@@ -109,12 +112,20 @@ describe('run --once with concurrency 2 and stalled requests', () => {
   it('several stalled and hung requests, forced garbage collections: every slot comes back and the data ends exact', async () => {
     const props = ['730001', '730002', '730003'];
     const db = await testDb('deadline');
-    const g = await startFake(props.map((id) => ({ id, timeZone: 'UTC' })), { maxPageSize: 2 });
+    const g = await startFake(
+      props.map((id) => ({ id, timeZone: 'UTC' })),
+      { maxPageSize: 2 },
+    );
     const metrics = ['sessions', 'screenPageViews'];
     const daemon = await makeDaemon(
       db,
       g,
-      { properties: props.map((id) => ({ id })), reports: { daily: { metrics, startDate: '6daysAgo', refreshDays: 2 } }, concurrency: 2, fetch: { timeoutSeconds: 1, maxAttempts: 6 } },
+      {
+        properties: props.map((id) => ({ id })),
+        reports: { daily: { metrics, startDate: '6daysAgo', refreshDays: 2 } },
+        concurrency: 2,
+        fetch: { timeoutSeconds: 1, maxAttempts: 6 },
+      },
       { backoffBaseMs: 20 },
     );
     // more stalled requests than slots, in two rounds: the first requests, and data pages later on
@@ -124,7 +135,10 @@ describe('run --once with concurrency 2 and stalled requests', () => {
     const stop = collectGarbage(50);
     try {
       const results = await daemon.scheduler.runOnce();
-      assert.deepEqual(results.map((r) => r.error ?? 'ok'), props.map(() => 'ok'));
+      assert.deepEqual(
+        results.map((r) => r.error ?? 'ok'),
+        props.map(() => 'ok'),
+      );
       for (const p of props) {
         const rows = await db.query<{ date: string; a: string; b: string }>(
           `SELECT to_char(date,'YYYY-MM-DD') AS date, sessions::text AS a, screen_page_views::text AS b FROM "${db.schema}".daily WHERE property_id = $1 ORDER BY date`,

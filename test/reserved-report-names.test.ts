@@ -20,7 +20,8 @@ const logger = createLogger('silent');
 
 function configWith(reports: Record<string, unknown>, dir: string): string {
   const key = path.join(dir, 'key.json');
-  if (!fs.existsSync(key)) writeJson(key, { type: 'service_account', client_email: 'x@y.iam.gserviceaccount.com', private_key: 'unused', token_uri: 'http://127.0.0.1:9/token' });
+  if (!fs.existsSync(key))
+    writeJson(key, { type: 'service_account', client_email: 'x@y.iam.gserviceaccount.com', private_key: 'unused', token_uri: 'http://127.0.0.1:9/token' });
   return writeJson(path.join(dir, `config-${Object.keys(reports).join('-')}.json`), {
     database: { url: 'postgres://nobody@127.0.0.1:9/none', schema: 'ga4' },
     properties: [{ id: '123', credentials: key }],
@@ -54,31 +55,51 @@ describe('reserved report names', () => {
 
   it('the reserved names are exactly the relations a migrated schema holds', async () => {
     await migrate(db.pool, db.schema, logger);
-    const actual = (await db.query<{ relname: string }>(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1`, [db.schema])).map((r) => r.relname);
+    const actual = (
+      await db.query<{ relname: string }>(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1`, [db.schema])
+    ).map((r) => r.relname);
     assert.deepEqual([...ownRelationNames()].sort(), actual.sort());
     assert.ok(ownRelationNames().has('report_definitions'), 'the table the hand-kept list missed');
     assert.ok(!ownRelationNames().has('fetch_claims'), 'the table the hand-kept list invented');
   });
 
   it("a report's relations are exactly those reportRelationNames() names (table, totals, their indexes)", async () => {
-    await ensureReportTables(db.pool, db.schema, [{ name: 'countries', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 }], logger);
-    const rels = (await db.query<{ relname: string }>(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname LIKE 'countries%'`, [db.schema])).map((r) => r.relname);
+    await ensureReportTables(
+      db.pool,
+      db.schema,
+      [{ name: 'countries', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 }],
+      logger,
+    );
+    const rels = (
+      await db.query<{ relname: string }>(
+        `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname LIKE 'countries%'`,
+        [db.schema],
+      )
+    ).map((r) => r.relname);
     assert.deepEqual(rels.sort(), reportRelationNames('countries').sort());
   });
 
   for (const name of ['report_definitions', 'fetch_days', 'properties', 'schema_migrations', 'fetch_days_pkey']) {
     it(`a report named ${name} is refused, naming the key`, () => {
       const message = refusal({ [name]: def }, dir);
-      assert.match(message, new RegExp(`^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`));
+      assert.match(
+        message,
+        new RegExp(
+          `^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`,
+        ),
+      );
     });
   }
 
-  it('a report named daily_totals next to a report daily is refused (its table would be daily\'s per-date totals)', () => {
+  it("a report named daily_totals next to a report daily is refused (its table would be daily's per-date totals)", () => {
     assert.equal(
       refusal({ daily: def, daily_totals: def }, dir),
       "config: reports.daily_totals: daily_totals is also the name of report daily's per-date totals; choose another report name",
     );
-    assert.match(refusal({ daily_totals: def, daily: withDims }, dir), /^config: reports\.daily: its per-date totals would be daily_totals, which is also the name of report daily_totals's table; choose another report name$/);
+    assert.match(
+      refusal({ daily_totals: def, daily: withDims }, dir),
+      /^config: reports\.daily: its per-date totals would be daily_totals, which is also the name of report daily_totals's table; choose another report name$/,
+    );
   });
 
   it("a report named after another report's index is refused", () => {
@@ -105,7 +126,22 @@ describe('reserved report names', () => {
       ALTER TABLE job_counts RENAME TO job_totals;`);
     assert.deepEqual(
       [...names].sort(),
-      ['job_counts', 'job_totals', 'job_view', 'jobs', 'jobs_by_key', 'jobs_id_seq', 'jobs_key_key', 'jobs_key_n_key', 'jobs_n_check', 'jobs_n_idx', 'jobs_pkey', 'jobs_seq_seq', 'n_positive', 'ticket_seq'].sort(),
+      [
+        'job_counts',
+        'job_totals',
+        'job_view',
+        'jobs',
+        'jobs_by_key',
+        'jobs_id_seq',
+        'jobs_key_key',
+        'jobs_key_n_key',
+        'jobs_n_check',
+        'jobs_n_idx',
+        'jobs_pkey',
+        'jobs_seq_seq',
+        'n_positive',
+        'ticket_seq',
+      ].sort(),
     );
   });
 

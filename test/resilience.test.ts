@@ -36,7 +36,10 @@ describe('retryable failures', () => {
   let daemon: Daemon | undefined;
   before(async () => {
     db = await testDb('retry');
-    g = await startFake([{ id: P, timeZone: 'UTC' }, { id: Q, timeZone: 'UTC' }]);
+    g = await startFake([
+      { id: P, timeZone: 'UTC' },
+      { id: Q, timeZone: 'UTC' },
+    ]);
   });
   after(async () => {
     await daemon?.stop(0);
@@ -52,7 +55,7 @@ describe('retryable failures', () => {
     ['504 DEADLINE_EXCEEDED', { kind: 'status', status: 504 }],
     ['a connection reset', { kind: 'reset' }],
     ['a truncated 200 body', { kind: 'truncate' }],
-    ['a 200 body that is not JSON (a proxy\'s text)', { kind: 'garbage' }],
+    ["a 200 body that is not JSON (a proxy's text)", { kind: 'garbage' }],
     ['a 200 HTML page (text/html) from a proxy', { kind: 'html' }],
     ['a request that hangs past the timeout', { kind: 'hang' }],
     ['headers and half a body, then a stall past the timeout', { kind: 'stall' }],
@@ -104,16 +107,31 @@ describe('a page that fails after its status line', () => {
     try {
       g.fake.inject({ endpoint: 'runReport', kind: 'truncate', times: 1, match: dataPage });
       g.fake.inject({ endpoint: 'runReport', kind: 'html', times: 1, match: dataPage });
-      g.fake.inject({ endpoint: 'runReport', kind: 'rewrite', times: 1, match: (r) => r.offset > 0, rewrite: (body) => ({ ...body, rowCount: Number(body['rowCount']) + 1 }) });
+      g.fake.inject({
+        endpoint: 'runReport',
+        kind: 'rewrite',
+        times: 1,
+        match: (r) => r.offset > 0,
+        rewrite: (body) => ({ ...body, rowCount: Number(body['rowCount']) + 1 }),
+      });
       const config = writeConfig(g.dir, db, g, { properties: [{ id: P }], reports: { daily } });
       const r = await runCli(['run', '--once', '--config', config]);
       assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
       assert.equal(await assertExact(db, P), 6);
       const events = logLines(r.stdout);
       const retries = events.filter((e) => e['event'] === 'api_retry').map((e) => String(e['err']));
-      assert.ok(retries.some((m) => /response body is not JSON/.test(m)), 'the half body was retried');
-      assert.ok(retries.some((m) => /answered 200 with text\/html instead of JSON/.test(m)), 'the HTML page was retried');
-      assert.ok(events.some((e) => e['event'] === 'listing_restart' && /rowCount changed between pages/.test(String(e['err']))), 'the changed listing was read again');
+      assert.ok(
+        retries.some((m) => /response body is not JSON/.test(m)),
+        'the half body was retried',
+      );
+      assert.ok(
+        retries.some((m) => /answered 200 with text\/html instead of JSON/.test(m)),
+        'the HTML page was retried',
+      );
+      assert.ok(
+        events.some((e) => e['event'] === 'listing_restart' && /rowCount changed between pages/.test(String(e['err']))),
+        'the changed listing was read again',
+      );
       const starts = g.fake.events.filter((e) => e.kind === 'runReport' && e.limit !== 1 && e.offset === 0 && e.status === 200 && !e.fault);
       assert.equal(starts.length, 2, 'the listing was read from its first page twice');
     } finally {
@@ -126,8 +144,16 @@ describe('a page that fails after its status line', () => {
 describe('quota and server errors', () => {
   it('stops hammering a property that keeps answering 5xx; others carry on', async () => {
     const db = await testDb('budget');
-    const g = await startFake([{ id: P, timeZone: 'UTC' }, { id: Q, timeZone: 'UTC' }]);
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }, { id: Q }], reports: { daily, other: daily }, fetch: { maxAttempts: 10, maxServerErrorsPerHour: 4 } }, { backoffBaseMs: 5 });
+    const g = await startFake([
+      { id: P, timeZone: 'UTC' },
+      { id: Q, timeZone: 'UTC' },
+    ]);
+    const daemon = await makeDaemon(
+      db,
+      g,
+      { properties: [{ id: P }, { id: Q }], reports: { daily, other: daily }, fetch: { maxAttempts: 10, maxServerErrorsPerHour: 4 } },
+      { backoffBaseMs: 5 },
+    );
     try {
       g.fake.inject({ endpoint: 'runReport', property: P, kind: 'status', status: 500 });
       const results = await daemon.scheduler.runOnce();
@@ -151,7 +177,10 @@ describe('quota and server errors', () => {
 
   it('defers the backlog when quota falls below the reserve, and exports the remaining tokens', async () => {
     const db = await testDb('quota');
-    const g = await startFake([{ id: P, timeZone: 'UTC' }, { id: Q, timeZone: 'UTC' }]);
+    const g = await startFake([
+      { id: P, timeZone: 'UTC' },
+      { id: Q, timeZone: 'UTC' },
+    ]);
     const daemon = await makeDaemon(db, g, {
       properties: [{ id: P }, { id: Q }],
       reports: { daily: { ...daily, startDate: '60daysAgo' } },
@@ -202,12 +231,20 @@ describe('permanent errors', () => {
   it('an unknown metric fails that report at once, before any request, with how to fix it; the other report carries on', async () => {
     const db = await testDb('invalid');
     const g = await startFake([{ id: P, timeZone: 'UTC' }]);
-    const daemon = await makeDaemon(db, g, { properties: [{ id: P }], reports: { daily, broken: { metrics: ['sesions'], startDate: '3daysAgo' } } }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(
+      db,
+      g,
+      { properties: [{ id: P }], reports: { daily, broken: { metrics: ['sesions'], startDate: '3daysAgo' } } },
+      { backoffBaseMs: 5 },
+    );
     try {
       const results = await daemon.scheduler.runOnce();
       const broken = results.find((r) => !r.ok)!;
       assert.equal(broken.permanent, true);
-      assert.match(broken.error!, new RegExp(`report broken: unknown to property ${P}: metric sesions; fix reports\\.broken in the config \\(did you mean sesions -> sessions\\?\\)`));
+      assert.match(
+        broken.error!,
+        new RegExp(`report broken: unknown to property ${P}: metric sesions; fix reports\\.broken in the config \\(did you mean sesions -> sessions\\?\\)`),
+      );
       assert.equal(results.filter((r) => r.ok).length, 1);
       await assertExact(db, P);
       // checked against the property's metadata: Google never had to refuse a request
@@ -250,7 +287,10 @@ describe('token failures', () => {
       const [ok] = await daemon.scheduler.runOnce();
       assert.equal(ok!.ok, true, 'the current token still works');
       // past expiry, renewals failing meanwhile
-      await waitFor(() => !tokens.status().valid && tokens.status().failingSince !== null, { timeoutMs: 20_000, what: 'the token expired while renewals fail' });
+      await waitFor(() => !tokens.status().valid && tokens.status().failingSince !== null, {
+        timeoutMs: 20_000,
+        what: 'the token expired while renewals fail',
+      });
       const started = Date.now();
       const res = await daemon.runner.run({ propertyId: P, report: 'daily', tokens, lastFire: new Date() }, new AbortController().signal);
       assert.equal(res.ok, false);
@@ -317,8 +357,14 @@ describe('bad responses are never data', () => {
     rowCount: 1,
   };
   const bad: Array<[string, unknown]> = [
-    ['a date outside the requested range', { ...ok, rows: [{ dimensionValues: [{ value: '20231231' }, { value: 'France' }], metricValues: [{ value: '5' }] }] }],
-    ['an integer metric value that would break the row text', { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }, { value: 'France' }], metricValues: [{ value: '5\t5' }] }] }],
+    [
+      'a date outside the requested range',
+      { ...ok, rows: [{ dimensionValues: [{ value: '20231231' }, { value: 'France' }], metricValues: [{ value: '5' }] }] },
+    ],
+    [
+      'an integer metric value that would break the row text',
+      { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }, { value: 'France' }], metricValues: [{ value: '5\t5' }] }] },
+    ],
     ['a row of the wrong width', { ...ok, rows: [{ dimensionValues: [{ value: '20240102' }], metricValues: [{ value: '5' }] }] }],
     ['headers that do not match the request', { ...ok, dimensionHeaders: [{ name: 'date' }, { name: 'city' }] }],
     ['a malformed date value', { ...ok, rows: [{ dimensionValues: [{ value: '2024-01-02' }, { value: 'France' }], metricValues: [{ value: '5' }] }] }],
@@ -334,13 +380,26 @@ describe('chaos', () => {
   it('with ~30% of API calls failing in mixed ways and the token endpoint failing half the time, the data ends exact and the counters match the faults', async () => {
     const db = await testDb('chaos');
     const props = ['800001', '800002', '800003'];
-    const g = await startFake(props.map((id) => ({ id, timeZone: 'UTC' })), { tokenLifetimeSeconds: 3, maxPageSize: 3, faultSeed: 42 });
+    const g = await startFake(
+      props.map((id) => ({ id, timeZone: 'UTC' })),
+      { tokenLifetimeSeconds: 3, maxPageSize: 3, faultSeed: 42 },
+    );
     // every kind of bad 200 body surely, on a JSON request (each property's first, the time zone
     // probe) and on a data page read as bytes (its second); then the random mix
     const [a, b, c] = props as [string, string, string];
     const dataPage = (r: { limit: number }) => r.limit !== 1;
-    for (const [property, kind] of [[a, 'truncate'], [b, 'garbage'], [c, 'html']] as const) g.fake.inject({ endpoint: 'runReport', property, kind, times: 1 });
-    for (const [property, kind] of [[a, 'html'], [b, 'truncate'], [c, 'garbage']] as const) g.fake.inject({ endpoint: 'runReport', property, kind, times: 1, match: dataPage });
+    for (const [property, kind] of [
+      [a, 'truncate'],
+      [b, 'garbage'],
+      [c, 'html'],
+    ] as const)
+      g.fake.inject({ endpoint: 'runReport', property, kind, times: 1 });
+    for (const [property, kind] of [
+      [a, 'html'],
+      [b, 'truncate'],
+      [c, 'garbage'],
+    ] as const)
+      g.fake.inject({ endpoint: 'runReport', property, kind, times: 1, match: dataPage });
     for (const [kind, status, rate] of [
       ['status', 429, 0.06],
       ['status', 500, 0.06],
@@ -350,18 +409,30 @@ describe('chaos', () => {
       ['garbage', undefined, 0.04],
       ['html', undefined, 0.04],
     ] as const) {
-      g.fake.inject({ endpoint: 'runReport', kind, rate, ...(status ? { status, message: status === 429 ? 'Too many requests, slow down.' : undefined } : {}) } as never);
+      g.fake.inject({
+        endpoint: 'runReport',
+        kind,
+        rate,
+        ...(status ? { status, message: status === 429 ? 'Too many requests, slow down.' : undefined } : {}),
+      } as never);
     }
     g.fake.inject({ endpoint: 'token', kind: 'status', status: 503, rate: 0.5 });
     const daemon = await makeDaemon(
       db,
       g,
-      { properties: props.map((id) => ({ id })), reports: { daily: { ...daily, startDate: '15daysAgo' } }, fetch: { maxAttempts: 30, maxServerErrorsPerHour: 10_000 } },
+      {
+        properties: props.map((id) => ({ id })),
+        reports: { daily: { ...daily, startDate: '15daysAgo' } },
+        fetch: { maxAttempts: 30, maxServerErrorsPerHour: 10_000 },
+      },
       { backoffBaseMs: 2 },
     );
     try {
       const results = await daemon.scheduler.runOnce();
-      assert.deepEqual(results.map((r) => r.error ?? 'ok'), props.map(() => 'ok'));
+      assert.deepEqual(
+        results.map((r) => r.error ?? 'ok'),
+        props.map(() => 'ok'),
+      );
       for (const p of props) assert.equal(await assertExact(db, p), 15);
       const ev = g.fake.events;
       const injected = ev.filter((e) => e.kind === 'runReport' && e.fault).length;
@@ -373,14 +444,31 @@ describe('chaos', () => {
         assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code }), faked, `code ${code}`);
       }
       for (const kind of ['truncate', 'garbage', 'html']) {
-        assert.ok(ev.some((e) => e.fault === kind && e.limit !== 1), `${kind} bodies were served for data pages`);
-        assert.ok(ev.some((e) => e.fault === kind && e.limit === 1), `${kind} bodies were served for JSON requests`);
+        assert.ok(
+          ev.some((e) => e.fault === kind && e.limit !== 1),
+          `${kind} bodies were served for data pages`,
+        );
+        assert.ok(
+          ev.some((e) => e.fault === kind && e.limit === 1),
+          `${kind} bodies were served for JSON requests`,
+        );
       }
-      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: 'error' }), ev.filter((e) => e.kind === 'runReport' && e.fault === 'reset').length, 'resets');
-      assert.equal(metricSum(text, 'ga_collector_api_requests_total', { code: '200' }), ev.filter((e) => e.kind !== 'token' && e.status === 200).length, '200s (reports and metadata), truncated, non-JSON and HTML ones included');
+      assert.equal(
+        metricSum(text, 'ga_collector_api_requests_total', { code: 'error' }),
+        ev.filter((e) => e.kind === 'runReport' && e.fault === 'reset').length,
+        'resets',
+      );
+      assert.equal(
+        metricSum(text, 'ga_collector_api_requests_total', { code: '200' }),
+        ev.filter((e) => e.kind !== 'token' && e.status === 200).length,
+        '200s (reports and metadata), truncated, non-JSON and HTML ones included',
+      );
       const tokenFaults = ev.filter((e) => e.kind === 'token' && e.fault).length;
       assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'failure' }), tokenFaults);
-      assert.equal(metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'success' }), ev.filter((e) => e.kind === 'token' && e.status === 200).length);
+      assert.equal(
+        metricSum(text, 'ga_collector_token_refreshes_total', { outcome: 'success' }),
+        ev.filter((e) => e.kind === 'token' && e.status === 200).length,
+      );
     } finally {
       await daemon.stop(0);
       await g.stop();

@@ -37,7 +37,10 @@ export interface ScriptedApi {
   stop(): Promise<void>;
 }
 
-export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise<Answer>, opts: { maxAttempts?: number; timeoutMs?: number; propertyId?: string; concurrency?: number } = {}): Promise<ScriptedApi> {
+export async function scriptedApi(
+  answer: (req: PageRequest) => Answer | Promise<Answer>,
+  opts: { maxAttempts?: number; timeoutMs?: number; propertyId?: string; concurrency?: number } = {},
+): Promise<ScriptedApi> {
   const requests: PageRequest[] = [];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
@@ -87,7 +90,12 @@ export async function scriptedApi(answer: (req: PageRequest) => Answer | Promise
     backoffCapMs: 5,
   });
   const tokens = { account: 'test@example.iam.gserviceaccount.com', getToken: async () => 'token', invalidate: async () => undefined };
-  const ctx: CallContext = { propertyId: opts.propertyId ?? '1', tokens: tokens as never, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'), report: 'r' };
+  const ctx: CallContext = {
+    propertyId: opts.propertyId ?? '1',
+    tokens: tokens as never,
+    logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent'),
+    report: 'r',
+  };
   return {
     client,
     limiter,

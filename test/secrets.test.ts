@@ -42,9 +42,15 @@ describe('no secret in logs, metrics, status or errors', { timeout: 60_000 }, ()
     u.password = password;
     dbUrl = u.toString();
 
-    g = await startFake([{ id: LA, timeZone: 'America/Los_Angeles' }, { id: DENIED, timeZone: 'Europe/Berlin', grant: false }], {
-      tokenLifetimeSeconds: TOKEN_LIFETIME_S,
-    });
+    g = await startFake(
+      [
+        { id: LA, timeZone: 'America/Los_Angeles' },
+        { id: DENIED, timeZone: 'Europe/Berlin', grant: false },
+      ],
+      {
+        tokenLifetimeSeconds: TOKEN_LIFETIME_S,
+      },
+    );
     privateKey = (JSON.parse(fs.readFileSync(g.keyFile, 'utf8')) as { private_key: string }).private_key;
     config = writeConfig(g.dir, { ...db, url: dbUrl }, g, {
       properties: [{ id: LA }, { id: DENIED }],
@@ -149,8 +155,7 @@ describe('no secret in logs, metrics, status or errors', { timeout: 60_000 }, ()
       if (source === 'check: stdout') continue; // check prints a table, not logs
       for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `${source}: not JSON: ${l}`);
     }
-    const logs = outputs['run: stdout']!
-      .split('\n')
+    const logs = outputs['run: stdout']!.split('\n')
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const l of logs) {

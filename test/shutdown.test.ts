@@ -30,7 +30,13 @@ describe('signals', () => {
   let g: FakeSetup;
   before(async () => {
     db = await testDb('signals');
-    g = await startFake([{ id: P, timeZone: 'UTC' }, { id: Q, timeZone: 'UTC' }], { maxPageSize: 40 });
+    g = await startFake(
+      [
+        { id: P, timeZone: 'UTC' },
+        { id: Q, timeZone: 'UTC' },
+      ],
+      { maxPageSize: 40 },
+    );
   });
   after(async () => {
     await g.stop();
@@ -49,8 +55,14 @@ describe('signals', () => {
     assert.equal(exit.code, 0, d.out.stderr);
     const lines = logLines(d.out.stdout);
     assert.ok(lines.some((l) => l['event'] === 'shutdown' && l['signal'] === 'SIGTERM'));
-    assert.ok(lines.some((l) => l['event'] === 'job_succeeded'), 'the in-flight job was allowed to finish');
-    assert.ok(lines.some((l) => l['event'] === 'stopped'), 'logged its stop before exiting');
+    assert.ok(
+      lines.some((l) => l['event'] === 'job_succeeded'),
+      'the in-flight job was allowed to finish',
+    );
+    assert.ok(
+      lines.some((l) => l['event'] === 'stopped'),
+      'logged its stop before exiting',
+    );
     for (const r of await wholeDays(db)) assert.equal(r.n, r.row_count, r.date);
   });
 
@@ -95,13 +107,19 @@ describe('signals', () => {
     try {
       await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'job_succeeded' && l['property'] === P), { what: 'first property fetched' });
       const cfg = JSON.parse(fs.readFileSync(config, 'utf8'));
-      fs.writeFileSync(config, JSON.stringify({ ...cfg, properties: [{ id: P }, { id: Q }], reports: { ...small, weekly: { metrics: ['totalUsers'], startDate: '2daysAgo' } } }));
+      fs.writeFileSync(
+        config,
+        JSON.stringify({ ...cfg, properties: [{ id: P }, { id: Q }], reports: { ...small, weekly: { metrics: ['totalUsers'], startDate: '2daysAgo' } } }),
+      );
       d.child.kill('SIGHUP');
       await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'reloaded'), { what: 'reloaded' });
-      await waitFor(async () => {
-        const rows = await db.query(`SELECT 1 FROM "${db.schema}".weekly WHERE property_id = $1`, [Q]).catch(() => []);
-        return rows.length === 2;
-      }, { what: 'the new property and report fetched' });
+      await waitFor(
+        async () => {
+          const rows = await db.query(`SELECT 1 FROM "${db.schema}".weekly WHERE property_id = $1`, [Q]).catch(() => []);
+          return rows.length === 2;
+        },
+        { what: 'the new property and report fetched' },
+      );
       fs.writeFileSync(config, JSON.stringify({ ...cfg, bogus: true }));
       d.child.kill('SIGHUP');
       await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'reload_failed' && /bogus/.test(String(l['err']))), { what: 'reload refused' });

@@ -60,7 +60,10 @@ describe('signals during start-up', () => {
     const config = writeConfig(g.dir, { ...db, url }, g, { properties: [{ id: P }], reports, http: { port: 0 } });
     const d = startCli(['run', '--config', config]);
     try {
-      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'database_unavailable') || d.child.exitCode !== null, { timeoutMs: 30_000, what: 'waiting for the database' });
+      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'database_unavailable') || d.child.exitCode !== null, {
+        timeoutMs: 30_000,
+        what: 'waiting for the database',
+      });
       assert.equal(d.child.exitCode, null, d.out.stderr);
       const sentAt = Date.now();
       d.child.kill('SIGTERM');
@@ -82,10 +85,18 @@ describe('signals during start-up', () => {
   it('SIGTERM during a first token exchange that hangs: exit 0 long before the exchange deadline', async () => {
     const silent = await silentServer();
     // the exchange's deadline is 30 s: a stop that waited for it would take that long
-    const config = writeConfig(g.dir, db, g, { properties: [{ id: P }], reports, http: { port: 0 }, google: { credentials: g.keyFile, tokenUrl: silent.url, apiRootUrl: g.fake.apiRootUrl } });
+    const config = writeConfig(g.dir, db, g, {
+      properties: [{ id: P }],
+      reports,
+      http: { port: 0 },
+      google: { credentials: g.keyFile, tokenUrl: silent.url, apiRootUrl: g.fake.apiRootUrl },
+    });
     const d = startCli(['run', '--config', config]);
     try {
-      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'http_listening') || d.child.exitCode !== null, { timeoutMs: 30_000, what: 'HTTP up, token exchange under way' });
+      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'http_listening') || d.child.exitCode !== null, {
+        timeoutMs: 30_000,
+        what: 'HTTP up, token exchange under way',
+      });
       assert.equal(d.child.exitCode, null, d.out.stderr);
       const sentAt = Date.now();
       d.child.kill('SIGTERM');
@@ -106,7 +117,10 @@ describe('signals during start-up', () => {
     const config = writeConfig(g.dir, { ...db, url }, g, { properties: [{ id: P }], reports, http: { port: 0 } });
     const d = startCli(['run', '--config', config]);
     try {
-      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'database_unavailable') || d.child.exitCode !== null, { timeoutMs: 30_000, what: 'waiting for the database' });
+      await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'database_unavailable') || d.child.exitCode !== null, {
+        timeoutMs: 30_000,
+        what: 'waiting for the database',
+      });
       d.child.kill('SIGHUP');
       await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'reload_deferred') || d.child.exitCode !== null, { what: 'the reload put off' });
       assert.equal(d.child.exitCode, null, `SIGHUP ended the process: ${d.out.stderr}`);

@@ -19,7 +19,10 @@ describe('ga-collector status', () => {
   const yesterday = addDays(localDate(Date.now(), 'UTC'), -1);
   before(async () => {
     db = await testDb('statuscmd');
-    g = await startFake([{ id: A, timeZone: 'UTC' }, { id: DENIED, timeZone: 'UTC', grant: false }]);
+    g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: DENIED, timeZone: 'UTC', grant: false },
+    ]);
     config = writeConfig(g.dir, db, g, {
       properties: [{ id: A }, { id: DENIED }],
       reports: { daily: { metrics: ['sessions'], startDate: '9daysAgo', refreshDays: 2 } },
@@ -50,7 +53,10 @@ describe('ga-collector status', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stdout, new RegExp(`^${A} +daily +UTC +${yesterday} +0 +\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`, 'm'));
     assert.match(r.stdout, new RegExp(`still revising: ${addDays(yesterday, -1)} to ${yesterday}`));
-    assert.match(r.stdout, new RegExp(`failing \\(at [^)]+, will not heal by itself\\): .*${SA_EMAIL.replace(/\./g, '\\.')} has no access to GA4 property ${DENIED}`));
+    assert.match(
+      r.stdout,
+      new RegExp(`failing \\(at [^)]+, will not heal by itself\\): .*${SA_EMAIL.replace(/\./g, '\\.')} has no access to GA4 property ${DENIED}`),
+    );
     assert.match(r.stdout, /1 report with gaps|2 reports: \d with gaps, 1 failing/);
 
     const json = await status(['--json']);
@@ -74,10 +80,9 @@ describe('ga-collector status', () => {
     await db.query(`DELETE FROM ${s}.fetch_days WHERE property_id = $1 AND date = ANY($2::date[])`, [A, gap]);
     await db.query(`UPDATE ${s}.fetch_days SET subject_to_thresholding = true WHERE property_id = $1 AND date = $2`, [A, addDays(yesterday, -7)]);
     await db.query(`UPDATE ${s}.fetch_days SET data_loss_from_other_row = true WHERE property_id = $1 AND date = $2`, [A, addDays(yesterday, -8)]);
-    await db.query(
-      `INSERT INTO ${s}.fetch_days (property_id, report, date, fetched_at, row_count, settled) VALUES ('999', 'daily', $1, now(), 1, true)`,
-      [addDays(yesterday, -20)],
-    );
+    await db.query(`INSERT INTO ${s}.fetch_days (property_id, report, date, fetched_at, row_count, settled) VALUES ('999', 'daily', $1, now(), 1, true)`, [
+      addDays(yesterday, -20),
+    ]);
     const r = await status();
     assert.equal(r.code, 1);
     assert.match(r.stdout, new RegExp(`gaps: 3 dates: ${gap[0]} to ${gap[1]}, ${gap[2]}`));
@@ -86,14 +91,23 @@ describe('ga-collector status', () => {
     assert.match(r.stdout, /stored, but no longer configured .*prune.*\n +property 999 report daily: 1 date through/);
     const doc = JSON.parse((await status(['--json'])).stdout) as StatusOutput;
     const a = doc.reports.find((x) => x.property === A)!;
-    assert.deepEqual(a.gaps, { days: 3, runs: [{ from: gap[0], to: gap[1] }, { from: gap[2], to: gap[2] }] });
+    assert.deepEqual(a.gaps, {
+      days: 3,
+      runs: [
+        { from: gap[0], to: gap[1] },
+        { from: gap[2], to: gap[2] },
+      ],
+    });
     assert.deepEqual(a.flagged.thresholding.runs, [{ from: addDays(yesterday, -7), to: addDays(yesterday, -7) }]);
     assert.deepEqual(doc.unconfigured, [{ property: '999', report: 'daily', storedDays: 1, lastDate: addDays(yesterday, -20) }]);
   });
 
   it('exits 0 once the gaps are filled and the failing property is gone; a later success clears a failure', async () => {
     // the failing property leaves the configuration, a run fills the gaps
-    g = await startFake([{ id: A, timeZone: 'UTC' }, { id: DENIED, timeZone: 'UTC', grant: false }]);
+    g = await startFake([
+      { id: A, timeZone: 'UTC' },
+      { id: DENIED, timeZone: 'UTC', grant: false },
+    ]);
     const reports = { daily: { metrics: ['sessions'], startDate: '9daysAgo', refreshDays: 2 } };
     const only = writeConfig(g.dir, db, g, { properties: [{ id: A }], reports });
     config = writeConfig(g.dir, db, g, { properties: [{ id: A }, { id: DENIED }], reports });

@@ -29,7 +29,8 @@ const logger = createLogger('silent');
 function config(db: TestDb, properties: number, reports: number, extra: Record<string, unknown> = {}): Config {
   const dir = tmpDir('statusdoc');
   const defs: Record<string, unknown> = { daily: { metrics: ['sessions', 'totalUsers'], startDate: `${DAYS}daysAgo` } };
-  for (let r = 1; r < reports; r++) defs[`r${String(r).padStart(2, '0')}`] = { dimensions: ['deviceCategory'], metrics: ['sessions'], startDate: `${DAYS}daysAgo` };
+  for (let r = 1; r < reports; r++)
+    defs[`r${String(r).padStart(2, '0')}`] = { dimensions: ['deviceCategory'], metrics: ['sessions'], startDate: `${DAYS}daysAgo` };
   const file = writeJson(path.join(dir, 'config.json'), {
     database: { url: db.url, schema: db.schema },
     properties: Array.from({ length: properties }, (_, i) => ({ id: id(i) })),
@@ -94,7 +95,9 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     );
     await db.query(`ANALYZE ${s}.fetch_days`);
     // three properties miss days of their second report; one property's last run failed
-    await db.query(`DELETE FROM ${s}.fetch_days WHERE property_id = ANY($1) AND report = 'r01' AND date > (now() AT TIME ZONE 'UTC')::date - 5`, [gapProperties]);
+    await db.query(`DELETE FROM ${s}.fetch_days WHERE property_id = ANY($1) AND report = 'r01' AND date > (now() AT TIME ZONE 'UTC')::date - 5`, [
+      gapProperties,
+    ]);
     board.job(failingProperty, 'r07').lastSuccessAt = Date.now() - 86_400_000;
     board.recordFailure(failingProperty, 'r07', 'runReport for property 101990: 403 no access', Date.now());
     server = await serve(cfg, db.pool, board);
@@ -112,10 +115,22 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     assert.equal(doc.reports.length, PROPERTIES * REPORTS);
     for (const key of ['generatedAt', 'version', 'database', 'tokens', 'reports', 'recentFailures', 'series']) assert.ok(key in doc, key);
     const r = doc.reports.find((x) => x.property === id(7) && x.report === 'r03')!;
-    assert.deepEqual(
-      Object.keys(r).slice(0, 14),
-      ['property', 'report', 'timeZone', 'running', 'lastSuccess', 'lastRun', 'dataThrough', 'firstDate', 'storedDays', 'gaps', 'datesPending', 'nextRun', 'lastError', 'lastErrorAt'],
-    );
+    assert.deepEqual(Object.keys(r).slice(0, 14), [
+      'property',
+      'report',
+      'timeZone',
+      'running',
+      'lastSuccess',
+      'lastRun',
+      'dataThrough',
+      'firstDate',
+      'storedDays',
+      'gaps',
+      'datesPending',
+      'nextRun',
+      'lastError',
+      'lastErrorAt',
+    ]);
     assert.equal(r.storedDays, DAYS);
     assert.equal(r.gaps, 0);
     assert.equal(doc.reports[0]!.property, id(0), 'everything comes in configuration order');
@@ -161,7 +176,9 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
   });
 
   it('reads the ledger once for concurrent requests', async () => {
-    const [docs, ms] = await timed('5 concurrent GET /', () => Promise.all(Array.from({ length: 5 }, () => fetch(`${server.http.url}/`).then((r) => r.status))));
+    const [docs, ms] = await timed('5 concurrent GET /', () =>
+      Promise.all(Array.from({ length: 5 }, () => fetch(`${server.http.url}/`).then((r) => r.status))),
+    );
     assert.deepEqual(docs, [200, 200, 200, 200, 200]);
     assert.ok(ms < 10_000, `${ms} ms`);
   });
@@ -177,14 +194,20 @@ describe("the status page's chart", () => {
 
   it("shows GA's per-date total, not the sum of the report's rows", async () => {
     const cfg = config(db, 1, 1, {});
-    const devices = { ...cfg, reports: { devices: { name: 'devices', dimensions: ['deviceCategory'], metrics: ['totalUsers', 'bounceRate'], startDate: '5daysAgo', refreshDays: 3 } } };
+    const devices = {
+      ...cfg,
+      reports: { devices: { name: 'devices', dimensions: ['deviceCategory'], metrics: ['totalUsers', 'bounceRate'], startDate: '5daysAgo', refreshDays: 3 } },
+    };
     devices.properties = [{ ...cfg.properties[0]!, reports: ['devices'] }];
     await migrate(db.pool, db.schema, logger);
     await ensureReportTables(db.pool, db.schema, Object.values(devices.reports), logger);
     const s = `"${db.schema}"`;
     const day = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
     // two device rows of 10 users each; GA's total is 15 users (a user on two devices is one)
-    await db.query(`INSERT INTO ${s}.devices (property_id, date, device_category, total_users, bounce_rate) VALUES ($1, $2, 'desktop', 10, 0.5), ($1, $2, 'mobile', 10, 0.3)`, [id(0), day]);
+    await db.query(
+      `INSERT INTO ${s}.devices (property_id, date, device_category, total_users, bounce_rate) VALUES ($1, $2, 'desktop', 10, 0.5), ($1, $2, 'mobile', 10, 0.3)`,
+      [id(0), day],
+    );
     await db.query(`INSERT INTO ${s}.devices_totals (property_id, date, total_users, bounce_rate) VALUES ($1, $2, 15, 0.4)`, [id(0), day]);
     const view = new StatusView({ pool: db.pool, board: new JobBoard(), config: () => devices, tokens: () => [], now: Date.now, logger });
     const doc = await view.document();

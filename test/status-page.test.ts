@@ -24,7 +24,10 @@ describe('status page', () => {
   before(async () => {
     db = await testDb('statuspage');
     demo = startCli(['demo'], { env: { DATABASE_URL: db.url, GA_COLLECTOR_DB_SCHEMA: db.schema, GA_COLLECTOR_HTTP_PORT: '0' } });
-    url = await waitFor(() => /status page:\s+(http:\/\/\S+)/.exec(demo.out.stdout)?.[1], { timeoutMs: 30_000, what: `the demo's status page address\n${demo.out.stdout}${demo.out.stderr}` });
+    url = await waitFor(() => /status page:\s+(http:\/\/\S+)/.exec(demo.out.stdout)?.[1], {
+      timeoutMs: 30_000,
+      what: `the demo's status page address\n${demo.out.stdout}${demo.out.stderr}`,
+    });
     await waitFor(() => /data is in after/.test(demo.out.stdout), { timeoutMs: 60_000, what: `the demo's data\n${demo.out.stdout}${demo.out.stderr}` });
   });
   after(async () => {
@@ -40,7 +43,10 @@ describe('status page', () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
     const html = await res.text();
-    for (const [id, tz] of [['100001', 'America/Los_Angeles'], ['100002', 'Pacific/Auckland']]) {
+    for (const [id, tz] of [
+      ['100001', 'America/Los_Angeles'],
+      ['100002', 'Pacific/Auckland'],
+    ]) {
       assert.match(html, new RegExp(`Property ${id} <span class="muted">· ${tz.replace('/', '\\/')}`));
     }
     assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 2);
@@ -51,7 +57,16 @@ describe('status page', () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -94,9 +109,35 @@ describe('status page rendering', () => {
     generatedAt: '2026-03-10T12:00:00.000Z',
     version: '0.0.0',
     database: { reachable: true },
-    tokens: [{ account: 'a@p.iam.gserviceaccount.com', keyId: 'k1', valid: false, expiresAt: null, failingSince: '2026-03-10T11:00:00.000Z', lastError: 'token exchange refused' }],
+    tokens: [
+      {
+        account: 'a@p.iam.gserviceaccount.com',
+        keyId: 'k1',
+        valid: false,
+        expiresAt: null,
+        failingSince: '2026-03-10T11:00:00.000Z',
+        lastError: 'token exchange refused',
+      },
+    ],
     reports: [
-      { property: '1', report: 'daily', timeZone: 'UTC', running: false, lastSuccess: '2026-03-09T12:00:00.000Z', lastRun: null, dataThrough: '2026-03-08', firstDate: '2026-02-01', storedDays: 30, gaps: 6, datesPending: 0, nextRun: '2026-03-11T04:00:00.000Z', lastError: '<b>403</b> no access', lastErrorAt: '2026-03-10T11:30:00.000Z', stale: false, attention: 'failing' },
+      {
+        property: '1',
+        report: 'daily',
+        timeZone: 'UTC',
+        running: false,
+        lastSuccess: '2026-03-09T12:00:00.000Z',
+        lastRun: null,
+        dataThrough: '2026-03-08',
+        firstDate: '2026-02-01',
+        storedDays: 30,
+        gaps: 6,
+        datesPending: 0,
+        nextRun: '2026-03-11T04:00:00.000Z',
+        lastError: '<b>403</b> no access',
+        lastErrorAt: '2026-03-10T11:30:00.000Z',
+        stale: false,
+        attention: 'failing',
+      },
     ],
     recentFailures: [{ at: '2026-03-10T11:30:00.000Z', property: '1', report: 'daily', error: '<script>alert(1)</script>' }],
     series: [{ property: '1', report: 'daily', metric: 'sessions', points: [] }],
@@ -134,7 +175,13 @@ describe('status page rendering', () => {
     assert.match(html, /data-property="2"[\s\S]*<span class="pill bad" title="[^"]*">stale<\/span>/);
     assert.match(html, /data-property="3"[\s\S]*<span class="pill warn">gaps<\/span>/);
     assert.match(html, /data-property="4"[\s\S]*<span class="pill ok">ok<\/span>/);
-    assert.match(html, /properties 51–100 of 130; the 2 that need attention come first · <a href="\?page=1" rel="prev">← previous<\/a> · <a href="\?page=3" rel="next">next →<\/a>/);
-    assert.match(html, /<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused<\/strong> <time datetime="2026-03-10T11:58:00.000Z" title="2026-03-10T11:58:00.000Z">2 min ago<\/time>: reload refused: &lt;http.port&gt; changed/);
+    assert.match(
+      html,
+      /properties 51–100 of 130; the 2 that need attention come first · <a href="\?page=1" rel="prev">← previous<\/a> · <a href="\?page=3" rel="next">next →<\/a>/,
+    );
+    assert.match(
+      html,
+      /<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused<\/strong> <time datetime="2026-03-10T11:58:00.000Z" title="2026-03-10T11:58:00.000Z">2 min ago<\/time>: reload refused: &lt;http.port&gt; changed/,
+    );
   });
 });

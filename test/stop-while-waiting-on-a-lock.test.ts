@@ -76,8 +76,14 @@ describe('SIGTERM while the daemon waits on a lock', () => {
       assert.ok(exit, `still running ${EXIT_WITHIN_MS} ms after SIGTERM with a ${GRACE_SECONDS} s grace`);
       assert.equal(exit.code, 0, d.out.stderr);
       const lines = logLines(d.out.stdout);
-      assert.ok(lines.some((l) => l['event'] === 'shutdown_aborting'), 'the grace period ran out');
-      assert.ok(lines.some((l) => l['event'] === 'job_aborted'), 'the job was aborted');
+      assert.ok(
+        lines.some((l) => l['event'] === 'shutdown_aborting'),
+        'the grace period ran out',
+      );
+      assert.ok(
+        lines.some((l) => l['event'] === 'job_aborted'),
+        'the job was aborted',
+      );
       assert.ok(lines.some((l) => l['event'] === 'stopped'));
       assert.ok(Date.now() - t0 >= GRACE_SECONDS * 1000, 'in-flight work had its grace period');
       // cancelled, not left behind: no backend of the daemon is still queued for the lock
@@ -105,10 +111,14 @@ describe('SIGTERM while the daemon waits on a lock', () => {
       try {
         await waitFor(() => logLines(d.out.stdout).some((l) => l['event'] === 'started'), { timeoutMs: 30_000, what: 'the daemon started' });
         // its job polls for the lock: give it a moment to be in that loop
-        await waitFor(async () => (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE '%pg_try_advisory_lock%'`, [app()])).length > 0, {
-          timeoutMs: 15_000,
-          what: 'the job trying the lock',
-        });
+        await waitFor(
+          async () =>
+            (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE '%pg_try_advisory_lock%'`, [app()])).length > 0,
+          {
+            timeoutMs: 15_000,
+            what: 'the job trying the lock',
+          },
+        );
         d.child.kill('SIGTERM');
         const exit = await Promise.race([d.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_WITHIN_MS))]);
         assert.ok(exit, `still running ${EXIT_WITHIN_MS} ms after SIGTERM`);

@@ -23,7 +23,11 @@ const report = { dimensions: DIMS, metrics: METRICS, startDate: '4daysAgo', refr
 async function daemonWithLog(db: TestDb, g: FakeSetup): Promise<{ daemon: Daemon; log: () => Array<Record<string, unknown>> }> {
   const lines: string[] = [];
   const file = writeConfig(g.dir, db, g, { properties: [{ id: P }], reports: { r: report } });
-  const daemon = new Daemon({ config: loadConfig({ file, env: {} }), logger: createLogger('info', { write: (s: string) => void lines.push(s) }), backoffBaseMs: 5 });
+  const daemon = new Daemon({
+    config: loadConfig({ file, env: {} }),
+    logger: createLogger('info', { write: (s: string) => void lines.push(s) }),
+    backoffBaseMs: 5,
+  });
   await daemon.start({ upTo: 'services' });
   return { daemon, log: () => logLines(lines.join('')) };
 }
@@ -47,7 +51,10 @@ function onDates(g: FakeSetup, changes: Record<string, (row: JsonRow) => void>):
 }
 
 async function storedDates(db: TestDb): Promise<string[]> {
-  const rows = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'r' ORDER BY date`, [P]);
+  const rows = await db.query<{ date: string }>(
+    `SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'r' ORDER BY date`,
+    [P],
+  );
   return rows.map((r) => r.date);
 }
 
@@ -97,7 +104,10 @@ describe('values PostgreSQL cannot hold', () => {
     for (const d of dates) if (d !== odd) assert.deepEqual(await rowsOf(db, d), want(d), d);
     const warnings = logLines(r.stdout).filter((e) => e['event'] === 'values_sanitized');
     assert.equal(warnings.length, 1, 'one warning');
-    assert.deepEqual([warnings[0]!['date'], warnings[0]!['values'], warnings[0]!['dimensions'], warnings[0]!['property'], warnings[0]!['report']], [odd, 1, ['country'], P, 'r']);
+    assert.deepEqual(
+      [warnings[0]!['date'], warnings[0]!['values'], warnings[0]!['dimensions'], warnings[0]!['property'], warnings[0]!['report']],
+      [odd, 1, ['country'], P, 'r'],
+    );
   });
 
   it('U+0000 and lone surrogates are counted in ga_collector_values_sanitized_total, warned once per date', async () => {
@@ -112,11 +122,15 @@ describe('values PostgreSQL cannot hold', () => {
       const [res] = await daemon.scheduler.runOnce();
       assert.equal(res!.ok, true, res!.error);
       assert.deepEqual(await storedDates(db), dates);
-      const values = (await db.query<{ country: string }>(`SELECT country FROM "${db.schema}".r WHERE country IN ('abc', 'lone \uFFFD high') ORDER BY 1`)).map((r) => r.country);
+      const values = (await db.query<{ country: string }>(`SELECT country FROM "${db.schema}".r WHERE country IN ('abc', 'lone \uFFFD high') ORDER BY 1`)).map(
+        (r) => r.country,
+      );
       assert.deepEqual(values, ['abc', 'lone \uFFFD high']);
       const text = await daemon.metrics.text();
       assert.equal(metricSum(text, 'ga_collector_values_sanitized_total', { property: P, report: 'r' }), 2);
-      const warned = log().filter((e) => e['event'] === 'values_sanitized').map((e) => e['date']);
+      const warned = log()
+        .filter((e) => e['event'] === 'values_sanitized')
+        .map((e) => e['date']);
       assert.deepEqual(warned.sort(), [dates[0], dates[2]]);
     } finally {
       await daemon.stop(0);
@@ -124,8 +138,18 @@ describe('values PostgreSQL cannot hold', () => {
   });
 
   for (const [what, change, column, reason] of [
-    ['an integer metric beyond bigint', (row: JsonRow) => void (row.metricValues[0]!.value = '99999999999999999999'), 'sessions', /value "99999999999999999999" is out of range for type bigint/],
-    ['a number beyond a double (1e400)', (row: JsonRow) => void (row.metricValues[1]!.value = '1e400'), 'engagement_rate', /"1e400" is out of range for type double precision/],
+    [
+      'an integer metric beyond bigint',
+      (row: JsonRow) => void (row.metricValues[0]!.value = '99999999999999999999'),
+      'sessions',
+      /value "99999999999999999999" is out of range for type bigint/,
+    ],
+    [
+      'a number beyond a double (1e400)',
+      (row: JsonRow) => void (row.metricValues[1]!.value = '1e400'),
+      'engagement_rate',
+      /"1e400" is out of range for type double precision/,
+    ],
   ] as const) {
     it(`${what} on one of four dates fails that date alone, naming property, report, date and column; the others are stored`, async () => {
       await db.pool.query(`DROP SCHEMA IF EXISTS "${db.schema}" CASCADE`);
@@ -137,14 +161,24 @@ describe('values PostgreSQL cannot hold', () => {
         for (let run = 1; run <= 2; run++) {
           const [res] = await daemon.scheduler.runOnce();
           assert.equal(res!.ok, false, `run ${run} fails`);
-          assert.match(res!.error!, new RegExp(`property ${P}, report r: 1 date\\(s\\) refused for a value the column cannot hold, the others are stored; ${bad} column ${column}: `));
+          assert.match(
+            res!.error!,
+            new RegExp(`property ${P}, report r: 1 date\\(s\\) refused for a value the column cannot hold, the others are stored; ${bad} column ${column}: `),
+          );
           assert.match(res!.error!, reason);
-          assert.deepEqual(await storedDates(db), dates.filter((d) => d !== bad), `run ${run}: the other three dates are stored`);
+          assert.deepEqual(
+            await storedDates(db),
+            dates.filter((d) => d !== bad),
+            `run ${run}: the other three dates are stored`,
+          );
           for (const d of dates) if (d !== bad) assert.deepEqual(await rowsOf(db, d), want(d), d);
           assert.deepEqual(await rowsOf(db, bad), [], 'nothing half-stored for the refused date');
         }
         const refused = log().filter((e) => e['event'] === 'date_refused');
-        assert.ok(refused.length >= 2 && refused.every((e) => e['date'] === bad && e['column'] === column && e['property'] === P && e['report'] === 'r'), `date_refused logged with date and column: ${JSON.stringify(refused)}`);
+        assert.ok(
+          refused.length >= 2 && refused.every((e) => e['date'] === bad && e['column'] === column && e['property'] === P && e['report'] === 'r'),
+          `date_refused logged with date and column: ${JSON.stringify(refused)}`,
+        );
         // Google fixes the value: the next run stores the date
         g.fake.clearFaults();
         const [res] = await daemon.scheduler.runOnce();

@@ -42,7 +42,10 @@ describe('a fetch that Google never answers', () => {
 
   before(async () => {
     db = await testDb('stuck_fetch');
-    g = await startFake([{ id: HUNG, timeZone: 'UTC' }, { id: FINE, timeZone: 'UTC' }]);
+    g = await startFake([
+      { id: HUNG, timeZone: 'UTC' },
+      { id: FINE, timeZone: 'UTC' },
+    ]);
   });
   after(async () => {
     await daemon?.stop();
@@ -62,7 +65,8 @@ describe('a fetch that Google never answers', () => {
     });
     daemon = await startDaemon(config);
     const pid = daemon.child.pid!;
-    const events = (event: string, property?: string) => daemon.logs().filter((l) => l['event'] === event && (property === undefined || l['property'] === property));
+    const events = (event: string, property?: string) =>
+      daemon.logs().filter((l) => l['event'] === event && (property === undefined || l['property'] === property));
     const scrape = async () => (await get(`${daemon.url}/metrics`)).body;
 
     // the hung job holds its property's advisory lock on a connection of its own
@@ -70,17 +74,23 @@ describe('a fetch that Google never answers', () => {
     const key = BigInt.asUintN(64, BigInt(lockKey(db.schema, 'job', HUNG, 'daily')));
     // while it runs: who holds its lock, and its age on /metrics
     const [holder, age] = await Promise.all([
-      waitFor(async () => {
-        const rows = await db.query<{ pid: number }>(
-          `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`,
-          [String(key >> 32n), String(key & 0xffffffffn)],
-        );
-        return rows[0]?.pid;
-      }, { what: "the hung job's advisory lock" }),
-      waitFor(async () => {
-        const v = metricSum(await scrape(), 'ga_collector_oldest_running_job_seconds');
-        return v >= 1 ? v : 0;
-      }, { what: 'ga_collector_oldest_running_job_seconds counting' }),
+      waitFor(
+        async () => {
+          const rows = await db.query<{ pid: number }>(
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`,
+            [String(key >> 32n), String(key & 0xffffffffn)],
+          );
+          return rows[0]?.pid;
+        },
+        { what: "the hung job's advisory lock" },
+      ),
+      waitFor(
+        async () => {
+          const v = metricSum(await scrape(), 'ga_collector_oldest_running_job_seconds');
+          return v >= 1 ? v : 0;
+        },
+        { what: 'ga_collector_oldest_running_job_seconds counting' },
+      ),
     ]);
     assert.ok(age < DEADLINE_S + 30, `age ${age} s`);
 

@@ -25,7 +25,10 @@ export const SCRIPT: Tool = { command: 'script', debianPackage: 'bsdutils' };
 export function locate(tool: Tool): string | null {
   const candidates = tool.command.includes('/')
     ? [tool.command]
-    : (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, tool.command));
+    : (process.env['PATH'] ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, tool.command));
   for (const file of candidates) {
     try {
       fs.accessSync(file, fs.constants.X_OK);

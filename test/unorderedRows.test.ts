@@ -32,11 +32,16 @@ describe('rows newest first (orderBys ignored)', () => {
       const grain = dimensions.length ? 'by date and country' : 'by date alone';
       it(`${grain}, pages of ${pageSize}: one run stores every date exactly once, totals too`, async () => {
         await db.pool.query(`DROP SCHEMA IF EXISTS "${db.schema}" CASCADE`);
-        const daemon = await makeDaemon(db, g, {
-          properties: [{ id: P }],
-          reports: { r: { dimensions, metrics: METRICS, startDate: '3daysAgo', refreshDays: 1 } },
-          fetch: { pageSize },
-        }, { backoffBaseMs: 5 });
+        const daemon = await makeDaemon(
+          db,
+          g,
+          {
+            properties: [{ id: P }],
+            reports: { r: { dimensions, metrics: METRICS, startDate: '3daysAgo', refreshDays: 1 } },
+            fetch: { pageSize },
+          },
+          { backoffBaseMs: 5 },
+        );
         try {
           g.fake.events.length = 0;
           const [res] = await daemon.scheduler.runOnce();
@@ -55,15 +60,23 @@ describe('rows newest first (orderBys ignored)', () => {
           for (const date of dates) {
             const rows = generateReport({ propertyId: P, date, dimensions, metrics: METRICS });
             rows.sort((a, b) => (a.dims[0]! < b.dims[0]! ? -1 : a.dims[0]! > b.dims[0]! ? 1 : 0));
-            for (const row of rows) want.push({ date, ...(dimensions.length ? { country: row.dims[0]! } : {}), sessions: String(row.values[0]), total_users: String(row.values[1]) });
+            for (const row of rows)
+              want.push({ date, ...(dimensions.length ? { country: row.dims[0]! } : {}), sessions: String(row.values[0]), total_users: String(row.values[1]) });
           }
-          assert.deepEqual(stored.map((r) => ({ ...r })), want, 'the table holds exactly Google\'s rows, each once');
+          assert.deepEqual(
+            stored.map((r) => ({ ...r })),
+            want,
+            "the table holds exactly Google's rows, each once",
+          );
 
           const ledger = await db.query<{ date: string; row_count: number }>(
             `SELECT to_char(date, 'YYYY-MM-DD') AS date, row_count FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'r' ORDER BY date`,
             [P],
           );
-          assert.deepEqual(ledger.map((l) => [l.date, l.row_count]), dates.map((d) => [d, want.filter((w) => w['date'] === d).length]));
+          assert.deepEqual(
+            ledger.map((l) => [l.date, l.row_count]),
+            dates.map((d) => [d, want.filter((w) => w['date'] === d).length]),
+          );
 
           if (dimensions.length) {
             const totals = await db.query<{ date: string; sessions: string; total_users: string }>(
@@ -75,7 +88,11 @@ describe('rows newest first (orderBys ignored)', () => {
               const c = mergeComponents(generateComponents(P, date, dimensions, 0).map((row) => row.c));
               return { date, sessions: String(metricValue(c, 'sessions')), total_users: String(metricValue(c, 'totalUsers')) };
             });
-            assert.deepEqual(totals.map((t) => ({ ...t })), wantTotals, 'one totals row per date');
+            assert.deepEqual(
+              totals.map((t) => ({ ...t })),
+              wantTotals,
+              'one totals row per date',
+            );
           }
         } finally {
           await daemon.stop(0);
@@ -89,11 +106,16 @@ describe('rows out of order, then the whole read fails', () => {
   it('dates stored before the disorder showed are removed (gaps fetched next run), never left as complete', async () => {
     const db = await testDb('unordfail');
     const g = await startFake([{ id: P, timeZone: 'UTC' }], { maxPageSize: 1 });
-    const daemon = await makeDaemon(db, g, {
-      properties: [{ id: P }],
-      reports: { d: { dimensions: [], metrics: ['sessions'], startDate: '6daysAgo', refreshDays: 1 } },
-      fetch: { pageSize: 1, maxAttempts: 2 },
-    }, { backoffBaseMs: 5 });
+    const daemon = await makeDaemon(
+      db,
+      g,
+      {
+        properties: [{ id: P }],
+        reports: { d: { dimensions: [], metrics: ['sessions'], startDate: '6daysAgo', refreshDays: 1 } },
+        fetch: { pageSize: 1, maxAttempts: 2 },
+      },
+      { backoffBaseMs: 5 },
+    );
     try {
       const today = g.fake.todayOf(P);
       const first = addDays(today, -6);
@@ -119,7 +141,11 @@ describe('rows out of order, then the whole read fails', () => {
       assert.match(res!.error!, /503/);
       const ledger = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1`, [P]);
       const rows = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".d WHERE property_id = $1`, [P]);
-      assert.deepEqual([ledger.length, rows.length], [0, 0], `no date kept from the inconsistent read (ledger ${JSON.stringify(ledger)}, rows ${JSON.stringify(rows)})`);
+      assert.deepEqual(
+        [ledger.length, rows.length],
+        [0, 0],
+        `no date kept from the inconsistent read (ledger ${JSON.stringify(ledger)}, rows ${JSON.stringify(rows)})`,
+      );
       const delayed = g.fake.events.filter((e) => e.fault === 'delay');
       assert.equal(delayed.length, 1, 'the late page was served');
 
@@ -127,11 +153,17 @@ describe('rows out of order, then the whole read fails', () => {
       g.fake.clearFaults();
       const [again] = await daemon.scheduler.runOnce();
       assert.equal(again!.ok, true, again!.error);
-      const stored = await db.query<{ date: string; sessions: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date, sessions::text FROM "${db.schema}".d WHERE property_id = $1 ORDER BY date`, [P]);
-      assert.deepEqual(stored.map((r) => [r.date, r.sessions]), [6, 5, 4, 3, 2, 1].map((n) => {
-        const date = addDays(today, -n);
-        return [date, String(generateReport({ propertyId: P, date, dimensions: [], metrics: ['sessions'] })[0]!.values[0])];
-      }));
+      const stored = await db.query<{ date: string; sessions: string }>(
+        `SELECT to_char(date, 'YYYY-MM-DD') AS date, sessions::text FROM "${db.schema}".d WHERE property_id = $1 ORDER BY date`,
+        [P],
+      );
+      assert.deepEqual(
+        stored.map((r) => [r.date, r.sessions]),
+        [6, 5, 4, 3, 2, 1].map((n) => {
+          const date = addDays(today, -n);
+          return [date, String(generateReport({ propertyId: P, date, dimensions: [], metrics: ['sessions'] })[0]!.values[0])];
+        }),
+      );
     } finally {
       await daemon.stop(0);
       await g.stop();

@@ -22,12 +22,18 @@ type JsonRow = { dimensionValues: Array<{ value?: string }>; metricValues: Array
 type Stored = { device_category: string; sessions: string; engagement_rate: number };
 
 async function storedDates(db: TestDb): Promise<string[]> {
-  const rows = await db.query<{ date: string }>(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'devices' ORDER BY date`, [P]);
+  const rows = await db.query<{ date: string }>(
+    `SELECT to_char(date, 'YYYY-MM-DD') AS date FROM "${db.schema}".fetch_days WHERE property_id = $1 AND report = 'devices' ORDER BY date`,
+    [P],
+  );
   return rows.map((r) => r.date);
 }
 
 async function rowsOf(db: TestDb, date: string): Promise<Stored[]> {
-  return db.query(`SELECT device_category, sessions::text, engagement_rate FROM "${db.schema}".devices WHERE property_id = $1 AND date = $2 ORDER BY device_category COLLATE "C"`, [P, date]);
+  return db.query(
+    `SELECT device_category, sessions::text, engagement_rate FROM "${db.schema}".devices WHERE property_id = $1 AND date = $2 ORDER BY device_category COLLATE "C"`,
+    [P, date],
+  );
 }
 
 async function totalsOf(db: TestDb, date: string): Promise<number> {
@@ -89,7 +95,11 @@ describe('a metric value its column cannot hold refuses its date alone, and is n
       const before = g.fake.counts().runReport;
       const r = await runCli(['run', '--once', '--config', config]);
       assert.equal(r.code, 1, r.stderr + r.stdout.slice(-3000));
-      assert.deepEqual(await storedDates(db), dates.filter((d) => d !== bad), 'the other five dates are stored');
+      assert.deepEqual(
+        await storedDates(db),
+        dates.filter((d) => d !== bad),
+        'the other five dates are stored',
+      );
       for (const d of dates) if (d !== bad) assert.deepEqual(await rowsOf(db, d), want(d), d);
       assert.deepEqual(await rowsOf(db, bad), [], 'nothing of the refused date is stored');
       assert.equal(await totalsOf(db, bad), 0, 'nor its totals');
@@ -101,10 +111,21 @@ describe('a metric value its column cannot hold refuses its date alone, and is n
       assert.equal(refused[0]!['err'], reason);
       // the job's failure names date, column and value
       const failure = `1 date(s) refused for a value the column cannot hold, the others are stored; ${bad} column ${column}: ${reason}`;
-      assert.ok(r.stdout.includes(JSON.stringify(failure).slice(1, -1)) || r.stderr.includes(failure), `the failure names date, column and value:\n${r.stderr}\n${r.stdout.slice(-3000)}`);
+      assert.ok(
+        r.stdout.includes(JSON.stringify(failure).slice(1, -1)) || r.stderr.includes(failure),
+        `the failure names date, column and value:\n${r.stderr}\n${r.stdout.slice(-3000)}`,
+      );
       // Google's data, not a transport fault: never asked again
-      assert.deepEqual(lines.filter((e) => e['event'] === 'api_retry'), [], 'no api_retry');
-      assert.equal(g.fake.counts().runReport - before, 4, 'each request once: the time zone probe, two totals requests (four dates at most each), one data page');
+      assert.deepEqual(
+        lines.filter((e) => e['event'] === 'api_retry'),
+        [],
+        'no api_retry',
+      );
+      assert.equal(
+        g.fake.counts().runReport - before,
+        4,
+        'each request once: the time zone probe, two totals requests (four dates at most each), one data page',
+      );
 
       // Google sends a number again: the date is due, and is stored
       g.fake.clearFaults();

@@ -106,13 +106,19 @@ describe('job watchdog', () => {
     // two slots, both taken by hanging jobs: the third waits
     await waitFor(() => t.runner.started.length === 2, { what: 'two jobs started' });
     assert.ok((await waitFor(async () => (await t.gauge()) > 0, { what: 'the gauge counting' })) > 0);
-    assert.deepEqual(t.runner.started.map((s) => s.property), ['101', '102']);
+    assert.deepEqual(
+      t.runner.started.map((s) => s.property),
+      ['101', '102'],
+    );
 
     const [r101, r102, r103] = await results;
     assert.equal(r103!.ok, true, 'the queued job ran once a slot was freed');
     const third = t.runner.started.find((s) => s.property === '103')!;
     assert.ok(third.at - started >= 900, `the third job started only after the deadline (${third.at - started} ms)`);
-    for (const [id, r] of [['101', r101], ['102', r102]] as const) {
+    for (const [id, r] of [
+      ['101', r101],
+      ['102', r102],
+    ] as const) {
       assert.equal(r!.ok, false);
       assert.match(r!.error ?? '', /ran past fetch\.jobDeadlineSeconds \(1 s\) and was aborted/);
       const stuck = t.events('job_stuck').find((l) => l['property'] === id);

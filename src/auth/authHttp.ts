@@ -61,7 +61,14 @@ export interface HttpFailure {
 }
 
 export function httpFailure(err: unknown): HttpFailure {
-  const e = (err ?? {}) as { response?: { status?: number; data?: unknown }; config?: { url?: unknown }; code?: unknown; name?: unknown; message?: unknown; cause?: { code?: unknown } };
+  const e = (err ?? {}) as {
+    response?: { status?: number; data?: unknown };
+    config?: { url?: unknown };
+    code?: unknown;
+    name?: unknown;
+    message?: unknown;
+    cause?: { code?: unknown };
+  };
   const out: HttpFailure = { message: typeof e.message === 'string' ? e.message : String(err) };
   if (e.response?.status !== undefined) out.status = e.response.status;
   if (e.response && 'data' in e.response) out.body = e.response.data;
@@ -90,7 +97,11 @@ export function googleErrorOf(body: unknown): { status: string; message: string;
   const o = e as Record<string, unknown>;
   const details = Array.isArray(o['details']) ? (o['details'] as Array<Record<string, unknown>>) : [];
   const reason = details.map((d) => d?.['reason']).find((r) => typeof r === 'string');
-  return { status: typeof o['status'] === 'string' ? o['status'] : '', message: typeof o['message'] === 'string' ? o['message'] : '', reason: typeof reason === 'string' ? reason : '' };
+  return {
+    status: typeof o['status'] === 'string' ? o['status'] : '',
+    message: typeof o['message'] === 'string' ? o['message'] : '',
+    reason: typeof reason === 'string' ? reason : '',
+  };
 }
 
 /** 429, 408 and 5xx heal by themselves; other 4xx answers do not. */

@@ -33,7 +33,7 @@ interface FileBase {
   notes: KeyFileNote[];
 }
 
-export interface ServiceAccountFile extends FileBase {
+interface ServiceAccountFile extends FileBase {
   type: 'service_account';
   key: ServiceAccountKey;
 }
@@ -65,7 +65,7 @@ export interface AuthorizedUserFile extends FileBase {
   account: string;
 }
 
-export interface ImpersonationFile extends FileBase {
+interface ImpersonationFile extends FileBase {
   type: 'impersonated_service_account';
   /** the service account tokens are minted for */
   targetEmail: string;
@@ -117,11 +117,16 @@ function fromJson(json: Record<string, unknown>, file: string, notes: KeyFileNot
 function externalAccount(json: Record<string, unknown>, file: string, notes: KeyFileNote[]): ExternalAccountFile {
   const bad = (what: string) => new UsageError(`credentials file ${file}: ${what}`);
   const audience = str(json['audience']);
-  if (!audience) throw bad('"audience" is missing (the workload identity pool provider, //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER)');
+  if (!audience)
+    throw bad(
+      '"audience" is missing (the workload identity pool provider, //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER)',
+    );
   if (!str(json['subject_token_type'])) throw bad('"subject_token_type" is missing');
   const source = json['credential_source'];
   if (typeof source !== 'object' || source === null || Array.isArray(source)) {
-    throw bad('"credential_source" is missing: where the subject token comes from (file, url, executable or environment_id); recreate the file with gcloud iam workload-identity-pools create-cred-config');
+    throw bad(
+      '"credential_source" is missing: where the subject token comes from (file, url, executable or environment_id); recreate the file with gcloud iam workload-identity-pools create-cred-config',
+    );
   }
   const tokenUrl = str(json['token_url']) || GOOGLE_STS_URL;
   if (!isHttpUrl(tokenUrl)) throw bad('"token_url" is not an http(s) URL');
@@ -129,14 +134,17 @@ function externalAccount(json: Record<string, unknown>, file: string, notes: Key
   let impersonatedEmail = '';
   if (impersonationUrl) {
     const m = IMPERSONATION_URL_RE.exec(impersonationUrl);
-    if (!m) throw bad('"service_account_impersonation_url" is not https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken');
+    if (!m)
+      throw bad('"service_account_impersonation_url" is not https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken');
     impersonatedEmail = decodeURIComponent(m[2]!);
   }
   const cs = source as Record<string, unknown>;
   const executable = cs['executable'] as Record<string, unknown> | undefined;
   if (executable && process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'] !== '1') {
     // google-auth-library reads this variable itself, as every Google client library does
-    throw bad('its subject token comes from an executable, which runs only when the environment says GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1; set it for the collector\'s process');
+    throw bad(
+      "its subject token comes from an executable, which runs only when the environment says GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1; set it for the collector's process",
+    );
   }
   try {
     // the library's own checks of the source (one of file/url/executable, a valid AWS version, an executable timeout in range)
@@ -145,7 +153,11 @@ function externalAccount(json: Record<string, unknown>, file: string, notes: Key
     throw bad(`${firstLine(err)}; recreate the file with gcloud iam workload-identity-pools create-cred-config`);
   }
   const subjectSource = executable
-    ? `executable ${String(executable['command'] ?? '').trim().split(/\s+/)[0]}`
+    ? `executable ${
+        String(executable['command'] ?? '')
+          .trim()
+          .split(/\s+/)[0]
+      }`
     : typeof cs['environment_id'] === 'string'
       ? 'AWS'
       : typeof cs['file'] === 'string'
@@ -189,7 +201,10 @@ function impersonation(json: Record<string, unknown>, file: string, notes: KeyFi
   const bad = (what: string) => new UsageError(`credentials file ${file}: ${what}`);
   const impersonationUrl = str(json['service_account_impersonation_url']);
   const m = IMPERSONATION_URL_RE.exec(impersonationUrl);
-  if (!m) throw bad('"service_account_impersonation_url" is missing or not https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken');
+  if (!m)
+    throw bad(
+      '"service_account_impersonation_url" is missing or not https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken',
+    );
   const sourceJson = json['source_credentials'];
   if (typeof sourceJson !== 'object' || sourceJson === null || Array.isArray(sourceJson)) {
     throw bad('"source_credentials" is missing: the credentials that call generateAccessToken');

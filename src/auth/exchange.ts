@@ -77,7 +77,9 @@ export async function exchangeToken(key: ServiceAccountKey, opts: ExchangeOption
   const issuedAt = Date.now();
   const endpoint = redactUrl(opts.tokenUrl);
   const what = `token exchange for ${who(key)} at ${endpoint}`;
-  const data = await withDeadline(what, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, opts.signal, (signal) => send(key, opts.tokenUrl, opts.scopes ?? API_SCOPES, signal));
+  const data = await withDeadline(what, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, opts.signal, (signal) =>
+    send(key, opts.tokenUrl, opts.scopes ?? API_SCOPES, signal),
+  );
   const parsed = parseTokenResponse(data, endpoint);
   return { accessToken: parsed.accessToken, expiresAt: issuedAt + parsed.lifetimeS * 1000, issuedAt, ...(parsed.note ? { note: parsed.note } : {}) };
 }
@@ -148,7 +150,7 @@ function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
 
 function hintFor(error: string | undefined, description: string): string {
   if (/short-lived|reasonable timeframe|iat|exp/i.test(description)) {
-    return 'The JWT times were refused: check that this machine\'s clock is right (NTP).';
+    return "The JWT times were refused: check that this machine's clock is right (NTP).";
   }
   if (/signature/i.test(description)) {
     return 'The key was deleted or rotated in Google Cloud (IAM > Service accounts > Keys): create a new JSON key and install it.';

@@ -56,7 +56,9 @@ class StepError extends Error {
 export async function federatedToken(f: ExternalAccountFile, scopes: readonly string[], signal: AbortSignal): Promise<MintedToken> {
   const issuedAt = Date.now();
   const { transporter } = authTransport(signal);
-  const client = ExternalAccountClient.fromJSON({ ...f.json, scopes: [...scopes], transporter } as unknown as Parameters<typeof ExternalAccountClient.fromJSON>[0]) as BaseExternalAccountClient | null;
+  const client = ExternalAccountClient.fromJSON({ ...f.json, scopes: [...scopes], transporter } as unknown as Parameters<
+    typeof ExternalAccountClient.fromJSON
+  >[0]) as BaseExternalAccountClient | null;
   if (!client) throw new PermanentError(`credentials file ${f.file} is not an external_account file`, 'bad_credentials');
   const c = client as unknown as ClientInternals;
   let step: Step = 'subject';
@@ -104,7 +106,9 @@ export async function federatedToken(f: ExternalAccountFile, scopes: readonly st
   }
   // the answer of the last call: STS's, or the impersonation's (the library keeps it as `res`)
   const body = result.res?.data;
-  const parsed = f.impersonationUrl ? parseGeneratedAccessToken(body, redactUrl(f.impersonationUrl), issuedAt) : parseTokenResponse(body, redactUrl(f.tokenUrl));
+  const parsed = f.impersonationUrl
+    ? parseGeneratedAccessToken(body, redactUrl(f.impersonationUrl), issuedAt)
+    : parseTokenResponse(body, redactUrl(f.tokenUrl));
   return { accessToken: parsed.accessToken, issuedAt, expiresAt: issuedAt + parsed.lifetimeS * 1000, ...(parsed.note ? { note: parsed.note } : {}) };
 }
 
@@ -131,7 +135,13 @@ function classify(err: StepError, f: ExternalAccountFile): Error {
   }
   if (err.step === 'impersonation') {
     const caller = principalSetOf(f.audience);
-    return impersonationError(original, { caller: `federated principals of ${f.audience}`, member: caller, target: f.impersonatedEmail, endpoint: f.impersonationUrl, federated: true });
+    return impersonationError(original, {
+      caller: `federated principals of ${f.audience}`,
+      member: caller,
+      target: f.impersonatedEmail,
+      endpoint: f.impersonationUrl,
+      federated: true,
+    });
   }
   // STS
   const sts = redactUrl(f.tokenUrl);
@@ -140,7 +150,7 @@ function classify(err: StepError, f: ExternalAccountFile): Error {
   const oauth = oauthErrorOf(failure.body);
   const said = oauth ? `${oauth.error}${oauth.description ? `: ${oauth.description}` : ''}`.replace(/\.+$/, '') : `HTTP ${failure.status}`;
   const code = oauth?.error ?? `http_${failure.status}`;
-  if (oauth && (oauth.error === 'invalid_target' || /"?audience"?/i.test(oauth.description) && !/ID Token|token's|subject/i.test(oauth.description))) {
+  if (oauth && (oauth.error === 'invalid_target' || (/"?audience"?/i.test(oauth.description) && !/ID Token|token's|subject/i.test(oauth.description)))) {
     return new PermanentError(
       `${from}: STS refused the audience ${f.audience} (${said}). Fix "audience" in ${f.file}: it must be the workload identity pool provider's full name, //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER (gcloud iam workload-identity-pools providers describe PROVIDER --workload-identity-pool=POOL --location=global --format='value(name)'), and the pool and provider must exist and be enabled`,
       code,

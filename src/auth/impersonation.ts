@@ -51,7 +51,14 @@ export async function impersonate(o: ImpersonateOptions): Promise<MintedToken> {
   const { transporter } = authTransport(o.signal);
   const source = new OAuth2Client({ transporter });
   source.setCredentials({ access_token: o.callerToken });
-  const client = new Impersonated({ sourceClient: source, targetPrincipal: o.target, targetScopes: [...o.scopes], delegates: o.delegates ?? [], lifetime: LIFETIME_S, endpoint });
+  const client = new Impersonated({
+    sourceClient: source,
+    targetPrincipal: o.target,
+    targetScopes: [...o.scopes],
+    delegates: o.delegates ?? [],
+    lifetime: LIFETIME_S,
+    endpoint,
+  });
   let res: { data?: unknown } | null | undefined;
   try {
     ({ res } = await (client as unknown as { refreshToken(): Promise<{ res?: { data?: unknown } | null }> }).refreshToken());
@@ -59,7 +66,13 @@ export async function impersonate(o: ImpersonateOptions): Promise<MintedToken> {
     throw impersonationError(err, { caller: o.caller, member: o.member, target: o.target, endpoint });
   }
   const parsed = parseGeneratedAccessToken(res?.data, redactUrl(endpoint), issuedAt);
-  return { accessToken: parsed.accessToken, issuedAt, expiresAt: issuedAt + parsed.lifetimeS * 1000, account: o.target, ...(parsed.note ? { note: parsed.note } : {}) };
+  return {
+    accessToken: parsed.accessToken,
+    issuedAt,
+    expiresAt: issuedAt + parsed.lifetimeS * 1000,
+    account: o.target,
+    ...(parsed.note ? { note: parsed.note } : {}),
+  };
 }
 
 /**
@@ -71,12 +84,16 @@ export function impersonationError(err: unknown, who: { caller: string; member: 
   const f = httpFailure(err);
   const at = redactUrl(who.endpoint);
   if (f.status === undefined) return networkFailure(`impersonation of ${who.target} at ${at}`, err);
-  if (isRetryableStatus(f.status)) return new RetryableError(`IAM Credentials at ${at} answered HTTP ${f.status} to impersonating ${who.target}`, `http_${f.status}`);
+  if (isRetryableStatus(f.status))
+    return new RetryableError(`IAM Credentials at ${at} answered HTTP ${f.status} to impersonating ${who.target}`, `http_${f.status}`);
   const g = googleErrorOf(f.body);
   const said = g ? `${g.status || `HTTP ${f.status}`}: ${g.message}`.replace(/\.+$/, '') : `HTTP ${f.status}`;
   const refused = `${who.caller} may not impersonate ${who.target} (IAM Credentials said ${said})`;
   if (g?.reason === 'SERVICE_DISABLED' || /has not been used in project|is disabled/i.test(g?.message ?? '')) {
-    return new PermanentError(`${refused}. Enable the IAM Service Account Credentials API (iamcredentials.googleapis.com) in the project named there: gcloud services enable iamcredentials.googleapis.com --project PROJECT`, 'api_disabled');
+    return new PermanentError(
+      `${refused}. Enable the IAM Service Account Credentials API (iamcredentials.googleapis.com) in the project named there: gcloud services enable iamcredentials.googleapis.com --project PROJECT`,
+      'api_disabled',
+    );
   }
   if (g?.reason === 'ACCESS_TOKEN_SCOPE_INSUFFICIENT' || /insufficient authentication scopes/i.test(g?.message ?? '')) {
     return new PermanentError(
@@ -87,7 +104,7 @@ export function impersonationError(err: unknown, who: { caller: string; member: 
   if (f.status === 403 || f.status === 404) {
     const grant = `gcloud iam service-accounts add-iam-policy-binding ${who.target} --member='${who.member}' --role=${TOKEN_CREATOR_ROLE}`;
     return new PermanentError(
-      `${refused}. Grant ${who.caller} the role ${TOKEN_CREATOR_ROLE} on the service account ${who.target}${who.federated ? ' (or roles/iam.workloadIdentityUser, as Google\'s federation guides do)' : ''}: ${grant}; and check that ${who.target} exists`,
+      `${refused}. Grant ${who.caller} the role ${TOKEN_CREATOR_ROLE} on the service account ${who.target}${who.federated ? " (or roles/iam.workloadIdentityUser, as Google's federation guides do)" : ''}: ${grant}; and check that ${who.target} exists`,
       'impersonation_denied',
     );
   }

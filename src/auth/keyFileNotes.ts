@@ -25,7 +25,12 @@ export interface KeyFileNote {
 }
 
 /** A warning when group or others may read or write the key file (mode & 0o077), else null. */
-export function loosePermissionsNote(file: string, stat: fs.Stats, credentialsDirectory: string | undefined, actAs = 'the service account'): KeyFileNote | null {
+export function loosePermissionsNote(
+  file: string,
+  stat: fs.Stats,
+  credentialsDirectory: string | undefined,
+  actAs = 'the service account',
+): KeyFileNote | null {
   // Windows has no such mode bits: Node reports 0o666 for every writable file there
   if (process.platform === 'win32') return null;
   const mode = stat.mode & 0o777;

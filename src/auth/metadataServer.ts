@@ -95,10 +95,18 @@ export async function metadataToken(m: MetadataServer, o: MetadataTokenOptions):
   if (!email) {
     // the first call doubles as the probe: short when no server is expected
     const probe = (signal: AbortSignal) => get(m, `${path}/email`, signal, o.lookedAt);
-    email = String(m.expected ? await probe(o.signal) : await withDeadline(`metadata server ${m.base}`, PROBE_MS, o.signal, probe).catch((err: unknown) => {
-      if (err instanceof RetryableError) throw noCredentialsError(o.lookedAt, `no metadata server answered at ${m.base} (${err.code === 'timeout' ? `nothing within ${PROBE_MS / 1000} s` : err.code})`);
-      throw err;
-    })).trim();
+    email = String(
+      m.expected
+        ? await probe(o.signal)
+        : await withDeadline(`metadata server ${m.base}`, PROBE_MS, o.signal, probe).catch((err: unknown) => {
+            if (err instanceof RetryableError)
+              throw noCredentialsError(
+                o.lookedAt,
+                `no metadata server answered at ${m.base} (${err.code === 'timeout' ? `nothing within ${PROBE_MS / 1000} s` : err.code})`,
+              );
+            throw err;
+          }),
+    ).trim();
   }
   const data = await get(m, `${path}/token?scopes=${encodeURIComponent(o.scopes.join(','))}`, o.signal, o.lookedAt);
   let body: unknown = data;
@@ -110,7 +118,13 @@ export async function metadataToken(m: MetadataServer, o: MetadataTokenOptions):
     }
   }
   const parsed = parseTokenResponse(body, `metadata server ${m.base}`);
-  return { accessToken: parsed.accessToken, issuedAt, expiresAt: issuedAt + parsed.lifetimeS * 1000, account: email, ...(parsed.note ? { note: parsed.note } : {}) };
+  return {
+    accessToken: parsed.accessToken,
+    issuedAt,
+    expiresAt: issuedAt + parsed.lifetimeS * 1000,
+    account: email,
+    ...(parsed.note ? { note: parsed.note } : {}),
+  };
 }
 
 async function get(m: MetadataServer, url: string, signal: AbortSignal, lookedAt: string[]): Promise<unknown> {
@@ -132,13 +146,20 @@ async function get(m: MetadataServer, url: string, signal: AbortSignal, lookedAt
         'no_service_account',
       );
     }
-    if (f.status === 403) throw new PermanentError(`${what} refused the request (HTTP 403): the endpoint may be disabled for this VM, or a proxy is in the way (metadata requests must not go through HTTP_PROXY)`, 'http_403');
+    if (f.status === 403)
+      throw new PermanentError(
+        `${what} refused the request (HTTP 403): the endpoint may be disabled for this VM, or a proxy is in the way (metadata requests must not go through HTTP_PROXY)`,
+        'http_403',
+      );
     throw new PermanentError(`${what} answered HTTP ${f.status}`, `http_${f.status}`);
   }
   const flavor = typeof res.headers?.get === 'function' ? res.headers.get('metadata-flavor') : undefined;
   if (flavor !== 'Google') {
     if (!m.expected) throw noCredentialsError(lookedAt, `${m.base} answered, but not as a Google metadata server (no Metadata-Flavor: Google header)`);
-    throw new PermanentError(`${m.base} is not a Google metadata server (its answer lacks the Metadata-Flavor: Google header): check GCE_METADATA_HOST`, 'not_metadata_server');
+    throw new PermanentError(
+      `${m.base} is not a Google metadata server (its answer lacks the Metadata-Flavor: Google header): check GCE_METADATA_HOST`,
+      'not_metadata_server',
+    );
   }
   return res.data;
 }

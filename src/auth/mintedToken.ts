@@ -7,9 +7,3 @@ export interface MintedToken extends ExchangedToken {
   /** the principal, when the exchange itself told it (the metadata server's email, a person's ID token) */
   account?: string;
 }
-
-/**
- * One exchange: a token with `scopes`, every request bound to `signal` (the deadline and stop()).
- * Throws RetryableError, PermanentError (a refusal, with the fix in its message) or AbortedError.
- */
-export type Mint = (scopes: readonly string[], signal: AbortSignal) => Promise<MintedToken>;

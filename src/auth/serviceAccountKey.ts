@@ -34,7 +34,8 @@ export interface ReadKeyOptions {
 /** A key file is about 2.3 KB; anything much larger is some other file. */
 const MAX_KEY_FILE_BYTES = 64 * 1024;
 
-const NEW_KEY = 'create a JSON key for the service account instead: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON';
+const NEW_KEY =
+  'create a JSON key for the service account instead: Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON';
 
 /**
  * Reads and checks a service-account key file.
@@ -103,7 +104,9 @@ export function readCredentialsJson(file: string): CredentialsJson {
   if (typeof json !== 'object' || json === null) throw bad(`holds a JSON ${json === null ? 'null' : typeof json}, not a service-account key object`);
   const k = json as Record<string, unknown>;
   if (k['type'] === undefined && (isObject(k['installed']) || isObject(k['web']))) {
-    throw bad(`is an OAuth client secret (a client ID for ${isObject(k['installed']) ? 'an installed' : 'a web'} application), not a service-account key; ${NEW_KEY}`);
+    throw bad(
+      `is an OAuth client secret (a client ID for ${isObject(k['installed']) ? 'an installed' : 'a web'} application), not a service-account key; ${NEW_KEY}`,
+    );
   }
   return { json: k, stat, notes };
 }
@@ -114,7 +117,13 @@ export function readCredentialsJson(file: string): CredentialsJson {
  *
  * @throws UsageError naming the file
  */
-export function serviceAccountKeyFromJson(k: Record<string, unknown>, file: string, fileNotes: KeyFileNote[], opts: ReadKeyOptions = {}, stat?: fs.Stats): ServiceAccountKey {
+export function serviceAccountKeyFromJson(
+  k: Record<string, unknown>,
+  file: string,
+  fileNotes: KeyFileNote[],
+  opts: ReadKeyOptions = {},
+  stat?: fs.Stats,
+): ServiceAccountKey {
   const bad = (what: string, cause?: unknown) => new UsageError(`key file ${file}: ${what}`, cause === undefined ? undefined : { cause });
   const notes = [...fileNotes];
   const type = k['type'];

@@ -19,6 +19,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { AbortedError, PermanentError, RetryableError, TokenExpiredError, describe } from '../errors.js';
 import { backoffDelay, type BackoffPolicy } from '../net/backoff.js';
+import { abortableSleep, untilAborted } from '../net/abort.js';
 import { clampTimerMs } from '../net/deadline.js';
 import { buildCredential, type Credential, type CredentialKind, type PrincipalSpec } from './credential.js';
 import { DEFAULT_EXCHANGE_TIMEOUT_MS, type ExchangedToken } from './exchange.js';
@@ -38,7 +39,7 @@ const RETRY: BackoffPolicy = { baseMs: 2_000, capMs: 60_000, floorMs: 500 };
 /** A permanent refusal (a revoked key) is retried five times slower: the operator may replace the key file. */
 const RETRY_REFUSED: BackoffPolicy = { ...RETRY, capMs: 5 * RETRY.capMs };
 /** The floor between two exchanges of one principal (see the module comment). */
-export const DEFAULT_MIN_EXCHANGE_INTERVAL_MS = 10_000;
+const DEFAULT_MIN_EXCHANGE_INTERVAL_MS = 10_000;
 
 export type { PrincipalSpec } from './credential.js';
 
@@ -174,9 +175,7 @@ export class TokenSource {
     if (this.failingSince !== null && !this.inflight && this.token !== null) {
       // The token ran out while renewals keep failing: fail fast instead of hammering a token
       // endpoint that the background renewal is already retrying with backoff.
-      throw new TokenExpiredError(
-        `token for ${this.account} expired; refresh failing since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`,
-      );
+      throw new TokenExpiredError(`token for ${this.account} expired; refresh failing since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`);
     }
     return (await untilAborted(this.refresh(), signal)).accessToken;
   }
@@ -270,7 +269,7 @@ export class TokenSource {
   private async exchange(): Promise<ExchangedToken> {
     const signal = this.controller.signal;
     const wait = this.untilFloor();
-    if (wait > 0) await abortableSleep(wait, signal);
+    if (wait > 0) await abortableSleep(wait, signal, 'token renewal stopped');
     if (signal.aborted) throw new AbortedError('token renewal stopped');
     const started = this.now();
     this.lastExchangeAt = started;
@@ -306,7 +305,14 @@ export class TokenSource {
       const permanent = err instanceof PermanentError || !(err instanceof RetryableError);
       const delay = Math.max(this.untilFloor(), backoffDelay(this.failures, permanent ? RETRY_REFUSED : RETRY));
       this.logger.error(
-        { event: 'token_refresh_failed', err: this.lastError, code: (err as { code?: unknown }).code, attempt: this.failures, retryInMs: Math.round(delay), tokenValid: this.status().valid },
+        {
+          event: 'token_refresh_failed',
+          err: this.lastError,
+          code: (err as { code?: unknown }).code,
+          attempt: this.failures,
+          retryInMs: Math.round(delay),
+          tokenValid: this.status().valid,
+        },
         'access token refresh failed',
       );
       this.schedule(delay);
@@ -329,42 +335,6 @@ export class TokenSource {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
-}
-
-/** Waits `ms`, or rejects with AbortedError when `signal` aborts first. */
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new AbortedError('token renewal stopped'));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError('token renewal stopped'));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, clampTimerMs(ms));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** `p`, unless `signal` aborts first (AbortedError); `p` itself carries on for its other waiters. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(new AbortedError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**

@@ -10,12 +10,12 @@
 import { PermanentError, RetryableError } from '../errors.js';
 
 /** Google's access tokens last an hour (https://developers.google.com/identity/protocols/oauth2/service-account). */
-export const DEFAULT_LIFETIME_S = 3600;
+const DEFAULT_LIFETIME_S = 3600;
 /**
  * The longest lifetime believed: 12 hours, the most Google grants (service-account token
  * lifetime extension, `constraints/iam.allowServiceAccountCredentialLifetimeExtension`).
  */
-export const MAX_LIFETIME_S = 12 * 3600;
+const MAX_LIFETIME_S = 12 * 3600;
 
 export interface ParsedTokenResponse {
   accessToken: string;
@@ -47,21 +47,31 @@ export function parseTokenResponse(data: unknown, endpoint: string): ParsedToken
   const raw = body['expires_in'];
   const assumed = `assuming ${DEFAULT_LIFETIME_S} s, Google's token lifetime`;
   if (raw === undefined || raw === null || raw === '') {
-    return { accessToken, lifetimeS: DEFAULT_LIFETIME_S, note: { code: 'expires_in_missing', message: `token endpoint ${endpoint} answered without expires_in; ${assumed}` } };
+    return {
+      accessToken,
+      lifetimeS: DEFAULT_LIFETIME_S,
+      note: { code: 'expires_in_missing', message: `token endpoint ${endpoint} answered without expires_in; ${assumed}` },
+    };
   }
   const seconds = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\+?\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isFinite(seconds) || seconds <= 0) {
     return {
       accessToken,
       lifetimeS: DEFAULT_LIFETIME_S,
-      note: { code: 'expires_in_invalid', message: `token endpoint ${endpoint} answered expires_in ${shown(raw)}, not a positive number of seconds; ${assumed}` },
+      note: {
+        code: 'expires_in_invalid',
+        message: `token endpoint ${endpoint} answered expires_in ${shown(raw)}, not a positive number of seconds; ${assumed}`,
+      },
     };
   }
   if (seconds > MAX_LIFETIME_S) {
     return {
       accessToken,
       lifetimeS: MAX_LIFETIME_S,
-      note: { code: 'expires_in_capped', message: `token endpoint ${endpoint} answered expires_in ${shown(raw)}; renewing as if it were ${MAX_LIFETIME_S / 3600} h, the longest Google grants` },
+      note: {
+        code: 'expires_in_capped',
+        message: `token endpoint ${endpoint} answered expires_in ${shown(raw)}; renewing as if it were ${MAX_LIFETIME_S / 3600} h, the longest Google grants`,
+      },
     };
   }
   return { accessToken, lifetimeS: seconds };
@@ -86,18 +96,29 @@ export function parseGeneratedAccessToken(data: unknown, endpoint: string, issue
   }
   const body = data as Record<string, unknown>;
   const accessToken = body['accessToken'];
-  if (typeof accessToken !== 'string' || !accessToken) throw new RetryableError(`IAM Credentials at ${endpoint} answered without an accessToken`, 'bad_response');
+  if (typeof accessToken !== 'string' || !accessToken)
+    throw new RetryableError(`IAM Credentials at ${endpoint} answered without an accessToken`, 'bad_response');
   const expires = typeof body['expireTime'] === 'string' ? Date.parse(body['expireTime']) : NaN;
   const seconds = (expires - issuedAt) / 1000;
   if (!Number.isFinite(seconds) || seconds <= 0) {
     return {
       accessToken,
       lifetimeS: DEFAULT_LIFETIME_S,
-      note: { code: 'expires_in_invalid', message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}, not a time in the future; assuming ${DEFAULT_LIFETIME_S} s, Google's token lifetime` },
+      note: {
+        code: 'expires_in_invalid',
+        message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}, not a time in the future; assuming ${DEFAULT_LIFETIME_S} s, Google's token lifetime`,
+      },
     };
   }
   if (seconds > MAX_LIFETIME_S) {
-    return { accessToken, lifetimeS: MAX_LIFETIME_S, note: { code: 'expires_in_capped', message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}; renewing as if the token lasted ${MAX_LIFETIME_S / 3600} h, the longest Google grants` } };
+    return {
+      accessToken,
+      lifetimeS: MAX_LIFETIME_S,
+      note: {
+        code: 'expires_in_capped',
+        message: `IAM Credentials at ${endpoint} answered expireTime ${shown(body['expireTime'])}; renewing as if the token lasted ${MAX_LIFETIME_S / 3600} h, the longest Google grants`,
+      },
+    };
   }
   return { accessToken, lifetimeS: seconds };
 }

@@ -32,7 +32,13 @@ const SIGN_IN_AGAIN = 'gcloud auth application-default login';
 export async function userToken(u: AuthorizedUserFile, signal: AbortSignal): Promise<MintedToken> {
   const issuedAt = Date.now();
   const { transporter, lastBody } = authTransport(signal);
-  const client = new UserRefreshClient({ clientId: u.clientId, clientSecret: u.clientSecret, refreshToken: u.refreshToken, transporter, endpoints: { oauth2TokenUrl: u.tokenUri } });
+  const client = new UserRefreshClient({
+    clientId: u.clientId,
+    clientSecret: u.clientSecret,
+    refreshToken: u.refreshToken,
+    transporter,
+    endpoints: { oauth2TokenUrl: u.tokenUri },
+  });
   try {
     await (client as unknown as { refreshTokenNoCache(): Promise<unknown> }).refreshTokenNoCache();
   } catch (err) {
@@ -61,7 +67,10 @@ function classify(err: unknown, u: AuthorizedUserFile): Error {
   const said = oauth ? `${oauth.error}${oauth.description ? `: ${oauth.description}` : ''}`.replace(/\.+$/, '') : `HTTP ${f.status}`;
   const code = oauth?.error ?? `http_${f.status}`;
   if (oauth?.error === 'invalid_rapt' || /reauth/i.test(`${oauth?.error} ${oauth?.description}`)) {
-    return new PermanentError(`${at} refused ${whose} (${said}): Google wants that person to sign in again (a reauthentication policy); run ${SIGN_IN_AGAIN}, and on a server use a service account instead`, code);
+    return new PermanentError(
+      `${at} refused ${whose} (${said}): Google wants that person to sign in again (a reauthentication policy); run ${SIGN_IN_AGAIN}, and on a server use a service account instead`,
+      code,
+    );
   }
   if (oauth?.error === 'invalid_client' || oauth?.error === 'unauthorized_client') {
     return new PermanentError(`${at} refused the OAuth client of ${whose} (${said}): sign in again with ${SIGN_IN_AGAIN}`, code);

@@ -43,10 +43,15 @@ export async function runDryRun(config: Config, req: DryRunRequest): Promise<num
     const state = await migrationState(pool, schema);
     const out: string[] = [`dry run: nothing is fetched, migrated or written (database ${redactUrl(config.database.url)}, schema ${schema})`];
     if (state.current > state.latest) {
-      process.stderr.write(`ga-collector: database: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest}): upgrade ga-collector\n`);
+      process.stderr.write(
+        `ga-collector: database: schema ${schema} is at migration ${state.current}, newer than this ga-collector (${state.latest}): upgrade ga-collector\n`,
+      );
       return 1;
     }
-    if (state.current < state.latest) out.push(`schema ${schema} is at migration ${state.current} of ${state.latest}: the run would first apply ${plural(state.latest - state.current, 'migration')}`);
+    if (state.current < state.latest)
+      out.push(
+        `schema ${schema} is at migration ${state.current} of ${state.latest}: the run would first apply ${plural(state.latest - state.current, 'migration')}`,
+      );
     const readable = await tablesExist(pool, schema, ['properties', 'fetch_days', 'report_definition_versions']);
     const ownNow = Date.now();
     const ledger: Ledger = {
@@ -108,7 +113,8 @@ async function oncePlan(config: Config, ledger: Ledger, ownNow: number): Promise
       const taken = pl.ranges.reduce((n, [a, b]) => n + daysBetween(a, b) + 1, 0);
       const req = pl.ranges.reduce((n, [a, b]) => n + rangeRequests(config, report, daysBetween(a, b) + 1), 0);
       const notes: string[] = [];
-      if (pl.due.length > taken) notes.push(`${plural(pl.due.length - taken, 'more date')} left for later runs (fetch.maxDaysPerRun ${config.fetch.maxDaysPerRun})`);
+      if (pl.due.length > taken)
+        notes.push(`${plural(pl.due.length - taken, 'more date')} left for later runs (fetch.maxDaysPerRun ${config.fetch.maxDaysPerRun})`);
       if (pl.settleOnly.length) notes.push(`${plural(pl.settleOnly.length, 'date')} would be marked settled`);
       if (pl.stale) notes.push(`${plural(pl.stale, 'date')} stored under an older definition fetched again`);
       const what = taken
@@ -121,7 +127,10 @@ async function oncePlan(config: Config, ledger: Ledger, ownNow: number): Promise
     }
   }
   const jobsTotal = config.properties.reduce((n, p) => n + p.reports.length, 0);
-  out.push('', `plan: ${plural(dates, 'date')} to fetch for ${jobs} of ${plural(jobsTotal, 'report')} of ${plural(config.properties.length, 'property', 'properties')}; at least ${plural(requests, 'request')}`);
+  out.push(
+    '',
+    `plan: ${plural(dates, 'date')} to fetch for ${jobs} of ${plural(jobsTotal, 'report')} of ${plural(config.properties.length, 'property', 'properties')}; at least ${plural(requests, 'request')}`,
+  );
   return out;
 }
 
@@ -168,7 +177,8 @@ async function backfillPlan(config: Config, ledger: Ledger, req: Extract<DryRunR
     }
     const days = daysBetween(range.from, range.to) + 1;
     const req2 = rangeRequests(config, report, days);
-    const stored = tz && ledger.readable ? (await ledgerDays(ledger.pool, ledger.schema, p.id, report, range.from)).filter((d) => d.date <= range!.to).length : 0;
+    const stored =
+      tz && ledger.readable ? (await ledgerDays(ledger.pool, ledger.schema, p.id, report, range.from)).filter((d) => d.date <= range!.to).length : 0;
     out.push(`  report ${report}: ${plural(days, 'date')} fetched and stored, ${stored} of them replacing stored dates; at least ${plural(req2, 'request')}`);
     requests += req2;
   }

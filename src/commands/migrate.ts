@@ -18,7 +18,9 @@ export async function runMigrate(config: Config, logger: Logger): Promise<number
     if (applied.length === 0) {
       process.stdout.write(`migrate: schema ${schema} is current (migration ${state.current}); nothing to apply\n`);
     } else {
-      const names = listMigrations().filter((m) => applied.includes(m.version)).map((m) => m.name);
+      const names = listMigrations()
+        .filter((m) => applied.includes(m.version))
+        .map((m) => m.name);
       process.stdout.write(`migrate: schema ${schema}: applied ${names.join(', ')}; now at migration ${state.current}\n`);
     }
     return 0;

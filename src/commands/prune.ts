@@ -27,7 +27,9 @@ export async function runPrune(config: Config, target: PruneTarget, yes: boolean
         process.stdout.write(`prune ${what}: nothing stored\n`);
         return 0;
       }
-      process.stdout.write(`prune ${what}: would ${plan.some((s) => s.action === 'drop') ? 'drop and delete' : 'delete'}:\n${steps(schema, plan)}\nnothing was deleted; run again with --yes to delete it\n`);
+      process.stdout.write(
+        `prune ${what}: would ${plan.some((s) => s.action === 'drop') ? 'drop and delete' : 'delete'}:\n${steps(schema, plan)}\nnothing was deleted; run again with --yes to delete it\n`,
+      );
       return 0;
     }
     let done: PruneStep[];
@@ -60,10 +62,14 @@ function stillConfigured(config: Config, t: PruneTarget): void {
   const property = t.propertyId ? config.properties.find((p) => p.id === t.propertyId) : undefined;
   const after = 'prune deletes only what left the configuration; remove it there first (and reload a running daemon)';
   if (t.propertyId && t.report) {
-    if (property?.reports.includes(t.report)) throw new UsageError(`prune: property ${t.propertyId} still uses report ${t.report} (properties[${config.properties.indexOf(property)}].reports); ${after}`);
+    if (property?.reports.includes(t.report))
+      throw new UsageError(
+        `prune: property ${t.propertyId} still uses report ${t.report} (properties[${config.properties.indexOf(property)}].reports); ${after}`,
+      );
     return;
   }
-  if (property) throw new UsageError(`prune: property ${t.propertyId} is still in the configuration (properties[${config.properties.indexOf(property)}]); ${after}`);
+  if (property)
+    throw new UsageError(`prune: property ${t.propertyId} is still in the configuration (properties[${config.properties.indexOf(property)}]); ${after}`);
   if (t.report && config.reports[t.report]) throw new UsageError(`prune: report ${t.report} is still in the configuration (reports.${t.report}); ${after}`);
 }
 

@@ -41,10 +41,16 @@ function formatConfig(loaded: LoadedConfig): string {
   }
   const propSource = sourceText(sources['properties']);
   if (config.properties.length === 0) rows.push(['properties', '(none)', propSource]);
-  config.properties.forEach((p, i) => rows.push([`properties[${i}]`, flow({ id: p.id, reports: p.reports, schedule: p.schedule, credentials: p.credentials || '(none)' }), propSource]));
+  config.properties.forEach((p, i) =>
+    rows.push([`properties[${i}]`, flow({ id: p.id, reports: p.reports, schedule: p.schedule, credentials: p.credentials || '(none)' }), propSource]),
+  );
   const reportSource = sourceText(sources['reports']);
   for (const def of Object.values(config.reports)) {
-    rows.push([`reports.${def.name}`, flow({ dimensions: ['date', ...def.dimensions], metrics: def.metrics, startDate: def.startDate, refreshDays: def.refreshDays }), reportSource]);
+    rows.push([
+      `reports.${def.name}`,
+      flow({ dimensions: ['date', ...def.dimensions], metrics: def.metrics, startDate: def.startDate, refreshDays: def.refreshDays }),
+      reportSource,
+    ]);
   }
   const w0 = Math.max(3, ...rows.map((r) => r[0].length));
   const w1 = Math.min(70, Math.max(5, ...rows.map((r) => r[1].length)));
@@ -72,6 +78,9 @@ function valueAt(config: Config, key: string): unknown {
 /** A value as YAML's flow style writes it: `{ id: 123, reports: [daily] }`. */
 function flow(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(flow).join(', ')}]`;
-  if (typeof v === 'object' && v !== null) return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${flow(x)}`).join(', ')} }`;
+  if (typeof v === 'object' && v !== null)
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${flow(x)}`)
+      .join(', ')} }`;
   return String(v);
 }

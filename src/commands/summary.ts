@@ -23,7 +23,14 @@ async function total(counter: { get(): Promise<{ values: Array<{ value: number }
  * `run --once: stored 12 dates (3,456 rows) in 2 of 3 jobs; 15 requests, 2 retries; 1 failure; 4.2 s`.
  * `failures` counts failed jobs plus anything else the command failed on (a credential without a token).
  */
-export async function summaryLine(what: string, metrics: Metrics, outcomes: JobOutcome[], extraFailures: number, startedAt: number, now = Date.now()): Promise<string> {
+export async function summaryLine(
+  what: string,
+  metrics: Metrics,
+  outcomes: JobOutcome[],
+  extraFailures: number,
+  startedAt: number,
+  now = Date.now(),
+): Promise<string> {
   const dates = outcomes.reduce((n, o) => n + o.dates, 0);
   const rows = outcomes.reduce((n, o) => n + o.rows, 0);
   const stored = outcomes.filter((o) => o.ok && o.dates > 0).length;

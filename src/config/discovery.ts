@@ -18,7 +18,12 @@ export function normaliseDiscovery(input: DiscoveryInput, reports: Record<string
   const ids = (list: unknown[], key: string, prefix: string, what: string): string[] => [
     ...new Set(
       list.map((value, i) => {
-        const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : typeof value === 'string' ? value.trim().replace(new RegExp(`^${prefix}/`), '') : '';
+        const id =
+          typeof value === 'number' && Number.isSafeInteger(value)
+            ? String(value)
+            : typeof value === 'string'
+              ? value.trim().replace(new RegExp(`^${prefix}/`), '')
+              : '';
         if (!/^[0-9]{1,20}$/.test(id)) throw new UsageError(`config: ${key}[${i}]: must be a numeric ${what}, got ${JSON.stringify(value)}`);
         return id;
       }),

@@ -1,6 +1,6 @@
 /**
- * Google's own addresses, in one place: the defaults of the `google.*` keys and the OAuth scope
- * the token asks for. Everything else reaches Google through configuration (`google.tokenUrl`,
+ * Google's own addresses, in one place: the defaults of the `google.*` keys (the scopes a token
+ * asks for are in auth/scopes.ts). Everything else reaches Google through configuration (`google.tokenUrl`,
  * `google.apiRootUrl`, a key file's `token_uri`), which is how tests and private endpoints send
  * it elsewhere.
  */
@@ -16,6 +16,3 @@ export const GOOGLE_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapi
 
 /** Root of the Google Analytics Admin API (v1beta `accountSummaries.list`, property discovery). */
 export const GOOGLE_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
-
-/** The read-only Analytics scope a token is minted for. */
-export const ANALYTICS_READONLY_SCOPE = 'https://www.googleapis.com/auth/analytics.readonly';

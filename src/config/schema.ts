@@ -148,13 +148,18 @@ const schema: convict.Schema<ConvictShape> = {
       env: 'GA_COLLECTOR_ADMIN_API_ROOT_URL',
     },
   },
-  schedule: { doc: "Default cron expression for every property's fetch (server's local time).", format: 'cron', default: '0 4 * * *', env: 'GA_COLLECTOR_SCHEDULE' },
+  schedule: {
+    doc: "Default cron expression for every property's fetch (server's local time).",
+    format: 'cron',
+    default: '0 4 * * *',
+    env: 'GA_COLLECTOR_SCHEDULE',
+  },
   concurrency: { doc: 'API requests in flight at once, across all properties.', format: 'nat', default: 4, env: 'GA_COLLECTOR_CONCURRENCY' },
   http: {
     host: { doc: 'Address of the metrics, health and status server.', format: String, default: '127.0.0.1', env: 'GA_COLLECTOR_HTTP_HOST' },
     port: { doc: 'Port of the metrics, health and status server (0 picks a free one).', format: 'port', default: 9464, env: 'GA_COLLECTOR_HTTP_PORT' },
     webConfigFile: {
-      doc: "A web config file as Prometheus exporters take it (YAML: tls_server_config { cert_file, key_file }, basic_auth_users { name: bcrypt hash }): HTTPS and basic authentication for every path but /healthz. Relative to the config file; re-read when it changes.",
+      doc: 'A web config file as Prometheus exporters take it (YAML: tls_server_config { cert_file, key_file }, basic_auth_users { name: bcrypt hash }): HTTPS and basic authentication for every path but /healthz. Relative to the config file; re-read when it changes.',
       format: String,
       default: '',
       env: 'GA_COLLECTOR_WEB_CONFIG_FILE',
@@ -196,7 +201,12 @@ const schema: convict.Schema<ConvictShape> = {
       env: 'GA_COLLECTOR_PAGE_SIZE',
     },
     timeoutSeconds: { doc: 'Timeout of one API request.', format: 'nat', default: 120, env: 'GA_COLLECTOR_REQUEST_TIMEOUT_SECONDS' },
-    maxAttempts: { doc: 'Attempts per API request for retryable failures (429, 5xx, timeouts, resets).', format: 'nat', default: 6, env: 'GA_COLLECTOR_MAX_ATTEMPTS' },
+    maxAttempts: {
+      doc: 'Attempts per API request for retryable failures (429, 5xx, timeouts, resets).',
+      format: 'nat',
+      default: 6,
+      env: 'GA_COLLECTOR_MAX_ATTEMPTS',
+    },
     jobDeadlineSeconds: {
       doc: 'A job (one property and report) starts no retry that would end later than this after it began, and one still running then is aborted by the watchdog (logged as job_stuck, counted as a failure, tried again after a pause); what is left is due again on the next run.',
       format: 'nat',
@@ -229,7 +239,11 @@ const schema: convict.Schema<ConvictShape> = {
       default: false,
       env: 'GA_COLLECTOR_DISCOVERY',
     },
-    accounts: { doc: 'Discover only the properties of these GA account ids (numeric, GA Admin > Account details); empty: every account.', format: 'id-list', default: [] },
+    accounts: {
+      doc: 'Discover only the properties of these GA account ids (numeric, GA Admin > Account details); empty: every account.',
+      format: 'id-list',
+      default: [],
+    },
     exclude: { doc: 'Property ids discovery never fetches (an entry of properties is fetched all the same).', format: 'id-list', default: [] },
     reports: {
       doc: 'The reports fetched for discovered properties; unset: every report. An entry of properties with the same id wins.',

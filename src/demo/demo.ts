@@ -25,16 +25,22 @@ import { EmbeddedPostgres } from './embeddedPostgres.js';
 import type { FakeGoogle } from '@ga-collector/fake-google';
 import { loadFakeGoogle } from './loadFakeGoogle.js';
 
-export const DEMO_ACCOUNT = 'demo-collector@ga-collector-demo.iam.gserviceaccount.com';
-export const DEMO_PROPERTIES = [
+const DEMO_ACCOUNT = 'demo-collector@ga-collector-demo.iam.gserviceaccount.com';
+const DEMO_PROPERTIES = [
   { id: '100001', timeZone: 'America/Los_Angeles', name: 'a shop in California' },
   { id: '100002', timeZone: 'Pacific/Auckland', name: 'a blog in New Zealand' },
 ] as const;
 
 /** The demo's reports: 90 days each, so the first run is a real backfill. */
-export const DEMO_REPORTS: Record<string, ReportDefinition> = {
+const DEMO_REPORTS: Record<string, ReportDefinition> = {
   daily: { name: 'daily', dimensions: [], metrics: ['sessions', 'totalUsers', 'screenPageViews'], startDate: '90daysAgo', refreshDays: 3 },
-  devices: { name: 'devices', dimensions: ['deviceCategory', 'country'], metrics: ['sessions', 'engagedSessions', 'bounceRate'], startDate: '90daysAgo', refreshDays: 3 },
+  devices: {
+    name: 'devices',
+    dimensions: ['deviceCategory', 'country'],
+    metrics: ['sessions', 'engagedSessions', 'bounceRate'],
+    startDate: '90daysAgo',
+    refreshDays: 3,
+  },
 };
 
 export interface DemoOptions {
@@ -108,10 +114,13 @@ class Demo {
   /** After a stop: what stays on disk or in the database, and how to use or remove it. */
   sayWhatIsLeft(): void {
     const { embedded, claimed, say } = this;
-    if (embedded && fs.existsSync(embedded.dataDir)) say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
+    if (embedded && fs.existsSync(embedded.dataDir))
+      say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
     else if (embedded) say(`left behind: nothing (the embedded database and its data directory ${embedded.dataDir} were removed)`);
     if (claimed) {
-      say(`left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`);
+      say(
+        `left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`,
+      );
       say(`              remove it with: DROP SCHEMA "${claimed.schema}" CASCADE`);
     }
     say('demo stopped');
@@ -156,7 +165,11 @@ class Demo {
     say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
-    const claim = await claimDemoSchema(dbUrl, config.database.schema, DEMO_PROPERTIES.map((p) => p.id));
+    const claim = await claimDemoSchema(
+      dbUrl,
+      config.database.schema,
+      DEMO_PROPERTIES.map((p) => p.id),
+    );
     if (external) {
       this.claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
       say(`schema ${config.database.schema}: ${claim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);
@@ -169,7 +182,9 @@ class Demo {
     say('');
     say(`status page:  ${daemon.http!.url}/`);
     say(`metrics:      ${daemon.http!.url}/metrics`);
-    say(`query:        psql '${external ? redactUrl(dbUrl) : dbUrl}' -c 'SELECT property_id, date, sessions, total_users FROM ${schema}.daily ORDER BY date DESC, property_id LIMIT 10'`);
+    say(
+      `query:        psql '${external ? redactUrl(dbUrl) : dbUrl}' -c 'SELECT property_id, date, sessions, total_users FROM ${schema}.daily ORDER BY date DESC, property_id LIMIT 10'`,
+    );
     if (!onPath('psql')) say('              (psql is not installed here; any PostgreSQL client can use that URL)');
     say('');
     say(`fetching 90 days of ${Object.keys(config.reports).join(' and ')} for ${config.properties.length} properties ... (Ctrl-C stops the demo)`);
@@ -184,7 +199,15 @@ class Demo {
  */
 function baseConfig(env: NodeJS.ProcessEnv): Config {
   const rest = { ...env };
-  for (const k of ['GA_COLLECTOR_CONFIG', 'GA_COLLECTOR_PROPERTIES', 'GOOGLE_APPLICATION_CREDENTIALS', 'GA_COLLECTOR_TOKEN_URL', 'GA_COLLECTOR_API_ROOT_URL', 'GA_COLLECTOR_ADMIN_API_ROOT_URL']) delete rest[k];
+  for (const k of [
+    'GA_COLLECTOR_CONFIG',
+    'GA_COLLECTOR_PROPERTIES',
+    'GOOGLE_APPLICATION_CREDENTIALS',
+    'GA_COLLECTOR_TOKEN_URL',
+    'GA_COLLECTOR_API_ROOT_URL',
+    'GA_COLLECTOR_ADMIN_API_ROOT_URL',
+  ])
+    delete rest[k];
   return loadConfig({ env: rest, requireDatabase: false, requireCredentials: false });
 }
 
@@ -194,7 +217,14 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
   return {
     ...base,
     database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
-    google: { credentials: keyFile, impersonate: '', iamCredentialsRootUrl: fake.apiRootUrl, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, adminApiRootUrl: fake.apiRootUrl },
+    google: {
+      credentials: keyFile,
+      impersonate: '',
+      iamCredentialsRootUrl: fake.apiRootUrl,
+      tokenUrl: fake.tokenUrl,
+      apiRootUrl: fake.apiRootUrl,
+      adminApiRootUrl: fake.apiRootUrl,
+    },
     http: { ...base.http, port },
     reports: DEMO_REPORTS,
     properties: DEMO_PROPERTIES.map((p) => ({ id: p.id, reports: Object.keys(DEMO_REPORTS), schedule: base.schedule, credentials: keyFile, impersonate: '' })),
@@ -229,7 +259,9 @@ async function announceFirstData(daemon: Daemon, config: Config, say: (l: string
     const failed = doc.reports.filter((r) => r.lastError);
     if (done.length + failed.length >= total && done.length > 0 && doc.reports.every((r) => !r.running)) {
       const days = done.reduce((n, r) => n + r.storedDays, 0);
-      say(`data is in after ${seconds()} s: ${days} property-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`);
+      say(
+        `data is in after ${seconds()} s: ${days} property-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`,
+      );
       return;
     }
   }

@@ -11,7 +11,7 @@ import { ident } from '../store/identifiers.js';
 import { createSchemaWithComment, otherLedgerProperties, schemaComment } from '../store/schemas.js';
 
 /** How a demo schema's comment begins; nothing else marks a schema as the demo's. */
-export const DEMO_SCHEMA_MARK = 'ga-collector demo:';
+const DEMO_SCHEMA_MARK = 'ga-collector demo:';
 
 /**
  * Creates and marks `schema`, or accepts it when it is already marked as the demo's and its ledger
@@ -42,7 +42,11 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
         );
       }
       try {
-        await createSchemaWithComment(client, schema, `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`);
+        await createSchemaWithComment(
+          client,
+          schema,
+          `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`,
+        );
         return 'created';
       } catch (err) {
         // created meanwhile by another demo: look again (once)

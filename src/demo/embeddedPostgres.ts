@@ -93,7 +93,9 @@ function runAs(): { uid: number; gid: number; name: string } | null {
       // no such user: try the next
     }
   }
-  throw new EmbeddedPostgresUnavailable('running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL as (it refuses to run as root)');
+  throw new EmbeddedPostgresUnavailable(
+    'running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL as (it refuses to run as root)',
+  );
 }
 
 /**
@@ -182,7 +184,24 @@ export class EmbeddedPostgres {
         const log = fs.openSync(logFile, 'a');
         const child = spawn(
           bin.postgres,
-          ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+          [
+            '-D',
+            dataDir,
+            '-p',
+            String(port),
+            '-c',
+            'listen_addresses=127.0.0.1',
+            '-c',
+            'unix_socket_directories=',
+            '-c',
+            'fsync=off',
+            '-c',
+            'synchronous_commit=off',
+            '-c',
+            'full_page_writes=off',
+            '-c',
+            'max_connections=200',
+          ],
           { ...ids, env, detached: true, stdio: ['ignore', log, log] },
         );
         fs.closeSync(log);

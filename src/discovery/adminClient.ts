@@ -19,7 +19,7 @@ import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 
 /** One GA4 property as the Admin API summarises it. */
-export interface PropertySummary {
+interface PropertySummary {
   /** numeric property id */
   id: string;
   displayName: string;

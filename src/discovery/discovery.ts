@@ -84,7 +84,13 @@ export function withDiscovered(config: Config, kept: DiscoveredProperty[]): Conf
   const configured = new Set(config.properties.map((p) => p.id));
   const added: PropertyConfig[] = kept
     .filter((p) => !configured.has(p.id))
-    .map((p) => ({ id: p.id, reports: [...config.discovery.reports], schedule: config.schedule, credentials: config.google.credentials, impersonate: config.google.impersonate }));
+    .map((p) => ({
+      id: p.id,
+      reports: [...config.discovery.reports],
+      schedule: config.schedule,
+      credentials: config.google.credentials,
+      impersonate: config.google.impersonate,
+    }));
   if (added.length === 0) return config;
   return { ...config, properties: [...config.properties, ...added] };
 }

@@ -44,9 +44,12 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
       if (ctx.signal?.aborted) return new AbortedError();
       return new RetryableError(`${method} for ${at} timed out`, 'timeout');
     }
-    if (failure.name === 'TimeoutError' || /timeout|timed out/i.test(failure.message ?? '')) return new RetryableError(`${method} for ${at} timed out`, 'timeout');
+    if (failure.name === 'TimeoutError' || /timeout|timed out/i.test(failure.message ?? ''))
+      return new RetryableError(`${method} for ${at} timed out`, 'timeout');
     const code: RetryCode =
-      systemErrorCode(failure.code) ?? systemErrorCode(failure.cause?.code) ?? (/ECONNRESET|socket hang up|premature close/i.test(failure.message ?? '') ? 'ECONNRESET' : 'network');
+      systemErrorCode(failure.code) ??
+      systemErrorCode(failure.cause?.code) ??
+      (/ECONNRESET|socket hang up|premature close/i.test(failure.message ?? '') ? 'ECONNRESET' : 'network');
     return new RetryableError(`${method} for ${at} failed before a response: ${code}`, code);
   }
   const body = failure.response?.data;
@@ -82,7 +85,11 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
   if (status === 429) {
     // Exhausted hourly or daily tokens come back only with the next window: stop and come back then.
     if (/tokens per day/i.test(googleMessage)) {
-      return new DeferError(`${method} for ${at}: daily quota exhausted (${googleMessage}); deferred to the next Pacific day`, 'quota_day', nextPacificMidnight(now));
+      return new DeferError(
+        `${method} for ${at}: daily quota exhausted (${googleMessage}); deferred to the next Pacific day`,
+        'quota_day',
+        nextPacificMidnight(now),
+      );
     }
     if (/tokens per (project per )?hour|per hour/i.test(googleMessage)) {
       return new DeferError(`${method} for ${at}: hourly quota exhausted (${googleMessage}); deferred to the next hour`, 'quota_hour', nextHour(now));
@@ -93,7 +100,10 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
     // Google's own status (UNAVAILABLE) when its body names one; a proxy's bare 502 says only the code
     return new RetryableError(`${method} for ${at}: Google answered HTTP ${status}${googleError?.status ? ` ${googleError.status}` : ''}`, `http_${status}`);
   }
-  return new PermanentError(`${method} for ${at}: unexpected HTTP ${status} ${googleError?.status ?? ''} ${googleMessage}`.replace(/\s+/g, ' ').trim(), `http_${status}`);
+  return new PermanentError(
+    `${method} for ${at}: unexpected HTTP ${status} ${googleError?.status ?? ''} ${googleMessage}`.replace(/\s+/g, ' ').trim(),
+    `http_${status}`,
+  );
 }
 
 /** Retry-After in seconds, as ms (at most MAX_RETRY_AFTER_MS); undefined when absent or not a number. */

@@ -100,7 +100,10 @@ export class Ga4Client {
       ({ body, type }) => {
         // a proxy's or captive portal's page answered in Google's place: never worth parsing
         if (type !== null && !/\bjson\b/i.test(type)) {
-          throw new RetryableError(`runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`, 'bad_response');
+          throw new RetryableError(
+            `runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`,
+            'bad_response',
+          );
         }
         return read(body);
       },
@@ -206,16 +209,24 @@ export class Ga4Client {
   }
 
   /** One request, holding its slots: counted in the metrics, a failure sorted (apiErrors.ts). */
-  private async attempt<T>(ctx: CallContext, method: string, token: string, send: (headers: Record<string, string>, signal: AbortSignal) => Promise<T>): Promise<Attempt<T>> {
+  private async attempt<T>(
+    ctx: CallContext,
+    method: string,
+    token: string,
+    send: (headers: Record<string, string>, signal: AbortSignal) => Promise<T>,
+  ): Promise<Attempt<T>> {
     try {
       // the deadline ends the wait (and so frees both slots) even if the request ignores its signal
-      const value = await withDeadline(`${method} for ${where(ctx)}`, this.opts.timeoutMs, ctx.signal, (signal) => send({ Authorization: `Bearer ${token}` }, signal));
+      const value = await withDeadline(`${method} for ${where(ctx)}`, this.opts.timeoutMs, ctx.signal, (signal) =>
+        send({ Authorization: `Bearer ${token}` }, signal),
+      );
       this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: '200' });
       return { ok: true, value };
     } catch (err) {
       const status = httpStatus(err);
       // our own abort (shutdown, an abandoned read-ahead) is not an answer of the API
-      if (!(err instanceof AbortedError)) this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
+      if (!(err instanceof AbortedError))
+        this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
       if (status !== undefined && status >= 500) this.serverErrors.record(ctx.propertyId);
       const error = err instanceof RetryableError || err instanceof AbortedError ? err : classify(err, ctx, method, this.now());
       return { ok: false, status, error };

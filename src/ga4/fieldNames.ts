@@ -50,7 +50,9 @@ export function unknownFields(def: Pick<ReportDefinition, 'dimensions' | 'metric
 export function deprecatedFields(def: Pick<ReportDefinition, 'dimensions' | 'metrics'>, md: MetadataResponse): string[] {
   const dimensions = knownNames(md.dimensions);
   const metrics = knownNames(md.metrics);
-  return [...def.dimensions.map((name) => dimensions.get(name)), ...def.metrics.map((name) => metrics.get(name))].filter((note): note is string => typeof note === 'string');
+  return [...def.dimensions.map((name) => dimensions.get(name)), ...def.metrics.map((name) => metrics.get(name))].filter(
+    (note): note is string => typeof note === 'string',
+  );
 }
 
 /** "dimension colour, metric sesions" (as `check` lists them). */

@@ -52,7 +52,7 @@ export async function* fetchRange(
   // dates handed out by a listing later found inconsistent, and not handed out again since
   const unconfirmed = new Set<string>();
   let ordered = true;
-  for (let attempt = 1; ; ) {
+  for (let attempt = 1; ;) {
     const handedOut: string[] = [];
     // a signal per listing: a page read ahead for a listing that is given up is cancelled, and
     // gives its request slot back at once
@@ -75,7 +75,10 @@ export async function* fetchRange(
       if (code === 'unordered' || code === 'inconsistent_pages') for (const date of handedOut) unconfirmed.add(date);
       if (ordered && code === 'unordered') {
         ordered = false;
-        ctx.logger.warn({ event: 'rows_unordered', start, end, handedOut: handedOut.length }, 'the API did not order rows by date; reading the whole range before storing it');
+        ctx.logger.warn(
+          { event: 'rows_unordered', start, end, handedOut: handedOut.length },
+          'the API did not order rows by date; reading the whole range before storing it',
+        );
         continue;
       }
       if (code !== 'inconsistent_pages') throw withUnconfirmed(err, unconfirmed);
@@ -84,7 +87,10 @@ export async function* fetchRange(
       } catch (final) {
         throw withUnconfirmed(final, unconfirmed);
       }
-      ctx.logger.warn({ event: 'listing_restart', start, end, attempt, err: describe(err) }, 'the data changed while it was read; reading the range again from its first page');
+      ctx.logger.warn(
+        { event: 'listing_restart', start, end, attempt, err: describe(err) },
+        'the data changed while it was read; reading the range again from its first page',
+      );
     } finally {
       ctx.signal?.removeEventListener('abort', onAbort);
       listingAbort.abort();

@@ -44,10 +44,7 @@ export function reportPageRequest(def: ReportDefinition, start: string, end: str
     metrics: metricsOf(def),
     limit: int64(limit),
     offset: int64(offset),
-    orderBys: [
-      { dimension: { dimensionName: 'date' } },
-      ...def.dimensions.map((dimensionName) => ({ dimension: { dimensionName } })),
-    ],
+    orderBys: [{ dimension: { dimensionName: 'date' } }, ...def.dimensions.map((dimensionName) => ({ dimension: { dimensionName } }))],
     returnPropertyQuota: true,
   };
 }
@@ -70,7 +67,10 @@ export function totalsRangeDate(name: string | null | undefined): string | undef
  */
 export function totalsRequest(def: ReportDefinition, dates: readonly string[]): RunReportRequest {
   return {
-    dateRanges: dates.length === 1 ? [{ startDate: dates[0], endDate: dates[0] }] : dates.map((date) => ({ startDate: date, endDate: date, name: totalsRangeName(date) })),
+    dateRanges:
+      dates.length === 1
+        ? [{ startDate: dates[0], endDate: dates[0] }]
+        : dates.map((date) => ({ startDate: date, endDate: date, name: totalsRangeName(date) })),
     dimensions: dimensionsOf(def),
     metrics: metricsOf(def),
     metricAggregations: ['TOTAL'],

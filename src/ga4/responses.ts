@@ -46,7 +46,9 @@ export function parseJson(body: Buffer, ctx: CallContext): RunReportResponse {
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new RetryableError(`runReport for property ${ctx.propertyId}: response body is not JSON (truncated, or a proxy's page?)`, 'bad_response', undefined, { cause: err });
+    throw new RetryableError(`runReport for property ${ctx.propertyId}: response body is not JSON (truncated, or a proxy's page?)`, 'bad_response', undefined, {
+      cause: err,
+    });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw malformed(ctx, 'body is not an object');
   return parsed as RunReportResponse;
@@ -67,7 +69,8 @@ const COPY_BREAKING = /[\u0000-\u001f\\]/;
  * newline, NUL; a backslash) or is no string at all is a malformed response, made by `bad`.
  */
 export function metricValue(raw: unknown, integer: boolean, bad: (what: string) => Error, unstorable: (value: string) => void): string | number {
-  if (raw !== null && raw !== undefined && typeof raw !== 'string' && typeof raw !== 'number') throw bad(`${integer ? 'integer ' : ''}metric value ${JSON.stringify(raw)}`);
+  if (raw !== null && raw !== undefined && typeof raw !== 'string' && typeof raw !== 'number')
+    throw bad(`${integer ? 'integer ' : ''}metric value ${JSON.stringify(raw)}`);
   const text = String(raw ?? '0');
   if (COPY_BREAKING.test(text)) throw bad(`${integer ? 'integer ' : ''}metric value ${JSON.stringify(text)}`);
   if (integer) {
@@ -93,7 +96,10 @@ function responseMeta(metadata: RunReportResponse['metadata']): ResponseMeta {
     currencyCode: md.currencyCode ?? null,
     dataLossFromOtherRow: md.dataLossFromOtherRow === true,
     subjectToThresholding: md.subjectToThresholding === true,
-    sampling: (md.samplingMetadatas ?? []).map((sampling) => ({ samplesReadCount: sampling.samplesReadCount ?? null, samplingSpaceSize: sampling.samplingSpaceSize ?? null })),
+    sampling: (md.samplingMetadatas ?? []).map((sampling) => ({
+      samplesReadCount: sampling.samplesReadCount ?? null,
+      samplingSpaceSize: sampling.samplingSpaceSize ?? null,
+    })),
   };
 }
 
@@ -135,7 +141,9 @@ export function parsePage(res: RunReportResponse, def: ReportDefinition, start: 
     const date = `${rawDate.slice(0, 4)}-${rawDate.slice(4, 6)}-${rawDate.slice(6, 8)}`;
     if (date < start || date > end) throw outOfRange(ctx, date, start, end);
     let unstorable: Unstorable | undefined;
-    const metrics = metricValues.map((metric, index) => metricValue(metric.value, integer[index]!, bad, (value) => void (unstorable ??= { metric: index, value })));
+    const metrics = metricValues.map((metric, index) =>
+      metricValue(metric.value, integer[index]!, bad, (value) => void (unstorable ??= { metric: index, value })),
+    );
     let sanitized: string[] | undefined;
     const dims = dimensionValues.slice(1).map((dimension, index) => {
       const value = dimension.value ?? '';
@@ -184,7 +192,10 @@ export class Listing {
     }
     if (this.expected === null) this.expected = rowCount;
     else if (rowCount !== this.expected) {
-      throw new RetryableError(`${who}: rowCount changed between pages (${this.expected} -> ${rowCount}): the data changed while it was read`, 'inconsistent_pages');
+      throw new RetryableError(
+        `${who}: rowCount changed between pages (${this.expected} -> ${rowCount}): the data changed while it was read`,
+        'inconsistent_pages',
+      );
     }
     if (rows === 0 && this.offset < this.expected) {
       throw new RetryableError(`${who}: page at offset ${this.offset} is empty but rowCount is ${this.expected}`, 'inconsistent_pages');
@@ -207,7 +218,10 @@ export function dayOf(ctx: CallContext, def: ReportDefinition, date: string, seg
     for (const segment of segments) {
       for (const key of rowKeys(segment.text, def.dimensions.length)) {
         if (seen.has(key)) {
-          throw new RetryableError(`runReport for property ${ctx.propertyId}: ${date} has the same row on two pages (the data changed while it was read)`, 'inconsistent_pages');
+          throw new RetryableError(
+            `runReport for property ${ctx.propertyId}: ${date} has the same row on two pages (the data changed while it was read)`,
+            'inconsistent_pages',
+          );
         }
         seen.add(key);
       }
@@ -244,7 +258,9 @@ export function totalsByDate(res: RunReportResponse, def: ReportDefinition, date
     if (!date || !dates.includes(date)) throw bad(`totals row for an unknown range ${JSON.stringify(name)}`);
     const badValue = (what: string) => bad(`malformed response (${what})`);
     let unstorable: Unstorable | undefined;
-    const values = (row.metricValues ?? []).map((metric, index) => metricValue(metric.value, integer[index]!, badValue, (value) => void (unstorable ??= { metric: index, value, totals: true })));
+    const values = (row.metricValues ?? []).map((metric, index) =>
+      metricValue(metric.value, integer[index]!, badValue, (value) => void (unstorable ??= { metric: index, value, totals: true })),
+    );
     if (values.length !== def.metrics.length) throw badValue('totals row width');
     byDate.set(date, unstorable ? { values, unstorable } : { values });
   }

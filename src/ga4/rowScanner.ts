@@ -306,7 +306,14 @@ export class RowScanner {
       }
     }
     const field = metric
-      ? metricField(metricValue(text, integer, (what) => malformed(this.ctx, what), (value) => void (this.segmentUnstorable ??= { metric: index, value })))
+      ? metricField(
+          metricValue(
+            text,
+            integer,
+            (what) => malformed(this.ctx, what),
+            (value) => void (this.segmentUnstorable ??= { metric: index, value }),
+          ),
+        )
       : copyText(text);
     const length = Buffer.byteLength(field);
     this.ensure(length + 1);

@@ -43,7 +43,7 @@ export interface HttpLimits {
   maxConnections: number;
 }
 
-export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+const DEFAULT_HTTP_LIMITS: HttpLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
@@ -212,7 +212,11 @@ export class HttpServer {
         return;
       case '/readyz': {
         const readiness = await this.opts.source.readiness();
-        send(readiness.ready ? 200 : 503, 'application/json', JSON.stringify(readiness.ready ? { ready: true } : { ready: false, reasons: readiness.reasons }) + '\n');
+        send(
+          readiness.ready ? 200 : 503,
+          'application/json',
+          JSON.stringify(readiness.ready ? { ready: true } : { ready: false, reasons: readiness.reasons }) + '\n',
+        );
         return;
       }
       case '/api/status':

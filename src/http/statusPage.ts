@@ -15,8 +15,7 @@ import type { StatusDocument } from '../status.js';
 type Report = StatusDocument['reports'][number];
 type Series = StatusDocument['series'][number];
 
-const esc = (s: unknown) =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** "3 min ago", "in 5 h": relative to the document's own time, so the page is reproducible. */
 function relative(iso: string | null, now: number): string {
@@ -45,7 +44,7 @@ function additive(metric: string): boolean {
 }
 
 /** An area chart of one metric per day, with the range of values and dates as labels. */
-export function chart(series: Series): string {
+function chart(series: Series): string {
   // the last 30 of the property's own days (the query's window is the server's calendar)
   const points = series.points.slice(-30);
   if (points.length === 0) return '<p class="muted chart-empty">no data yet</p>';
@@ -68,7 +67,9 @@ export function chart(series: Series): string {
       return `<line x1="${pad.l}" x2="${width - pad.r}" y1="${gy}" y2="${gy}" class="grid"/><text x="${pad.l - 6}" y="${gy}" class="axis" text-anchor="end" dominant-baseline="middle">${esc(number(max >= 10 ? Math.round(max * f) : Math.round(max * f * 100) / 100))}</text>`;
     })
     .join('');
-  const dots = points.map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`).join('');
+  const dots = points
+    .map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`)
+    .join('');
   return `<svg class="chart" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" aria-label="${esc(series.metric)} per day for property ${esc(series.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
 <g>${grid}</g>
 <polygon class="area" points="${area}"/><polyline class="line" points="${line}"/><g class="dots">${dots}</g>
@@ -87,7 +88,7 @@ const PILL: Record<string, string> = {
 };
 
 function reportRow(report: Report, now: number): string {
-  const state = report.running ? 'running' : report.attention ?? (report.lastSuccess ? 'ok' : 'waiting');
+  const state = report.running ? 'running' : (report.attention ?? (report.lastSuccess ? 'ok' : 'waiting'));
   return `<tr class="${failing(report) || report.stale ? 'bad' : ''}">
 <td><strong>${esc(report.report)}</strong></td><td>${PILL[state]}</td>
 <td title="${esc(report.lastSuccess ?? '')}">${esc(relative(report.lastSuccess, now))}</td>
@@ -122,16 +123,22 @@ function discoverySection(d: NonNullable<StatusDocument['discovery']>, now: numb
   const when = d.lastSuccess ? `listed ${relative(d.lastSuccess, now)}` : 'no successful listing yet';
   const gone = d.disappeared
     .map(
-      (p) => `<tr><td>${esc(p.property)}</td><td>${esc(p.displayName)}</td><td>${esc(p.accountName || p.account)} <span class="muted">(${esc(p.account)})</span></td>
+      (
+        p,
+      ) => `<tr><td>${esc(p.property)}</td><td>${esc(p.displayName)}</td><td>${esc(p.accountName || p.account)} <span class="muted">(${esc(p.account)})</span></td>
 <td><time datetime="${esc(p.at)}" title="${esc(p.at)}">${esc(relative(p.at, now))}</time></td></tr>`,
     )
     .join('\n');
   return `<div class="card" id="discovery">
 <p>${esc(d.kept)} ${d.kept === 1 ? 'property' : 'properties'} kept of ${esc(d.listed)} listed in ${esc(d.accounts)} ${d.accounts === 1 ? 'account' : 'accounts'} (${esc(d.added)} not in the configured list); ${esc(when)}${d.running ? ' · <span class="pill run">listing</span>' : ''}${d.nextRun ? ` · next <span title="${esc(d.nextRun)}">${esc(relative(d.nextRun, now))}</span>` : ''}</p>
 ${d.lastError ? `<p class="err" id="discovery-error">Discovery failing <span class="muted">(${esc(relative(d.lastErrorAt, now))})</span>: ${esc(d.lastError)}. The configured properties${d.lastSuccess ? ' and the last discovered ones' : ''} are fetched meanwhile; it is tried again by itself.</p>` : ''}
-${gone ? `<h3>No longer listed</h3><p class="muted">Not fetched any more by discovery; their data stays.</p><table id="disappeared"><thead><tr><th>property</th><th>name</th><th>account</th><th>since</th></tr></thead><tbody>
+${
+  gone
+    ? `<h3>No longer listed</h3><p class="muted">Not fetched any more by discovery; their data stays.</p><table id="disappeared"><thead><tr><th>property</th><th>name</th><th>account</th><th>since</th></tr></thead><tbody>
 ${gone}
-</tbody></table>` : ''}
+</tbody></table>`
+    : ''
+}
 </div>`;
 }
 
@@ -140,7 +147,12 @@ function pager(page: NonNullable<StatusDocument['page']>, attention: number): st
   const href = (n: number) => `?page=${n}${page.perPage !== DEFAULT_PER_PAGE ? `&amp;perPage=${page.perPage}` : ''}`;
   const first = (page.page - 1) * page.perPage + 1;
   const last = Math.min(page.properties, page.page * page.perPage);
-  const where = page.properties === 0 ? 'no properties' : first > page.properties ? `page ${page.page} of ${page.pages}: past the last property` : `properties ${first}–${last} of ${page.properties}`;
+  const where =
+    page.properties === 0
+      ? 'no properties'
+      : first > page.properties
+        ? `page ${page.page} of ${page.pages}: past the last property`
+        : `properties ${first}–${last} of ${page.properties}`;
   const links = [
     page.page > 1 ? `<a href="${href(page.page - 1)}" rel="prev">← previous</a>` : '',
     page.page < page.pages ? `<a href="${href(page.page + 1)}" rel="next">next →</a>` : '',
@@ -224,11 +236,18 @@ export function renderStatusPage(doc: StatusDocument): string {
     .join('\n');
   const failures = doc.recentFailures
     .slice(0, 20)
-    .map((f) => `<li><time datetime="${esc(f.at)}" title="${esc(f.at)}">${esc(relative(f.at, now))}</time> <strong>${esc(f.property)}/${esc(f.report)}</strong>: ${esc(f.error)}</li>`)
+    .map(
+      (f) =>
+        `<li><time datetime="${esc(f.at)}" title="${esc(f.at)}">${esc(relative(f.at, now))}</time> <strong>${esc(f.property)}/${esc(f.report)}</strong>: ${esc(f.error)}</li>`,
+    )
     .join('\n');
   const summary = [
-    doc.database.reachable ? '<span class="pill ok">database reachable</span>' : `<span class="pill bad">database unreachable</span> <span class="err">${esc(doc.database.error)}</span>`,
-    badTokens ? `<span class="pill bad">${badTokens} of ${doc.tokens.length} tokens not valid</span>` : `<span class="pill ok">${doc.tokens.length} ${doc.tokens.length === 1 ? 'token' : 'tokens'} valid</span>`,
+    doc.database.reachable
+      ? '<span class="pill ok">database reachable</span>'
+      : `<span class="pill bad">database unreachable</span> <span class="err">${esc(doc.database.error)}</span>`,
+    badTokens
+      ? `<span class="pill bad">${badTokens} of ${doc.tokens.length} tokens not valid</span>`
+      : `<span class="pill ok">${doc.tokens.length} ${doc.tokens.length === 1 ? 'token' : 'tokens'} valid</span>`,
     sum.failing ? `<span class="pill bad">${sum.failing} of ${sum.reports} reports failing</span>` : `<span class="pill ok">${sum.reports} reports ok</span>`,
     sum.stale ? `<span class="pill bad">${sum.stale} stale</span>` : '',
     sum.withGaps ? `<span class="pill warn">${sum.withGaps} with gaps</span>` : '',
@@ -255,8 +274,12 @@ ${doc.page ? pager(doc.page, sum.needAttention) : ''}
 <div id="properties">
 ${cards || '<p class="muted">no properties configured</p>'}
 </div>
-${doc.discovery ? `<h2>Discovery</h2>
-${discoverySection(doc.discovery, now)}` : ''}
+${
+  doc.discovery
+    ? `<h2>Discovery</h2>
+${discoverySection(doc.discovery, now)}`
+    : ''
+}
 <h2>Service accounts</h2>
 <div class="card"><table id="tokens"><thead><tr><th>account</th><th>key id</th><th>token</th><th>expires</th><th>last error</th></tr></thead><tbody>
 ${tokens || '<tr><td colspan="5" class="muted">no service accounts</td></tr>'}

@@ -100,7 +100,8 @@ export function loadWebConfig(file: string): WebConfig {
     for (const [name, hash] of Object.entries(usersSection as Record<string, unknown>)) {
       if (name === '' || name.includes(':')) throw bad(`basic_auth_users: ${JSON.stringify(name)} cannot be a user name (empty or with a colon)`);
       // the hash is not echoed: it is a secret's derivative
-      if (typeof hash !== 'string' || !BCRYPT_RE.test(hash)) throw bad(`basic_auth_users.${name}: not a bcrypt hash (make one with: htpasswd -nBC 10 "" | tr -d ':\\n')`);
+      if (typeof hash !== 'string' || !BCRYPT_RE.test(hash))
+        throw bad(`basic_auth_users.${name}: not a bcrypt hash (make one with: htpasswd -nBC 10 "" | tr -d ':\\n')`);
       users.set(name, hash);
     }
   }
@@ -113,7 +114,10 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
     try {
       return fs.readFileSync(file);
     } catch (err) {
-      throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config.${key}: ${file} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`, { cause: err });
+      throw new UsageError(
+        `http.webConfigFile: ${webConfigFile}: tls_server_config.${key}: ${file} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read'}`,
+        { cause: err },
+      );
     }
   };
   const opts = { cert: read('cert_file', files.certFile), key: read('key_file', files.keyFile), minVersion: files.minVersion };
@@ -121,7 +125,10 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
     tls.createSecureContext(opts);
   } catch (err) {
     // OpenSSL's own words ("key values mismatch", "no start line"), never the key's bytes
-    throw new UsageError(`http.webConfigFile: ${webConfigFile}: tls_server_config: the certificate and key cannot be used: ${String((err as Error).message).split('\n')[0]}`, { cause: err });
+    throw new UsageError(
+      `http.webConfigFile: ${webConfigFile}: tls_server_config: the certificate and key cannot be used: ${String((err as Error).message).split('\n')[0]}`,
+      { cause: err },
+    );
   }
   return opts;
 }
@@ -129,7 +136,8 @@ export function tlsOptions(files: TlsFiles, webConfigFile: string): { cert: Buff
 function checkKeys(section: Record<string, unknown>, allowed: string[], prefix: string, bad: (what: string) => Error): void {
   for (const key of Object.keys(section)) {
     if (allowed.includes(key)) continue;
-    if (UNSUPPORTED.has(`${prefix}${key}`)) throw bad(`${prefix}${key}: not supported by ga-collector (supported: ${allowed.map((a) => prefix + a).join(', ')})`);
+    if (UNSUPPORTED.has(`${prefix}${key}`))
+      throw bad(`${prefix}${key}: not supported by ga-collector (supported: ${allowed.map((a) => prefix + a).join(', ')})`);
     throw bad(`${prefix}${key}: unknown key (allowed: ${allowed.map((a) => prefix + a).join(', ')})`);
   }
 }

@@ -69,11 +69,22 @@ export class BatchWriter {
     this.rows = 0;
     if (days.length === 0) return { dates: 0, rows: 0 };
     const definitionId = (await this.deps.definition?.()) ?? null;
-    const result = await replaceDaysOrRefuse(db, { schema, def, propertyId, days, settledBefore, definitionId, ...(this.deps.lastDate !== undefined ? { lastDate: this.deps.lastDate } : {}) });
+    const result = await replaceDaysOrRefuse(db, {
+      schema,
+      def,
+      propertyId,
+      days,
+      settledBefore,
+      definitionId,
+      ...(this.deps.lastDate !== undefined ? { lastDate: this.deps.lastDate } : {}),
+    });
     const refusedNow = new Set(result.refused.map((r) => r.date));
     for (const refused of result.refused) {
       this.refused.push(refused);
-      log.error({ event: 'date_refused', date: refused.date, column: refused.column, err: refused.reason }, 'a value its column cannot hold; this date is not stored');
+      log.error(
+        { event: 'date_refused', date: refused.date, column: refused.column, err: refused.reason },
+        'a value its column cannot hold; this date is not stored',
+      );
     }
     let dates = 0;
     for (const day of days) {

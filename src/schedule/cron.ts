@@ -24,7 +24,9 @@ export function previousFire(pattern: string, now: Date, timeZone?: string): Dat
   // cron-parser's prev() is strictly before its current date; a firing at `now` itself counts
   const from = new Date(now.getTime() + 1);
   try {
-    return CronExpressionParser.parse(pattern, { currentDate: from, ...(timeZone ? { tz: timeZone } : {}) }).prev().toDate();
+    return CronExpressionParser.parse(pattern, { currentDate: from, ...(timeZone ? { tz: timeZone } : {}) })
+      .prev()
+      .toDate();
   } catch {
     return null;
   }
@@ -33,7 +35,9 @@ export function previousFire(pattern: string, now: Date, timeZone?: string): Dat
 /** The next instant > `now` at which `pattern` fires, or null when it never fires again. */
 export function nextFire(pattern: string, now: Date, timeZone?: string): Date | null {
   try {
-    return CronExpressionParser.parse(pattern, { currentDate: now, ...(timeZone ? { tz: timeZone } : {}) }).next().toDate();
+    return CronExpressionParser.parse(pattern, { currentDate: now, ...(timeZone ? { tz: timeZone } : {}) })
+      .next()
+      .toDate();
   } catch {
     return null;
   }

@@ -45,7 +45,18 @@ export class JobBoard {
     const key = `${propertyId}\0${report}`;
     let state = this.jobs.get(key);
     if (!state) {
-      state = { propertyId, report, running: false, lastRunAt: null, lastSuccessAt: null, lastError: null, lastErrorAt: null, datesPending: null, nextRunAt: null, timeZone: null };
+      state = {
+        propertyId,
+        report,
+        running: false,
+        lastRunAt: null,
+        lastSuccessAt: null,
+        lastError: null,
+        lastErrorAt: null,
+        datesPending: null,
+        nextRunAt: null,
+        timeZone: null,
+      };
       this.jobs.set(key, state);
     }
     return state;

@@ -63,7 +63,8 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
     // whatever the caller asked, nothing after the property's yesterday: Google has not finished it
     const { from } = input.range;
     const to = input.range.to > lastDate ? lastDate : input.range.to;
-    if (to !== input.range.to) log.warn({ event: 'range_clamped', asked: input.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
+    if (to !== input.range.to)
+      log.warn({ event: 'range_clamped', asked: input.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
     const ranges: Array<[string, string]> = from <= to ? [[from, to]] : [];
     return { ranges, pending: ranges.length ? daysBetween(from, to) + 1 : 0, settledBefore: addDays(today, -def.refreshDays), lastDate };
   }
@@ -78,7 +79,16 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
     );
   }
   log.info(
-    { event: 'job_planned', due: due.due.length, ranges: due.ranges, settled: due.settleOnly.length, stale: due.stale, unfinished: due.unfinished, timeZone, today: due.today },
+    {
+      event: 'job_planned',
+      due: due.due.length,
+      ranges: due.ranges,
+      settled: due.settleOnly.length,
+      stale: due.stale,
+      unfinished: due.unfinished,
+      timeZone,
+      today: due.today,
+    },
     'planned fetch',
   );
   return { ranges: due.ranges, pending: due.due.length, settledBefore: due.windowStart, lastDate };

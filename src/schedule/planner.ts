@@ -46,11 +46,7 @@ export interface Plan {
  */
 export function coversDefinition(stored: StoredDefinition, def: Pick<ReportDefinition, 'dimensions' | 'metrics'>): boolean {
   const dims = new Set(stored.dimensions);
-  return (
-    dims.size === new Set(def.dimensions).size &&
-    def.dimensions.every((d) => dims.has(d)) &&
-    def.metrics.every((m) => stored.metrics.includes(m))
-  );
+  return dims.size === new Set(def.dimensions).size && def.dimensions.every((d) => dims.has(d)) && def.metrics.every((m) => stored.metrics.includes(m));
 }
 
 export function resolveStartDate(startDate: string, today: string): string {

@@ -127,7 +127,11 @@ export class JobRunner {
       await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, null, log);
       if (result.remaining > 0) {
         log.info(
-          { event: 'backlog_remaining', remaining: result.remaining, ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}) },
+          {
+            event: 'backlog_remaining',
+            remaining: result.remaining,
+            ...(result.deferUntil ? { deferredUntil: new Date(result.deferUntil).toISOString() } : {}),
+          },
           result.deferUntil ? 'quota low: backlog deferred to the next quota window' : 'backlog left for the next run',
         );
       }
@@ -158,12 +162,26 @@ export class JobRunner {
         board.recordFailure(job.propertyId, job.report, message, this.now());
         // for `ga-collector status`; a database that is down cannot take the note
         const db = session && !session.lost.aborted ? session.client : this.deps.pool;
-        if (!dbDown) await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError || privilege }, log);
+        if (!dbDown)
+          await noteJobOutcome(
+            db,
+            this.deps.config.database.schema,
+            job.propertyId,
+            job.report,
+            { error: message, permanent: err instanceof PermanentError || privilege },
+            log,
+          );
       }
       const permanent = err instanceof PermanentError || privilege;
       // an abort was asked for (shutdown, watchdog, reload), and is logged where it was asked: not an error here
       log[aborted ? 'warn' : 'error'](
-        { event: aborted ? 'job_aborted' : 'job_failed', err: message, permanent, ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}), durationMs: this.now() - started },
+        {
+          event: aborted ? 'job_aborted' : 'job_failed',
+          err: message,
+          permanent,
+          ...(dbDown ? { database: 'unavailable', retryInMs: retryAfterMs } : {}),
+          durationMs: this.now() - started,
+        },
         aborted ? 'fetch run aborted' : 'fetch run failed',
       );
       return {

@@ -215,10 +215,14 @@ export class Scheduler {
         return current;
       }
       const queued = this.queue.find((q) => !q.range && q.property.id === property.id && q.report === report);
-      if (queued) return new Promise((resolve) => {
-        const prev = queued.resolve;
-        queued.resolve = (result) => { prev(result); resolve(result); };
-      });
+      if (queued)
+        return new Promise((resolve) => {
+          const prev = queued.resolve;
+          queued.resolve = (result) => {
+            prev(result);
+            resolve(result);
+          };
+        });
     }
     return new Promise((resolve) => {
       this.queue.push({ property, report, ...(range ? { range } : {}), resolve });
@@ -298,7 +302,8 @@ export class Scheduler {
       return await this.watchdog.run(
         { property: property.id, report: item.report },
         this.controller.signal,
-        (signal) => this.deps.runner.run({ propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) }, signal),
+        (signal) =>
+          this.deps.runner.run({ propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) }, signal),
         jobSignal,
       );
     } catch (err) {

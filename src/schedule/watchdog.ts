@@ -25,9 +25,7 @@ import type { JobResult } from './runner.js';
 /** A job's result as the scheduler sees it: `stuck` when the watchdog ended it at its deadline. */
 export type WatchedResult = JobResult & { stuck?: boolean };
 
-export type AbortReason = 'deadline' | 'shutdown' | 'reload';
-/** Every `reason` of ga_collector_jobs_aborted_total (each seeded at 0). */
-export const ABORT_REASONS: readonly AbortReason[] = ['deadline', 'shutdown', 'reload'];
+type AbortReason = 'deadline' | 'shutdown' | 'reload';
 
 export interface WatchdogOptions {
   logger: Logger;
@@ -170,6 +168,13 @@ export class Watchdog {
       this.opts.board.recordFailure(job.property, job.report, error, this.wallClock());
       return { ok: false, rows: 0, dates: 0, error, stuck: true };
     }
-    return result ?? { ok: false, rows: 0, dates: 0, error: `${watched.abortedFor === 'reload' ? 'removed by a configuration reload' : 'aborted by shutdown'}; it did not end when aborted` };
+    return (
+      result ?? {
+        ok: false,
+        rows: 0,
+        dates: 0,
+        error: `${watched.abortedFor === 'reload' ? 'removed by a configuration reload' : 'aborted by shutdown'}; it did not end when aborted`,
+      }
+    );
   }
 }

@@ -54,26 +54,28 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
   const cols = reportColumns(def);
   const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
   let written = 0;
-  await withTransaction(client, async () => {
-    await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
-    if (days.some((d) => d.rowCount > 0)) written = await copyRows(client, table, columns, days);
-    if (hasTotals(def)) {
-      const totals = qualified(schema, totalsName(def));
-      const withTotals = days.filter((d) => d.totals);
-      const replaced = days.filter((d) => d.totals !== undefined).map((d) => d.date);
-      if (replaced.length) await client.query(`DELETE FROM ${totals} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, replaced]);
-      if (withTotals.length) {
-        const metricCols = cols.metrics.map(ident).join(', ');
-        const args = cols.metricTypes.map((t, i) => `$${i + 3}::${t}[]`).join(', ');
-        await client.query(`INSERT INTO ${totals} (property_id, date, ${metricCols}) SELECT $1, * FROM unnest($2::date[], ${args})`, [
-          propertyId,
-          withTotals.map((d) => d.date),
-          ...cols.metrics.map((_, k) => withTotals.map((d) => d.totals![k])),
-        ]);
+  await withTransaction(
+    client,
+    async () => {
+      await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
+      if (days.some((d) => d.rowCount > 0)) written = await copyRows(client, table, columns, days);
+      if (hasTotals(def)) {
+        const totals = qualified(schema, totalsName(def));
+        const withTotals = days.filter((d) => d.totals);
+        const replaced = days.filter((d) => d.totals !== undefined).map((d) => d.date);
+        if (replaced.length) await client.query(`DELETE FROM ${totals} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, replaced]);
+        if (withTotals.length) {
+          const metricCols = cols.metrics.map(ident).join(', ');
+          const args = cols.metricTypes.map((t, i) => `$${i + 3}::${t}[]`).join(', ');
+          await client.query(`INSERT INTO ${totals} (property_id, date, ${metricCols}) SELECT $1, * FROM unnest($2::date[], ${args})`, [
+            propertyId,
+            withTotals.map((d) => d.date),
+            ...cols.metrics.map((_, k) => withTotals.map((d) => d.totals![k])),
+          ]);
+        }
       }
-    }
-    await client.query(
-      `INSERT INTO ${qualified(schema, 'fetch_days')}
+      await client.query(
+        `INSERT INTO ${qualified(schema, 'fetch_days')}
          (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code, definition_id)
        SELECT $1, $2, d, now(), n, s, dl, th, sa, sm, tz, cc, $12::integer
          FROM unnest($3::date[], $4::int[], $5::bool[], $6::bool[], $7::bool[], $8::bool[], $9::jsonb[], $10::text[], $11::text[])
@@ -83,22 +85,24 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
          data_loss_from_other_row = EXCLUDED.data_loss_from_other_row, subject_to_thresholding = EXCLUDED.subject_to_thresholding,
          sampled = EXCLUDED.sampled, sampling = EXCLUDED.sampling, time_zone = EXCLUDED.time_zone, currency_code = EXCLUDED.currency_code,
          definition_id = EXCLUDED.definition_id`,
-      [
-        propertyId,
-        def.name,
-        days.map((d) => d.date),
-        days.map((d) => d.rowCount),
-        days.map((d) => d.date < args.settledBefore),
-        days.map((d) => d.meta.dataLossFromOtherRow),
-        days.map((d) => d.meta.subjectToThresholding),
-        days.map((d) => d.meta.sampling.length > 0),
-        days.map((d) => (d.meta.sampling.length > 0 ? JSON.stringify(d.meta.sampling) : null)),
-        days.map((d) => d.meta.timeZone),
-        days.map((d) => d.meta.currencyCode),
-        args.definitionId ?? null,
-      ],
-    );
-  }, WRITE_TIMEOUTS);
+        [
+          propertyId,
+          def.name,
+          days.map((d) => d.date),
+          days.map((d) => d.rowCount),
+          days.map((d) => d.date < args.settledBefore),
+          days.map((d) => d.meta.dataLossFromOtherRow),
+          days.map((d) => d.meta.subjectToThresholding),
+          days.map((d) => d.meta.sampling.length > 0),
+          days.map((d) => (d.meta.sampling.length > 0 ? JSON.stringify(d.meta.sampling) : null)),
+          days.map((d) => d.meta.timeZone),
+          days.map((d) => d.meta.currencyCode),
+          args.definitionId ?? null,
+        ],
+      );
+    },
+    WRITE_TIMEOUTS,
+  );
   return written;
 }
 
@@ -193,15 +197,23 @@ function refusal(def: ReportDefinition, date: string, err: unknown): RefusedDay 
  * stored incomplete (read from a listing later found inconsistent, and not read again whole):
  * they become gaps that the next run fetches, rather than half days that look complete.
  */
-export async function forgetDays(client: PoolClient, args: { schema: string; def: ReportDefinition; propertyId: string; dates: readonly string[] }): Promise<void> {
+export async function forgetDays(
+  client: PoolClient,
+  args: { schema: string; def: ReportDefinition; propertyId: string; dates: readonly string[] },
+): Promise<void> {
   const { schema, def, propertyId, dates } = args;
   if (dates.length === 0) return;
   await withTransaction(
     client,
     async () => {
       await client.query(`DELETE FROM ${qualified(schema, def.name)} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
-      if (hasTotals(def)) await client.query(`DELETE FROM ${qualified(schema, totalsName(def))} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
-      await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE property_id = $1 AND report = $2 AND date = ANY($3::date[])`, [propertyId, def.name, dates]);
+      if (hasTotals(def))
+        await client.query(`DELETE FROM ${qualified(schema, totalsName(def))} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
+      await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE property_id = $1 AND report = $2 AND date = ANY($3::date[])`, [
+        propertyId,
+        def.name,
+        dates,
+      ]);
     },
     WRITE_TIMEOUTS,
   );

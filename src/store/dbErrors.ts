@@ -94,7 +94,8 @@ function codeOf(err: unknown): string | undefined {
   const e = err as { code?: unknown; errors?: unknown[] } | null;
   if (e && typeof e.code === 'string') return e.code;
   // Node's happy-eyeballs connect (localhost: ::1 and 127.0.0.1) fails with an AggregateError
-  if (e && Array.isArray(e.errors)) for (const inner of e.errors) if (inner && typeof (inner as { code?: unknown }).code === 'string') return (inner as { code: string }).code;
+  if (e && Array.isArray(e.errors))
+    for (const inner of e.errors) if (inner && typeof (inner as { code?: unknown }).code === 'string') return (inner as { code: string }).code;
   return undefined;
 }
 
@@ -135,7 +136,7 @@ export function describeDbError(err: unknown, url?: string): string {
 
 function blankPassword(text: string, url?: string): string {
   if (!url) return text;
-  let password = '';
+  let password: string;
   try {
     password = decodeURIComponent(new URL(url).password);
   } catch {

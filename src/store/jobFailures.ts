@@ -43,9 +43,15 @@ export async function jobFailures(db: Queryable, schema: string): Promise<JobFai
   const table = qualified(schema, 'job_failures');
   const { rows: exists } = await db.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]);
   if (!exists[0]?.t) return [];
-  const { rows } = await db.query<{ property_id: string; report: string; first_failed_at: Date; failed_at: Date; failures: number; error: string; permanent: boolean }>(
-    `SELECT property_id, report, first_failed_at, failed_at, failures, error, permanent FROM ${table} ORDER BY property_id, report`,
-  );
+  const { rows } = await db.query<{
+    property_id: string;
+    report: string;
+    first_failed_at: Date;
+    failed_at: Date;
+    failures: number;
+    error: string;
+    permanent: boolean;
+  }>(`SELECT property_id, report, first_failed_at, failed_at, failures, error, permanent FROM ${table} ORDER BY property_id, report`);
   return rows.map((r) => ({
     propertyId: r.property_id,
     report: r.report,

@@ -9,7 +9,10 @@ import type { DbSession, PoolClient } from './pool.js';
 
 /** A stable 64-bit key (as a decimal string) for a list of names. */
 export function lockKey(...parts: string[]): string {
-  const h = crypto.createHash('sha256').update(`ga-collector\0${parts.join('\0')}`).digest();
+  const h = crypto
+    .createHash('sha256')
+    .update(`ga-collector\0${parts.join('\0')}`)
+    .digest();
   return h.readBigInt64BE(0).toString();
 }
 

@@ -181,7 +181,7 @@ export async function connect(pool: pg.Pool, opts: ConnectOptions = {}): Promise
  * it needs no free connection slot and no login, and it reaches the right backend through a
  * pooler such as PgBouncer. A backend that is idle ignores it. Never throws.
  */
-export function cancelRequest(client: pg.ClientBase): Promise<void> {
+function cancelRequest(client: pg.ClientBase): Promise<void> {
   const c = client as unknown as { processID: number | null; secretKey: number | null; host?: string; port?: number };
   if (!c.processID || c.secretKey === null || c.secretKey === undefined) return Promise.resolve();
   const message = Buffer.alloc(16);

@@ -75,8 +75,11 @@ export async function missingPrivileges(db: Pool | PoolClient, schema: string, r
   const lacking: string[] = [];
   for (const rel of rels.rows) {
     if (own.includes(rel.name)) {
-      const need = rel.name === 'schema_migrations' ? { SELECT: rel.sel, INSERT: rel.ins } : { SELECT: rel.sel, INSERT: rel.ins, UPDATE: rel.upd, DELETE: rel.del };
-      const no = Object.entries(need).filter(([, ok]) => !ok).map(([p]) => p);
+      const need =
+        rel.name === 'schema_migrations' ? { SELECT: rel.sel, INSERT: rel.ins } : { SELECT: rel.sel, INSERT: rel.ins, UPDATE: rel.upd, DELETE: rel.del };
+      const no = Object.entries(need)
+        .filter(([, ok]) => !ok)
+        .map(([p]) => p);
       if (no.length) lacking.push(`${no.join(', ')} on ${schema}.${rel.name}`);
     } else if (!rel.owned) {
       const what = rel.kind === 'v' ? 'VIEW' : 'TABLE';

@@ -98,7 +98,12 @@ export async function prunePlan(db: Queryable, schema: string, target: PruneTarg
   if (wholeReport) own.push('report_definitions', 'report_definition_versions');
   for (const relation of own) {
     if ((await relationKind(db, schema, relation)) !== 'table') continue;
-    const cond = relation === 'properties' ? where(target, false) : relation.startsWith('report_definition') ? where({ report: target.report! }, true) : where(target, true);
+    const cond =
+      relation === 'properties'
+        ? where(target, false)
+        : relation.startsWith('report_definition')
+          ? where({ report: target.report! }, true)
+          : where(target, true);
     steps.push({ relation, action: 'delete', kind: 'table', rows: await count(db, schema, relation, cond), where: cond });
   }
   return steps.some((s) => s.rows > 0 || s.action === 'drop') ? steps : [];
@@ -121,10 +126,13 @@ export async function prune(pool: Pool, schema: string, target: PruneTarget): Pr
       where(target, true).params,
     );
     const locks = pairs.map((p) => ({ key: lockKey(schema, 'job', p.property_id, p.report), what: `property ${p.property_id} report ${p.report}` }));
-    if (plan.some((s) => s.action === 'drop')) locks.push({ key: migrateLockKey(schema), what: `schema ${schema} (a migration or a report table change is running)` });
+    if (plan.some((s) => s.action === 'drop'))
+      locks.push({ key: migrateLockKey(schema), what: `schema ${schema} (a migration or a report table change is running)` });
     for (const lock of locks) {
       if (!(await tryLock(client, lock.key))) {
-        throw new PruneBusyError(`${lock.what} is being worked on by a running ga-collector; reload it (SIGHUP) with the configuration that no longer has it, then prune again`);
+        throw new PruneBusyError(
+          `${lock.what} is being worked on by a running ga-collector; reload it (SIGHUP) with the configuration that no longer has it, then prune again`,
+        );
       }
       held.push(lock.key);
     }

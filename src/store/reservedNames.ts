@@ -19,7 +19,10 @@ const CREATE_RE = new RegExp(
     QUALIFIED,
   'i',
 );
-const UNNAMED_INDEX_RE = new RegExp(String.raw`^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?ON\s+(?:ONLY\s+)?${QUALIFIED}\s*(?:USING\s+\w+\s*)?\(([^)]*)\)`, 'i');
+const UNNAMED_INDEX_RE = new RegExp(
+  String.raw`^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?ON\s+(?:ONLY\s+)?${QUALIFIED}\s*(?:USING\s+\w+\s*)?\(([^)]*)\)`,
+  'i',
+);
 const ALTER_TABLE_RE = new RegExp(String.raw`^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?${QUALIFIED}\s+([\s\S]*)$`, 'i');
 
 /** The last part of a possibly qualified, possibly quoted name, as PostgreSQL stores it. */

@@ -77,13 +77,11 @@ function visible(state: FakeState, caller: Account): Array<{ id: string; display
   }
   // access on a whole account shows it even when it has no property
   for (const [id, emails] of state.accountGrants) if (emails.has(caller.clientEmail) && !byAccount.has(id)) byAccount.set(id, []);
-  return [...byAccount.keys()]
-    .sort(byNumber)
-    .map((id) => ({
-      id,
-      displayName: state.gaAccounts.get(id)?.displayName ?? `Account ${id}`,
-      properties: byAccount.get(id)!.sort((a, b) => byNumber(a.id, b.id)),
-    }));
+  return [...byAccount.keys()].sort(byNumber).map((id) => ({
+    id,
+    displayName: state.gaAccounts.get(id)?.displayName ?? `Account ${id}`,
+    properties: byAccount.get(id)!.sort((a, b) => byNumber(a.id, b.id)),
+  }));
 }
 
 /** One page of accountSummaries.list for an authenticated caller. */

@@ -42,7 +42,12 @@ function errorInfo(reason: string, method: string, api: ApiInfo): unknown {
 export type Checked<T> = { ok: true; value: T } | { ok: false; reply: Reply };
 
 /** `method` is the gRPC method name Google reports in error details: RunReport, GetMetadata. */
-export function authenticate(state: FakeState, authorization: string | undefined, method: string, api: ApiInfo = DATA_API): Checked<{ token: IssuedToken; account: Account }> {
+export function authenticate(
+  state: FakeState,
+  authorization: string | undefined,
+  method: string,
+  api: ApiInfo = DATA_API,
+): Checked<{ token: IssuedToken; account: Account }> {
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
   if (!authorization) {
     return {
@@ -78,7 +83,10 @@ export function authenticate(state: FakeState, authorization: string | undefined
 /** A numeric id of a property the account was granted; Google does not say whether an id exists. */
 export function authorizeProperty(state: FakeState, account: Account, propertyId: string): Checked<Property> {
   if (!/^\d+$/.test(propertyId)) {
-    return { ok: false, reply: apiError(400, 'INVALID_ARGUMENT', `Invalid property ID: ${propertyId}. A numeric Property ID is required. ${PROPERTY_ID_HINT}`) };
+    return {
+      ok: false,
+      reply: apiError(400, 'INVALID_ARGUMENT', `Invalid property ID: ${propertyId}. A numeric Property ID is required. ${PROPERTY_ID_HINT}`),
+    };
   }
   const property = state.properties.get(propertyId);
   if (!property || !canRead(state, account.clientEmail, property)) {

@@ -100,7 +100,10 @@ async function main(): Promise<void> {
   chmodSync(keyFile, 0o600); // writeFileSync keeps the mode of a file that already exists
   process.stdout.write(`${JSON.stringify({ url: fake.url, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, keyFile })}\n`);
   const shutdown = (): void => {
-    fake.stop().then(() => process.exit(0), () => process.exit(1));
+    fake.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);

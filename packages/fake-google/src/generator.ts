@@ -101,8 +101,18 @@ function components(seedKey: string, visits: number, revision: number): Componen
   const purchaseRevenue = keyEvents > 0 ? round2(keyEvents * (9 + 120 * r())) : 0;
   const totalRevenue = round2(purchaseRevenue + sessions * 0.02 * r());
   return {
-    sessions, engagedSessions, totalUsers, activeUsers, newUsers, screenPageViews, eventCount,
-    keyEvents, userEngagementDuration, sessionDuration, purchaseRevenue, totalRevenue,
+    sessions,
+    engagedSessions,
+    totalUsers,
+    activeUsers,
+    newUsers,
+    screenPageViews,
+    eventCount,
+    keyEvents,
+    userEngagementDuration,
+    sessionDuration,
+    purchaseRevenue,
+    totalRevenue,
   };
 }
 
@@ -123,7 +133,7 @@ export function generateComponents(propertyId: string, date: string, dimensions:
   const draws = dayDraws(propertyId, date);
   const visits = new Map<string, { dims: string[]; n: number }>();
   if (rowsPerDay !== undefined) {
-    const sets = defs.map((d) => (d.derive ? [d.derive(date)] : d.values ?? ['']));
+    const sets = defs.map((d) => (d.derive ? [d.derive(date)] : (d.values ?? [''])));
     const total = sets.reduce((n, s) => n * s.length, 1);
     for (let i = 0; i < Math.min(rowsPerDay, total); i++) {
       // mixed-radix digits of i pick one value per dimension, the last dimension varying fastest
@@ -178,15 +188,55 @@ function shareOut(day: Components, rows: ComponentRow[]): ComponentRow[] {
   const plus = (a: number[], b: number[]) => a.map((x, i) => x + (b[i] ?? 0));
   const cents = (v: number) => Math.round(v * 100);
   // every row drew at least one visit, so it keeps at least one session
-  const sessions = apportion(day.sessions - rows.length, of((c) => c.sessions - 1)).map((n) => n + 1);
-  const engaged = apportion(day.engagedSessions, of((c) => c.engagedSessions), sessions);
-  const views = plus(sessions, apportion(day.screenPageViews - day.sessions, of((c) => c.screenPageViews - c.sessions)));
-  const events = plus(views, apportion(day.eventCount - day.screenPageViews, of((c) => c.eventCount - c.screenPageViews)));
-  const keyEvents = apportion(day.keyEvents, of((c) => c.keyEvents));
-  const engagement = apportion(day.userEngagementDuration, of((c) => c.userEngagementDuration));
-  const duration = plus(engagement, apportion(day.sessionDuration - day.userEngagementDuration, of((c) => c.sessionDuration - c.userEngagementDuration)));
-  const purchase = apportion(cents(day.purchaseRevenue), of((c) => cents(c.purchaseRevenue)));
-  const revenue = plus(purchase, apportion(cents(day.totalRevenue) - cents(day.purchaseRevenue), of((c) => cents(c.totalRevenue) - cents(c.purchaseRevenue))));
+  const sessions = apportion(
+    day.sessions - rows.length,
+    of((c) => c.sessions - 1),
+  ).map((n) => n + 1);
+  const engaged = apportion(
+    day.engagedSessions,
+    of((c) => c.engagedSessions),
+    sessions,
+  );
+  const views = plus(
+    sessions,
+    apportion(
+      day.screenPageViews - day.sessions,
+      of((c) => c.screenPageViews - c.sessions),
+    ),
+  );
+  const events = plus(
+    views,
+    apportion(
+      day.eventCount - day.screenPageViews,
+      of((c) => c.eventCount - c.screenPageViews),
+    ),
+  );
+  const keyEvents = apportion(
+    day.keyEvents,
+    of((c) => c.keyEvents),
+  );
+  const engagement = apportion(
+    day.userEngagementDuration,
+    of((c) => c.userEngagementDuration),
+  );
+  const duration = plus(
+    engagement,
+    apportion(
+      day.sessionDuration - day.userEngagementDuration,
+      of((c) => c.sessionDuration - c.userEngagementDuration),
+    ),
+  );
+  const purchase = apportion(
+    cents(day.purchaseRevenue),
+    of((c) => cents(c.purchaseRevenue)),
+  );
+  const revenue = plus(
+    purchase,
+    apportion(
+      cents(day.totalRevenue) - cents(day.purchaseRevenue),
+      of((c) => cents(c.totalRevenue) - cents(c.purchaseRevenue)),
+    ),
+  );
   return rows.map((r, i) => {
     const s = sessions[i]!;
     const totalUsers = Math.max(1, Math.min(s, Math.round((s * r.c.totalUsers) / r.c.sessions)));
@@ -250,23 +300,39 @@ function apportion(total: number, weights: number[], caps?: number[]): number[] 
 /** The value of one metric for a row's components. */
 export function metricValue(c: Components, metric: string): number {
   switch (metric) {
-    case 'sessions': return c.sessions;
-    case 'totalUsers': return c.totalUsers;
-    case 'activeUsers': return c.activeUsers;
-    case 'newUsers': return c.newUsers;
-    case 'screenPageViews': return c.screenPageViews;
-    case 'eventCount': return c.eventCount;
-    case 'engagedSessions': return c.engagedSessions;
+    case 'sessions':
+      return c.sessions;
+    case 'totalUsers':
+      return c.totalUsers;
+    case 'activeUsers':
+      return c.activeUsers;
+    case 'newUsers':
+      return c.newUsers;
+    case 'screenPageViews':
+      return c.screenPageViews;
+    case 'eventCount':
+      return c.eventCount;
+    case 'engagedSessions':
+      return c.engagedSessions;
     case 'keyEvents':
-    case 'conversions': return c.keyEvents;
-    case 'bounceRate': return c.sessions ? (c.sessions - c.engagedSessions) / c.sessions : 0;
-    case 'engagementRate': return c.sessions ? c.engagedSessions / c.sessions : 0;
-    case 'sessionsPerUser': return c.activeUsers ? c.sessions / c.activeUsers : 0;
-    case 'averageSessionDuration': return c.sessions ? c.sessionDuration / c.sessions : 0;
-    case 'userEngagementDuration': return c.userEngagementDuration;
-    case 'totalRevenue': return c.totalRevenue;
-    case 'purchaseRevenue': return c.purchaseRevenue;
-    default: throw new Error(`unknown metric ${metric}`);
+    case 'conversions':
+      return c.keyEvents;
+    case 'bounceRate':
+      return c.sessions ? (c.sessions - c.engagedSessions) / c.sessions : 0;
+    case 'engagementRate':
+      return c.sessions ? c.engagedSessions / c.sessions : 0;
+    case 'sessionsPerUser':
+      return c.activeUsers ? c.sessions / c.activeUsers : 0;
+    case 'averageSessionDuration':
+      return c.sessions ? c.sessionDuration / c.sessions : 0;
+    case 'userEngagementDuration':
+      return c.userEngagementDuration;
+    case 'totalRevenue':
+      return c.totalRevenue;
+    case 'purchaseRevenue':
+      return c.purchaseRevenue;
+    default:
+      throw new Error(`unknown metric ${metric}`);
   }
 }
 

@@ -29,7 +29,11 @@ export const invalidArgument = (message: string): Reply => apiError(400, 'INVALI
 
 /** The token endpoint's RFC 6749 error body. */
 export function oauthError(status: number, error: string, description: string): Reply {
-  return jsonReply(status, { error, error_description: description }, { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate', pragma: 'no-cache' });
+  return jsonReply(
+    status,
+    { error, error_description: description },
+    { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate', pragma: 'no-cache' },
+  );
 }
 
 const HTML_REASON: Record<number, [string, string]> = {
@@ -56,15 +60,25 @@ export function htmlError(status: number, path = '/'): Reply {
 /** The body of an injected `status` fault, as Google's API front end answers with that code. */
 export function faultReply(status: number, message: string | undefined): Reply {
   switch (status) {
-    case 429: return apiError(429, 'RESOURCE_EXHAUSTED', message ?? 'Resource has been exhausted (e.g. check quota).');
-    case 500: return apiError(500, 'INTERNAL', message ?? 'Internal error encountered.');
-    case 502: return htmlError(502);
-    case 503: return apiError(503, 'UNAVAILABLE', message ?? 'The service is currently unavailable.');
-    case 504: return apiError(504, 'DEADLINE_EXCEEDED', message ?? 'Deadline expired before operation could complete.');
-    case 400: return apiError(400, 'INVALID_ARGUMENT', message ?? 'Request contains an invalid argument.');
-    case 401: return apiError(401, 'UNAUTHENTICATED', message ?? 'Request had invalid authentication credentials.');
-    case 403: return apiError(403, 'PERMISSION_DENIED', message ?? 'The caller does not have permission');
-    case 404: return apiError(404, 'NOT_FOUND', message ?? 'Requested entity was not found.');
-    default: return apiError(status, status >= 500 ? 'UNKNOWN' : 'FAILED_PRECONDITION', message ?? `Injected fault ${status}.`);
+    case 429:
+      return apiError(429, 'RESOURCE_EXHAUSTED', message ?? 'Resource has been exhausted (e.g. check quota).');
+    case 500:
+      return apiError(500, 'INTERNAL', message ?? 'Internal error encountered.');
+    case 502:
+      return htmlError(502);
+    case 503:
+      return apiError(503, 'UNAVAILABLE', message ?? 'The service is currently unavailable.');
+    case 504:
+      return apiError(504, 'DEADLINE_EXCEEDED', message ?? 'Deadline expired before operation could complete.');
+    case 400:
+      return apiError(400, 'INVALID_ARGUMENT', message ?? 'Request contains an invalid argument.');
+    case 401:
+      return apiError(401, 'UNAUTHENTICATED', message ?? 'Request had invalid authentication credentials.');
+    case 403:
+      return apiError(403, 'PERMISSION_DENIED', message ?? 'The caller does not have permission');
+    case 404:
+      return apiError(404, 'NOT_FOUND', message ?? 'Requested entity was not found.');
+    default:
+      return apiError(status, status >= 500 ? 'UNKNOWN' : 'FAILED_PRECONDITION', message ?? `Injected fault ${status}.`);
   }
 }

@@ -11,20 +11,36 @@ import { ensurePrincipal, issueToken, type FakeIdentity } from './identity.js';
 import type { FakeState } from './state.js';
 
 const CALLER_SCOPES = ['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/iam'];
-const CREDENTIAL_HINT = 'Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.';
+const CREDENTIAL_HINT =
+  'Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.';
 
 function errorInfo(reason: string, extra: Record<string, string> = {}): unknown {
-  return { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason, domain: reason === 'IAM_PERMISSION_DENIED' ? 'iam.googleapis.com' : 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', ...extra } };
+  return {
+    '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+    reason,
+    domain: reason === 'IAM_PERMISSION_DENIED' ? 'iam.googleapis.com' : 'googleapis.com',
+    metadata: { service: 'iamcredentials.googleapis.com', ...extra },
+  };
 }
 
-export function handleGenerateAccessToken(identity: FakeIdentity, state: FakeState, target: string, authorization: string | undefined, body: string): { reply: Reply; account?: string } {
+export function handleGenerateAccessToken(
+  identity: FakeIdentity,
+  state: FakeState,
+  target: string,
+  authorization: string | undefined,
+  body: string,
+): { reply: Reply; account?: string } {
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
   if (!authorization) return { reply: apiError(401, 'UNAUTHENTICATED', `Request is missing required authentication credential. ${CREDENTIAL_HINT}`) };
   const token = bearer ? state.tokens.get(bearer[1]!) : undefined;
-  if (!token || state.now() >= token.expiresAt) return { reply: apiError(401, 'UNAUTHENTICATED', `Request had invalid authentication credentials. ${CREDENTIAL_HINT}`) };
+  if (!token || state.now() >= token.expiresAt)
+    return { reply: apiError(401, 'UNAUTHENTICATED', `Request had invalid authentication credentials. ${CREDENTIAL_HINT}`) };
   const caller = token.account;
   if (!token.scopes.some((s) => CALLER_SCOPES.includes(s))) {
-    return { reply: apiError(403, 'PERMISSION_DENIED', 'Request had insufficient authentication scopes.', { details: [errorInfo('ACCESS_TOKEN_SCOPE_INSUFFICIENT')] }), account: caller };
+    return {
+      reply: apiError(403, 'PERMISSION_DENIED', 'Request had insufficient authentication scopes.', { details: [errorInfo('ACCESS_TOKEN_SCOPE_INSUFFICIENT')] }),
+      account: caller,
+    };
   }
   const exists = identity.serviceAccounts.has(target) || Boolean(state.accounts.get(target)?.keys.length);
   if (!exists || !identity.mayImpersonate(caller, target)) {
@@ -46,9 +62,25 @@ export function handleGenerateAccessToken(identity: FakeIdentity, state: FakeSta
   let lifetime = 3600;
   if (req.lifetime !== undefined) {
     const m = /^(\d+(?:\.\d+)?)s$/.exec(String(req.lifetime));
-    if (!m) return { reply: apiError(400, 'INVALID_ARGUMENT', `Invalid value at 'lifetime' (type.googleapis.com/google.protobuf.Duration), Field 'lifetime', Illegal duration format; duration must end with 's'`), account: caller };
+    if (!m)
+      return {
+        reply: apiError(
+          400,
+          'INVALID_ARGUMENT',
+          `Invalid value at 'lifetime' (type.googleapis.com/google.protobuf.Duration), Field 'lifetime', Illegal duration format; duration must end with 's'`,
+        ),
+        account: caller,
+      };
     lifetime = Number(m[1]);
-    if (lifetime > 3600) return { reply: apiError(400, 'INVALID_ARGUMENT', 'The lifetime requested is not supported. The maximum lifetime is 3600 seconds; longer ones need the organization policy constraints/iam.allowServiceAccountCredentialLifetimeExtension.'), account: caller };
+    if (lifetime > 3600)
+      return {
+        reply: apiError(
+          400,
+          'INVALID_ARGUMENT',
+          'The lifetime requested is not supported. The maximum lifetime is 3600 seconds; longer ones need the organization policy constraints/iam.allowServiceAccountCredentialLifetimeExtension.',
+        ),
+        account: caller,
+      };
   }
   ensurePrincipal(state, target, /@([^.]+)\.iam\.gserviceaccount\.com$/.exec(target)?.[1] ?? 'fake-project');
   const seconds = Math.min(lifetime, state.tokenLifetimeSeconds);

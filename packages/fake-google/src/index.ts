@@ -9,6 +9,16 @@ export { generateReport } from './generator.js';
 export { isKnownDimension, metricType, type MetricType } from './catalog.js';
 export { formatDouble } from './report-endpoint.js';
 export type {
-  AccountSpec, EventKind, FakeCounts, FakeEvent, FakeGoogleOptions, Fault, FaultEndpoint, FaultKind, GaAccountSpec, PropertySpec, QuotaSettings,
+  AccountSpec,
+  EventKind,
+  FakeCounts,
+  FakeEvent,
+  FakeGoogleOptions,
+  Fault,
+  FaultEndpoint,
+  FaultKind,
+  GaAccountSpec,
+  PropertySpec,
+  QuotaSettings,
   ServiceAccountKeyJson,
 } from './types.js';

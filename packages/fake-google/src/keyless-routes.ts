@@ -34,7 +34,15 @@ export function isKeylessKind(kind: EventKind): kind is KeylessKind {
   return kind === 'gceMetadata' || kind === 'sts' || kind === 'generateAccessToken' || kind === 'azureIdentity' || kind === 'awsMetadata';
 }
 
-export function handleKeyless(identity: FakeIdentity, state: FakeState, route: KeylessRoute, req: IncomingMessage, url: URL, path: string, body: string): { reply: Reply; account?: string } {
+export function handleKeyless(
+  identity: FakeIdentity,
+  state: FakeState,
+  route: KeylessRoute,
+  req: IncomingMessage,
+  url: URL,
+  path: string,
+  body: string,
+): { reply: Reply; account?: string } {
   const header = (name: string) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v[0] : v;

@@ -21,7 +21,13 @@ export interface MetadataOutcome {
   account?: string;
 }
 
-export function handleMetadataServer(identity: FakeIdentity, state: FakeState, path: string, query: URLSearchParams, flavor: string | undefined): MetadataOutcome {
+export function handleMetadataServer(
+  identity: FakeIdentity,
+  state: FakeState,
+  path: string,
+  query: URLSearchParams,
+  flavor: string | undefined,
+): MetadataOutcome {
   if (flavor !== 'Google') {
     return {
       reply: {
@@ -36,9 +42,16 @@ export function handleMetadataServer(identity: FakeIdentity, state: FakeState, p
   if (!m || !attached || (m[1] !== 'default' && m[1] !== attached.email)) {
     return { reply: { status: 404, headers: { 'content-type': 'text/html; charset=UTF-8', ...FLAVOR }, body: 'Not Found\n' } };
   }
-  if (m[2] === 'email') return { reply: { status: 200, headers: { 'content-type': 'application/text', ...FLAVOR }, body: attached.email }, account: attached.email };
+  if (m[2] === 'email')
+    return { reply: { status: 200, headers: { 'content-type': 'application/text', ...FLAVOR }, body: attached.email }, account: attached.email };
   const asked = query.get('scopes');
-  const scopes = asked && attached.honoursRequestedScopes ? asked.split(',').map((s) => s.trim()).filter(Boolean) : attached.scopes;
+  const scopes =
+    asked && attached.honoursRequestedScopes
+      ? asked
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : attached.scopes;
   const key = `${attached.email}\0${scopes.join(' ')}`;
   const now = state.now();
   let cached = identity.metadataCache.get(key);

@@ -122,8 +122,10 @@ export class QuotaBook {
     const s = this.state(propertyId);
     if (remaining(this.roll(s.day, true)) <= 0) return 'Exhausted property tokens per day. These quota tokens will return in under 24 hours.';
     if (remaining(this.roll(s.hour, false)) <= 0) return 'Exhausted property tokens per hour. These quota tokens will return in under an hour.';
-    if (remaining(this.projectBucket(s, project)) <= 0) return 'Exhausted property tokens for a project per hour. These quota tokens will return in under an hour.';
-    if (thresholded && remaining(this.roll(s.thresholded, false)) <= 0) return 'Exhausted potentially thresholded requests quota. These quota tokens will return in under an hour.';
+    if (remaining(this.projectBucket(s, project)) <= 0)
+      return 'Exhausted property tokens for a project per hour. These quota tokens will return in under an hour.';
+    if (thresholded && remaining(this.roll(s.thresholded, false)) <= 0)
+      return 'Exhausted potentially thresholded requests quota. These quota tokens will return in under an hour.';
     return undefined;
   }
 

@@ -27,7 +27,16 @@ export function handleRefreshGrant(identity: FakeIdentity, state: FakeState, par
   const now = Math.floor(state.now() / 1000);
   const body: Record<string, unknown> = { access_token: accessToken, expires_in: lifetime - 1, scope: user.scopes.join(' '), token_type: 'Bearer' };
   if (user.scopes.includes('openid')) {
-    body['id_token'] = signJwt(idTokenKey(state), { iss: 'https://accounts.google.com', azp: clientId, aud: clientId, sub: '1'.padEnd(21, '7'), email: user.email, email_verified: true, iat: now, exp: now + 3600 });
+    body['id_token'] = signJwt(idTokenKey(state), {
+      iss: 'https://accounts.google.com',
+      azp: clientId,
+      aud: clientId,
+      sub: '1'.padEnd(21, '7'),
+      email: user.email,
+      email_verified: true,
+      iat: now,
+      exp: now + 3600,
+    });
   }
   return { reply: jsonReply(200, body, { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate', pragma: 'no-cache' }), account: user.email };
 }

@@ -46,7 +46,7 @@ function toG(v: number, precision: number): string {
   return fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed;
 }
 
-export function formatMetric(v: number, metric: string): string {
+function formatMetric(v: number, metric: string): string {
   return metricType(metric) === 'TYPE_INTEGER' ? String(Math.round(v)) : formatDouble(v);
 }
 
@@ -55,10 +55,13 @@ function compareStrings(a: string, b: string): number {
 }
 
 function comparator(req: ReportRequest): (a: Row, b: Row) => number {
-  const orderBys: OrderBy[] = req.orderBys.length > 0
-    ? req.orderBys
-    // Without orderBys Google sorts by the first metric, descending.
-    : req.metrics[0] !== undefined ? [{ metric: req.metrics[0], desc: true }] : [];
+  const orderBys: OrderBy[] =
+    req.orderBys.length > 0
+      ? req.orderBys
+      : // Without orderBys Google sorts by the first metric, descending.
+        req.metrics[0] !== undefined
+        ? [{ metric: req.metrics[0], desc: true }]
+        : [];
   return (a, b) => {
     for (const o of orderBys) {
       let d: number;
@@ -100,7 +103,7 @@ function revisionsFor(state: FakeState, property: Property, dates: Set<string>, 
   // Only calls for a first page revise the data, so the pages of one listing stay consistent.
   if (firstPage) for (const d of dates) if (inWindow(d)) counts.set(d, (counts.get(d) ?? 0) + 1);
   const c = counts;
-  return (d) => (inWindow(d) ? c.get(d) ?? 0 : 0);
+  return (d) => (inWindow(d) ? (c.get(d) ?? 0) : 0);
 }
 
 /**
@@ -139,7 +142,7 @@ function buildRows(state: FakeState, property: Property, req: ReportRequest, tod
     const groups = new Map<string, { dims: string[]; parts: Components[] }>();
     for (const date of dates) {
       for (const row of generateComponents(property.id, date, nonDate, revisionOf(date), property.rowsPerDay)) {
-        const dims = positions.map((p) => (p < 0 ? compactDate(date) : row.dims[p] ?? ''));
+        const dims = positions.map((p) => (p < 0 ? compactDate(date) : (row.dims[p] ?? '')));
         if (multi) dims.push(req.dateRanges[rangeIndex]?.name ?? '');
         const key = dims.join('\u0000');
         const g = groups.get(key);
@@ -213,7 +216,15 @@ function aggregateRows(req: ReportRequest, rows: Row[], all: Row[], kind: 'TOTAL
  * Serves one runReport page for an authorized account. `reverse` serves the rows in the reverse
  * of the requested order, as an endpoint that ignores `orderBys` might (fault `reverse`).
  */
-export function runReport(state: FakeState, property: Property, project: string, req: ReportRequest, today: string, pretty: boolean, opts: { reverse?: boolean } = {}): ReportOutcome {
+export function runReport(
+  state: FakeState,
+  property: Property,
+  project: string,
+  req: ReportRequest,
+  today: string,
+  pretty: boolean,
+  opts: { reverse?: boolean } = {},
+): ReportOutcome {
   const thresholded = req.dimensions.some((d) => dimensionDef(d)?.thresholded);
   const exhausted = state.quota.exhausted(property.id, project, thresholded);
   if (exhausted) return { reply: apiError(429, 'RESOURCE_EXHAUSTED', exhausted) };

@@ -7,8 +7,14 @@ import { isKnownDimension, metricType } from './catalog.js';
 import { resolveDate } from './dates.js';
 
 type Scalar = 'string' | 'int64' | 'bool' | 'any';
-interface EnumType { enumName: string; values: readonly string[] }
-interface MessageType { typeName: string; fields: Record<string, FieldType> }
+interface EnumType {
+  enumName: string;
+  values: readonly string[];
+}
+interface MessageType {
+  typeName: string;
+  fields: Record<string, FieldType>;
+}
 type FieldType = Scalar | EnumType | MessageType | { repeated: Scalar | EnumType | MessageType };
 
 const V1BETA = 'type.googleapis.com/google.analytics.data.v1beta';
@@ -79,7 +85,11 @@ function transcode(value: unknown, type: FieldType, path: string, errors: string
     return value;
   }
   if (typeof value !== 'object' || Array.isArray(value)) {
-    errors.push(path ? `Invalid value at '${path}' (${type.typeName}), ${show(value)}` : 'Invalid JSON payload received. Unknown name "": Root element must be a message.');
+    errors.push(
+      path
+        ? `Invalid value at '${path}' (${type.typeName}), ${show(value)}`
+        : 'Invalid JSON payload received. Unknown name "": Root element must be a message.',
+    );
     return undefined;
   }
   const out: Json = {};
@@ -101,8 +111,7 @@ function typeLabel(t: Scalar | EnumType | MessageType): string {
 }
 
 export type OrderBy =
-  | { desc: boolean; metric: string }
-  | { desc: boolean; dimension: string; orderType: 'ALPHANUMERIC' | 'CASE_INSENSITIVE_ALPHANUMERIC' | 'NUMERIC' };
+  { desc: boolean; metric: string } | { desc: boolean; dimension: string; orderType: 'ALPHANUMERIC' | 'CASE_INSENSITIVE_ALPHANUMERIC' | 'NUMERIC' };
 
 export interface ReportRequest {
   dimensions: string[];
@@ -149,8 +158,8 @@ function jsonSyntaxMessage(body: string, err: unknown): string {
 
 const SCHEMA_HINT = 'For a list of valid dimensions and metrics, see https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema ';
 const MIN_START = '2015-08-13';
-export const DEFAULT_LIMIT = 10_000;
-export const MAX_LIMIT = 250_000;
+const DEFAULT_LIMIT = 10_000;
+const MAX_LIMIT = 250_000;
 
 const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -169,11 +178,17 @@ export function validateRunReport(body: Json, today: string): Parsed<ReportReque
   for (const d of dimensions) if (!isKnownDimension(d)) return fail(`Field ${d} is not a valid dimension. ${SCHEMA_HINT}`);
   for (const m of metrics) if (!metricType(m)) return fail(`Field ${m} is not a valid metric.  ${SCHEMA_HINT}`);
 
-  const unsupported = ([
-    ['dimensionFilter', body.dimensionFilter], ['metricFilter', body.metricFilter], ['cohortSpec', body.cohortSpec],
-    ['comparisons', body.comparisons], ['dimensions[].dimensionExpression', dims.find((d) => d?.dimensionExpression)],
-    ['metrics[].expression', mets.find((m) => m?.expression)], ['orderBys[].pivot', list<Json>(body.orderBys).find((o) => o?.pivot)],
-  ] as const).find(([, v]) => v !== undefined);
+  const unsupported = (
+    [
+      ['dimensionFilter', body.dimensionFilter],
+      ['metricFilter', body.metricFilter],
+      ['cohortSpec', body.cohortSpec],
+      ['comparisons', body.comparisons],
+      ['dimensions[].dimensionExpression', dims.find((d) => d?.dimensionExpression)],
+      ['metrics[].expression', mets.find((m) => m?.expression)],
+      ['orderBys[].pivot', list<Json>(body.orderBys).find((o) => o?.pivot)],
+    ] as const
+  ).find(([, v]) => v !== undefined);
   if (unsupported) return fail(`[fake-google] ${unsupported[0]} is not implemented by the fake Google (real Google accepts it).`);
 
   const limit = typeof body.limit === 'number' ? body.limit : undefined;
@@ -200,7 +215,8 @@ export function validateRunReport(body: Json, today: string): Parsed<ReportReque
     dateRanges.push({ start, end, name: name || `date_range_${i}` });
   }
 
-  if (dimensions.length > 9) return fail(`Requests are limited to 9 dimensions within a nested request.\n  This request contains ${dimensions.length} dimensions.`);
+  if (dimensions.length > 9)
+    return fail(`Requests are limited to 9 dimensions within a nested request.\n  This request contains ${dimensions.length} dimensions.`);
   if (metrics.length > 10) return fail(`Requests are limited to 10 metrics within a nested request.\n  This request contains ${metrics.length} metrics.`);
   const dupDims = duplicates(dimensions);
   if (dupDims.length) return fail(`Found duplicate dimensions: ${dupDims.join(', ')}`);

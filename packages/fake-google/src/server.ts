@@ -21,7 +21,16 @@ import { FakeIdentity } from './identity.js';
 import { handleKeyless, isKeylessKind, keylessRoute } from './keyless-routes.js';
 import { handleRefreshGrant, isRefreshGrant } from './refresh-grant.js';
 import type {
-  AccountSpec, EventKind, Fault, FakeCounts, FakeEvent, FakeGoogleOptions, GaAccountSpec, PropertySpec, QuotaSettings, ServiceAccountKeyJson,
+  AccountSpec,
+  EventKind,
+  Fault,
+  FakeCounts,
+  FakeEvent,
+  FakeGoogleOptions,
+  GaAccountSpec,
+  PropertySpec,
+  QuotaSettings,
+  ServiceAccountKeyJson,
 } from './types.js';
 
 /** The GA account of a property added without one. */
@@ -181,13 +190,21 @@ export class FakeGoogle {
     assertTimeZone(p.timeZone);
     const dataFrom = p.dataFrom ?? '2020-01-01';
     if (!isIsoDate(dataFrom)) throw new Error(`dataFrom must be YYYY-MM-DD: ${dataFrom}`);
-    if (p.rowsPerDay !== undefined && !(Number.isInteger(p.rowsPerDay) && p.rowsPerDay >= 1)) throw new Error(`rowsPerDay must be a positive integer: ${p.rowsPerDay}`);
+    if (p.rowsPerDay !== undefined && !(Number.isInteger(p.rowsPerDay) && p.rowsPerDay >= 1))
+      throw new Error(`rowsPerDay must be a positive integer: ${p.rowsPerDay}`);
     const account = p.account ?? DEFAULT_GA_ACCOUNT;
     if (!this.state.gaAccounts.has(account)) this.addGaAccount({ id: account });
     if (p.parent !== undefined && !/^(accounts|properties)\/\d+$/.test(p.parent)) throw new Error(`parent must be accounts/N or properties/N: ${p.parent}`);
     this.state.properties.set(p.id, {
-      id: p.id, timeZone: p.timeZone, currencyCode: p.currencyCode ?? 'USD', dataFrom, ...(p.rowsPerDay !== undefined ? { rowsPerDay: p.rowsPerDay } : {}),
-      account, displayName: p.displayName ?? `Property ${p.id}`, propertyType: p.propertyType ?? 'PROPERTY_TYPE_ORDINARY', parent: p.parent ?? `accounts/${account}`,
+      id: p.id,
+      timeZone: p.timeZone,
+      currencyCode: p.currencyCode ?? 'USD',
+      dataFrom,
+      ...(p.rowsPerDay !== undefined ? { rowsPerDay: p.rowsPerDay } : {}),
+      account,
+      displayName: p.displayName ?? `Property ${p.id}`,
+      propertyType: p.propertyType ?? 'PROPERTY_TYPE_ORDINARY',
+      parent: p.parent ?? `accounts/${account}`,
     });
   }
 
@@ -321,13 +338,25 @@ export class FakeGoogle {
         return this.write(res, reply, event, true);
       case 'garbage':
         // what an upstream proxy (Envoy) answers when the backend went away mid-request
-        return this.write(res, { status: 200, headers: { 'content-type': 'application/json; charset=UTF-8' }, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' }, event);
+        return this.write(
+          res,
+          {
+            status: 200,
+            headers: { 'content-type': 'application/json; charset=UTF-8' },
+            body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+          },
+          event,
+        );
       case 'html':
-        return this.write(res, {
-          status: 200,
-          headers: { 'content-type': 'text/html; charset=UTF-8' },
-          body: '<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head><body><form action="/login">Please sign in to continue.</form></body></html>\n',
-        }, event);
+        return this.write(
+          res,
+          {
+            status: 200,
+            headers: { 'content-type': 'text/html; charset=UTF-8' },
+            body: '<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head><body><form action="/login">Please sign in to continue.</form></body></html>\n',
+          },
+          event,
+        );
       case 'stall': {
         if (res.destroyed || res.writableEnded) return;
         const body = Buffer.from(reply.body);
@@ -410,7 +439,9 @@ export class FakeGoogle {
       if (assertion) this.assertions.push(assertion);
       if (!(await hold())) return;
       const params = new URLSearchParams(body);
-      const outcome = isRefreshGrant(params) ? handleRefreshGrant(this.identity, this.state, params) : handleToken(this.state, body, req.headers['content-type'] ?? '');
+      const outcome = isRefreshGrant(params)
+        ? handleRefreshGrant(this.identity, this.state, params)
+        : handleToken(this.state, body, req.headers['content-type'] ?? '');
       if (outcome.account !== undefined) event.account = outcome.account;
       this.deliver(res, outcome.reply, event, fault);
       return;
@@ -462,7 +493,10 @@ export class FakeGoogle {
     event.offset = request.offset;
     if (request.limitGiven !== undefined) event.limit = request.limitGiven;
     event.startDate = request.dateRanges.map((d) => d.start).sort()[0];
-    event.endDate = request.dateRanges.map((d) => d.end).sort().at(-1);
+    event.endDate = request.dateRanges
+      .map((d) => d.end)
+      .sort()
+      .at(-1);
 
     const overConcurrency = this.state.quota.enter(property.id);
     if (overConcurrency) return this.write(res, faultReply(429, overConcurrency), event);

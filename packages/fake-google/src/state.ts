@@ -29,7 +29,7 @@ export interface Property {
 }
 
 /** A Google Analytics account. */
-export interface GaAccount {
+interface GaAccount {
   id: string;
   displayName: string;
 }

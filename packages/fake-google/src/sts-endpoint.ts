@@ -17,7 +17,8 @@ const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const JWT_TYPES = ['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token'];
 const AWS_TYPE = 'urn:ietf:params:aws:token-type:aws4_request';
-const AUDIENCE_RE = /^\/\/iam\.googleapis\.com\/(projects\/[^/]+\/locations\/global\/workloadIdentityPools\/[^/]+\/providers\/[^/]+|locations\/global\/workforcePools\/[^/]+\/providers\/[^/]+)$/;
+const AUDIENCE_RE =
+  /^\/\/iam\.googleapis\.com\/(projects\/[^/]+\/locations\/global\/workloadIdentityPools\/[^/]+\/providers\/[^/]+|locations\/global\/workforcePools\/[^/]+\/providers\/[^/]+)$/;
 const BAD_AUDIENCE =
   'Invalid value for "audience". This value should be the full resource name of the Identity Provider. See https://cloud.google.com/iam/docs/reference/sts/rest/v1/TopLevel/token for the list of possible formats.';
 const NO_TARGET =
@@ -90,7 +91,8 @@ function checkOidc(identity: FakeIdentity, state: FakeState, provider: WorkloadP
   if (!jwt) return fail('invalid_grant', 'Unable to parse the ID Token.');
   const issuer = identity.issuers.get(provider.issuer ?? '');
   const iss = jwt.claims['iss'];
-  if (!issuer || iss !== issuer.url) return fail('invalid_grant', `The issuer in ID Token ${JSON.stringify(iss)} does not match the expected ISSUER ${provider.issuer ?? ''}.`);
+  if (!issuer || iss !== issuer.url)
+    return fail('invalid_grant', `The issuer in ID Token ${JSON.stringify(iss)} does not match the expected ISSUER ${provider.issuer ?? ''}.`);
   if (jwt.header['alg'] !== 'RS256' || !verifyRs256(jwt, createPublicKey(issuer.privateKey))) return fail('invalid_grant', 'Invalid ID Token signature.');
   const aud = jwt.claims['aud'];
   const auds = Array.isArray(aud) ? aud : [aud];
@@ -114,7 +116,9 @@ function checkAws(identity: FakeIdentity, state: FakeState, provider: WorkloadPr
     return fail('invalid_grant', 'The AWS subject token is not a serialized GetCallerIdentity request.');
   }
   const headers = new Map<string, string>();
-  if (Array.isArray(req.headers)) for (const h of req.headers as Array<{ key?: unknown; value?: unknown }>) if (typeof h.key === 'string' && typeof h.value === 'string') headers.set(h.key.toLowerCase(), h.value);
+  if (Array.isArray(req.headers))
+    for (const h of req.headers as Array<{ key?: unknown; value?: unknown }>)
+      if (typeof h.key === 'string' && typeof h.value === 'string') headers.set(h.key.toLowerCase(), h.value);
   let url: URL;
   try {
     url = new URL(String(req.url));
@@ -125,9 +129,11 @@ function checkAws(identity: FakeIdentity, state: FakeState, provider: WorkloadPr
     return fail('invalid_grant', 'The AWS subject token is not a GetCallerIdentity request to AWS STS.');
   }
   if (headers.get('x-goog-cloud-target-resource') !== provider.audience) {
-    return fail('invalid_grant', 'The AWS subject token\'s x-goog-cloud-target-resource header does not match the audience.');
+    return fail('invalid_grant', "The AWS subject token's x-goog-cloud-target-resource header does not match the audience.");
   }
-  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]+)$/.exec(headers.get('authorization') ?? '');
+  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]+)$/.exec(
+    headers.get('authorization') ?? '',
+  );
   if (!auth) return fail('invalid_grant', 'The AWS subject token has no valid Authorization header.');
   const [, keyId, date, region, service, signedHeaders, signature] = auth as unknown as [string, string, string, string, string, string, string];
   const creds = identity.aws.get(keyId);
@@ -149,7 +155,10 @@ function checkAws(identity: FakeIdentity, state: FakeState, provider: WorkloadPr
   const expected = hmac(kSigning, toSign);
   const given = Buffer.from(signature, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return fail('invalid_grant', 'Received invalid AWS response of type SignatureDoesNotMatch with error message: The request signature we calculated does not match the signature you provided.');
+    return fail(
+      'invalid_grant',
+      'Received invalid AWS response of type SignatureDoesNotMatch with error message: The request signature we calculated does not match the signature you provided.',
+    );
   }
   const account = /^arn:aws:sts::(\d+):/.exec(creds.arn)?.[1];
   if (account !== provider.awsAccountId) return fail('unauthorized_client', 'The given credential is rejected by the attribute condition.');

@@ -12,11 +12,12 @@ import { jsonReply, type Reply } from './http-util.js';
 import type { FakeIdentity } from './identity.js';
 
 export function handleAzureIdentity(identity: FakeIdentity, query: URLSearchParams, metadataHeader: string | undefined): Reply {
-  if (metadataHeader?.toLowerCase() !== 'true') return jsonReply(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
+  if (metadataHeader?.toLowerCase() !== 'true')
+    return jsonReply(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
   const who = identity.azureIdentity;
   if (!who) return jsonReply(400, { error: 'invalid_request', error_description: 'Identity not found' });
   const resource = query.get('resource') ?? '';
-  if (!resource) return jsonReply(400, { error: 'invalid_request', error_description: 'Required query variable \'resource\' is missing' });
+  if (!resource) return jsonReply(400, { error: 'invalid_request', error_description: "Required query variable 'resource' is missing" });
   const token = identity.oidcToken({ issuer: who.issuer, subject: who.subject, audience: resource });
   return jsonReply(200, { access_token: token, expires_in: '3599', resource, token_type: 'Bearer' });
 }

@@ -11,11 +11,7 @@ import { idTokenKey, type Account, type FakeState } from './state.js';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 /** Google's own token URLs, past and present; any of them is a valid `aud`. */
-const GOOGLE_AUDIENCES = [
-  'https://oauth2.googleapis.com/token',
-  'https://www.googleapis.com/oauth2/v4/token',
-  'https://accounts.google.com/o/oauth2/token',
-];
+const GOOGLE_AUDIENCES = ['https://oauth2.googleapis.com/token', 'https://www.googleapis.com/oauth2/v4/token', 'https://accounts.google.com/o/oauth2/token'];
 
 /** Scopes Google grants access tokens for (a subset: the ones a collector might plausibly ask). */
 const KNOWN_SCOPES = new Set([
@@ -67,8 +63,14 @@ function signIdToken(state: FakeState, account: Account, audience: string, nowSe
   const enc = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
   const header = enc({ alg: 'RS256', kid: key.kid, typ: 'JWT' });
   const claims = enc({
-    aud: audience, azp: account.clientEmail, email: account.clientEmail, email_verified: true,
-    exp: nowSec + 3600, iat: nowSec, iss: 'https://accounts.google.com', sub: account.clientId,
+    aud: audience,
+    azp: account.clientEmail,
+    email: account.clientEmail,
+    email_verified: true,
+    exp: nowSec + 3600,
+    iat: nowSec,
+    iss: 'https://accounts.google.com',
+    sub: account.clientId,
   });
   const signer = createSign('RSA-SHA256');
   signer.update(`${header}.${claims}`);
@@ -123,8 +125,11 @@ export function handleToken(state: FakeState, body: string, contentType: string)
   const sub = jwt.claims.sub;
   if (sub !== undefined && sub !== account.clientEmail) {
     // Domain-wide delegation is never configured in the fake.
-    return fail(401, 'unauthorized_client',
-      'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.');
+    return fail(
+      401,
+      'unauthorized_client',
+      'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.',
+    );
   }
 
   const scopes = scope.split(/\s+/).filter(Boolean);

@@ -28,7 +28,8 @@ export interface FakeGoogleOptions {
 }
 
 /** `metadata` is the Data API's getMetadata; `gceMetadata` the metadata server of Compute Engine (identity.ts). */
-export type EventKind = 'token' | 'runReport' | 'metadata' | 'gceMetadata' | 'sts' | 'generateAccessToken' | 'azureIdentity' | 'awsMetadata' | 'accountSummaries';
+export type EventKind =
+  'token' | 'runReport' | 'metadata' | 'gceMetadata' | 'sts' | 'generateAccessToken' | 'azureIdentity' | 'awsMetadata' | 'accountSummaries';
 
 export interface FakeEvent {
   kind: EventKind;

@@ -7,9 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSign, generateKeyPairSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import {
-  FakeGoogle, generateReport, isKnownDimension, metricType, type FakeGoogleOptions, type ServiceAccountKeyJson,
-} from '../src/index.js';
+import { FakeGoogle, generateReport, isKnownDimension, metricType, type FakeGoogleOptions, type ServiceAccountKeyJson } from '../src/index.js';
 
 const SCOPE = 'https://www.googleapis.com/auth/analytics.readonly';
 const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
@@ -17,12 +15,22 @@ const EMAIL = 'collector@test-project.iam.gserviceaccount.com';
 const LA = '111111';
 const NZ = '222222';
 
+// answers are read loosely, field by field, as a client of Google's JSON would
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 /** A mutable clock shared with the fake: 2024-03-10T11:30Z is 04:30 in Los Angeles and 00:30 the next day in Auckland. */
 function clock(startIso = '2024-03-10T11:30:00Z'): { now: () => number; set: (ms: number) => void; advance: (ms: number) => void } {
   let t = Date.parse(startIso);
-  return { now: () => t, set: (ms) => { t = ms; }, advance: (ms) => { t += ms; } };
+  return {
+    now: () => t,
+    set: (ms) => {
+      t = ms;
+    },
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 function sign(privateKeyPem: string, claims: Json, header: Json = { alg: 'RS256', typ: 'JWT' }): string {
@@ -36,7 +44,11 @@ function claimsFor(key: ServiceAccountKeyJson, nowMs: number, overrides: Json = 
   return { iss: key.client_email, scope: SCOPE, aud: GOOGLE_TOKEN_URL, iat, exp: iat + 3600, ...overrides };
 }
 
-async function exchange(fake: FakeGoogle, assertion: string, grantType = 'urn:ietf:params:oauth:grant-type:jwt-bearer'): Promise<{ status: number; body: Json }> {
+async function exchange(
+  fake: FakeGoogle,
+  assertion: string,
+  grantType = 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+): Promise<{ status: number; body: Json }> {
   const res = await fetch(fake.tokenUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -55,7 +67,9 @@ async function report(fake: FakeGoogle, token: string | undefined, property: str
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${fake.apiRootUrl}v1beta/properties/${property}:runReport`, {
-    method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body),
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Json, headers: res.headers };
 }
@@ -87,7 +101,9 @@ async function world(opts: FakeGoogleOptions = {}, time = clock()): Promise<Worl
 
 describe('token endpoint', () => {
   let w: World;
-  before(async () => { w = await world(); });
+  before(async () => {
+    w = await world();
+  });
   after(() => w.fake.stop());
 
   test('exchanges a correctly signed JWT for a Bearer token that lives 3599 s', async () => {
@@ -122,8 +138,13 @@ describe('token endpoint', () => {
 
   test('refuses expired, over-long and future assertions', async () => {
     const now = Math.floor(w.time.now() / 1000);
-    const timeframe = 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.';
-    for (const [iat, exp] of [[now - 7200, now - 3600], [now, now + 7200], [now + 3600, now + 3700]]) {
+    const timeframe =
+      'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.';
+    for (const [iat, exp] of [
+      [now - 7200, now - 3600],
+      [now, now + 7200],
+      [now + 3600, now + 3700],
+    ]) {
       const { status, body } = await exchange(w.fake, sign(w.key.private_key, claimsFor(w.key, w.time.now(), { iat, exp })));
       assert.equal(status, 400);
       assert.deepEqual(body, { error: 'invalid_grant', error_description: timeframe });
@@ -145,7 +166,10 @@ describe('token endpoint', () => {
   });
 
   test('a token without an Analytics scope is refused by the API', async () => {
-    const { body } = await exchange(w.fake, sign(w.key.private_key, claimsFor(w.key, w.time.now(), { scope: 'https://www.googleapis.com/auth/cloud-platform' })));
+    const { body } = await exchange(
+      w.fake,
+      sign(w.key.private_key, claimsFor(w.key, w.time.now(), { scope: 'https://www.googleapis.com/auth/cloud-platform' })),
+    );
     const r = await report(w.fake, body.access_token, LA, daily('yesterday', 'yesterday'));
     assert.equal(r.status, 403);
     assert.equal(r.body.error.message, 'Request had insufficient authentication scopes.');
@@ -167,7 +191,9 @@ describe('token endpoint', () => {
 
 describe('report endpoint: authentication, access and validation', () => {
   let w: World;
-  before(async () => { w = await world({ tokenLifetimeSeconds: 600 }); });
+  before(async () => {
+    w = await world({ tokenLifetimeSeconds: 600 });
+  });
   after(() => w.fake.stop());
 
   test('401 without a token, with an unknown one, and once the token has expired', async () => {
@@ -205,11 +231,13 @@ describe('report endpoint: authentication, access and validation', () => {
     assert.match(r.body.error.message, /^Invalid property ID: abc\./);
   });
 
-  test('400 INVALID_ARGUMENT in Google\'s words', async () => {
+  test("400 INVALID_ARGUMENT in Google's words", async () => {
     const token = await accessToken(w.fake, w.key, w.time.now());
     const cases: Array<[unknown, string | RegExp]> = [
-      [daily('yesterday', 'yesterday', { metrics: [{ name: 'fooBar' }] }),
-        'Field fooBar is not a valid metric.  For a list of valid dimensions and metrics, see https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema '],
+      [
+        daily('yesterday', 'yesterday', { metrics: [{ name: 'fooBar' }] }),
+        'Field fooBar is not a valid metric.  For a list of valid dimensions and metrics, see https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema ',
+      ],
       [daily('yesterday', 'yesterday', { dimensions: [{ name: 'date' }, { name: 'nope' }] }), /^Field nope is not a valid dimension\. /],
       [daily('yesterday', 'yesterday', { bogus: 1 }), 'Invalid JSON payload received. Unknown name "bogus": Cannot find field.'],
       [{ metrics: [{ name: 'sessions' }] }, 'A dateRange is required.'],
@@ -217,7 +245,10 @@ describe('report endpoint: authentication, access and validation', () => {
       [daily('last week', 'today'), /^Invalid startDate : last week\./],
       [daily('yesterday', 'yesterday', { limit: -5 }), 'limit must be positive. The API received limit = -5'],
       [daily('yesterday', 'yesterday', { limit: 'ten' }), /^Invalid value at 'limit' \(TYPE_INT64\)/],
-      [daily('yesterday', 'yesterday', { dimensions: Array.from({ length: 10 }, (_, i) => ({ name: `customEvent:p${i}` })) }), /^Requests are limited to 9 dimensions/],
+      [
+        daily('yesterday', 'yesterday', { dimensions: Array.from({ length: 10 }, (_, i) => ({ name: `customEvent:p${i}` })) }),
+        /^Requests are limited to 9 dimensions/,
+      ],
       [daily('yesterday', 'yesterday', { orderBys: [{ metric: { metricName: 'eventCount' } }] }), /^Field eventCount exists in OrderBy but is not defined/],
       ['{"dateRanges": [', /^Invalid JSON payload received\./],
     ];
@@ -233,15 +264,25 @@ describe('report endpoint: authentication, access and validation', () => {
   test('int64 fields as strings or numbers, snake_case names, and a limit above the cap', async () => {
     const token = await accessToken(w.fake, w.key, w.time.now());
     const asString = await report(w.fake, token, LA, daily('7daysAgo', 'yesterday', { limit: '3', offset: '1' }));
-    const asNumber = await report(w.fake, token, LA, { date_ranges: [{ start_date: '7daysAgo', end_date: 'yesterday' }], dimensions: [{ name: 'date' }], metrics: [{ name: 'sessions' }, { name: 'totalUsers' }], limit: 3, offset: 1 });
+    const asNumber = await report(w.fake, token, LA, {
+      date_ranges: [{ start_date: '7daysAgo', end_date: 'yesterday' }],
+      dimensions: [{ name: 'date' }],
+      metrics: [{ name: 'sessions' }, { name: 'totalUsers' }],
+      limit: 3,
+      offset: 1,
+    });
     assert.equal(asString.status, 200);
     assert.deepEqual(asString.body.rows, asNumber.body.rows);
     assert.equal(asString.body.rows.length, 3);
     assert.equal((await report(w.fake, token, LA, daily('7daysAgo', 'yesterday', { limit: 1_000_000 }))).status, 200);
   });
 
-  test('unknown paths and wrong verbs get Google\'s HTML 404', async () => {
-    for (const [method, path] of [['GET', 'v1beta/nothing'], ['GET', `v1beta/properties/${LA}:runReport`], ['POST', `v1beta/properties/${LA}:runPivotReport`]] as const) {
+  test("unknown paths and wrong verbs get Google's HTML 404", async () => {
+    for (const [method, path] of [
+      ['GET', 'v1beta/nothing'],
+      ['GET', `v1beta/properties/${LA}:runReport`],
+      ['POST', `v1beta/properties/${LA}:runPivotReport`],
+    ] as const) {
       const res = await fetch(`${w.fake.apiRootUrl}${path}`, { method });
       assert.equal(res.status, 404);
       assert.equal(res.headers.get('content-type'), 'text/html; charset=UTF-8');
@@ -263,10 +304,12 @@ describe('report endpoint: authentication, access and validation', () => {
 
 describe('report endpoint: data', () => {
   let w: World;
-  before(async () => { w = await world({ maxPageSize: 7 }); });
+  before(async () => {
+    w = await world({ maxPageSize: 7 });
+  });
   after(() => w.fake.stop());
 
-  test('all pages together are exactly the generator\'s rows, in one order, with the right rowCount', async () => {
+  test("all pages together are exactly the generator's rows, in one order, with the right rowCount", async () => {
     const dims = ['country', 'deviceCategory'];
     const metrics = ['sessions', 'bounceRate', 'averageSessionDuration', 'totalRevenue'];
     const request = {
@@ -277,16 +320,18 @@ describe('report endpoint: data', () => {
     };
     const got: Array<{ dims: string[]; values: number[] }> = [];
     let rowCount = -1;
-    for (let offset = 0; rowCount < 0 || offset < rowCount; ) {
+    for (let offset = 0; rowCount < 0 || offset < rowCount;) {
       const r = await report(w.fake, w.token, LA, { ...request, offset });
       assert.equal(r.status, 200);
       rowCount = r.body.rowCount;
       assert.ok(r.body.rows.length <= 7);
-      for (const row of r.body.rows) got.push({ dims: row.dimensionValues.map((v: Json) => v.value), values: row.metricValues.map((v: Json) => Number(v.value)) });
+      for (const row of r.body.rows)
+        got.push({ dims: row.dimensionValues.map((v: Json) => v.value), values: row.metricValues.map((v: Json) => Number(v.value)) });
       offset += r.body.rows.length;
     }
     const expected = ['2024-03-01', '2024-03-02'].flatMap((date) =>
-      generateReport({ propertyId: LA, date, dimensions: dims, metrics }).map((row) => ({ dims: [date.replaceAll('-', ''), ...row.dims], values: row.values })));
+      generateReport({ propertyId: LA, date, dimensions: dims, metrics }).map((row) => ({ dims: [date.replaceAll('-', ''), ...row.dims], values: row.values })),
+    );
     assert.equal(rowCount, expected.length);
     assert.ok(expected.length > 20, `${expected.length} rows`);
     const key = (r: { dims: string[]; values: number[] }): string => JSON.stringify(r);
@@ -294,7 +339,7 @@ describe('report endpoint: data', () => {
     for (let i = 1; i < got.length; i++) assert.ok((got[i - 1]?.values[0] ?? 0) >= (got[i]?.values[0] ?? 0), 'sorted by sessions, descending');
   });
 
-  test('yesterday is each property\'s own yesterday', async () => {
+  test("yesterday is each property's own yesterday", async () => {
     const la = await report(w.fake, w.token, LA, daily('yesterday', 'yesterday'));
     const nz = await report(w.fake, w.token, NZ, daily('yesterday', 'yesterday'));
     assert.equal(la.body.rows[0].dimensionValues[0].value, '20240309');
@@ -311,7 +356,10 @@ describe('report endpoint: data', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(Object.keys(r.body), ['dimensionHeaders', 'metricHeaders', 'metadata', 'kind']);
     assert.equal(r.body.kind, 'analyticsData#runReport');
-    assert.deepEqual(r.body.metricHeaders, [{ name: 'sessions', type: 'TYPE_INTEGER' }, { name: 'totalUsers', type: 'TYPE_INTEGER' }]);
+    assert.deepEqual(r.body.metricHeaders, [
+      { name: 'sessions', type: 'TYPE_INTEGER' },
+      { name: 'totalUsers', type: 'TYPE_INTEGER' },
+    ]);
   });
 
   test('totals add up sessions but count a user once, so totalUsers is below the sum of rows', async () => {
@@ -330,7 +378,10 @@ describe('report endpoint: data', () => {
 
   test('several date ranges add a dateRange dimension; orderBys are honoured', async () => {
     const r = await report(w.fake, w.token, LA, {
-      dateRanges: [{ startDate: '2024-03-01', endDate: '2024-03-01' }, { startDate: '2024-03-02', endDate: '2024-03-02', name: 'second' }],
+      dateRanges: [
+        { startDate: '2024-03-01', endDate: '2024-03-01' },
+        { startDate: '2024-03-02', endDate: '2024-03-02', name: 'second' },
+      ],
       dimensions: [{ name: 'deviceCategory' }],
       metrics: [{ name: 'sessions' }],
       orderBys: [{ dimension: { dimensionName: 'deviceCategory' } }, { metric: { metricName: 'sessions' }, desc: true }],
@@ -339,13 +390,18 @@ describe('report endpoint: data', () => {
     assert.deepEqual(r.body.dimensionHeaders, [{ name: 'deviceCategory' }, { name: 'dateRange' }]);
     const rows = r.body.rows.map((row: Json) => row.dimensionValues.map((v: Json) => v.value));
     assert.ok(rows.every((d: string[]) => d[1] === 'date_range_0' || d[1] === 'second'));
-    assert.deepEqual(rows.map((d: string[]) => d[0]), [...rows.map((d: string[]) => d[0])].sort());
+    assert.deepEqual(
+      rows.map((d: string[]) => d[0]),
+      [...rows.map((d: string[]) => d[0])].sort(),
+    );
   });
 });
 
 describe('quota', () => {
   let w: World;
-  before(async () => { w = await world(); });
+  before(async () => {
+    w = await world();
+  });
   after(() => w.fake.stop());
 
   test('each request consumes tokens, and an empty bucket answers 429 RESOURCE_EXHAUSTED', async () => {
@@ -353,7 +409,14 @@ describe('quota', () => {
     const second = await report(w.fake, w.token, LA, daily('yesterday', 'yesterday', { returnPropertyQuota: true }));
     const q1 = first.body.propertyQuota;
     const q2 = second.body.propertyQuota;
-    assert.deepEqual(Object.keys(q1).sort(), ['concurrentRequests', 'potentiallyThresholdedRequestsPerHour', 'serverErrorsPerProjectPerHour', 'tokensPerDay', 'tokensPerHour', 'tokensPerProjectPerHour']);
+    assert.deepEqual(Object.keys(q1).sort(), [
+      'concurrentRequests',
+      'potentiallyThresholdedRequestsPerHour',
+      'serverErrorsPerProjectPerHour',
+      'tokensPerDay',
+      'tokensPerHour',
+      'tokensPerProjectPerHour',
+    ]);
     assert.ok(q1.tokensPerHour.consumed >= 1);
     assert.equal(q2.tokensPerDay.remaining, q1.tokensPerDay.remaining - q2.tokensPerDay.consumed);
     assert.ok(q2.tokensPerHour.remaining < q1.tokensPerHour.remaining);
@@ -384,10 +447,12 @@ describe('quota', () => {
 
 describe('faults', () => {
   let w: World;
-  before(async () => { w = await world(); });
+  before(async () => {
+    w = await world();
+  });
   after(() => w.fake.stop());
 
-  test('status faults answer with Google\'s bodies, hit `times` requests, and are recorded', async () => {
+  test("status faults answer with Google's bodies, hit `times` requests, and are recorded", async () => {
     w.fake.inject({ endpoint: 'runReport', kind: 'status', status: 503, times: 1 });
     w.fake.inject({ endpoint: 'runReport', kind: 'status', status: 429, times: 1 });
     w.fake.inject({ endpoint: 'runReport', kind: 'status', status: 502, times: 1 });
@@ -395,12 +460,24 @@ describe('faults', () => {
     assert.deepEqual([a.status, a.body.error.status], [503, 'UNAVAILABLE']);
     const b = await report(w.fake, w.token, LA, daily('yesterday', 'yesterday'));
     assert.deepEqual([b.status, b.body.error.status], [429, 'RESOURCE_EXHAUSTED']);
-    const res = await fetch(`${w.fake.apiRootUrl}v1beta/properties/${LA}:runReport`, { method: 'POST', headers: { authorization: `Bearer ${w.token}` }, body: JSON.stringify(daily('yesterday', 'yesterday')) });
+    const res = await fetch(`${w.fake.apiRootUrl}v1beta/properties/${LA}:runReport`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${w.token}` },
+      body: JSON.stringify(daily('yesterday', 'yesterday')),
+    });
     assert.equal(res.status, 502);
     assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
     await res.text();
     assert.equal((await report(w.fake, w.token, LA, daily('yesterday', 'yesterday'))).status, 200);
-    assert.deepEqual(w.fake.events.slice(-4).map((e) => [e.status, e.fault]), [[503, 'status:503'], [429, 'status:429'], [502, 'status:502'], [200, undefined]]);
+    assert.deepEqual(
+      w.fake.events.slice(-4).map((e) => [e.status, e.fault]),
+      [
+        [503, 'status:503'],
+        [429, 'status:429'],
+        [502, 'status:502'],
+        [200, undefined],
+      ],
+    );
   });
 
   test('delay, reset and truncate', async () => {
@@ -414,7 +491,11 @@ describe('faults', () => {
     assert.deepEqual([w.fake.events.at(-1)?.status, w.fake.events.at(-1)?.fault], [0, 'reset']);
 
     w.fake.inject({ endpoint: 'any', property: LA, kind: 'truncate', times: 1 });
-    const res = await fetch(`${w.fake.apiRootUrl}v1beta/properties/${LA}:runReport`, { method: 'POST', headers: { authorization: `Bearer ${w.token}` }, body: JSON.stringify(daily('yesterday', 'yesterday')) });
+    const res = await fetch(`${w.fake.apiRootUrl}v1beta/properties/${LA}:runReport`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${w.token}` },
+      body: JSON.stringify(daily('yesterday', 'yesterday')),
+    });
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.throws(() => JSON.parse(text));
@@ -426,14 +507,26 @@ describe('faults', () => {
     x.fake.inject({ endpoint: 'runReport', kind: 'hang' });
     const pending = report(x.fake, x.token, LA, daily('yesterday', 'yesterday'));
     pending.catch(() => undefined);
-    const outcome = await Promise.race([pending.then(() => 'answered', () => 'failed'), new Promise((r) => setTimeout(() => r('still waiting'), 300))]);
+    const outcome = await Promise.race([
+      pending.then(
+        () => 'answered',
+        () => 'failed',
+      ),
+      new Promise((r) => setTimeout(() => r('still waiting'), 300)),
+    ]);
     assert.equal(outcome, 'still waiting');
     assert.equal(x.fake.events.at(-1)?.fault, 'hang');
     const t0 = performance.now();
     await x.fake.stop();
     await x.fake.stop();
     assert.ok(performance.now() - t0 < 1000);
-    assert.equal(await pending.then(() => 'answered', () => 'failed'), 'failed');
+    assert.equal(
+      await pending.then(
+        () => 'answered',
+        () => 'failed',
+      ),
+      'failed',
+    );
   });
 
   test('rate-limited faults are reproducible from the seed', async () => {
@@ -465,7 +558,10 @@ describe('revisions of recent days', () => {
       assert.notDeepEqual(a.body.rows, b.body.rows);
       assert.equal(w.fake.revisionOf(LA, '2024-03-09'), 2);
       const [expected] = generateReport({ propertyId: LA, date: '2024-03-09', dimensions: [], metrics: ['sessions', 'totalUsers'], revision: 2 });
-      assert.deepEqual(b.body.rows[0].metricValues.map((v: Json) => Number(v.value)), expected?.values);
+      assert.deepEqual(
+        b.body.rows[0].metricValues.map((v: Json) => Number(v.value)),
+        expected?.values,
+      );
       // A later page of the same listing keeps the revision of its first page.
       const later = await report(w.fake, w.token, LA, { ...recent, offset: 1 });
       assert.equal(later.body.rowCount, 1);
