@@ -211,10 +211,10 @@ if $tools_ok; then
     node deploy/tools/validate.cjs config deploy/config.example.yaml
 fi
 # The daemon's own loader (convict schema, strict keys): catches a key renamed in src/.
-if [[ -f src/config.ts && -d node_modules/tsx ]]; then
-  check "deploy/config.example.yaml loads with src/config.ts loadConfig" \
+if [[ -f src/config/index.ts && -d node_modules/tsx ]]; then
+  check "deploy/config.example.yaml loads with the daemon's loadConfig (src/config/)" \
     node --import tsx -e "
-      import('./src/config.ts')
+      import('./src/config/index.ts')
         .then((m) => m.loadConfig({ file: 'deploy/config.example.yaml', env: {}, requireDatabase: false, requireCredentials: false }))
         .catch((e) => { console.error(e.message); process.exit(1); });"
 else

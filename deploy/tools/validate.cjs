@@ -119,7 +119,7 @@ function checkCompose(f) {
 }
 
 // Top-level keys of the daemon's configuration (README.md "Configuration", plus shutdown).
-const CONFIG_KEYS = ['database', 'google', 'schedule', 'concurrency', 'http', 'log', 'properties', 'reports', 'shutdown'];
+const CONFIG_KEYS = ['database', 'google', 'schedule', 'concurrency', 'http', 'log', 'properties', 'reports', 'shutdown', 'fetch', 'discovery'];
 
 function checkConfig(f) {
   const c = load(f);
