@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPORTS_DOC, configSchema } from '../src/config/index.js';
+import { flow } from '../src/config/flow.js';
 
 export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
 const START = '<!-- config-reference:start -->';
@@ -35,16 +36,6 @@ function leaves(node: Record<string, unknown>, prefix = ''): Array<[string, Leaf
     if (isLeaf(v)) return [[key, v] as [string, Leaf]];
     return typeof v === 'object' && v !== null ? leaves(v as Record<string, unknown>, key) : [];
   });
-}
-
-/** A value as a YAML flow would write it: `{ daily: { metrics: [sessions] } }`. */
-function flow(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(flow).join(', ')}]`;
-  if (typeof v === 'object' && v !== null)
-    return `{ ${Object.entries(v)
-      .map(([k, x]) => `${k}: ${flow(x)}`)
-      .join(', ')} }`;
-  return String(v);
 }
 
 function defaultCell(v: unknown): string {

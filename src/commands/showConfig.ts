@@ -7,6 +7,7 @@
 import { loadConfigWithSources, schemaLeaves, type Config, type LoadedConfig, type ValueSource } from '../config/index.js';
 import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { redactUrl } from '../log.js';
+import { flow } from '../config/flow.js';
 
 /** What an unset key means, instead of an empty value. */
 const UNSET: Record<string, string> = {
@@ -73,14 +74,4 @@ function valueAt(config: Config, key: string): unknown {
     node = (node as Record<string, unknown>)[part];
   }
   return node;
-}
-
-/** A value as YAML's flow style writes it: `{ id: 123, reports: [daily] }`. */
-function flow(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(flow).join(', ')}]`;
-  if (typeof v === 'object' && v !== null)
-    return `{ ${Object.entries(v)
-      .map(([k, x]) => `${k}: ${flow(x)}`)
-      .join(', ')} }`;
-  return String(v);
 }
