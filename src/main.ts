@@ -84,7 +84,13 @@ async function main(argv: string[]): Promise<number> {
     try {
       if (args.command !== 'backfill') return await runDryRun(config, { mode: 'once' });
       const one = backfillConfig(config, args);
-      const property = one.properties[0]!;
+      const property = one.properties[0];
+      if (!property) {
+        // a discovered property: a dry run asks for no token, so it cannot list the Admin API
+        throw new UsageError(
+          `backfill --dry-run: property ${args.property} is not in properties; with discovery on, a dry run cannot tell whether it is discovered (it asks Google nothing): add it to properties to plan it, or run the backfill`,
+        );
+      }
       return await runDryRun(one, { mode: 'backfill', property, reports: args.report ? [args.report] : property.reports, from: args.from!, to: args.to! });
     } catch (err) {
       return usageFailure(err);

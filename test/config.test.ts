@@ -91,6 +91,11 @@ describe('config', () => {
     }
   });
 
+  it('names GOOGLE_APPLICATION_CREDENTIALS when the file it names does not exist', () => {
+    const message = loadErr('properties: ["123"]\n', { GOOGLE_APPLICATION_CREDENTIALS: path.join(dir, 'missing-key.json') });
+    assert.match(message, /^config: google\.credentials \(from GOOGLE_APPLICATION_CREDENTIALS\): key file .*missing-key\.json does not exist$/);
+  });
+
   it('takes a property list from GA_COLLECTOR_PROPERTIES', () => {
     const c = loadConfig({ env: { DATABASE_URL: 'postgres://localhost/y', GOOGLE_APPLICATION_CREDENTIALS: key, GA_COLLECTOR_PROPERTIES: '11, 22' } });
     assert.deepEqual(

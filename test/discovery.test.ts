@@ -304,6 +304,22 @@ describe('run --once with discovery', () => {
         other.stderr,
         /^ga-collector: backfill: property 7101 is neither in the config nor discovered .*check discovery\.accounts, discovery\.exclude and its access\n$/,
       );
+
+      // the commands that ask Google nothing cannot tell a discovered property from a removed one:
+      // prune refuses it, a dry run says it cannot plan it, status does not call it unconfigured
+      const prune = await runCli(['prune', '--config', config, '--property', '7401', '--yes']);
+      assert.equal(prune.code, 2, prune.stderr);
+      assert.match(prune.stderr, /^ga-collector: prune: discovery is on and property 7401 may be one it fetches; .*discovery\.exclude/);
+      assert.deepEqual(await stored(db2, 'devices'), { '7401': 6 }, 'nothing deleted');
+      const dry = await runCli(['backfill', '--config', config, '--property', '7401', '--from', '3daysAgo', '--to', 'yesterday', '--dry-run']);
+      assert.equal(dry.code, 2, dry.stderr);
+      assert.match(dry.stderr, /^ga-collector: backfill --dry-run: property 7401 is not in properties; with discovery on, a dry run cannot tell/);
+      const once = await runCli(['run', '--once', '--dry-run', '--config', config]);
+      assert.equal(once.code, 0, once.stderr);
+      assert.match(once.stdout, /discovery is on: the properties it would add are not planned here/);
+      const status = await runCli(['status', '--config', config]);
+      assert.match(status.stdout, /stored for properties outside `properties` \(discovered ones, or no longer configured/);
+      assert.doesNotMatch(status.stdout, /prune` deletes it/);
     } finally {
       await db2.drop();
     }

@@ -22,6 +22,7 @@ import { hasTotals } from '../store/reportTables.js';
 import { propertyTimeZones } from '../store/statusQueries.js';
 import { addDays, daysBetween, lastFinishedDate, parseDateSpec, resolveDateSpec } from '../time.js';
 import { plural, withCommandPool } from './common.js';
+import { tablesExist } from '../store/schemas.js';
 
 export type DryRunRequest = { mode: 'once' } | { mode: 'backfill'; property: PropertyConfig; reports: string[]; from: string; to: string };
 
@@ -61,19 +62,14 @@ export async function runDryRun(config: Config, req: DryRunRequest): Promise<num
       readable,
       now: Math.min(ownNow, await databaseNow(pool)),
     };
-    if (req.mode === 'once') out.push(...(await oncePlan(config, ledger, ownNow)));
-    else out.push(...(await backfillPlan(config, ledger, req)));
+    if (req.mode === 'once') {
+      out.push(...(await oncePlan(config, ledger, ownNow)));
+      // discovered properties need the Admin API, and so a token: a dry run asks for neither
+      if (config.discovery.enabled) out.push('discovery is on: the properties it would add are not planned here (a dry run asks Google nothing)');
+    } else out.push(...(await backfillPlan(config, ledger, req)));
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   });
-}
-
-async function tablesExist(pool: Pool, schema: string, names: string[]): Promise<boolean> {
-  const { rows } = await pool.query<{ n: number }>(
-    `SELECT count(to_regclass(quote_ident($1) || '.' || quote_ident(t)))::int AS n FROM unnest($2::text[]) AS t`,
-    [schema, names],
-  );
-  return rows[0]?.n === names.length;
 }
 
 /** Requests a range of `days` dates costs at least: one page, and the totals (four dates a request) when the report has them. */

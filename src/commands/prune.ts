@@ -70,6 +70,12 @@ function stillConfigured(config: Config, t: PruneTarget): void {
   }
   if (property)
     throw new UsageError(`prune: property ${t.propertyId} is still in the configuration (properties[${config.properties.indexOf(property)}]); ${after}`);
+  // with discovery on, a property outside `properties` may be one discovery fetches: prune would
+  // delete data the daemon keeps up to date (this command asks Google nothing, so it cannot tell)
+  if (t.propertyId && config.discovery.enabled && !config.discovery.exclude.includes(t.propertyId))
+    throw new UsageError(
+      `prune: discovery is on and property ${t.propertyId} may be one it fetches; prune deletes only what left the configuration: add it to discovery.exclude (and reload a running daemon) first`,
+    );
   if (t.report && config.reports[t.report]) throw new UsageError(`prune: report ${t.report} is still in the configuration (reports.${t.report}); ${after}`);
 }
 

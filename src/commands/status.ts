@@ -50,8 +50,10 @@ export interface StatusOutput {
   schema: string;
   migrations: { current: number; latest: number };
   reports: ReportStatusLine[];
-  /** stored data of pairs no longer configured */
+  /** stored data of pairs outside the configuration's properties (with discovery on, discovered ones among them) */
   unconfigured: Array<{ property: string; report: string; storedDays: number; lastDate: string | null }>;
+  /** discovery is on: properties outside `properties` may be discovered ones, which this command cannot list */
+  discovery: boolean;
   summary: { reports: number; withGaps: number; failing: number; revising: number; flagged: number };
   /** no gap and no failing run */
   ok: boolean;
@@ -150,6 +152,7 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
     migrations,
     reports,
     unconfigured,
+    discovery: config.discovery.enabled,
     summary: {
       reports: reports.length,
       withGaps,
@@ -207,7 +210,12 @@ function formatStatus(s: StatusOutput): string {
     });
   }
   if (s.unconfigured.length) {
-    lines.push('', 'stored, but no longer configured (`ga-collector prune` deletes it):');
+    lines.push(
+      '',
+      s.discovery
+        ? 'stored for properties outside `properties` (discovered ones, or no longer configured; this command asks Google nothing, so it cannot tell):'
+        : 'stored, but no longer configured (`ga-collector prune` deletes it):',
+    );
     for (const u of s.unconfigured) {
       lines.push(`    property ${u.property} report ${u.report}: ${plural(u.storedDays, 'date')}${u.lastDate ? ` through ${u.lastDate}` : ''}`);
     }

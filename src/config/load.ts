@@ -83,10 +83,14 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
   }
   const reports = normaliseReports(reportsInput);
   const baseDir = file ? path.dirname(path.resolve(file)) : process.cwd();
+  // a bad file named by the environment says which variable named it
+  const credentialsVariable = sources['google.credentials']?.kind === 'env' ? ' (from GOOGLE_APPLICATION_CREDENTIALS)' : '';
+  const credentialsKey = `google.credentials${credentialsVariable}`;
   const properties = normaliseProperties(c.properties, {
     reports,
     defaultSchedule: c.schedule,
     defaultCredentials: c.google.credentials,
+    defaultCredentialsKey: credentialsKey,
     defaultImpersonate: c.google.impersonate,
     baseDir,
     env,
@@ -98,7 +102,7 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     google: {
       ...c.google,
       credentials: c.google.credentials
-        ? resolveCredentials(c.google.credentials, 'google.credentials', baseDir, env, discovery.enabled && opts.requireCredentials !== false)
+        ? resolveCredentials(c.google.credentials, credentialsKey, baseDir, env, discovery.enabled && opts.requireCredentials !== false)
         : '',
     },
     schedule: c.schedule,

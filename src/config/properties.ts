@@ -44,6 +44,8 @@ export interface PropertyContext {
   defaultSchedule: string;
   /** `google.credentials`, as given ('' when unset: Application Default Credentials) */
   defaultCredentials: string;
+  /** how errors name `google.credentials` (and the variable it came from) */
+  defaultCredentialsKey?: string;
   /** `google.impersonate` ('' for none) */
   defaultImpersonate: string;
   /** relative paths are relative to the config file's directory */
@@ -78,7 +80,7 @@ export function normaliseProperties(input: readonly unknown[], ctx: PropertyCont
     if (p.credentials !== undefined) {
       credentials = resolveCredentials(p.credentials, `${key}.credentials`, ctx.baseDir, ctx.env, ctx.requireCredentials);
     } else if (ctx.defaultCredentials) {
-      credentials = resolveCredentials(ctx.defaultCredentials, 'google.credentials', ctx.baseDir, ctx.env, ctx.requireCredentials);
+      credentials = resolveCredentials(ctx.defaultCredentials, ctx.defaultCredentialsKey ?? 'google.credentials', ctx.baseDir, ctx.env, ctx.requireCredentials);
     }
     // a property naming credentials of its own is another principal: google.impersonate is not put on top of them
     const impersonate = p.impersonate ?? (p.credentials !== undefined ? '' : ctx.defaultImpersonate);

@@ -49,3 +49,12 @@ export async function otherLedgerProperties(client: pg.ClientBase, schema: strin
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
+
+/** Whether every one of `names` exists in `schema` (as a table or view). */
+export async function tablesExist(pool: pg.ClientBase | pg.Pool, schema: string, names: string[]): Promise<boolean> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(to_regclass(quote_ident($1) || '.' || quote_ident(t)))::int AS n FROM unnest($2::text[]) AS t`,
+    [schema, names],
+  );
+  return rows[0]?.n === names.length;
+}
