@@ -18,8 +18,8 @@
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { AbortedError, PermanentError, RetryableError, TokenExpiredError, describe } from '../errors.js';
-import { backoffDelay, type BackoffPolicy } from '../net/backoff.js';
-import { abortableSleep, untilAborted } from '../net/abort.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../net/backoff.js';
+import { untilAborted } from '../net/abort.js';
 import { clampTimerMs } from '../net/deadline.js';
 import { buildCredential, type Credential, type CredentialKind, type PrincipalSpec } from './credential.js';
 import { DEFAULT_EXCHANGE_TIMEOUT_MS, type ExchangedToken } from './exchange.js';
@@ -269,7 +269,7 @@ export class TokenSource {
   private async exchange(): Promise<ExchangedToken> {
     const signal = this.controller.signal;
     const wait = this.untilFloor();
-    if (wait > 0) await abortableSleep(wait, signal, 'token renewal stopped');
+    if (wait > 0) await sleep(wait, signal, 'token renewal stopped');
     if (signal.aborted) throw new AbortedError('token renewal stopped');
     const started = this.now();
     this.lastExchangeAt = started;

@@ -17,6 +17,7 @@ import { AbortedError, PermanentError, RetryableError, TokenExpiredError, descri
 import { backoffDelay, sleep } from '../net/backoff.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
+import { httpStatus, retryAfterMs } from '../net/httpResponse.js';
 
 /** One GA4 property as the Admin API summarises it. */
 interface PropertySummary {
@@ -178,11 +179,6 @@ function toAccount(a: analyticsadmin_v1beta.Schema$GoogleAnalyticsAdminV1betaAcc
   return { id, displayName: a.displayName ?? '', properties };
 }
 
-function httpStatus(err: unknown): number | undefined {
-  const s = (err as { response?: { status?: unknown } }).response?.status;
-  return typeof s === 'number' ? s : undefined;
-}
-
 interface GoogleErrorBody {
   error?: { code?: number; message?: string; status?: string; details?: Array<{ reason?: string }> };
 }
@@ -227,14 +223,7 @@ function classifyAdminError(err: unknown, account: string): Error {
   if (status === 400) return new PermanentError(`${method} was refused as invalid (${gstatus}): ${gmessage || 'bad request'}`, 'invalid_argument');
   if (status === 404) return new PermanentError(`${method}: not found (${gmessage || 'HTTP 404'}); check google.adminApiRootUrl`, 'not_found');
   if (status === 401) return new RetryableError(`${method}: access token refused (UNAUTHENTICATED)`, 'unauthenticated');
-  if (status === 429) return new RetryableError(`${method}: rate limited (${gmessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfter(e.response?.headers));
+  if (status === 429) return new RetryableError(`${method}: rate limited (${gmessage || 'RESOURCE_EXHAUSTED'})`, 'quota', retryAfterMs(e.response?.headers));
   if (status >= 500 || status === 408) return new RetryableError(`${method}: Google answered HTTP ${status} ${gstatus}`, `http_${status}`);
   return new PermanentError(`${method}: unexpected HTTP ${status} ${gstatus} ${gmessage}`.trim(), `http_${status}`);
-}
-
-function retryAfter(headers: unknown): number | undefined {
-  const h = headers as { get?: (k: string) => string | null } | Record<string, string> | undefined;
-  const v = typeof h?.get === 'function' ? h.get('retry-after') : (h as Record<string, string> | undefined)?.['retry-after'];
-  const n = v ? Number(v) : NaN;
-  return Number.isFinite(n) && n >= 0 ? Math.min(n * 1000, 120_000) : undefined;
 }

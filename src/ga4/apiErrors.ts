@@ -8,22 +8,7 @@
 import { AbortedError, DeferError, PermanentError, RetryableError, systemErrorCode, type RetryCode } from '../errors.js';
 import { where, type CallContext } from './callContext.js';
 import { nextHour, nextPacificMidnight } from './quota.js';
-
-/** A Retry-After longer than this is not waited for in the same run: the attempts are better spread. */
-const MAX_RETRY_AFTER_MS = 120_000;
-
-/** A response header, from gaxios's Headers object or a plain record; null when absent or empty. */
-export function responseHeader(headers: unknown, name: string): string | null {
-  const bag = headers as { get?: (key: string) => string | null } | Record<string, string> | undefined;
-  const value = typeof bag?.get === 'function' ? bag.get(name) : (bag as Record<string, string> | undefined)?.[name];
-  return typeof value === 'string' && value !== '' ? value : null;
-}
-
-/** The HTTP status of a failed request; undefined when no response came. */
-export function httpStatus(err: unknown): number | undefined {
-  const status = (err as { response?: { status?: unknown } }).response?.status;
-  return typeof status === 'number' ? status : undefined;
-}
+import { httpStatus, retryAfterMs } from '../net/httpResponse.js';
 
 interface GoogleErrorBody {
   error?: { code?: number; message?: string; status?: string };
@@ -104,11 +89,4 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
     `${method} for ${at}: unexpected HTTP ${status} ${googleError?.status ?? ''} ${googleMessage}`.replace(/\s+/g, ' ').trim(),
     `http_${status}`,
   );
-}
-
-/** Retry-After in seconds, as ms (at most MAX_RETRY_AFTER_MS); undefined when absent or not a number. */
-function retryAfterMs(headers: unknown): number | undefined {
-  const value = responseHeader(headers, 'retry-after');
-  const seconds = value ? Number(value) : NaN;
-  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS) : undefined;
 }

@@ -1,25 +1,8 @@
 /**
- * Waiting that a signal can end: the caller stops waiting with AbortedError at once, whatever it
- * waits for (a timer, a shared exchange other callers still need).
+ * Waiting that a signal can end: the caller stops waiting with AbortedError at once, while what it
+ * waited for (a shared exchange other callers still need) carries on. For a timer, backoff.ts sleep.
  */
 import { AbortedError } from '../errors.js';
-import { clampTimerMs } from './deadline.js';
-
-/** Waits `ms`, or rejects with AbortedError(`message`) when `signal` aborts first. */
-export function abortableSleep(ms: number, signal: AbortSignal, message = 'stopped'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new AbortedError(message));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError(message));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, clampTimerMs(ms));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** `p`, unless `signal` aborts first (AbortedError); `p` itself carries on for its other waiters. */
 export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -42,15 +42,15 @@ export function backoffDelay(failures: number, policy: BackoffPolicy, random: ()
 }
 
 /**
- * Waits `ms` (clamped to what a timer can hold), or rejects with AbortedError as soon as `signal`
- * aborts, so a shutdown never waits out a backoff.
+ * Waits `ms` (clamped to what a timer can hold), or rejects with AbortedError (`message`, or its
+ * default) as soon as `signal` aborts, so a shutdown never waits out a backoff.
  */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, message?: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError());
+    if (signal?.aborted) return reject(new AbortedError(message));
     const onAbort = () => {
       clearTimeout(timer);
-      reject(new AbortedError());
+      reject(new AbortedError(message));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
