@@ -72,15 +72,8 @@ export interface Credential {
   mint(signal: AbortSignal, timeoutMs: number): Promise<MintedToken>;
 }
 
-interface Link {
-  kind: CredentialKind;
-  account: string;
-  unique: boolean;
-  file: string;
-  keyId: string;
-  origin: string;
-  endpoint: string;
-  notes: KeyFileNote[];
+/** One step of a chain: what a Credential says of itself, and how to mint with any scopes. */
+interface Link extends Omit<Credential, 'mint'> {
   /** the principal as an IAM member, for a Token Creator grant (given what the last exchange learned) */
   member(learned: string): string;
   /** `timeoutMs` is for a link that holds its own deadline (a key's exchange names its key id in the message) */

@@ -8,6 +8,7 @@ import convict from 'convict';
 import { isValidSchedule } from '../schedule/cron.js';
 import { GOOGLE_ADMIN_API_ROOT_URL, GOOGLE_DATA_API_ROOT_URL, GOOGLE_IAM_CREDENTIALS_ROOT_URL, GOOGLE_TOKEN_URL } from './googleUrls.js';
 import { serviceAccountEmailProblem } from './problems.js';
+import type { Config } from './types.js';
 
 convict.addFormat({
   name: 'cron',
@@ -90,22 +91,14 @@ convict.addFormat({
 
 /** What convict hands back: the schema's keys with their values, `properties` still unchecked. */
 export interface ConvictShape {
-  database: { url: string; schema: string };
-  google: { credentials: string; impersonate: string; iamCredentialsRootUrl: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
+  database: Config['database'];
+  google: Config['google'];
   schedule: string;
   concurrency: number;
   http: { host: string; port: number; webConfigFile: string };
-  log: { level: string; format: 'json' | 'pretty' | null };
-  shutdown: { graceSeconds: number };
-  fetch: {
-    maxDaysPerRun: number;
-    pageSize: number;
-    timeoutSeconds: number;
-    maxAttempts: number;
-    jobDeadlineSeconds: number;
-    quotaReserve: number;
-    maxServerErrorsPerHour: number;
-  };
+  log: Config['log'];
+  shutdown: Config['shutdown'];
+  fetch: Config['fetch'];
   properties: unknown[];
   discovery: { enabled: boolean; accounts: unknown[]; exclude: unknown[]; reports: string[] | null };
 }
