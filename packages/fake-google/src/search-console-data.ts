@@ -18,7 +18,7 @@
 import { addDays, daysBetween, eachDate, todayIn } from './dates.js';
 import { hash32, seededRandom } from './generator.js';
 import type { Site } from './state.js';
-import type { SearchAnalyticsQuery, SearchAnalyticsRow } from './types.js';
+import type { SearchAnalyticsFilter, SearchAnalyticsQuery, SearchAnalyticsRow } from './types.js';
 
 /** Search Console's calendar: its days are Pacific days, whatever the site's audience. */
 export const PACIFIC = 'America/Los_Angeles';
@@ -156,11 +156,35 @@ export function completeness(date: string, today: string, hour: number): number 
   return 0.35 + (0.65 * Math.max(0, ageHours)) / (FINAL_LAG_DAYS * 24);
 }
 
-const dayCache = new Map<string, Fact[]>();
-const DAY_CACHE_SIZE = 4096;
+/** A day's facts counted by page (a search showing two pages is an impression of each) and by property (one impression). */
+interface DayFacts {
+  byPage: Fact[];
+  byProperty: Fact[];
+}
 
-/** A day's final facts for one search type. */
-function dayFacts(site: Site, date: string, type: string): Fact[] {
+const dayCache = new Map<string, DayFacts>();
+const DAY_CACHE_SIZE = 4096;
+/** Share of searches that show two pages of the site. */
+const SECOND_PAGE_SHARE = 0.15;
+
+function add(map: Map<string, Fact>, f: Fact): void {
+  const key = `${f.q},${f.page},${f.country},${f.device},${f.appearance}`;
+  const g = map.get(key);
+  if (!g) map.set(key, { ...f });
+  else {
+    g.clicks += f.clicks;
+    g.impressions += f.impressions;
+    g.positionSum += f.positionSum;
+  }
+}
+
+/**
+ * A day's final facts for one search type. A search that shows two pages of the site counts
+ * one impression for each page by page, and one for the site (at the topmost position) by
+ * property, as Search Console counts them (https://support.google.com/webmasters/answer/7042828):
+ * totals by page have more impressions than by property, and the same clicks.
+ */
+function dayFacts(site: Site, date: string, type: string): DayFacts {
   const cacheKey = `${site.url}|${site.seed}|${site.queries}|${site.pages}|${site.anonymizedShare}|${type}|${date}`;
   const cached = dayCache.get(cacheKey);
   if (cached) return cached;
@@ -168,11 +192,13 @@ function dayFacts(site: Site, date: string, type: string): Fact[] {
   const weekday = new Date(`${date}T00:00:00Z`).getUTCDay();
   const weekFactor = weekday === 0 || weekday === 6 ? 0.7 : 1;
   const draws = Math.max(1, Math.round(site.queries * 6 * (TYPE_SCALE[type] ?? 1) * weekFactor * (0.85 + 0.3 * rnd())));
-  const byKey = new Map<string, Fact>();
+  const byPage = new Map<string, Fact>();
+  const byProperty = new Map<string, Fact>();
   for (let i = 0; i < draws; i++) {
     const q = zipf(site.queries, rnd);
     const anonymized = rnd() < site.anonymizedShare;
     const page = (q * 5 + zipf(site.pages, rnd)) % site.pages;
+    const second = site.pages > 1 && rnd() < SECOND_PAGE_SHARE ? (page + 1 + zipf(site.pages - 1, rnd)) % site.pages : -1;
     const country = zipf(COUNTRIES.length, rnd);
     const d = rnd();
     const device = DEVICE_CUMULATIVE.findIndex((c) => d < c);
@@ -183,20 +209,21 @@ function dayFacts(site: Site, date: string, type: string): Fact[] {
     const base = 1 + (hash32(`${site.seed}|position|${q}`) % 2500) / 100;
     const position = Math.max(1, base + (rnd() - 0.5) * 3);
     const ctr = 0.35 / Math.pow(position, 0.9);
+    // each click lands on one page: mostly the top one
     let clicks = 0;
-    for (let j = 0; j < impressions; j++) if (rnd() < ctr) clicks++;
-    const fq = anonymized ? -1 : q;
-    const key = `${fq},${page},${country},${device},${appearance}`;
-    const f = byKey.get(key);
-    if (f) {
-      f.clicks += clicks;
-      f.impressions += impressions;
-      f.positionSum += position * impressions;
-    } else {
-      byKey.set(key, { q: fq, page, country, device, appearance, clicks, impressions, positionSum: position * impressions });
+    let secondClicks = 0;
+    for (let j = 0; j < impressions; j++) {
+      if (rnd() < ctr) {
+        if (second >= 0 && rnd() < 0.3) secondClicks++;
+        else clicks++;
+      }
     }
+    const common = { q: anonymized ? -1 : q, country, device, appearance };
+    add(byPage, { ...common, page, clicks, impressions, positionSum: position * impressions });
+    if (second >= 0) add(byPage, { ...common, page: second, clicks: secondClicks, impressions, positionSum: (position + 1) * impressions });
+    add(byProperty, { ...common, page: -1, clicks: clicks + secondClicks, impressions, positionSum: position * impressions });
   }
-  const facts = [...byKey.values()];
+  const facts = { byPage: [...byPage.values()], byProperty: [...byProperty.values()] };
   dayCache.set(cacheKey, facts);
   for (const key of dayCache.keys()) {
     if (dayCache.size <= DAY_CACHE_SIZE) break;
@@ -214,14 +241,65 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** The value of dimension `d` of a fact on `date`. */
+function valueOf(site: Site, f: Fact, d: string, date: string): string {
+  switch (d) {
+    case 'date':
+      return date;
+    case 'query':
+      return queryText(site, f.q);
+    case 'page':
+      return pageUrl(site, f.page);
+    case 'country':
+      return COUNTRIES[f.country] ?? '';
+    case 'device':
+      return DEVICES[f.device] ?? '';
+    default:
+      return APPEARANCES[f.appearance] ?? '';
+  }
+}
+
+/**
+ * Whether a fact passes one filter (https://developers.google.com/webmaster-tools/v1/searchanalytics/query,
+ * dimensionFilterGroups[].filters[]): `contains` and `notContains` ignore case, `equals` does not;
+ * regular expressions are RE2 at Google, JavaScript's here. Anonymized queries pass no query filter.
+ */
+function passes(site: Site, f: Fact, date: string, filter: SearchAnalyticsFilter): boolean {
+  if (filter.dimension === 'query' && f.q < 0) return false;
+  if (filter.dimension === 'searchAppearance' && f.appearance < 0) return false;
+  const v = valueOf(site, f, filter.dimension, date);
+  const e = filter.expression;
+  switch (filter.operator ?? 'equals') {
+    case 'equals':
+      return v === e;
+    case 'notEquals':
+      return v !== e;
+    case 'contains':
+      return v.toLowerCase().includes(e.toLowerCase());
+    case 'notContains':
+      return !v.toLowerCase().includes(e.toLowerCase());
+    case 'includingRegex':
+      return new RegExp(e).test(v);
+    default:
+      return !new RegExp(e).test(v);
+  }
+}
+
+/** Whether a query is aggregated by page: asked, or `auto` with page grouped or filtered. */
+export function aggregatesByPage(q: Pick<SearchAnalyticsQuery, 'dimensions' | 'aggregationType' | 'dimensionFilterGroups'>): boolean {
+  const t = q.aggregationType ?? 'auto';
+  if (t !== 'auto') return t === 'byPage';
+  return q.dimensions.includes('page') || (q.dimensionFilterGroups ?? []).some((g) => g.filters.some((f) => f.dimension === 'page'));
+}
+
 /**
  * Every row searchAnalytics.query answers for `q` on `site` at instant `nowMs` (the calendar
  * clock), across all pages, in the API's order: by click count descending
  * (https://developers.google.com/webmaster-tools/v1/searchanalytics/query: "Results are sorted by
  * click count descending"), and with `date` among the dimensions by date ascending first, as the
  * API's own date-grouped sample shows (https://developers.google.com/webmaster-tools/v1/how-tos/search_analytics).
- * Ties go by impressions, then keys, so pages never overlap. `dimensions`, `type` and
- * `dataState` must be valid (search-console-request.ts checks them).
+ * Ties go by impressions, then keys, so pages never overlap. Rows without dimensions have
+ * `keys: []` here (the API leaves `keys` out). `q` must be valid (search-console-request.ts).
  */
 export function analyticsRows(site: Site, q: SearchAnalyticsQuery, nowMs: number): SearchAnalyticsRow[] {
   const today = todayIn(PACIFIC, nowMs);
@@ -232,32 +310,21 @@ export function analyticsRows(site: Site, q: SearchAnalyticsQuery, nowMs: number
   const dims = q.dimensions;
   const byQuery = dims.includes('query');
   const byAppearance = dims.includes('searchAppearance');
+  const byPage = aggregatesByPage(q);
+  const filters = (q.dimensionFilterGroups ?? []).flatMap((g) => g.filters);
   const groups = new Map<string, { keys: string[]; clicks: number; impressions: number; positionSum: number }>();
   for (const date of from <= to ? eachDate(from, to) : []) {
     const share = completeness(date, today, hour);
-    for (const f of dayFacts(site, date, type)) {
+    const day = dayFacts(site, date, type);
+    for (const f of byPage ? day.byPage : day.byProperty) {
       if (byQuery && f.q < 0) continue;
       if (byAppearance && f.appearance < 0) continue;
+      if (!filters.every((filter) => passes(site, f, date, filter))) continue;
       const impressions = share === 1 ? f.impressions : Math.round(f.impressions * share);
       if (impressions === 0) continue;
       const clicks = share === 1 ? f.clicks : Math.round(f.clicks * share);
       const position = f.positionSum / f.impressions;
-      const keys = dims.map((d) => {
-        switch (d) {
-          case 'date':
-            return date;
-          case 'query':
-            return queryText(site, f.q);
-          case 'page':
-            return pageUrl(site, f.page);
-          case 'country':
-            return COUNTRIES[f.country] ?? '';
-          case 'device':
-            return DEVICES[f.device] ?? '';
-          default:
-            return APPEARANCES[f.appearance] ?? '';
-        }
-      });
+      const keys = dims.map((d) => valueOf(site, f, d, date));
       const key = keys.join('\u0000');
       const g = groups.get(key);
       if (g) {

@@ -157,7 +157,15 @@ function queryReply(state: FakeState, site: Site, r: SearchAnalyticsRequest, pre
   const now = state.calendarNow();
   const all = analyticsRows(
     site,
-    { startDate: r.startDate, endDate: r.endDate, dimensions: r.dimensions, type: r.type, dataState: r.dataState === 'final' ? 'final' : 'all' },
+    {
+      startDate: r.startDate,
+      endDate: r.endDate,
+      dimensions: r.dimensions,
+      type: r.type,
+      dataState: r.dataState === 'final' ? 'final' : 'all',
+      aggregationType: r.aggregationType,
+      dimensionFilterGroups: r.dimensionFilterGroups,
+    },
     now,
   );
   const page = all.slice(r.startRow, r.startRow + r.rowLimit);

@@ -6,7 +6,8 @@
  * its words where they are known.
  */
 import { isIsoDate } from './dates.js';
-import { SC_DIMENSIONS, SEARCH_TYPES } from './search-console-data.js';
+import { aggregatesByPage, SC_DIMENSIONS, SEARCH_TYPES } from './search-console-data.js';
+import type { SearchAnalyticsFilter } from './types.js';
 
 /** rowLimit's range and default (https://developers.google.com/webmaster-tools/v1/searchanalytics/query). */
 export const MAX_ROW_LIMIT = 25_000;
@@ -14,6 +15,8 @@ const DEFAULT_ROW_LIMIT = 1_000;
 
 const AGGREGATION_TYPES = ['auto', 'byPage', 'byProperty', 'byNewsShowcasePanel'] as const;
 const DATA_STATES = ['final', 'all', 'hourly_all'] as const;
+const OPERATORS = ['equals', 'notEquals', 'contains', 'notContains', 'includingRegex', 'excludingRegex'] as const;
+const FILTER_DIMENSIONS = ['query', 'page', 'country', 'device', 'searchAppearance'] as const;
 
 const KNOWN_FIELDS = new Set([
   'startDate',
@@ -40,6 +43,7 @@ export interface SearchAnalyticsRequest {
   /** rowLimit as the request gave it (absent or 0: the default) */
   rowLimitGiven?: number;
   startRow: number;
+  dimensionFilterGroups: Array<{ groupType: 'and'; filters: SearchAnalyticsFilter[] }>;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -117,8 +121,10 @@ export function parseSearchAnalytics(body: string): Parsed<SearchAnalyticsReques
   if (aggregationType === 'byNewsShowcasePanel' && (dimensions.includes('page') || !['discover', 'googleNews'].includes(type)))
     return { ok: false, message: 'byNewsShowcasePanel aggregation is supported only for type discover or googleNews, without the page dimension.' };
 
-  if (b.dimensionFilterGroups !== undefined && !Array.isArray(b.dimensionFilterGroups))
-    return { ok: false, message: `Invalid value at 'dimension_filter_groups', ${JSON.stringify(b.dimensionFilterGroups)}` };
+  const groups = filterGroups(b.dimensionFilterGroups);
+  if (!groups.ok) return groups;
+  if (aggregationType === 'byProperty' && groups.value.some((g) => g.filters.some((f) => f.dimension === 'page')))
+    return { ok: false, message: 'Aggregation by property is not supported when grouping or filtering by page. Use aggregationType auto or byPage.' };
 
   const limit = int32(b.rowLimit, 'row_limit');
   if (!limit.ok) return limit;
@@ -141,12 +147,47 @@ export function parseSearchAnalytics(body: string): Parsed<SearchAnalyticsReques
       rowLimit: limit.value || DEFAULT_ROW_LIMIT,
       ...(limit.value !== undefined ? { rowLimitGiven: limit.value } : {}),
       startRow: start.value ?? 0,
+      dimensionFilterGroups: groups.value,
     },
   };
+}
+
+/** dimensionFilterGroups: `[{ groupType?: 'and', filters: [{ dimension, operator?, expression }] }]`. */
+function filterGroups(raw: unknown): Parsed<SearchAnalyticsRequest['dimensionFilterGroups']> {
+  if (raw === undefined) return { ok: true, value: [] };
+  if (!Array.isArray(raw)) return { ok: false, message: `Invalid value at 'dimension_filter_groups', ${JSON.stringify(raw)}` };
+  const out: SearchAnalyticsRequest['dimensionFilterGroups'] = [];
+  for (const [i, g] of raw.entries()) {
+    const group = (g ?? {}) as { groupType?: unknown; filters?: unknown };
+    if (group.groupType !== undefined && canonical(group.groupType, ['and'] as const) === undefined)
+      return { ok: false, message: `Invalid value at 'dimension_filter_groups[${i}].group_type', ${JSON.stringify(group.groupType)}` };
+    if (group.filters !== undefined && !Array.isArray(group.filters))
+      return { ok: false, message: `Invalid value at 'dimension_filter_groups[${i}].filters', ${JSON.stringify(group.filters)}` };
+    const filters: SearchAnalyticsFilter[] = [];
+    for (const [j, f] of ((group.filters ?? []) as unknown[]).entries()) {
+      const at = `dimension_filter_groups[${i}].filters[${j}]`;
+      const filter = (f ?? {}) as { dimension?: unknown; operator?: unknown; expression?: unknown };
+      const dimension = canonical(filter.dimension, FILTER_DIMENSIONS);
+      if (!dimension) return { ok: false, message: `Invalid value at '${at}.dimension', ${JSON.stringify(filter.dimension)}` };
+      const operator = filter.operator === undefined ? 'equals' : canonical(filter.operator, OPERATORS);
+      if (!operator) return { ok: false, message: `Invalid value at '${at}.operator', ${JSON.stringify(filter.operator)}` };
+      if (typeof filter.expression !== 'string') return { ok: false, message: `${at}.expression is required.` };
+      if (operator.endsWith('Regex')) {
+        try {
+          new RegExp(filter.expression);
+        } catch {
+          return { ok: false, message: `Invalid regular expression: ${filter.expression}` };
+        }
+      }
+      filters.push({ dimension, operator, expression: filter.expression });
+    }
+    out.push({ groupType: 'and', filters });
+  }
+  return { ok: true, value: out };
 }
 
 /** The response's responseAggregationType: what was asked, or for `auto`, by page when grouping by page. */
 export function responseAggregationType(req: SearchAnalyticsRequest): string {
   if (req.aggregationType !== 'auto') return req.aggregationType;
-  return req.dimensions.includes('page') ? 'byPage' : 'byProperty';
+  return aggregatesByPage(req) ? 'byPage' : 'byProperty';
 }

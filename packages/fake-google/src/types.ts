@@ -224,6 +224,16 @@ export interface SearchAnalyticsQuery {
   dataState?: 'final' | 'all';
   /** auto (default), byPage, byProperty */
   aggregationType?: string;
+  /** filters, all of which a row must pass (groupType `and`, the only one Google has) */
+  dimensionFilterGroups?: Array<{ groupType?: 'and'; filters: SearchAnalyticsFilter[] }>;
+}
+
+/** One filter of a dimensionFilterGroup: `operator` defaults to `equals`. */
+export interface SearchAnalyticsFilter {
+  /** query, page, country, device or searchAppearance */
+  dimension: string;
+  operator?: 'equals' | 'notEquals' | 'contains' | 'notContains' | 'includingRegex' | 'excludingRegex';
+  expression: string;
 }
 
 /** One row of searchAnalytics.query's answer. */

@@ -202,13 +202,17 @@ describe('Search Console: data', () => {
     const byDate = w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: ['date'] });
     assert.equal(byDate.length, 31);
     const total = sum(byDate);
-    for (const dims of [['country'], ['device'], ['page'], ['date', 'country', 'device', 'page'], []]) {
+    const impressions = (rows: Array<{ impressions: number }>): number => rows.reduce((n, r) => n + r.impressions, 0);
+    for (const dims of [['country'], ['device'], ['date', 'country', 'device'], []]) {
       const rows = w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: dims });
       assert.equal(sum(rows), total, dims.join(','));
-      assert.equal(
-        rows.reduce((n, r) => n + r.impressions, 0),
-        byDate.reduce((n, r) => n + r.impressions, 0),
-      );
+      assert.equal(impressions(rows), impressions(byDate), dims.join(','));
+    }
+    // by page, a search that showed two pages is an impression of each; clicks are the same
+    for (const q of [{ dimensions: ['page'] }, { dimensions: ['date', 'country', 'device', 'page'] }, { dimensions: ['date'], aggregationType: 'byPage' }]) {
+      const rows = w.fake.searchAnalyticsRows(PREFIX, { ...range, ...q });
+      assert.equal(sum(rows), total);
+      assert.ok(impressions(rows) > impressions(byDate), JSON.stringify(q));
     }
     const withQuery = sum(w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: ['query'] }));
     assert.equal(sum(w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: ['query', 'page'] })), withQuery);
@@ -295,9 +299,36 @@ describe('Search Console: refusals, quota and faults', () => {
       assert.equal(r.body.error.status, 'INVALID_ARGUMENT');
     }
     assert.equal((await query(w, DOMAIN, { ...base, rowLimit: '25000', startRow: '0', dimensionFilterGroups: [] })).status, 200);
+    const pageFilter = { groupType: 'and', filters: [{ dimension: 'page', operator: 'contains', expression: '/BLOG/' }] };
+    assert.equal((await query(w, DOMAIN, { ...base, dimensionFilterGroups: [pageFilter], aggregationType: 'byProperty' })).status, 400);
+    const badRegex = { filters: [{ dimension: 'query', operator: 'includingRegex', expression: '(' }] };
+    assert.equal((await query(w, DOMAIN, { ...base, dimensionFilterGroups: [badRegex] })).status, 400);
+  });
+
+  test('dimension filters keep the rows that pass them all; filtering by page aggregates by page', async () => {
+    const range = { startDate: '2024-02-01', endDate: '2024-02-10' };
+    const all = w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: ['query', 'device'] });
+    const filters = [
+      { dimension: 'device', expression: 'MOBILE' },
+      { dimension: 'query', operator: 'contains' as const, expression: 'BEST' },
+    ];
+    const kept = await query(w, PREFIX, { ...range, dimensions: ['query', 'device'], rowLimit: 25_000, dimensionFilterGroups: [{ filters }] });
+    const expected = all.filter((r) => r.keys[1] === 'MOBILE' && r.keys[0]!.includes('best'));
+    assert.ok(expected.length > 0);
+    assert.deepEqual(kept.body.rows, expected);
+    assert.equal(kept.body.responseAggregationType, 'byProperty');
+    const onPage = await query(w, PREFIX, {
+      ...range,
+      dimensions: ['country'],
+      dimensionFilterGroups: [{ filters: [{ dimension: 'page', operator: 'includingRegex', expression: '^https://www\\.example\\.org/blog/' }] }],
+    });
+    assert.equal(onPage.body.responseAggregationType, 'byPage');
+    const blog = w.fake.searchAnalyticsRows(PREFIX, { ...range, dimensions: ['page'] }).filter((r) => r.keys[0]!.includes('/blog/'));
+    assert.equal(sum(onPage.body.rows), sum(blog));
   });
 
   test('more queries per minute than the site allows get 429 RESOURCE_EXHAUSTED; the next minute passes', async () => {
+    w.time.advance(61_000); // a minute without earlier tests' queries
     w.fake.setSearchConsoleQuota(PREFIX, { queriesPerMinute: 2 });
     const body = { startDate: '2024-03-01', endDate: '2024-03-01' };
     assert.equal((await query(w, PREFIX, body)).status, 200);
@@ -309,6 +340,7 @@ describe('Search Console: refusals, quota and faults', () => {
     assert.equal((await query(w, DOMAIN, body)).status, 200, 'the quota is per site');
     w.time.advance(61_000);
     assert.equal((await query(w, PREFIX, body)).status, 200);
+    w.fake.setSearchConsoleQuota(PREFIX, { queriesPerMinute: 1_200 });
   });
 
   test('faults hit searchAnalytics by site and are recorded in events', async () => {
