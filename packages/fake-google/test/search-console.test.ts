@@ -368,4 +368,29 @@ describe('Search Console: refusals, quota and faults', () => {
       ],
     );
   });
+
+  test('reset, html, hang and delay hit searchAnalytics and sites like runReport', async () => {
+    const url = `${w.fake.searchConsoleRootUrl}webmasters/v3/sites/${encodeURIComponent(PREFIX)}/searchAnalytics/query`;
+    const post = (signal?: AbortSignal): Promise<Response> =>
+      fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${w.token}` },
+        body: JSON.stringify({ startDate: '2024-03-01', endDate: '2024-03-01' }),
+        ...(signal ? { signal } : {}),
+      });
+    w.fake.inject({ endpoint: 'searchAnalytics', site: PREFIX, kind: 'reset', times: 1 });
+    await assert.rejects(post());
+    w.fake.inject({ endpoint: 'searchAnalytics', site: PREFIX, kind: 'html', times: 1 });
+    const html = await post();
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get('content-type') ?? '', /^text\/html/);
+    w.fake.inject({ endpoint: 'searchAnalytics', site: PREFIX, kind: 'hang', times: 1 });
+    await assert.rejects(post(AbortSignal.timeout(200)));
+    w.fake.inject({ endpoint: 'sites', site: PREFIX, kind: 'delay', delayMs: 150, times: 1 });
+    const started = Date.now();
+    const got = await get(w, `webmasters/v3/sites/${encodeURIComponent(PREFIX)}`);
+    assert.equal(got.status, 200);
+    assert.ok(Date.now() - started >= 140);
+    assert.equal((await post()).status, 200);
+  });
 });
