@@ -31,7 +31,7 @@ export class FaultPlan {
     this.active = [];
   }
 
-  /** The fault that hits this request, if any; `request` is a runReport request's offset and limit. */
+  /** The fault that hits this request, if any; `request` is a runReport request's offset, limit and dimensions. */
   take(endpoint: EventKind, property: string | undefined, request?: RewriteRequest): Fault | undefined {
     for (const a of this.active) {
       const f = a.fault;

@@ -30,6 +30,7 @@ import type {
   GaAccountSpec,
   PropertySpec,
   QuotaSettings,
+  RewriteRequest,
   ServiceAccountKeyJson,
 } from './types.js';
 
@@ -67,10 +68,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** A runReport body's offset and limit, as far as it can be read (for faults that match on them). */
-function pageOf(body: string): { offset: number; limit: number } | undefined {
+function pageOf(body: string): RewriteRequest | undefined {
   try {
-    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown };
-    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0 };
+    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown; dimensions?: unknown };
+    const dimensions = Array.isArray(b.dimensions) ? b.dimensions.map((d) => String((d as { name?: unknown } | null)?.name ?? '')) : [];
+    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0, dimensions };
   } catch {
     return undefined;
   }
@@ -332,7 +334,7 @@ export class FakeGoogle {
   }
 
   /** Sends a successful answer as the fault that hit the request (if any) spoils it. */
-  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: { offset: number; limit: number }): void {
+  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: RewriteRequest): void {
     switch (fault?.kind) {
       case 'truncate':
         return this.write(res, reply, event, true);
@@ -369,7 +371,7 @@ export class FakeGoogle {
         return;
       }
       case 'rewrite': {
-        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0 });
+        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0, dimensions: [] });
         return this.write(res, { ...reply, body: typeof out === 'string' ? out : JSON.stringify(out) }, event);
       }
       default:
@@ -492,6 +494,7 @@ export class FakeGoogle {
     const request = valid.value;
     event.offset = request.offset;
     if (request.limitGiven !== undefined) event.limit = request.limitGiven;
+    event.dimensions = request.dimensions;
     event.startDate = request.dateRanges.map((d) => d.start).sort()[0];
     event.endDate = request.dateRanges
       .map((d) => d.end)
@@ -506,6 +509,6 @@ export class FakeGoogle {
     const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty, { reverse: fault?.kind === 'reverse' });
     if (outcome.rows !== undefined) event.rows = outcome.rows;
     if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
-    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit });
+    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit, dimensions: request.dimensions });
   }
 }

@@ -48,6 +48,8 @@ export interface FakeEvent {
   rows?: number;
   offset?: number;
   limit?: number;
+  /** For runReport: the dimensions asked for, in request order (`date` included when asked). */
+  dimensions?: string[];
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
@@ -75,6 +77,8 @@ export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'st
 export interface RewriteRequest {
   offset: number;
   limit: number;
+  /** the dimensions asked for, in request order (a report's per-date totals: `['date']`) */
+  dimensions: string[];
 }
 
 export interface Fault {
@@ -92,7 +96,7 @@ export interface Fault {
   rate?: number;
   /** Overrides the error message of a `status` fault. */
   message?: string;
-  /** Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and limit. */
+  /** Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset, limit and dimensions. */
   match?: (request: RewriteRequest) => boolean;
   /**
    * For kind `rewrite`: gets the JSON body the endpoint would send (parsed) and returns what to
