@@ -50,7 +50,10 @@ export async function fetchTotals(
   for await (const day of fetchRange(client, ctx, totalsDefinition(def), start, end, opts)) {
     if (day.rowCount === 0) continue;
     if (day.rowCount > 1) {
-      throw new RetryableError(`runReport totals for property ${ctx.propertyId}: ${day.rowCount} rows for ${day.date} in a report by date alone`, 'bad_response');
+      throw new RetryableError(
+        `runReport totals for property ${ctx.propertyId}: ${day.rowCount} rows for ${day.date} in a report by date alone`,
+        'bad_response',
+      );
     }
     const values = metricFields(Buffer.concat(day.text), def.metrics.length);
     out.set(day.date, day.unstorable ? { values, unstorable: { ...day.unstorable, totals: true } } : { values });

@@ -293,21 +293,21 @@ function shareOut(day: Components, rows: ComponentRow[], overlap: number): Compo
     0,
   );
   return rows.map((r, i) => ({
-      dims: r.dims,
-      c: {
-        sessions: sessions[i]!,
-        engagedSessions: engaged[i]!,
-        totalUsers: totalUsers[i]!,
-        activeUsers: activeUsers[i]!,
-        newUsers: newUsers[i]!,
-        screenPageViews: views[i]!,
-        eventCount: events[i]!,
-        keyEvents: keyEvents[i]!,
-        userEngagementDuration: engagement[i]!,
-        sessionDuration: duration[i]!,
-        purchaseRevenue: purchase[i]! / 100,
-        totalRevenue: revenue[i]! / 100,
-      },
+    dims: r.dims,
+    c: {
+      sessions: sessions[i]!,
+      engagedSessions: engaged[i]!,
+      totalUsers: totalUsers[i]!,
+      activeUsers: activeUsers[i]!,
+      newUsers: newUsers[i]!,
+      screenPageViews: views[i]!,
+      eventCount: events[i]!,
+      keyEvents: keyEvents[i]!,
+      userEngagementDuration: engagement[i]!,
+      sessionDuration: duration[i]!,
+      purchaseRevenue: purchase[i]! / 100,
+      totalRevenue: revenue[i]! / 100,
+    },
   }));
 }
 

@@ -397,7 +397,8 @@ describe('report endpoint: data', () => {
       assert.equal(r.body.rowCount, rows.length);
       const sums = metrics.map((_, i) => rows.reduce((n, row) => n + row.values[i]!, 0));
       for (const m of ['sessions', 'screenPageViews', 'eventCount']) assert.equal(sums[metrics.indexOf(m)], dayRow[metrics.indexOf(m)], `${m} add up`);
-      for (const m of ['totalUsers', 'activeUsers', 'newUsers']) assert.ok(sums[metrics.indexOf(m)]! > dayRow[metrics.indexOf(m)]!, `${m}: rows count a user on each`);
+      for (const m of ['totalUsers', 'activeUsers', 'newUsers'])
+        assert.ok(sums[metrics.indexOf(m)]! > dayRow[metrics.indexOf(m)]!, `${m}: rows count a user on each`);
       for (const row of rows) {
         const [s, users, active, fresh] = row.values as [number, number, number, number];
         assert.ok(users >= 1 && users <= s && active >= 1 && active <= users && fresh >= 0 && fresh <= users, JSON.stringify(row));
@@ -408,7 +409,10 @@ describe('report endpoint: data', () => {
     const byCountry = await ask(['country'], '2024-03-01', '2024-03-07');
     assert.deepEqual(values(byCountry.body.totals[0]), values(week.body.totals[0]));
     const dayRows = week.body.rows.map(values);
-    assert.equal(values(week.body.totals[0])[0], dayRows.reduce((n: number, v: number[]) => n + v[0]!, 0));
+    assert.equal(
+      values(week.body.totals[0])[0],
+      dayRows.reduce((n: number, v: number[]) => n + v[0]!, 0),
+    );
     assert.ok(values(week.body.totals[0])[1]! < dayRows.reduce((n: number, v: number[]) => n + v[1]!, 0));
   });
 
