@@ -26,7 +26,7 @@ import type { DayTotals } from './types.js';
 type Totals = Map<string, DayTotals>;
 
 /** The definition whose listing is a report's per-date totals: its metrics by `date` alone. */
-export function totalsDefinition(def: ReportDefinition): ReportDefinition {
+function totalsDefinition(def: ReportDefinition): ReportDefinition {
   return { ...def, dimensions: [] };
 }
 
@@ -38,7 +38,7 @@ export function totalsDefinition(def: ReportDefinition): ReportDefinition {
  * @throws whatever fetchRange throws once its retries are spent; RetryableError `bad_response`
  *   for a date answered with more than one row (no answer by date alone)
  */
-export async function fetchTotals(
+async function fetchTotals(
   client: Ga4Client,
   ctx: CallContext,
   def: ReportDefinition,
