@@ -38,14 +38,7 @@ function totalsDefinition(def: ReportDefinition): ReportDefinition {
  * @throws whatever fetchRange throws once its retries are spent; RetryableError `bad_response`
  *   for a date answered with more than one row (no answer by date alone)
  */
-async function fetchTotals(
-  client: Ga4Client,
-  ctx: CallContext,
-  def: ReportDefinition,
-  start: string,
-  end: string,
-  opts: FetchRangeOptions,
-): Promise<Totals> {
+async function fetchTotals(client: Ga4Client, ctx: CallContext, def: ReportDefinition, start: string, end: string, opts: FetchRangeOptions): Promise<Totals> {
   const out: Totals = new Map();
   for await (const day of fetchRange(client, ctx, totalsDefinition(def), start, end, opts)) {
     if (day.rowCount === 0) continue;
