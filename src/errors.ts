@@ -45,8 +45,6 @@ export type RetryCode =
   | 'quota'
   /** a body that is not a usable answer: not JSON, truncated, malformed, a date out of range */
   | 'bad_response'
-  /** a totals answer whose rows cannot be matched to the dates asked for */
-  | 'bad_totals'
   /** the listing changed while its pages were read: rowCount changed, a row on two pages */
   | 'inconsistent_pages'
   /** the rows did not come in date order (an endpoint that ignores orderBys) */

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { generateReport } from '@ga-collector/fake-google';
 import { lockKey } from '../src/store/locks.js';
 import { PermanentError } from '../src/errors.js';
-import { fetchTotals, fetchTotalsIfServed } from '../src/ga4/totals.js';
+import { fetchTotalsIfServed } from '../src/ga4/totals.js';
 import { createLogger } from '../src/log.js';
 import { addDays, localDate } from '../src/time.js';
 import {
@@ -386,39 +386,14 @@ describe("GA's per-date totals", () => {
 describe('totals from a less capable endpoint', () => {
   const def = { name: 'r', dimensions: ['country'], metrics: ['sessions'], startDate: '3daysAgo', refreshDays: 1 };
   const ctx = { propertyId: '1', tokens: {} as never, logger: createLogger('silent') };
-  const total = (v: string) => ({
-    metricHeaders: [{ name: 'sessions', type: 'TYPE_INTEGER' }],
-    totals: [{ dimensionValues: [{ value: 'RESERVED_TOTAL' }, { value: 'RESERVED_TOTAL' }], metricValues: [{ value: v }] }],
-  });
 
-  it('asks one date at a time when several named ranges are refused', async () => {
-    const asked: number[] = [];
+  it('stores the report without totals when the totals request is refused', async () => {
     const client = {
-      runReport: async (_: unknown, body: { dateRanges: Array<{ startDate: string }> }) => {
-        asked.push(body.dateRanges.length);
-        if (body.dateRanges.length > 1) throw new PermanentError('several ranges refused', 'invalid_argument');
-        return total(body.dateRanges[0]!.startDate.slice(-2));
+      runReportPage: async () => {
+        throw new PermanentError('totals refused', 'invalid_argument');
       },
     } as never;
-    const t = await fetchTotals(client, ctx, def, ['2024-01-01', '2024-01-02', '2024-01-03']);
-    assert.deepEqual(
-      [...t!.entries()],
-      [
-        ['2024-01-01', { values: ['01'] }],
-        ['2024-01-02', { values: ['02'] }],
-        ['2024-01-03', { values: ['03'] }],
-      ],
-    );
-    assert.deepEqual(asked, [3, 1, 1, 1]);
-  });
-
-  it('stores the report without totals when TOTAL is refused altogether', async () => {
-    const client = {
-      runReport: async () => {
-        throw new PermanentError('metricAggregations not supported', 'invalid_argument');
-      },
-    } as never;
-    assert.equal(await fetchTotalsIfServed(client, ctx, def, ['2024-01-01']), null);
+    assert.equal(await fetchTotalsIfServed(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 100 }), null);
   });
 
   it('a report by date alone has a totals view that is the report itself', async () => {

@@ -39,7 +39,7 @@ function onDates(g: FakeSetup, changes: Record<string, (row: JsonRow) => void>):
   g.fake.inject({
     endpoint: 'runReport',
     kind: 'rewrite',
-    match: (r) => r.limit !== 1,
+    match: (r) => r.dimensions.length > 1,
     rewrite: (body) => {
       for (const [date, change] of Object.entries(changes)) {
         const row = ((body['rows'] ?? []) as JsonRow[]).find((r) => r.dimensionValues[0]?.value === date.replaceAll('-', ''));

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateReport } from '@ga-collector/fake-google';
-import { totalsRangeName } from '../src/ga4/requests.js';
 import { addDays } from '../src/time.js';
 import { logLines, runCli, startFake, testDb, writeConfig, type FakeSetup, type TestDb } from './helpers.js';
 
@@ -77,15 +76,10 @@ describe('a metric value its column cannot hold refuses its date alone, and is n
       g.fake.inject({
         endpoint: 'runReport',
         kind: 'rewrite',
-        // data pages (limit 40), or the totals requests (limit 1, with totals rows)
-        match: (r) => (totals ? r.limit === 1 : r.limit !== 1),
+        // data pages (by date and device), or the totals (the report by date alone; not the
+        // time zone probe, which is by date alone too, limit 1)
+        match: (r) => (totals ? r.dimensions.length === 1 && r.limit !== 1 : r.dimensions.length > 1),
         rewrite: (body) => {
-          if (totals) {
-            // several dates per totals request: each totals row names its date's range
-            const row = ((body['totals'] ?? []) as JsonRow[]).find((t) => t.dimensionValues.at(-1)?.value === totalsRangeName(bad));
-            if (row) row.metricValues[metric]!.value = value;
-            return body;
-          }
           const row = ((body['rows'] ?? []) as JsonRow[]).find((r) => r.dimensionValues[0]?.value === yyyymmdd);
           if (row) row.metricValues[metric]!.value = value;
           return body;
@@ -121,11 +115,7 @@ describe('a metric value its column cannot hold refuses its date alone, and is n
         [],
         'no api_retry',
       );
-      assert.equal(
-        g.fake.counts().runReport - before,
-        4,
-        'each request once: the time zone probe, two totals requests (four dates at most each), one data page',
-      );
+      assert.equal(g.fake.counts().runReport - before, 3, 'each request once: the time zone probe, one totals page, one data page');
 
       // Google sends a number again: the date is due, and is stored
       g.fake.clearFaults();

@@ -7,8 +7,8 @@
  *
  * Expected requests are a floor: a range is one runReport request per page of `fetch.pageSize`
  * rows (how many rows a range holds is known only once Google answers), plus, for a report with
- * dimensions, one totals request per four dates; a definition the property has not stored dates
- * under yet costs one getMetadata per property first.
+ * dimensions, one for its per-date totals (a page of the report by date alone, ga4/totals.ts); a
+ * definition the property has not stored dates under yet costs one getMetadata per property first.
  */
 import type { Config, PropertyConfig } from '../config/index.js';
 import { UsageError } from '../errors.js';
@@ -72,9 +72,9 @@ export async function runDryRun(config: Config, req: DryRunRequest): Promise<num
   });
 }
 
-/** Requests a range of `days` dates costs at least: one page, and the totals (four dates a request) when the report has them. */
-function rangeRequests(config: Config, report: string, days: number): number {
-  return 1 + (hasTotals(config.reports[report]!) ? Math.ceil(days / 4) : 0);
+/** Requests a range costs at least: one page, and one of the totals when the report has them. */
+function rangeRequests(config: Config, report: string): number {
+  return 1 + (hasTotals(config.reports[report]!) ? 1 : 0);
 }
 
 /** Whether the property has dates stored under every one of these definitions (else one getMetadata first). */
@@ -107,7 +107,7 @@ async function oncePlan(config: Config, ledger: Ledger, ownNow: number): Promise
       const days: LedgerDay[] = tz && ledger.readable ? await ledgerDays(ledger.pool, ledger.schema, p.id, report, '0001-01-01') : [];
       const pl = planDates({ def, timeZone: tz ?? 'UTC', now: new Date(ledger.now), lastFire, ledger: days, maxDays: config.fetch.maxDaysPerRun });
       const taken = pl.ranges.reduce((n, [a, b]) => n + daysBetween(a, b) + 1, 0);
-      const req = pl.ranges.reduce((n, [a, b]) => n + rangeRequests(config, report, daysBetween(a, b) + 1), 0);
+      const req = pl.ranges.length * rangeRequests(config, report);
       const notes: string[] = [];
       if (pl.due.length > taken)
         notes.push(`${plural(pl.due.length - taken, 'more date')} left for later runs (fetch.maxDaysPerRun ${config.fetch.maxDaysPerRun})`);
@@ -172,7 +172,7 @@ async function backfillPlan(config: Config, ledger: Ledger, req: Extract<DryRunR
       continue;
     }
     const days = daysBetween(range.from, range.to) + 1;
-    const req2 = rangeRequests(config, report, days);
+    const req2 = rangeRequests(config, report);
     const stored =
       tz && ledger.readable ? (await ledgerDays(ledger.pool, ledger.schema, p.id, report, range.from)).filter((d) => d.date <= range!.to).length : 0;
     out.push(`  report ${report}: ${plural(days, 'date')} fetched and stored, ${stored} of them replacing stored dates; at least ${plural(req2, 'request')}`);

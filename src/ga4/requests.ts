@@ -1,8 +1,8 @@
 /**
- * Every request ga-collector sends to the Data API, built here and nowhere else: a report page, the
- * per-date totals, the time-zone probe, and the URL parameters of `runReport` and `getMetadata`.
- * The response checks (responses.ts) rely on what these ask for: the `date` dimension first, rows
- * ordered by date and then by every dimension, totals ranges named after their dates.
+ * Every request ga-collector sends to the Data API, built here and nowhere else: a report page (the
+ * per-date totals are the pages of a report by date alone, totals.ts), the time-zone probe, and
+ * the URL parameters of `runReport` and `getMetadata`. The response checks (responses.ts) rely on
+ * what these ask for: the `date` dimension first, rows ordered by date and then by every dimension.
  */
 import type { analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import type { ReportDefinition } from '../config/index.js';
@@ -10,9 +10,6 @@ import type { ReportDefinition } from '../config/index.js';
 export type RunReportRequest = analyticsdata_v1beta.Schema$RunReportRequest;
 export type RunReportParams = analyticsdata_v1beta.Params$Resource$Properties$Runreport;
 export type MetadataParams = analyticsdata_v1beta.Params$Resource$Properties$Getmetadata;
-
-/** Date ranges one runReport may have (the API's maximum); each totals date gets its own. */
-export const TOTALS_RANGES_PER_REQUEST = 4;
 
 /**
  * An int64 request field (limit, offset). The generated types say string, Google's JSON mapping
@@ -45,36 +42,6 @@ export function reportPageRequest(def: ReportDefinition, start: string, end: str
     limit: int64(limit),
     offset: int64(offset),
     orderBys: [{ dimension: { dimensionName: 'date' } }, ...def.dimensions.map((dimensionName) => ({ dimension: { dimensionName } }))],
-    returnPropertyQuota: true,
-  };
-}
-
-/** The name of a totals date range, which comes back as the totals row's `dateRange` value. */
-export function totalsRangeName(date: string): string {
-  return `d${date}`;
-}
-
-/** The date of a totals range name (totalsRangeName); undefined for a name that is none of ours. */
-export function totalsRangeDate(name: string | null | undefined): string | undefined {
-  return name?.startsWith('d') ? name.slice(1) : undefined;
-}
-
-/**
- * GA's own totals (`metricAggregations: TOTAL`) of up to TOTALS_RANGES_PER_REQUEST dates, each a
- * single-day range of its own, since a TOTAL covers a whole range. Several ranges are named by
- * their date (totalsRangeName) so the totals rows can be told apart; a single one is not, since
- * the API then adds no `dateRange` dimension. `limit: 1`: only the totals are wanted.
- */
-export function totalsRequest(def: ReportDefinition, dates: readonly string[]): RunReportRequest {
-  return {
-    dateRanges:
-      dates.length === 1
-        ? [{ startDate: dates[0], endDate: dates[0] }]
-        : dates.map((date) => ({ startDate: date, endDate: date, name: totalsRangeName(date) })),
-    dimensions: dimensionsOf(def),
-    metrics: metricsOf(def),
-    metricAggregations: ['TOTAL'],
-    limit: int64(1),
     returnPropertyQuota: true,
   };
 }

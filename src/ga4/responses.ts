@@ -1,12 +1,11 @@
 /**
  * What the Data API answers, checked and converted, below the page loop (report.ts) and the byte
- * scanner (pageRows.ts): a page's shape and rows (parsePage), metric values (metricValue), the
- * checks across the pages of one listing (Listing, dayOf), and the per-date totals (totalsByDate).
+ * scanner (pageRows.ts): a page's shape and rows (parsePage), metric values (metricValue), and the
+ * checks across the pages of one listing (Listing, dayOf).
  *
  * Nothing that fails a check ever becomes data: each failure is a RetryableError whose code says
  * what to do about it (errors.ts RetryCode): `bad_response` (ask for the page again),
- * `inconsistent_pages` (read the listing again), `unordered` (read the range whole), `bad_totals`
- * (ask for totals one date at a time). A metric value its column cannot hold (`"1.5"` for an
+ * `inconsistent_pages` (read the listing again), `unordered` (read the range whole). A metric value its column cannot hold (`"1.5"` for an
  * integer) is no such failure: it is Google's data, so its date is marked (types.ts Unstorable)
  * and refused by the store, never retried.
  */
@@ -14,9 +13,8 @@ import type { analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import type { ReportDefinition } from '../config/index.js';
 import { RetryableError } from '../errors.js';
 import type { CallContext } from './callContext.js';
-import { totalsRangeDate, totalsRangeName } from './requests.js';
 import { addSanitized, rowKeys, storableText, type DaySegment, type Sanitized } from './rowText.js';
-import type { DayData, DayTotals, PropertyQuota, ReportRow, ResponseMeta, Unstorable } from './types.js';
+import type { DayData, PropertyQuota, ReportRow, ResponseMeta, Unstorable } from './types.js';
 
 export type RunReportResponse = analyticsdata_v1beta.Schema$RunReportResponse;
 export type MetadataResponse = analyticsdata_v1beta.Schema$Metadata;
@@ -236,33 +234,4 @@ export function dayOf(ctx: CallContext, def: ReportDefinition, date: string, seg
     unstorable ??= segment.unstorable;
   }
   return { date, rowCount, text: segments.map((segment) => segment.text), meta, ...(sanitized ? { sanitized } : {}), ...(unstorable ? { unstorable } : {}) };
-}
-
-/**
- * The totals rows of a totalsRequest answer for `dates`, by date (metric values in definition
- * order, and the first one its column cannot hold: metricValue); a date without data has no entry. With one range the `dateRange` dimension is absent;
- * with several it is the last dimension and carries the range's name (totalsRangeName).
- * @throws RetryableError code `bad_totals` for an answer that cannot be attributed to the dates
- */
-export function totalsByDate(res: RunReportResponse, def: ReportDefinition, dates: readonly string[], ctx: CallContext): Map<string, DayTotals> {
-  const bad = (what: string) => new RetryableError(`runReport totals for property ${ctx.propertyId}: ${what}`, 'bad_totals');
-  const integer = (res.metricHeaders ?? []).map((header) => header.type === 'TYPE_INTEGER');
-  if (integer.length !== def.metrics.length) throw bad('metric headers do not match the request');
-  const totals = res.totals ?? [];
-  if (dates.length > 1 && totals.length > dates.length) throw bad('more totals rows than date ranges');
-  const byDate = new Map<string, DayTotals>();
-  for (const row of totals) {
-    const dimensionValues = row.dimensionValues ?? [];
-    const name = dates.length === 1 ? totalsRangeName(dates[0]!) : dimensionValues[dimensionValues.length - 1]?.value;
-    const date = totalsRangeDate(name);
-    if (!date || !dates.includes(date)) throw bad(`totals row for an unknown range ${JSON.stringify(name)}`);
-    const badValue = (what: string) => bad(`malformed response (${what})`);
-    let unstorable: Unstorable | undefined;
-    const values = (row.metricValues ?? []).map((metric, index) =>
-      metricValue(metric.value, integer[index]!, badValue, (value) => void (unstorable ??= { metric: index, value, totals: true })),
-    );
-    if (values.length !== def.metrics.length) throw badValue('totals row width');
-    byDate.set(date, unstorable ? { values, unstorable } : { values });
-  }
-  return byDate;
 }

@@ -76,6 +76,16 @@ export function metricField(value: string | number): string {
   return typeof value === 'number' && Object.is(value, -0) ? '-0' : String(value);
 }
 
+/**
+ * The metric fields of row text holding one row (its last `metrics` fields), as text. They need
+ * no unescaping: metricField writes none of COPY's special characters.
+ */
+export function metricFields(text: Buffer, metrics: number): string[] {
+  const line = text.toString('utf8');
+  const fields = line.slice(0, line.endsWith('\n') ? -1 : undefined).split('\t');
+  return fields.slice(fields.length - metrics);
+}
+
 /** The row text of one row. */
 function rowLine(propertyId: string, row: ReportRow): string {
   let line = `${copyText(propertyId)}\t${row.date}`;

@@ -22,7 +22,6 @@ import type { ProgressSink } from '../progress.js';
 import { definitionVersion, saveProperty } from '../store/ledger.js';
 import type { PoolClient } from '../store/pool.js';
 import { ensureReportTable, hasTotals } from '../store/reportTables.js';
-import { dateRange } from '../time.js';
 import { BatchWriter } from './batchWriter.js';
 import type { JobBoard } from './jobBoard.js';
 import type { JobPlan } from './jobPlan.js';
@@ -120,7 +119,7 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
   for (const [start, end] of plan.ranges) {
     const rangeStarted = now();
     // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
-    const totals = hasTotals(def) ? await fetchTotalsIfServed(input.client, ctx, def, dateRange(start, end), input.onQuota) : null;
+    const totals = hasTotals(def) ? await fetchTotalsIfServed(input.client, ctx, def, start, end, { pageSize: input.pageSize, onQuota: input.onQuota }) : null;
     const days = fetchRange(input.client, ctx, def, start, end, {
       pageSize: input.pageSize,
       onQuota: input.onQuota,

@@ -32,8 +32,9 @@ export class FaultPlan {
   }
 
   /**
-   * The fault that hits this request, if any; `request` is a runReport request's offset and limit
-   * (a searchAnalytics request's startRow and rowLimit), `site` a Search Console request's site URL.
+   * The fault that hits this request, if any; `request` is a runReport request's offset, limit and
+   * dimensions (a searchAnalytics request's startRow, rowLimit and dimensions), `site` a Search
+   * Console request's site URL.
    */
   take(endpoint: EventKind, property: string | undefined, request?: RewriteRequest, site?: string): Fault | undefined {
     for (const a of this.active) {

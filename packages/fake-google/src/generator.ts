@@ -163,7 +163,26 @@ export function generateComponents(propertyId: string, date: string, dimensions:
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, v]) => ({ dims: v.dims, c: components(`row|${propertyId}|${date}|${dimKey}|${key}`, v.n, revision) }));
   // a benchmark's fixed volume tells no day's story; every other report shares out the day's figures
-  return rowsPerDay !== undefined ? rows : shareOut(dayComponents(propertyId, date, draws, revision), rows);
+  return rowsPerDay !== undefined ? rows : shareOut(dayComponents(propertyId, date, draws, revision), rows, userOverlap(propertyId, date));
+}
+
+/**
+ * How much of a day's users its rows share, 0.8 to 0.95 by property and date: the rows of a report
+ * that splits the day count about `1 / overlap` times the day's users.
+ */
+function userOverlap(propertyId: string, date: string): number {
+  return 0.8 + 0.15 * (hash32(`overlap|${propertyId}|${date}`) / 2 ** 32);
+}
+
+/**
+ * GA's total of one date, whatever the dimensions of the report: the row of the report by date
+ * alone (generateReport with no dimensions), which `metricAggregations: TOTAL` over that date
+ * gives for any report. Sessions and the other counts are the sum of any report's rows of the
+ * day; users are fewer than the rows count (shareOut). With `rowsPerDay` (benchmarks) the rows
+ * are a fixed volume that tells no day's story and do not add up to it.
+ */
+export function dayTotal(propertyId: string, date: string, revision: number, rowsPerDay?: number): Components {
+  return generateComponents(propertyId, date, [], revision, rowsPerDay)[0]!.c;
 }
 
 /**
@@ -179,10 +198,14 @@ function dayComponents(propertyId: string, date: string, draws: number, revision
  * as in GA the same metric agrees across reports: the sessions of a report by device add up to
  * the sessions of the report by date alone, and to the day's total. Each row keeps its own
  * relations (engaged sessions within sessions, views at least sessions, events at least views,
- * revenue in cents). Users are not shared out: a user is counted on every row they appear on, so
- * rows keep their own share of users per session and need not add up to the day's users.
+ * revenue in cents). Users overlap instead: a user is counted on every row they appear on, so as
+ * in GA the rows of a day with more than one row count more users than the day has (totalUsers,
+ * activeUsers and newUsers alike; the day's own figure is its total): they add up to
+ * `ceil(dayUsers / overlap)` (at least one more than the day, each row at least one user and at most
+ * its sessions, active and new users at most its total users), shared out in proportion to what
+ * each row drew.
  */
-function shareOut(day: Components, rows: ComponentRow[]): ComponentRow[] {
+function shareOut(day: Components, rows: ComponentRow[], overlap: number): ComponentRow[] {
   if (rows.length <= 1) return rows.map((r) => ({ dims: r.dims, c: day }));
   const of = (f: (c: Components) => number) => rows.map((r) => f(r.c));
   const plus = (a: number[], b: number[]) => a.map((x, i) => x + (b[i] ?? 0));
@@ -237,27 +260,55 @@ function shareOut(day: Components, rows: ComponentRow[]): ComponentRow[] {
       of((c) => cents(c.totalRevenue) - cents(c.purchaseRevenue)),
     ),
   );
-  return rows.map((r, i) => {
-    const s = sessions[i]!;
-    const totalUsers = Math.max(1, Math.min(s, Math.round((s * r.c.totalUsers) / r.c.sessions)));
-    return {
-      dims: r.dims,
-      c: {
-        sessions: s,
-        engagedSessions: engaged[i]!,
-        totalUsers,
-        activeUsers: Math.max(1, Math.min(totalUsers, Math.round((totalUsers * r.c.activeUsers) / r.c.totalUsers))),
-        newUsers: Math.min(totalUsers, Math.round((totalUsers * r.c.newUsers) / r.c.totalUsers)),
-        screenPageViews: views[i]!,
-        eventCount: events[i]!,
-        keyEvents: keyEvents[i]!,
-        userEngagementDuration: engagement[i]!,
-        sessionDuration: duration[i]!,
-        purchaseRevenue: purchase[i]! / 100,
-        totalRevenue: revenue[i]! / 100,
-      },
-    };
-  });
+  // Users overlap: a user on two rows (two devices) is counted on both, so the rows count more
+  // users than the day has, each row at least one and at most its sessions.
+  const n = rows.length;
+  const counted = (dayUsers: number, caps: number[], least: number) =>
+    Math.min(
+      caps.reduce((a, b) => a + b, 0),
+      dayUsers === 0 ? least * n : Math.max(least * n, dayUsers + 1, Math.ceil(dayUsers / overlap)),
+    );
+  const sharedUsers = (dayUsers: number, weights: number[], caps: number[], least: number) =>
+    apportion(
+      counted(dayUsers, caps, least) - least * n,
+      weights.map((w) => Math.max(0, w - least)),
+      caps.map((cap) => cap - least),
+    ).map((u) => u + least);
+  const totalUsers = sharedUsers(
+    day.totalUsers,
+    of((c) => c.totalUsers),
+    sessions,
+    1,
+  );
+  const activeUsers = sharedUsers(
+    day.activeUsers,
+    of((c) => c.activeUsers),
+    totalUsers,
+    1,
+  );
+  const newUsers = sharedUsers(
+    day.newUsers,
+    of((c) => c.newUsers),
+    totalUsers,
+    0,
+  );
+  return rows.map((r, i) => ({
+    dims: r.dims,
+    c: {
+      sessions: sessions[i]!,
+      engagedSessions: engaged[i]!,
+      totalUsers: totalUsers[i]!,
+      activeUsers: activeUsers[i]!,
+      newUsers: newUsers[i]!,
+      screenPageViews: views[i]!,
+      eventCount: events[i]!,
+      keyEvents: keyEvents[i]!,
+      userEngagementDuration: engagement[i]!,
+      sessionDuration: duration[i]!,
+      purchaseRevenue: purchase[i]! / 100,
+      totalRevenue: revenue[i]! / 100,
+    },
+  }));
 }
 
 /**
@@ -337,10 +388,10 @@ export function metricValue(c: Components, metric: string): number {
 }
 
 /**
- * Merges rows (several days of one combination, or every row for a total).
- * Counts add up, but a user active on several rows is one user: user metrics
- * are deduplicated, so they come out below the sum whenever more than one row
- * is merged, as GA's totals do.
+ * Merges rows: several days of one combination, or the days' totals (dayTotal)
+ * into the total of a range. Counts add up, but a user active on several days
+ * is one user: user metrics are deduplicated, so they come out below the sum
+ * whenever more than one row is merged, as GA's totals do.
  */
 export function mergeComponents(rows: Components[]): Components {
   const first = rows[0];

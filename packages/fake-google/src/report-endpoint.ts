@@ -6,7 +6,7 @@
  */
 import { dimensionDef, metricType } from './catalog.js';
 import { addDays, compactDate, daysBetween, eachDate } from './dates.js';
-import { generateComponents, mergeComponents, metricValue, type Components } from './generator.js';
+import { dayTotal, generateComponents, mergeComponents, metricValue, type Components } from './generator.js';
 import { apiError, jsonReply, type Reply } from './http-util.js';
 import type { OrderBy, ReportRequest } from './report-request.js';
 import type { FakeState, Property } from './state.js';
@@ -110,10 +110,16 @@ function revisionsFor(state: FakeState, property: Property, dates: Set<string>, 
  * Recent results, so paging through a large report does not regenerate and
  * re-sort every row for each page (benchmarks page through 100k-row reports).
  */
-const caches = new WeakMap<FakeState, Map<string, { rows: Row[]; all: Row[] }>>();
+/** The rows of a request in its order, and GA's total of each of its date ranges. */
+interface Built {
+  rows: Row[];
+  totals: Components[];
+}
+
+const caches = new WeakMap<FakeState, Map<string, Built>>();
 const CACHE_SIZE = 16;
 
-function cacheFor(state: FakeState): Map<string, { rows: Row[]; all: Row[] }> {
+function cacheFor(state: FakeState): Map<string, Built> {
   let cache = caches.get(state);
   if (!cache) {
     cache = new Map();
@@ -122,7 +128,7 @@ function cacheFor(state: FakeState): Map<string, { rows: Row[]; all: Row[] }> {
   return cache;
 }
 
-function buildRows(state: FakeState, property: Property, req: ReportRequest, today: string): { rows: Row[]; all: Row[] } {
+function buildRows(state: FakeState, property: Property, req: ReportRequest, today: string): Built {
   const nonDate = req.dimensions.filter((d) => d !== 'date');
   const positions = req.dimensions.map((d) => (d === 'date' ? -1 : nonDate.indexOf(d)));
   const multi = req.dateRanges.length > 1;
@@ -165,7 +171,9 @@ function buildRows(state: FakeState, property: Property, req: ReportRequest, tod
   });
   const rows = all.filter((r) => req.keepEmptyRows || req.metrics.length === 0 || r.values.some((v) => v !== 0));
   rows.sort(comparator(req));
-  const built = { rows, all };
+  // GA's total of a range is the same whatever the dimensions: its days' own figures, merged
+  const totals = spans.map((dates) => mergeComponents(dates.map((date) => dayTotal(property.id, date, revisionOf(date), property.rowsPerDay))));
+  const built = { rows, totals };
   const cache = cacheFor(state);
   cache.set(cacheKey, built);
   for (const key of cache.keys()) {
@@ -189,7 +197,7 @@ function toJsonRow(dims: string[], values: number[], metrics: string[]): Record<
   return row;
 }
 
-function aggregateRows(req: ReportRequest, rows: Row[], all: Row[], kind: 'TOTAL' | 'MAXIMUM' | 'MINIMUM'): Record<string, unknown>[] {
+function aggregateRows(req: ReportRequest, rows: Row[], totals: Components[], kind: 'TOTAL' | 'MAXIMUM' | 'MINIMUM'): Record<string, unknown>[] {
   const marker = kind === 'TOTAL' ? 'RESERVED_TOTAL' : kind === 'MAXIMUM' ? 'RESERVED_MAX' : 'RESERVED_MIN';
   const multi = req.dateRanges.length > 1;
   const out: Record<string, unknown>[] = [];
@@ -200,8 +208,7 @@ function aggregateRows(req: ReportRequest, rows: Row[], all: Row[], kind: 'TOTAL
     if (multi) dims.push(range.name);
     let values: number[];
     if (kind === 'TOTAL') {
-      const c = mergeComponents(all.filter((r) => r.rangeIndex === i).map((r) => r.c));
-      values = req.metrics.map((m) => metricValue(c, m));
+      values = req.metrics.map((m) => metricValue(totals[i]!, m));
     } else {
       const pickFn = kind === 'MAXIMUM' ? Math.max : Math.min;
       // reduce, not spread: a page can hold 250000 rows, more arguments than a call takes.
@@ -229,7 +236,7 @@ export function runReport(
   const exhausted = state.quota.exhausted(property.id, project, thresholded);
   if (exhausted) return { reply: apiError(429, 'RESOURCE_EXHAUSTED', exhausted) };
 
-  const { rows, all } = buildRows(state, property, req, today);
+  const { rows, totals } = buildRows(state, property, req, today);
   const pageSize = Math.min(req.limit, state.maxPageSize);
   const page = opts.reverse
     ? rows.slice(Math.max(0, rows.length - req.offset - pageSize), Math.max(0, rows.length - req.offset)).reverse()
@@ -244,7 +251,7 @@ export function runReport(
   const aggregationField = { TOTAL: 'totals', MAXIMUM: 'maximums', MINIMUM: 'minimums' } as const;
   for (const kind of ['TOTAL', 'MAXIMUM', 'MINIMUM'] as const) {
     if (!req.aggregations.includes(kind)) continue;
-    const agg = aggregateRows(req, rows, all, kind);
+    const agg = aggregateRows(req, rows, totals, kind);
     if (agg.length) body[aggregationField[kind]] = agg;
   }
   if (rows.length) body.rowCount = rows.length;

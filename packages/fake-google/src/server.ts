@@ -32,6 +32,7 @@ import type {
   GaAccountSpec,
   PropertySpec,
   QuotaSettings,
+  RewriteRequest,
   SearchAnalyticsQuery,
   SearchAnalyticsRow,
   ServiceAccountKeyJson,
@@ -74,12 +75,18 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A runReport (searchAnalytics) body's offset and limit (startRow and rowLimit), as far as it can be read (for faults that match on them). */
-function pageOf(body: string, kind: EventKind): { offset: number; limit: number } | undefined {
+/**
+ * A runReport (searchAnalytics) body's offset, limit (startRow, rowLimit) and dimensions, as far as
+ * it can be read (for faults that match on them).
+ */
+function pageOf(body: string, kind: EventKind): RewriteRequest | undefined {
   try {
-    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown; startRow?: unknown; rowLimit?: unknown };
-    if (kind === 'searchAnalytics') return { offset: Number(b.startRow ?? 0) || 0, limit: Number(b.rowLimit ?? 0) || 1000 };
-    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0 };
+    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown; startRow?: unknown; rowLimit?: unknown; dimensions?: unknown };
+    const dimensions = Array.isArray(b.dimensions)
+      ? b.dimensions.map((d) => (typeof d === 'string' ? d : String((d as { name?: unknown } | null)?.name ?? '')))
+      : [];
+    if (kind === 'searchAnalytics') return { offset: Number(b.startRow ?? 0) || 0, limit: Number(b.rowLimit ?? 0) || 1000, dimensions };
+    return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0, dimensions };
   } catch {
     return undefined;
   }
@@ -377,7 +384,7 @@ export class FakeGoogle {
   }
 
   /** Sends a successful answer as the fault that hit the request (if any) spoils it. */
-  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: { offset: number; limit: number }): void {
+  private deliver(res: ServerResponse, reply: Reply, event: FakeEvent, fault: Fault | undefined, request?: RewriteRequest): void {
     switch (fault?.kind) {
       case 'truncate':
         return this.write(res, reply, event, true);
@@ -414,7 +421,7 @@ export class FakeGoogle {
         return;
       }
       case 'rewrite': {
-        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0 });
+        const out = fault.rewrite!(JSON.parse(reply.body) as Record<string, unknown>, request ?? { offset: 0, limit: 0, dimensions: [] });
         return this.write(res, { ...reply, body: typeof out === 'string' ? out : JSON.stringify(out) }, event);
       }
       default:
@@ -507,7 +514,7 @@ export class FakeGoogle {
       const sc = { kind: r.kind, ...(r.site !== undefined ? { site: r.site } : {}) };
       const outcome = handleSearchConsole(this.state, sc, req.headers.authorization, body, pretty, event, { reverse: fault?.kind === 'reverse' });
       if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
-      this.deliver(res, outcome.reply, event, fault, outcome.page);
+      this.deliver(res, outcome.reply, event, fault, outcome.page && { ...outcome.page, dimensions: pageOf(body, r.kind)?.dimensions ?? [] });
       return;
     }
 
@@ -548,6 +555,7 @@ export class FakeGoogle {
     const request = valid.value;
     event.offset = request.offset;
     if (request.limitGiven !== undefined) event.limit = request.limitGiven;
+    event.dimensions = request.dimensions;
     event.startDate = request.dateRanges.map((d) => d.start).sort()[0];
     event.endDate = request.dateRanges
       .map((d) => d.end)
@@ -562,6 +570,6 @@ export class FakeGoogle {
     const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty, { reverse: fault?.kind === 'reverse' });
     if (outcome.rows !== undefined) event.rows = outcome.rows;
     if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
-    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit });
+    this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit, dimensions: request.dimensions });
   }
 }

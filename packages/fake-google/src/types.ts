@@ -60,6 +60,8 @@ export interface FakeEvent {
   rows?: number;
   offset?: number;
   limit?: number;
+  /** For runReport: the dimensions asked for, in request order (`date` included when asked). */
+  dimensions?: string[];
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
@@ -93,6 +95,8 @@ export type FaultKind = 'status' | 'delay' | 'reset' | 'truncate' | 'hang' | 'st
 export interface RewriteRequest {
   offset: number;
   limit: number;
+  /** the dimensions asked for, in request order (a report's per-date totals: `['date']`) */
+  dimensions: string[];
 }
 
 export interface Fault {
@@ -113,8 +117,8 @@ export interface Fault {
   /** Overrides the error message of a `status` fault. */
   message?: string;
   /**
-   * Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and
-   * limit (for searchAnalytics: startRow and rowLimit).
+   * Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset,
+   * limit and dimensions (for searchAnalytics: startRow, rowLimit and dimensions).
    */
   match?: (request: RewriteRequest) => boolean;
   /**

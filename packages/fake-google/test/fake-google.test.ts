@@ -376,6 +376,46 @@ describe('report endpoint: data', () => {
     assert.ok(Number(total.metricValues[1].value) < sum(1));
   });
 
+  test("users overlap across a day's rows: the day's total is below their sum, the same for every report and the row by date alone", async () => {
+    const metrics = ['sessions', 'totalUsers', 'activeUsers', 'newUsers', 'screenPageViews', 'eventCount'];
+    const day = '2024-03-02';
+    const ask = (dimensions: string[], start = day, end = day) =>
+      report(w.fake, w.token, LA, {
+        dateRanges: [{ startDate: start, endDate: end }],
+        dimensions: ['date', ...dimensions].map((name) => ({ name })),
+        metrics: metrics.map((name) => ({ name })),
+        metricAggregations: ['TOTAL'],
+      });
+    const values = (row: Json): number[] => row.metricValues.map((v: Json) => Number(v.value));
+    const byDateAlone = await ask([]);
+    const dayRow = values(byDateAlone.body.rows[0]);
+    assert.deepEqual(values(byDateAlone.body.totals[0]), dayRow, 'the TOTAL of one date by date alone is its row');
+    for (const dimensions of [['country'], ['deviceCategory'], ['country', 'deviceCategory']]) {
+      const r = await ask(dimensions);
+      assert.deepEqual(values(r.body.totals[0]), dayRow, `the TOTAL by ${dimensions} is the row by date alone`);
+      const rows = generateReport({ propertyId: LA, date: day, dimensions, metrics });
+      assert.equal(r.body.rowCount, rows.length);
+      const sums = metrics.map((_, i) => rows.reduce((n, row) => n + row.values[i]!, 0));
+      for (const m of ['sessions', 'screenPageViews', 'eventCount']) assert.equal(sums[metrics.indexOf(m)], dayRow[metrics.indexOf(m)], `${m} add up`);
+      for (const m of ['totalUsers', 'activeUsers', 'newUsers'])
+        assert.ok(sums[metrics.indexOf(m)]! > dayRow[metrics.indexOf(m)]!, `${m}: rows count a user on each`);
+      for (const row of rows) {
+        const [s, users, active, fresh] = row.values as [number, number, number, number];
+        assert.ok(users >= 1 && users <= s && active >= 1 && active <= users && fresh >= 0 && fresh <= users, JSON.stringify(row));
+      }
+    }
+    // a range's total is its days' totals merged, whatever the dimensions: users counted once
+    const week = await ask([], '2024-03-01', '2024-03-07');
+    const byCountry = await ask(['country'], '2024-03-01', '2024-03-07');
+    assert.deepEqual(values(byCountry.body.totals[0]), values(week.body.totals[0]));
+    const dayRows = week.body.rows.map(values);
+    assert.equal(
+      values(week.body.totals[0])[0],
+      dayRows.reduce((n: number, v: number[]) => n + v[0]!, 0),
+    );
+    assert.ok(values(week.body.totals[0])[1]! < dayRows.reduce((n: number, v: number[]) => n + v[1]!, 0));
+  });
+
   test('several date ranges add a dateRange dimension; orderBys are honoured', async () => {
     const r = await report(w.fake, w.token, LA, {
       dateRanges: [
@@ -568,6 +608,36 @@ describe('revisions of recent days', () => {
       assert.equal(w.fake.revisionOf(LA, '2024-03-09'), 2);
       const old = daily('2024-02-01', '2024-02-01');
       assert.deepEqual((await report(w.fake, w.token, LA, old)).body.rows, (await report(w.fake, w.token, LA, old)).body.rows);
+    } finally {
+      await w.fake.stop();
+    }
+  });
+});
+
+describe('revisions and totals', () => {
+  test("a revised day's total is the row by date alone of the same revision", async () => {
+    const w = await world({ revision: { days: 2 } });
+    try {
+      const body = {
+        dateRanges: [{ startDate: 'yesterday', endDate: 'yesterday' }],
+        dimensions: [{ name: 'date' }, { name: 'deviceCategory' }],
+        metrics: [{ name: 'sessions' }, { name: 'totalUsers' }],
+        metricAggregations: ['TOTAL'],
+        orderBys: [{ dimension: { dimensionName: 'deviceCategory' } }],
+      };
+      await report(w.fake, w.token, LA, body);
+      const r = await report(w.fake, w.token, LA, body);
+      assert.equal(w.fake.revisionOf(LA, '2024-03-09'), 2);
+      const [expected] = generateReport({ propertyId: LA, date: '2024-03-09', dimensions: [], metrics: ['sessions', 'totalUsers'], revision: 2 });
+      assert.deepEqual(
+        r.body.totals[0].metricValues.map((v: Json) => Number(v.value)),
+        expected?.values,
+      );
+      const rows = generateReport({ propertyId: LA, date: '2024-03-09', dimensions: ['deviceCategory'], metrics: ['sessions', 'totalUsers'], revision: 2 });
+      assert.deepEqual(
+        r.body.rows.map((row: Json) => row.metricValues.map((v: Json) => Number(v.value))),
+        rows.map((row) => row.values),
+      );
     } finally {
       await w.fake.stop();
     }
