@@ -72,7 +72,8 @@ describe('the shared server-error budget (SharedQuota on PostgreSQL)', () => {
       for (const d of [...daemons, sharedQuota(db, 4)]) {
         await assert.rejects(
           d.admit(A),
-          (err: unknown) => err instanceof DeferError && err.code === 'server_errors' && err.resetAt === first.getTime() + HOUR && /4 server errors/.test(err.message),
+          (err: unknown) =>
+            err instanceof DeferError && err.code === 'server_errors' && err.resetAt === first.getTime() + HOUR && /4 server errors/.test(err.message),
         );
       }
       const [row] = await db.query<{ n: number; claims: number; kind: string }>(
@@ -96,7 +97,9 @@ describe('the shared server-error budget (SharedQuota on PostgreSQL)', () => {
            ('recent', ARRAY[now() - interval '2 hours', now() - interval '1 minute'], now() - interval '1 minute', 'quota_hour', 'x'),
            ('deferred', '{}', now() + interval '1 hour', 'quota_day', 'y')`,
       );
-      await db.query(`INSERT INTO "${db.schema}".quota_seen (property, quota, seen_at) VALUES ('stale', '{}', now() - interval '3 days'), ('fresh', '{}', now())`);
+      await db.query(
+        `INSERT INTO "${db.schema}".quota_seen (property, quota, seen_at) VALUES ('stale', '{}', now() - interval '3 days'), ('fresh', '{}', now())`,
+      );
       await sharedQuota(db, 4).prune();
       const rows = await db.query<{ property: string; kind: string | null }>(`SELECT property, deferral_kind AS kind FROM ${t} ORDER BY property`);
       assert.deepEqual(rows, [
@@ -207,7 +210,10 @@ describe('daemons sharing a database', () => {
 
       const again = await runCli(['run', '--once', '--config', config], { timeoutMs: 90_000 });
       assert.equal(again.code, 1, 'still a failed job, as when the budget runs out within one run');
-      assert.match(again.stderr, new RegExp(`property ${A} answered 3 server errors in the last hour; leaving it alone until ${deferral!.until.toISOString()}`));
+      assert.match(
+        again.stderr,
+        new RegExp(`property ${A} answered 3 server errors in the last hour; leaving it alone until ${deferral!.until.toISOString()}`),
+      );
       assert.equal(requests(g, A), asked, 'Google was not asked for the property at all');
       assert.ok((await storedDates(db, B)) >= 4, 'the healthy property was fetched');
     } finally {
@@ -216,7 +222,7 @@ describe('daemons sharing a database', () => {
     }
   });
 
-  it("a quota-low deferral of one daemon holds for another, and the quota gauge is seeded from the stored quota after a restart", async () => {
+  it('a quota-low deferral of one daemon holds for another, and the quota gauge is seeded from the stored quota after a restart', async () => {
     const db = await testDb('sq_low');
     const g = await startFake([
       { id: A, timeZone: 'UTC' },

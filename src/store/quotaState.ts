@@ -25,7 +25,7 @@ function liveClaims(now: string): string {
 }
 
 /** What kind of deferral a row holds: no request at all, or (quota_low) no new backlog dates. */
-export type DeferralKind = 'server_errors' | 'quota_day' | 'quota_hour' | 'quota_low';
+type DeferralKind = 'server_errors' | 'quota_day' | 'quota_hour' | 'quota_low';
 
 export interface Deferral {
   kind: DeferralKind;
