@@ -86,6 +86,26 @@ describe('the shared server-error budget (SharedQuota on PostgreSQL)', () => {
     }
   });
 
+  it('an exhausted quota window (429) met by one daemon keeps every daemon from asking until it resets', async () => {
+    const db = await testDb('sq_429');
+    try {
+      await migrate(db.pool, db.schema, createLogger('silent'));
+      const [one, other] = [sharedQuota(db, 4), sharedQuota(db, 4)];
+      const resetAt = Math.ceil(Date.now() / HOUR) * HOUR;
+      const message = `runReport for property ${A}: hourly quota exhausted (x); deferred to the next hour`;
+      await (await one.admit(A)).settle(429, new DeferError(message, 'quota_hour', resetAt));
+      await assert.rejects(
+        other.admit(A),
+        (err: unknown) => err instanceof DeferError && err.code === 'quota_hour' && err.resetAt === resetAt && err.message === message,
+      );
+      // not a server error: nothing counted against the budget
+      const [row] = await db.query<{ n: number }>(`SELECT cardinality(server_errors) AS n FROM "${db.schema}".quota_state WHERE property = $1`, [A]);
+      assert.equal(row!.n, 0);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('prunes errors older than an hour and expired deferrals', async () => {
     const db = await testDb('sq_prune');
     try {
