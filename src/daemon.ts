@@ -16,12 +16,13 @@ import { HttpServer, type DaemonView } from './http/server.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { seedMetrics } from './metricsSeed.js';
+import { seedMetrics, seedQuotaGauge } from './metricsSeed.js';
 import { ProgressTracker } from './progress.js';
 import { JobRunner } from './schedule/runner.js';
 import { poolSize } from './schedule/capacity.js';
 import { JobBoard } from './schedule/jobBoard.js';
 import { Scheduler } from './schedule/scheduler.js';
+import { SharedQuota } from './schedule/sharedQuota.js';
 import { StatusView, type DiscoveryView, type ReloadRecord, type StatusDocument, type StatusQuery } from './status.js';
 import { whenDatabaseAnswers } from './store/databaseWait.js';
 import { ping } from './store/health.js';
@@ -63,6 +64,8 @@ export class Daemon implements DaemonView {
   readonly pool: Pool;
   readonly board = new JobBoard();
   readonly client: Ga4Client;
+  /** the quota budget shared with the daemons on the same database (schedule/sharedQuota.ts) */
+  readonly quota: SharedQuota;
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
@@ -101,6 +104,14 @@ export class Daemon implements DaemonView {
     for (const property of config.properties) this.tokens.forPrincipal(property);
     if (config.discovery.enabled) this.tokens.forPrincipal(config.google);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
+    this.quota = new SharedQuota({
+      pool: this.pool,
+      schema: config.database.schema,
+      maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
+      // a request ends by its deadline (client.ts); its claim outlives it by a margin for the answer's settling
+      requestDeadlineMs: config.fetch.timeoutSeconds * 1000 + 5_000,
+      logger,
+    });
     this.client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
       timeoutMs: config.fetch.timeoutSeconds * 1000,
@@ -108,6 +119,7 @@ export class Daemon implements DaemonView {
       limiter: new Limiter(config.concurrency),
       metrics: this.metrics,
       maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
+      budget: this.quota,
       ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs, backoffCapMs: opts.backoffBaseMs * 32 } : {}),
     });
     this.runner = new JobRunner({
@@ -118,6 +130,7 @@ export class Daemon implements DaemonView {
       board: this.board,
       logger,
       now: this.now,
+      quota: this.quota,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
       progress: new ProgressTracker({ logger, bar: opts.progressBar ?? null, columns: process.stderr.columns ?? 80 }),
     });
@@ -176,7 +189,12 @@ export class Daemon implements DaemonView {
     // the metrics' start values come from the ledger: read with the migrations, under the same wait
     const prepareDatabase = async () => {
       await migrate(this.pool, this.config.database.schema, logger);
-      if (upTo !== 'database') await this.seedMetrics();
+      if (upTo !== 'database') {
+        await this.seedMetrics();
+        // the quota Google last reported, from any daemon, for the windows that have not reset since
+        await seedQuotaGauge(this.metrics, this.config, this.pool);
+        await this.quota.prune();
+      }
     };
     await life
       .step(
@@ -344,6 +362,8 @@ export class Daemon implements DaemonView {
     this.discovery?.stop();
     await this.scheduler.stop(graceMs);
     this.tokens.stop();
+    // the last propertyQuota and deferrals still being written
+    await withDeadline('writing the quota state', 3_000, undefined, () => this.quota.settled()).catch(() => undefined);
     await this.http?.stop();
     // a job the watchdog let go may still hold a connection; the pool's end would wait for it
     await withDeadline('closing the database pool', 3_000, undefined, () => this.pool.end()).catch(() => undefined);

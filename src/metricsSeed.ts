@@ -1,13 +1,17 @@
 /**
  * The metrics' start values. Every configured series exists from the start: a counter that
  * appears only at its first failure makes `increase()` miss that failure. The last-success gauge
- * survives a restart: it is seeded from the ledger's newest fetch.
+ * survives a restart: it is seeded from the ledger's newest fetch, and the quota gauge from the
+ * propertyQuota last stored by any daemon on the database.
  */
 import type { TokenSource } from './auth/tokenManager.js';
 import type { Config } from './config/index.js';
 import type { Metrics } from './metrics.js';
+import { tokensRemainingSince } from './ga4/quota.js';
+import type { PropertyQuota } from './ga4/types.js';
 import { ledgerSummary } from './store/ledger.js';
 import type { Pool } from './store/pool.js';
+import { quotasSeen } from './store/quotaState.js';
 
 /** Seeds the series of `config`'s properties, reports and `sources`; reads the ledger once. */
 export async function seedMetrics(metrics: Metrics, config: Config, sources: readonly TokenSource[], pool: Pool): Promise<void> {
@@ -29,5 +33,21 @@ export async function seedMetrics(metrics: Metrics, config: Config, sources: rea
     const configured = config.properties.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
     if (configured && stored.lastFetchedAt)
       metrics.lastSuccess.set({ property: stored.propertyId, report: stored.report }, stored.lastFetchedAt.getTime() / 1000);
+  }
+}
+
+/**
+ * ga_collector_quota_tokens_remaining of the configured properties, from the propertyQuota last
+ * stored by any daemon (store/quotaState.ts), for each window that has not reset since it was
+ * seen (an hour's tokens come back on the hour, a day's at midnight Pacific time). Start-up only:
+ * a reload keeps what this daemon saw since.
+ */
+export async function seedQuotaGauge(metrics: Metrics, config: Config, pool: Pool, now = Date.now()): Promise<void> {
+  const configured = new Set(config.properties.map((p) => p.id));
+  for (const stored of await quotasSeen(pool, config.database.schema)) {
+    if (!configured.has(stored.property)) continue;
+    const { hour, day } = tokensRemainingSince(stored.quota as PropertyQuota, stored.seenAt.getTime(), now);
+    if (hour !== undefined) metrics.quotaRemaining.set({ property: stored.property, window: 'hour' }, hour);
+    if (day !== undefined) metrics.quotaRemaining.set({ property: stored.property, window: 'day' }, day);
   }
 }

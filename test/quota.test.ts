@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeferError } from '../src/errors.js';
-import { ServerErrorBudget, nextHour, nextPacificMidnight, quotaBelowReserve } from '../src/ga4/quota.js';
+import { ServerErrorBudget, nextHour, nextPacificMidnight, quotaBelowReserve, tokensRemainingSince } from '../src/ga4/quota.js';
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -73,5 +73,17 @@ describe('ServerErrorBudget', () => {
     budget.check('2');
     clock = at('2024-05-01T11:00:00Z') + 1;
     budget.check('1');
+  });
+});
+
+describe('tokensRemainingSince', () => {
+  const quota = { tokensPerDay: { consumed: 10, remaining: 150_000 }, tokensPerHour: { consumed: 10 } };
+
+  it('keeps the windows that have not reset since the quota was seen; a window without `remaining` has none left', () => {
+    const seen = at('2024-05-01T10:20:00Z');
+    assert.deepEqual(tokensRemainingSince(quota, seen, at('2024-05-01T10:59:00Z')), { hour: 0, day: 150_000 });
+    // the hour reset at 11:00; the day resets at midnight Pacific time (07:00 UTC in May)
+    assert.deepEqual(tokensRemainingSince(quota, seen, at('2024-05-01T11:00:01Z')), { day: 150_000 });
+    assert.deepEqual(tokensRemainingSince(quota, seen, at('2024-05-02T07:00:01Z')), {});
   });
 });

@@ -85,7 +85,7 @@ describe('reserved report names', () => {
       assert.match(
         message,
         new RegExp(
-          `^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`,
+          `^config: reports\\.${name}: ${name} is a name ga-collector's own relations take in the schema \\(fetch_days, job_failures, properties, quota_seen, quota_state, report_definition_versions, report_definitions, schema_migrations and their indexes\\); choose another report name$`,
         ),
       );
     });

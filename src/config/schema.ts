@@ -213,7 +213,7 @@ const schema: convict.Schema<ConvictShape> = {
       env: 'GA_COLLECTOR_QUOTA_RESERVE',
     },
     maxServerErrorsPerHour: {
-      doc: 'Server errors (5xx) a property may answer in an hour before it is left alone until the hour is over (Google limits them per project and property).',
+      doc: 'Server errors (5xx) a property may answer in an hour, all daemons on the database together, before it is left alone until its oldest is an hour old (Google allows 10 per project and property).',
       format: 'nat',
       default: 8,
       env: 'GA_COLLECTOR_MAX_SERVER_ERRORS_PER_HOUR',

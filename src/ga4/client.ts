@@ -16,7 +16,7 @@ import { classify } from './apiErrors.js';
 import { httpStatus, responseHeader } from '../net/httpResponse.js';
 import { where, type CallContext } from './callContext.js';
 import { Limiter } from './limiter.js';
-import { PROPERTY_CONCURRENCY, ServerErrorBudget } from './quota.js';
+import { PROPERTY_CONCURRENCY, ServerErrorBudget, type RequestBudget, type RequestTicket } from './quota.js';
 import { metadataParams, runReportParams, type RunReportRequest } from './requests.js';
 import type { MetadataResponse, RunReportResponse } from './responses.js';
 
@@ -33,6 +33,11 @@ export interface Ga4ClientOptions {
   backoffCapMs?: number;
   /** server errors (5xx) one property may answer in an hour before it is left alone until the hour is over */
   maxServerErrorsPerHour?: number;
+  /**
+   * asked before each request and told its outcome (server errors, quota deferrals); default an
+   * in-memory ServerErrorBudget of `maxServerErrorsPerHour` (8)
+   */
+  budget?: RequestBudget;
   now?: () => number;
 }
 
@@ -41,7 +46,7 @@ type Attempt<T> = { ok: true; value: T } | { ok: false; error: Error; status: nu
 export class Ga4Client {
   private readonly api: analyticsdata_v1beta.Analyticsdata;
   private readonly perProperty = new Map<string, Limiter>();
-  private readonly serverErrors: ServerErrorBudget;
+  private readonly budget: RequestBudget;
   private readonly backoff: BackoffPolicy;
   private readonly now: () => number;
 
@@ -49,7 +54,7 @@ export class Ga4Client {
     const rootUrl = opts.apiRootUrl.endsWith('/') ? opts.apiRootUrl : `${opts.apiRootUrl}/`;
     this.api = analyticsdata({ version: 'v1beta', rootUrl });
     this.now = opts.now ?? Date.now;
-    this.serverErrors = new ServerErrorBudget(opts.maxServerErrorsPerHour ?? 8, this.now);
+    this.budget = opts.budget ?? new ServerErrorBudget(opts.maxServerErrorsPerHour ?? 8, this.now);
     this.backoff = { baseMs: opts.backoffBaseMs ?? 1_000, capMs: opts.backoffCapMs ?? 32_000 };
   }
 
@@ -166,7 +171,6 @@ export class Ga4Client {
     let refreshedFor401 = false;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal?.aborted) throw new AbortedError();
-      this.serverErrors.check(ctx.propertyId);
       let token: string;
       try {
         token = await ctx.tokens.getToken(ctx.signal);
@@ -209,27 +213,39 @@ export class Ga4Client {
     }
   }
 
-  /** One request, holding its slots: counted in the metrics, a failure sorted (apiErrors.ts). */
+  /**
+   * One request, holding its slots, admitted by the budget and settled with it: counted in the
+   * metrics, a failure sorted (apiErrors.ts). A property the budget defers throws DeferError here.
+   */
   private async attempt<T>(
     ctx: CallContext,
     method: string,
     token: string,
     send: (headers: Record<string, string>, signal: AbortSignal) => Promise<T>,
   ): Promise<Attempt<T>> {
+    let ticket: RequestTicket;
+    try {
+      ticket = await this.budget.admit(ctx.propertyId);
+    } catch (err) {
+      // the rest of the budget is in flight: backed off and tried again like a failed request
+      if (err instanceof RetryableError && !(err instanceof DeferError)) return { ok: false, status: undefined, error: err };
+      throw err;
+    }
     try {
       // the deadline ends the wait (and so frees both slots) even if the request ignores its signal
       const value = await withDeadline(`${method} for ${where(ctx)}`, this.opts.timeoutMs, ctx.signal, (signal) =>
         send({ Authorization: `Bearer ${token}` }, signal),
       );
       this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: '200' });
+      await ticket.settle(200);
       return { ok: true, value };
     } catch (err) {
       const status = httpStatus(err);
       // our own abort (shutdown, an abandoned read-ahead) is not an answer of the API
       if (!(err instanceof AbortedError))
         this.opts.metrics.apiRequests.inc({ property: ctx.propertyId, code: status === undefined ? 'error' : String(status) });
-      if (status !== undefined && status >= 500) this.serverErrors.record(ctx.propertyId);
       const error = err instanceof RetryableError || err instanceof AbortedError ? err : classify(err, ctx, method, this.now());
+      await ticket.settle(status, error instanceof DeferError ? error : undefined);
       return { ok: false, status, error };
     }
   }

@@ -65,11 +65,34 @@ export function quotaBelowReserve(quota: PropertyQuota, reserve: number, now: nu
 }
 
 /**
- * Google limits server errors per project and property per hour. A property that keeps failing is
- * left alone until its oldest recent error is an hour old, instead of burning that budget (and the
- * other properties' share of it) on more attempts.
+ * What the client asks before each request to a property and tells after it (client.ts). The
+ * daemon's budget is shared through the database (schedule/sharedQuota.ts); ServerErrorBudget is
+ * the in-memory one of a client on its own.
  */
-export class ServerErrorBudget {
+export interface RequestBudget {
+  /**
+   * Before a request to `propertyId`; resolves to the ticket the answer is settled on.
+   * @throws DeferError when the property is to be left alone until `resetAt`
+   * @throws RetryableError (code `server_errors`) when requests in flight use the rest of its budget: try again shortly
+   */
+  admit(propertyId: string): Promise<RequestTicket>;
+}
+
+export interface RequestTicket {
+  /**
+   * The request's outcome: its HTTP status (undefined: no answer), and the DeferError a quota
+   * answer (429) meant, if any. Never throws.
+   */
+  settle(status: number | undefined, deferral?: DeferError): Promise<void>;
+}
+
+/**
+ * Google limits server errors per project and property per hour (10 for a standard property). A
+ * property that keeps failing is left alone until its oldest recent error is an hour old, instead
+ * of burning that budget (and the other properties' share of it) on more attempts. This one counts
+ * in memory: one process's requests only.
+ */
+export class ServerErrorBudget implements RequestBudget {
   /** per property: when its recent server errors happened (a sliding hour) */
   private readonly errorTimes = new Map<string, number[]>();
 
@@ -80,7 +103,9 @@ export class ServerErrorBudget {
 
   /** A 5xx answer of the property. */
   record(propertyId: string): void {
-    this.errorTimes.get(propertyId)?.push(this.now());
+    const times = this.errorTimes.get(propertyId);
+    if (times) times.push(this.now());
+    else this.errorTimes.set(propertyId, [this.now()]);
   }
 
   /**
@@ -90,14 +115,54 @@ export class ServerErrorBudget {
   check(propertyId: string): void {
     const now = this.now();
     const recent = (this.errorTimes.get(propertyId) ?? []).filter((at) => at > now - HOUR_MS);
-    this.errorTimes.set(propertyId, recent);
-    if (recent.length >= this.maxPerHour) {
-      const resetAt = recent[0]! + HOUR_MS;
-      throw new DeferError(
-        `property ${propertyId} answered ${recent.length} server errors in the last hour; leaving it alone until ${new Date(resetAt).toISOString()}`,
-        'server_errors',
-        resetAt,
-      );
-    }
+    if (recent.length === 0) this.errorTimes.delete(propertyId);
+    else this.errorTimes.set(propertyId, recent);
+    if (recent.length >= this.maxPerHour) throw serverErrorsExhausted(propertyId, recent.length, recent[0]! + HOUR_MS);
   }
+
+  admit(propertyId: string): Promise<RequestTicket> {
+    this.check(propertyId);
+    return Promise.resolve({
+      settle: async (status) => {
+        if (status !== undefined && status >= 500) this.record(propertyId);
+      },
+    });
+  }
+}
+
+/** The DeferError of a property that answered `count` server errors in the last hour; `resetAt` when the oldest is an hour old. */
+export function serverErrorsExhausted(propertyId: string, count: number, resetAt: number): DeferError {
+  return new DeferError(
+    `property ${propertyId} answered ${count} server errors in the last hour; leaving it alone until ${new Date(resetAt).toISOString()}`,
+    'server_errors',
+    resetAt,
+  );
+}
+
+/** A server error counts against a property's budget for this long (ms): Google's window is an hour. */
+export const SERVER_ERROR_WINDOW_MS = HOUR_MS;
+
+/**
+ * The tokens a propertyQuota says are left in the hourly and daily windows (each undefined when
+ * the answer has no such window). proto3 JSON omits zeros: a window present without `remaining`
+ * has none left.
+ */
+export function tokensRemaining(quota: PropertyQuota): { hour?: number; day?: number } {
+  if (typeof quota !== 'object' || quota === null) return {};
+  return {
+    ...(quota.tokensPerHour ? { hour: Number(quota.tokensPerHour.remaining ?? 0) } : {}),
+    ...(quota.tokensPerDay ? { day: Number(quota.tokensPerDay.remaining ?? 0) } : {}),
+  };
+}
+
+/**
+ * What an old propertyQuota still says about now: the windows of `tokensRemaining` that have not
+ * reset since it was seen at `seenAt` (the hour on the hour, the day at midnight Pacific time).
+ */
+export function tokensRemainingSince(quota: PropertyQuota, seenAt: number, now: number): { hour?: number; day?: number } {
+  const { hour, day } = tokensRemaining(quota);
+  return {
+    ...(hour !== undefined && nextHour(seenAt) > now ? { hour } : {}),
+    ...(day !== undefined && nextPacificMidnight(seenAt) > now ? { day } : {}),
+  };
 }

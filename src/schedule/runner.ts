@@ -28,7 +28,7 @@ import { describeDbError, isDatabaseUnavailable } from '../store/dbErrors.js';
 import { noteJobOutcome } from '../store/jobFailures.js';
 import { lockKey, withAdvisoryLock } from '../store/locks.js';
 import { connect, type DbSession, type Pool, type PoolClient } from '../store/pool.js';
-import { quotaBelowReserve } from '../ga4/quota.js';
+import { quotaBelowReserve, tokensRemaining } from '../ga4/quota.js';
 import { timeZoneProbeRequest } from '../ga4/requests.js';
 import { backoffDelay } from '../net/backoff.js';
 import type { ProgressSink } from '../progress.js';
@@ -36,6 +36,7 @@ import type { JobBoard } from './jobBoard.js';
 import { isValidTimeZone, lastFinishedDate } from '../time.js';
 import { planJob } from './jobPlan.js';
 import { fetchAndStoreRanges } from './rangeStore.js';
+import type { SharedQuota } from './sharedQuota.js';
 
 const LOCK_POLL_MS = 1_000;
 /** A job whose database went away runs again within 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
@@ -55,6 +56,8 @@ export interface RunnerDeps {
   dbRetryBaseMs?: number;
   /** told of planned ranges and stored batches (progress log, backfill's bar) */
   progress?: ProgressSink;
+  /** the quota state shared with the other daemons: quota-low deferrals and the last propertyQuota are kept there */
+  quota?: SharedQuota;
 }
 
 export interface JobSpec {
@@ -232,6 +235,11 @@ export class JobRunner {
       if (low !== undefined && quotaLowUntil === undefined) {
         quotaLowUntil = low;
         log.warn({ event: 'quota_low', quota: q, deferredUntil: new Date(low).toISOString() }, 'property quota below the reserve');
+        this.deps.quota?.deferQuotaLow(
+          job.propertyId,
+          low,
+          `property ${job.propertyId}: quota below the reserve (fetch.quotaReserve ${config.fetch.quotaReserve})`,
+        );
       }
     };
     const state = this.deps.board.job(job.propertyId, job.report);
@@ -256,6 +264,14 @@ export class JobRunner {
       now: this.now(),
       log,
     });
+    // quota low by an earlier run or another daemon: the backlog waits for the window, as when this run saw it
+    const lowUntil = plan.pending > 0 ? await this.deps.quota?.quotaLowUntil(job.propertyId) : undefined;
+    if (lowUntil !== undefined) {
+      log.warn({ event: 'quota_low', deferredUntil: new Date(lowUntil).toISOString(), recorded: true }, 'property quota below the reserve');
+      this.deps.metrics.datesPending.set({ property: job.propertyId, report: job.report }, plan.pending);
+      state.datesPending = plan.pending;
+      return { rows: 0, dates: 0, remaining: plan.pending, deferUntil: lowUntil };
+    }
     return fetchAndStoreRanges({
       db,
       schema,
@@ -318,9 +334,8 @@ export class JobRunner {
 
   private recordQuota(propertyId: string, q: PropertyQuota): void {
     if (typeof q !== 'object' || q === null) return;
-    // proto3 JSON omits zeros: a window that is present without `remaining` has none left
-    const hour = q.tokensPerHour ? Number(q.tokensPerHour.remaining ?? 0) : undefined;
-    const day = q.tokensPerDay ? Number(q.tokensPerDay.remaining ?? 0) : undefined;
+    this.deps.quota?.quotaSeen(propertyId, q);
+    const { hour, day } = tokensRemaining(q);
     if (typeof hour === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'hour' }, hour);
     if (typeof day === 'number') this.deps.metrics.quotaRemaining.set({ property: propertyId, window: 'day' }, day);
   }
