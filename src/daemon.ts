@@ -6,11 +6,13 @@
  * schedule, in that order and only as far as the command needs; stop() takes them down in reverse.
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
-import type { Config } from './config/index.js';
+import { configuredSources, type Config } from './config/index.js';
 import { restartOnlyChanges } from './config/reload.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
 import { Ga4Client } from './ga4/client.js';
+import { SearchConsoleClient } from './searchConsole/client.js';
+import { migrateSearchConsole } from './store/sourceTables.js';
 import { Limiter } from './ga4/limiter.js';
 import { HttpServer, type DaemonView } from './http/server.js';
 import { Lifecycle } from './lifecycle.js';
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   deferJitterMs?: number;
   /** first retry of a failed discovery, ms (default 30 s, doubling up to an hour) */
   discoveryRetryMs?: number;
+  /** rows per Search Console request (production: 25,000), for tests of paging */
+  searchConsoleRowLimit?: number;
 }
 
 export class Daemon implements DaemonView {
@@ -63,6 +67,7 @@ export class Daemon implements DaemonView {
   readonly pool: Pool;
   readonly board = new JobBoard();
   readonly client: Ga4Client;
+  readonly searchConsole: SearchConsoleClient;
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
@@ -98,27 +103,31 @@ export class Daemon implements DaemonView {
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
     // Build every token source now, so a bad credentials file fails at start-up, not at 4 a.m.
-    for (const property of config.properties) this.tokens.forPrincipal(property);
+    for (const source of configuredSources(config)) this.tokens.forPrincipal(source);
     if (config.discovery.enabled) this.tokens.forPrincipal(config.google);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
-    this.client = new Ga4Client({
-      apiRootUrl: config.google.apiRootUrl,
+    // one `concurrency` for the requests of both APIs
+    const api = {
       timeoutMs: config.fetch.timeoutSeconds * 1000,
       maxAttempts: config.fetch.maxAttempts,
       limiter: new Limiter(config.concurrency),
       metrics: this.metrics,
       maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
       ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs, backoffCapMs: opts.backoffBaseMs * 32 } : {}),
-    });
+    };
+    this.client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, ...api });
+    this.searchConsole = new SearchConsoleClient({ rootUrl: config.google.searchConsoleRootUrl, ...api });
     this.runner = new JobRunner({
       config,
       pool: this.pool,
       client: this.client,
+      searchConsole: this.searchConsole,
       metrics: this.metrics,
       board: this.board,
       logger,
       now: this.now,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
+      ...(opts.searchConsoleRowLimit !== undefined ? { searchConsoleRowLimit: opts.searchConsoleRowLimit } : {}),
       progress: new ProgressTracker({ logger, bar: opts.progressBar ?? null, columns: process.stderr.columns ?? 80 }),
     });
     this.scheduler = new Scheduler({
@@ -176,6 +185,8 @@ export class Daemon implements DaemonView {
     // the metrics' start values come from the ledger: read with the migrations, under the same wait
     const prepareDatabase = async () => {
       await migrate(this.pool, this.config.database.schema, logger);
+      // the Search Console schema only once a site is configured: a collector without sites creates none
+      if (this.config.searchConsole.sites.length) await migrateSearchConsole(this.pool, this.config.searchConsole.schema, logger);
       if (upTo !== 'database') await this.seedMetrics();
     };
     await life
@@ -233,11 +244,12 @@ export class Daemon implements DaemonView {
 
   /** Gives the running parts a configuration: token sources, metrics, runner, scheduler. */
   private async apply(next: Config): Promise<void> {
-    for (const property of next.properties) this.tokens.forPrincipal(property);
+    for (const source of configuredSources(next)) this.tokens.forPrincipal(source);
+    if (next.searchConsole.sites.length) await migrateSearchConsole(this.pool, next.searchConsole.schema, this.opts.logger);
     for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
-    await this.metrics.forgetRemoved(new Set(next.properties.flatMap((p) => p.reports.map((r) => `${p.id}\0${r}`))));
+    await this.metrics.forgetRemoved(new Set(configuredSources(next).flatMap((p) => p.reports.map((r) => `${p.id}\0${r}`))));
     this.runner.setConfig(next);
     await this.scheduler.reload(next);
   }

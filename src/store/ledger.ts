@@ -57,8 +57,8 @@ export async function definitionStored(db: Queryable, at: TablesArg, propertyId:
 }
 
 /** The id a definition's dates are stored with, recorded on first use. */
-export async function definitionVersion(db: Queryable, schema: string, def: ReportDefinition): Promise<number> {
-  const table = qualified(schema, 'report_definition_versions');
+export async function definitionVersion(db: Queryable, at: TablesArg, def: ReportDefinition): Promise<number> {
+  const table = qualified(tablesOf(at).schema, 'report_definition_versions');
   // Two writers recording it at once: the loser's statement may see neither its insert nor the
   // winner's row (its snapshot is older), so it asks again.
   for (let attempt = 1; ; attempt++) {

@@ -7,7 +7,9 @@
  */
 import path from 'node:path';
 import { metricColumnType } from '../ga4/metricTypes.js';
-import { MIGRATIONS_DIR } from './migrations.js';
+import type { Logger } from '../log.js';
+import { MIGRATIONS_DIR, migrate } from './migrations.js';
+import type { Pool } from './pool.js';
 
 /** The column of every table that names the source: a GA4 property id, or a Search Console site URL. */
 export type KeyColumn = 'property_id' | 'site_url';
@@ -34,6 +36,11 @@ export function tablesOf(at: TablesArg): SourceTables {
 
 /** The migrations of the Search Console schema: a set of their own, recorded in that schema. */
 export const SEARCH_CONSOLE_MIGRATIONS_DIR = path.join(MIGRATIONS_DIR, 'search-console');
+
+/** Applies the Search Console schema's pending migrations (its own set, recorded in that schema); returns the versions applied. */
+export function migrateSearchConsole(pool: Pool, schema: string, logger: Logger): Promise<number[]> {
+  return migrate(pool, schema, logger, SEARCH_CONSOLE_MIGRATIONS_DIR);
+}
 
 /** searchanalytics.query's metrics, in the order of their columns. */
 export const SEARCH_CONSOLE_METRICS = ['clicks', 'impressions', 'ctr', 'position'] as const;
