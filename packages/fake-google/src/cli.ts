@@ -7,8 +7,9 @@
  *     --property 123456:America/Los_Angeles --property 654321:Pacific/Auckland
  *
  * Creates collector@demo-project.iam.gserviceaccount.com, writes its key file
- * (mode 0600), grants it every property, prints one JSON line
- * {url, tokenUrl, apiRootUrl, keyFile} and serves until SIGTERM or SIGINT.
+ * (mode 0600), grants it every property and every Search Console site (`--site URL`, repeatable;
+ * default sc-domain:example.com), prints one JSON line
+ * {url, tokenUrl, apiRootUrl, searchConsoleRootUrl, keyFile} and serves until SIGTERM or SIGINT.
  *
  * `--token-expires-in VALUE` plays a token endpoint that answers differently from Google: VALUE is
  * the JSON sent as `expires_in` (`'"3600"'` a string, `0`, `99999999`), or `omit` to leave it out.
@@ -28,7 +29,7 @@ function positiveInt(flag: string, value: string | undefined): number | undefine
   return Number(value);
 }
 
-function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties: Array<{ id: string; timeZone: string }> } {
+function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties: Array<{ id: string; timeZone: string }>; sites: string[] } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -38,6 +39,7 @@ function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties:
         host: { type: 'string', default: '127.0.0.1' },
         'key-out': { type: 'string', default: '/tmp/ga-key.json' },
         property: { type: 'string', multiple: true, default: [] },
+        site: { type: 'string', multiple: true, default: [] },
         'page-size': { type: 'string' },
         'token-lifetime': { type: 'string' },
         'token-expires-in': { type: 'string' },
@@ -85,20 +87,31 @@ function parse(argv: string[]): { fake: FakeGoogle; keyFile: string; properties:
       return expiresIn === 'omit' ? rest : { ...rest, expires_in: value };
     });
   }
-  return { fake, keyFile: resolve(values['key-out']), properties };
+  const sites = values.site.length ? values.site : ['sc-domain:example.com'];
+  for (const url of sites) {
+    try {
+      fake.addSite({ url });
+    } catch (err) {
+      throw new UsageError(`--site: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return { fake, keyFile: resolve(values['key-out']), properties, sites };
 }
 
 async function main(): Promise<void> {
-  const { fake, keyFile, properties } = parse(process.argv.slice(2));
+  const { fake, keyFile, properties, sites } = parse(process.argv.slice(2));
   await fake.start();
   const key = fake.createAccount(ACCOUNT, { projectId: 'demo-project' });
   for (const p of properties) {
     fake.addProperty(p);
     fake.grant(ACCOUNT, p.id);
   }
+  for (const url of sites) fake.grantSite(ACCOUNT, url, 'siteOwner');
   writeFileSync(keyFile, `${JSON.stringify(key, null, 2)}\n`, { mode: 0o600 });
   chmodSync(keyFile, 0o600); // writeFileSync keeps the mode of a file that already exists
-  process.stdout.write(`${JSON.stringify({ url: fake.url, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, keyFile })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ url: fake.url, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl, searchConsoleRootUrl: fake.searchConsoleRootUrl, keyFile })}\n`,
+  );
   const shutdown = (): void => {
     fake.stop().then(
       () => process.exit(0),

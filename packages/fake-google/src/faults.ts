@@ -31,13 +31,17 @@ export class FaultPlan {
     this.active = [];
   }
 
-  /** The fault that hits this request, if any; `request` is a runReport request's offset and limit. */
-  take(endpoint: EventKind, property: string | undefined, request?: RewriteRequest): Fault | undefined {
+  /**
+   * The fault that hits this request, if any; `request` is a runReport request's offset and limit
+   * (a searchAnalytics request's startRow and rowLimit), `site` a Search Console request's site URL.
+   */
+  take(endpoint: EventKind, property: string | undefined, request?: RewriteRequest, site?: string): Fault | undefined {
     for (const a of this.active) {
       const f = a.fault;
       if (a.left <= 0) continue;
       if (f.endpoint !== 'any' && f.endpoint !== endpoint) continue;
       if (f.property !== undefined && f.property !== property) continue;
+      if (f.site !== undefined && f.site !== site) continue;
       if (f.match !== undefined && (request === undefined || !f.match(request))) continue;
       if (f.rate !== undefined && f.rate < 1 && this.random() >= f.rate) continue;
       a.left--;

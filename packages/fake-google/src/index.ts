@@ -1,7 +1,8 @@
 /**
  * A fake Google for tests, the demo command and benchmarks: the OAuth 2.0
- * token endpoint, the GA4 Data API v1beta (runReport, getMetadata) and the GA
- * Admin API v1beta's accountSummaries.list, checking what the real ones check
+ * token endpoint, the GA4 Data API v1beta (runReport, getMetadata), the GA
+ * Admin API v1beta's accountSummaries.list and the Search Console API
+ * (searchAnalytics.query, sites.get, sites.list), checking what the real ones check
  * and failing on demand.
  */
 export { FakeGoogle } from './server.js';
@@ -20,5 +21,9 @@ export type {
   GaAccountSpec,
   PropertySpec,
   QuotaSettings,
+  SearchAnalyticsQuery,
+  SearchAnalyticsRow,
   ServiceAccountKeyJson,
+  SitePermissionLevel,
+  SiteSpec,
 } from './types.js';

@@ -20,6 +20,8 @@ import { handleToken } from './token-endpoint.js';
 import { FakeIdentity } from './identity.js';
 import { handleKeyless, isKeylessKind, keylessRoute } from './keyless-routes.js';
 import { handleRefreshGrant, isRefreshGrant } from './refresh-grant.js';
+import { SearchConsole } from './search-console.js';
+import { handleSearchConsole, searchConsoleRoute } from './search-console-endpoint.js';
 import type {
   AccountSpec,
   EventKind,
@@ -30,7 +32,11 @@ import type {
   GaAccountSpec,
   PropertySpec,
   QuotaSettings,
+  SearchAnalyticsQuery,
+  SearchAnalyticsRow,
   ServiceAccountKeyJson,
+  SitePermissionLevel,
+  SiteSpec,
 } from './types.js';
 
 /** The GA account of a property added without one. */
@@ -39,6 +45,8 @@ const DEFAULT_GA_ACCOUNT = '100001';
 interface Route {
   kind: EventKind;
   property?: string;
+  /** a Search Console request's site URL */
+  site?: string;
   /** generateAccessToken's service account */
   target?: string;
 }
@@ -66,10 +74,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A runReport body's offset and limit, as far as it can be read (for faults that match on them). */
-function pageOf(body: string): { offset: number; limit: number } | undefined {
+/** A runReport (searchAnalytics) body's offset and limit (startRow and rowLimit), as far as it can be read (for faults that match on them). */
+function pageOf(body: string, kind: EventKind): { offset: number; limit: number } | undefined {
   try {
-    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown };
+    const b = JSON.parse(body) as { offset?: unknown; limit?: unknown; startRow?: unknown; rowLimit?: unknown };
+    if (kind === 'searchAnalytics') return { offset: Number(b.startRow ?? 0) || 0, limit: Number(b.rowLimit ?? 0) || 1000 };
     return { offset: Number(b.offset ?? 0) || 0, limit: Number(b.limit ?? 0) || 0 };
   } catch {
     return undefined;
@@ -89,6 +98,7 @@ export class FakeGoogle {
   private readonly assertions: string[] = [];
   /** identities without a key: metadata server, people, federation, impersonation grants (identity.ts) */
   readonly identity: FakeIdentity;
+  private readonly searchConsole: SearchConsole;
 
   constructor(opts: FakeGoogleOptions = {}) {
     this.state = createState({
@@ -101,6 +111,7 @@ export class FakeGoogle {
     });
     this.faults = new FaultPlan(opts.faultSeed ?? 1);
     this.identity = new FakeIdentity(this.state);
+    this.searchConsole = new SearchConsole(this.state);
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
   }
@@ -149,6 +160,40 @@ export class FakeGoogle {
 
   get apiRootUrl(): string {
     return `${this.url}/`;
+  }
+
+  /** The value for google.searchConsoleRootUrl: the fake serves Search Console at its root too. */
+  get searchConsoleRootUrl(): string {
+    return `${this.url}/`;
+  }
+
+  /** Adds a Search Console property (search-console.ts). */
+  addSite(spec: SiteSpec): void {
+    this.searchConsole.addSite(spec);
+  }
+
+  /** Makes the account a user of the site; default siteFullUser. siteUnverifiedUser sees the site but not its data. */
+  grantSite(clientEmail: string, siteUrl: string, permissionLevel: SitePermissionLevel = 'siteFullUser'): void {
+    this.searchConsole.grant(clientEmail, siteUrl, permissionLevel);
+  }
+
+  revokeSite(clientEmail: string, siteUrl: string): void {
+    this.searchConsole.revoke(clientEmail, siteUrl);
+  }
+
+  /** searchAnalytics.query calls allowed per minute for the site (Google: 1,200); beyond it, 429 RESOURCE_EXHAUSTED. */
+  setSearchConsoleQuota(siteUrl: string, q: { queriesPerMinute?: number }): void {
+    this.searchConsole.setQuota(siteUrl, q);
+  }
+
+  /** Every row searchAnalytics.query would answer for `q` now, across all pages, in the API's order (search-console-data.ts). */
+  searchAnalyticsRows(siteUrl: string, q: SearchAnalyticsQuery): SearchAnalyticsRow[] {
+    return this.searchConsole.rows(siteUrl, q);
+  }
+
+  /** Search Console's today (America/Los_Angeles) by the fake's calendar clock. */
+  searchConsoleToday(): string {
+    return this.searchConsole.today();
   }
 
   /** Registers a public key for an account (creating the account on first use); an account may hold several keys. */
@@ -395,7 +440,7 @@ export class FakeGoogle {
     } catch {
       // keep it undecoded: it will not match a route
     }
-    const r = route(req.method ?? 'GET', path);
+    const r: Route | undefined = searchConsoleRoute(req.method ?? 'GET', url.pathname) ?? route(req.method ?? 'GET', path);
     const body = await readBody(req);
     if (!r) {
       this.write(res, htmlError(404, url.pathname));
@@ -403,6 +448,7 @@ export class FakeGoogle {
     }
     const event: FakeEvent = { kind: r.kind, receivedAt: this.state.now(), respondedAt: 0, status: 0 };
     if (r.property !== undefined) event.property = r.property;
+    if (r.site !== undefined) event.site = r.site;
     if (r.kind === 'accountSummaries') {
       event.pageToken = url.searchParams.has('pageToken');
       const size = Number(url.searchParams.get('pageSize') ?? NaN);
@@ -413,7 +459,8 @@ export class FakeGoogle {
       if (event.respondedAt === 0) event.respondedAt = this.state.now();
     });
 
-    const fault = this.faults.take(r.kind, r.property, r.kind === 'runReport' ? pageOf(body) : undefined);
+    const paged = r.kind === 'runReport' || r.kind === 'searchAnalytics';
+    const fault = this.faults.take(r.kind, r.property, paged ? pageOf(body, r.kind) : undefined, r.site);
     if (fault) event.fault = faultLabel(fault);
     if (fault?.kind === 'reset') {
       req.socket.destroy();
@@ -452,6 +499,15 @@ export class FakeGoogle {
       const outcome = handleKeyless(this.identity, this.state, { kind: r.kind, ...(r.target ? { target: r.target } : {}) }, req, url, path, body);
       if (outcome.account !== undefined) event.account = outcome.account;
       this.deliver(res, outcome.reply, event, fault);
+      return;
+    }
+
+    if (r.kind === 'searchAnalytics' || r.kind === 'sites') {
+      if (!(await hold())) return;
+      const sc = { kind: r.kind, ...(r.site !== undefined ? { site: r.site } : {}) };
+      const outcome = handleSearchConsole(this.state, sc, req.headers.authorization, body, pretty, event, { reverse: fault?.kind === 'reverse' });
+      if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
+      this.deliver(res, outcome.reply, event, fault, outcome.page);
       return;
     }
 

@@ -6,7 +6,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { QuotaBook } from './quota.js';
 import type { RegisteredKey } from './keys.js';
-import type { FakeEvent } from './types.js';
+import type { FakeEvent, SitePermissionLevel } from './types.js';
 
 export interface Account {
   clientEmail: string;
@@ -26,6 +26,21 @@ export interface Property {
   displayName: string;
   propertyType: string;
   parent: string;
+}
+
+/** A Search Console property and who may use it. */
+export interface Site {
+  url: string;
+  queries: number;
+  pages: number;
+  seed: number;
+  anonymizedShare: number;
+  /** client email -> permission level */
+  users: Map<string, SitePermissionLevel>;
+  /** searchAnalytics.query calls allowed per minute (Google: 1,200 per site, https://developers.google.com/webmaster-tools/limits) */
+  queriesPerMinute: number;
+  /** when the searchAnalytics.query calls of the last minute came (ms, state.now()) */
+  recentQueries: number[];
 }
 
 /** A Google Analytics account. */
@@ -70,6 +85,8 @@ export interface FakeState {
   audiences: string[];
   /** Rewrites the token endpoint's success body (FakeGoogle.rewriteTokenResponse). */
   tokenResponseRewrite?: ((body: Record<string, unknown>) => unknown) | undefined;
+  /** Search Console sites by URL, as Search Console spells it */
+  readonly sites: Map<string, Site>;
   /** Signs the id_tokens Google returns for assertions without an API scope; made on first use. */
   idTokenKey?: { privateKey: KeyObject; kid: string };
 }
@@ -85,6 +102,7 @@ export function createState(opts: {
   return {
     ...opts,
     gaAccounts: new Map(),
+    sites: new Map(),
     accountGrants: new Map(),
     adminApiDisabled: new Set(),
     pageTokenSecret: randomBytes(32),

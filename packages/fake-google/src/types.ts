@@ -29,7 +29,19 @@ export interface FakeGoogleOptions {
 
 /** `metadata` is the Data API's getMetadata; `gceMetadata` the metadata server of Compute Engine (identity.ts). */
 export type EventKind =
-  'token' | 'runReport' | 'metadata' | 'gceMetadata' | 'sts' | 'generateAccessToken' | 'azureIdentity' | 'awsMetadata' | 'accountSummaries';
+  | 'token'
+  | 'runReport'
+  | 'metadata'
+  | 'gceMetadata'
+  | 'sts'
+  | 'generateAccessToken'
+  | 'azureIdentity'
+  | 'awsMetadata'
+  | 'accountSummaries'
+  /** Search Console's searchAnalytics.query */
+  | 'searchAnalytics'
+  /** Search Console's sites.get and sites.list */
+  | 'sites';
 
 export interface FakeEvent {
   kind: EventKind;
@@ -56,6 +68,12 @@ export interface FakeEvent {
   /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */
   pageSize?: number;
   pageToken?: boolean;
+  /** For searchAnalytics and sites.get: the Search Console site URL of the path, decoded (`sc-domain:example.com`). */
+  site?: string;
+  /** For searchAnalytics: the request's startRow and rowLimit (absent when not given), and its dataState (default `final`). */
+  startRow?: number;
+  rowLimit?: number;
+  dataState?: string;
 }
 
 export type FaultEndpoint = EventKind | 'any';
@@ -81,6 +99,8 @@ export interface Fault {
   endpoint: FaultEndpoint;
   /** Only requests for this property (never token requests). */
   property?: string;
+  /** Only Search Console requests for this site URL (`sc-domain:example.com`, `https://www.example.com/`). */
+  site?: string;
   kind: FaultKind;
   /** For kind `status`: 429, 500, 502, 503 or 504 (any other code gets a generic Google error body). */
   status?: number;
@@ -92,7 +112,10 @@ export interface Fault {
   rate?: number;
   /** Overrides the error message of a `status` fault. */
   message?: string;
-  /** Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and limit. */
+  /**
+   * Only runReport requests for which this says true (e.g. data pages: `limit > 1`); it sees the request's offset and
+   * limit (for searchAnalytics: startRow and rowLimit).
+   */
   match?: (request: RewriteRequest) => boolean;
   /**
    * For kind `rewrite`: gets the JSON body the endpoint would send (parsed) and returns what to
@@ -169,4 +192,55 @@ export interface FakeCounts {
   runReportOk: number;
   /** runReport requests per property, whatever their outcome. */
   byProperty: Record<string, number>;
+}
+
+/** A Search Console property. */
+export interface SiteSpec {
+  /** As Search Console names it: `sc-domain:example.com` (Domain property) or `https://www.example.com/` (URL-prefix, trailing slash). */
+  url: string;
+  /** Distinct search queries the site is found with. Default 40. */
+  queries?: number;
+  /** Distinct pages of the site shown in results. Default 12. */
+  pages?: number;
+  /** Seed of the site's data, so two sites with one seed differ only by URL. Default: derived from the URL. */
+  seed?: number;
+  /** Share (0..1) of clicks from anonymized (rare) queries, left out of any grouping by query. Default 0.2. */
+  anonymizedShare?: number;
+}
+
+/** A principal's permission on a Search Console site (https://support.google.com/webmasters/answer/2451999). */
+export type SitePermissionLevel = 'siteOwner' | 'siteFullUser' | 'siteRestrictedUser' | 'siteUnverifiedUser';
+
+/** What FakeGoogle.searchAnalyticsRows computes: the request body's fields that shape the rows. */
+export interface SearchAnalyticsQuery {
+  /** YYYY-MM-DD, Pacific days. */
+  startDate: string;
+  endDate: string;
+  /** of date, query, page, country, device, searchAppearance */
+  dimensions: string[];
+  /** web (default), image, video, news, discover, googleNews */
+  type?: string;
+  /** final (default) or all */
+  dataState?: 'final' | 'all';
+  /** auto (default), byPage, byProperty */
+  aggregationType?: string;
+  /** filters, all of which a row must pass (groupType `and`, the only one Google has) */
+  dimensionFilterGroups?: Array<{ groupType?: 'and'; filters: SearchAnalyticsFilter[] }>;
+}
+
+/** One filter of a dimensionFilterGroup: `operator` defaults to `equals`. */
+export interface SearchAnalyticsFilter {
+  /** query, page, country, device or searchAppearance */
+  dimension: string;
+  operator?: 'equals' | 'notEquals' | 'contains' | 'notContains' | 'includingRegex' | 'excludingRegex';
+  expression: string;
+}
+
+/** One row of searchAnalytics.query's answer. */
+export interface SearchAnalyticsRow {
+  keys: string[];
+  clicks: number;
+  impressions: number;
+  ctr: number;
+  position: number;
 }
