@@ -5,14 +5,6 @@
  * (googleUrls.ts). Importers use this module.
  */
 export type { Config, PropertyConfig, ReportDefinition, SearchConsoleReport, SiteConfig } from './types.js';
-export {
-  configuredSources,
-  propertySource,
-  siteSource,
-  siteTableDefinition,
-  sourceDefinition,
-  type SourceConfig,
-  type SourceKind,
-} from './sources.js';
+export { configuredSources, propertySource, siteSource, siteTableDefinition, sourceDefinition, type SourceConfig, type SourceKind } from './sources.js';
 export { loadConfig, loadConfigWithSources, type LoadedConfig, type ValueSource } from './load.js';
 export { REPORTS_DOC, SEARCH_CONSOLE_REPORTS_DOC, configSchema, schemaLeaves } from './schema.js';
