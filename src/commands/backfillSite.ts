@@ -12,7 +12,7 @@ import { UsageError, describe } from '../errors.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { siteLastDate } from '../schedule/siteJob.js';
 import { databaseNow } from '../store/ledger.js';
-import { addDays, localDate, parseDateSpec, resolveDateSpec } from '../time.js';
+import { localDate, parseDateSpec, resolveDateSpec } from '../time.js';
 import { summaryLine, type JobOutcome } from './summary.js';
 
 /**
@@ -85,9 +85,4 @@ export async function backfillSite(daemon: Daemon, config: Config, args: CliArgs
   await daemon.stop(0);
   process.stdout.write(`${await summaryLine(`backfill ${site.url}`, daemon.metrics, outcomes, 0, startedAt)}\n`);
   return outcomes.some((o) => !o.ok) ? 1 : 0;
-}
-
-/** The Pacific date `days` before the site's today (for messages and tests). */
-export function pacificDaysAgo(days: number, nowMs = Date.now()): string {
-  return addDays(localDate(nowMs, SEARCH_CONSOLE_TIME_ZONE), -days);
 }

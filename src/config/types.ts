@@ -47,7 +47,7 @@ export interface SiteConfig {
   impersonate: string;
 }
 
-export interface SearchConsoleConfig {
+interface SearchConsoleConfig {
   /** schema of the Search Console tables (never database.schema) */
   schema: string;
   sites: SiteConfig[];

@@ -30,7 +30,7 @@ import type { SearchAnalyticsRequest, SearchAnalyticsResponse, SearchConsoleClie
 export const SEARCH_CONSOLE_TIME_ZONE = 'America/Los_Angeles';
 
 /** Rows asked per request: the most Google serves. */
-export const ROW_LIMIT = 25_000;
+const ROW_LIMIT = 25_000;
 
 /** Dates read (and held) together; see the module comment for the memory this bounds. */
 export const CHUNK_DAYS = 7;
@@ -50,7 +50,7 @@ export interface SiteRangeOptions {
 }
 
 /** The request for rows `startRow` on of `start`..`end` (one date for a searchAppearance report). */
-export function queryRequest(report: SearchConsoleReport, start: string, end: string, startRow: number, rowLimit: number): SearchAnalyticsRequest {
+function queryRequest(report: SearchConsoleReport, start: string, end: string, startRow: number, rowLimit: number): SearchAnalyticsRequest {
   const byAppearance = report.dimensions.includes('searchAppearance');
   return {
     startDate: start,

@@ -12,7 +12,7 @@ import { MIGRATIONS_DIR, migrate } from './migrations.js';
 import type { Pool } from './pool.js';
 
 /** The column of every table that names the source: a GA4 property id, or a Search Console site URL. */
-export type KeyColumn = 'property_id' | 'site_url';
+type KeyColumn = 'property_id' | 'site_url';
 
 export interface SourceTables {
   schema: string;
