@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { REPORTS_DOC, configSchema } from '../src/config/index.js';
+import { REPORTS_DOC, SEARCH_CONSOLE_REPORTS_DOC, configSchema } from '../src/config/index.js';
 import { flow } from '../src/config/flow.js';
 
 export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
@@ -54,6 +54,7 @@ export function renderConfigReference(): string {
     return `| \`${key}\` | ${leaf.env ? `\`${leaf.env}\`` : '—'} | ${cell(defaultCell(leaf.default))} | ${cell(meaning)} |`;
   });
   rows.push(`| \`reports\` | — | ${cell(defaultCell(REPORTS_DOC.default))} | ${cell(REPORTS_DOC.doc)} |`);
+  rows.push(`| \`searchConsole.reports\` | — | ${cell(defaultCell(SEARCH_CONSOLE_REPORTS_DOC.default))} | ${cell(SEARCH_CONSOLE_REPORTS_DOC.doc)} |`);
   return ['| key | env | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
 

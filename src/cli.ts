@@ -25,6 +25,8 @@ export interface CliArgs {
   /** prune: really delete */
   yes: boolean;
   property?: string;
+  /** backfill: a Search Console site URL (instead of --property) */
+  site?: string;
   report?: string;
   from?: string;
   to?: string;
@@ -76,16 +78,19 @@ succeeded, 1 when any failed (or a credential cannot get a token).`,
     flags: [CONFIG, HELP],
   },
   backfill: {
-    synopsis: 'backfill --property ID [--report NAME] --from DATE --to DATE [--config FILE] [--dry-run]',
+    synopsis: 'backfill --property ID | --site URL [--report NAME] --from DATE --to DATE [--config FILE] [--dry-run]',
     summary: 'fetch and store a date range now',
     description: `Fetches and stores the dates from --from through --to (both included) now, replacing each date
 whole, then prints a summary line. ${DATES} --to may not be after the
-property's yesterday (Google has not finished later dates). The property, and the report, must be
-in the config. Exit 0, 1 when a report failed, 2 for bad input.`,
+property's yesterday (Google has not finished later dates); for a Search Console site, dates are
+Pacific and --to may not be after the newest date Google serves the report's dataState (today-3
+for final, today-1 for all). The property or site, and the report, must be in the config. Exit 0,
+1 when a report failed, 2 for bad input.`,
     flags: [
       CONFIG,
-      { name: 'property', value: 'ID', doc: 'the numeric GA4 property id (required)' },
-      { name: 'report', value: 'NAME', doc: 'one report; default: every report of the property' },
+      { name: 'property', value: 'ID', doc: 'the numeric GA4 property id (this or --site)' },
+      { name: 'site', value: 'URL', doc: 'a Search Console site of searchConsole.sites, as listed there (sc-domain:example.com, https://www.example.com/)' },
+      { name: 'report', value: 'NAME', doc: 'one report; default: every report of the property or site' },
       { name: 'from', value: 'DATE', doc: 'the first date, included (required)' },
       { name: 'to', value: 'DATE', doc: 'the last date, included (required)' },
       { name: 'dry-run', doc: 'print the plan (dates, expected requests); fetch and write nothing' },
@@ -208,6 +213,7 @@ export function parseArgs(argv: string[]): CliArgs {
   };
   assign('config', str('config'));
   assign('property', str('property'));
+  assign('site', str('site'));
   assign('report', str('report'));
   assign('from', str('from'));
   assign('to', str('to'));
@@ -252,8 +258,10 @@ function flagError(command: Command, spec: CommandSpec, err: unknown): UsageErro
 }
 
 function checkBackfill(args: CliArgs): void {
-  if (!args.property) throw new UsageError('backfill: --property ID is required');
-  if (!/^[0-9]+$/.test(args.property)) throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+  if (args.property && args.site) throw new UsageError('backfill: give --property ID or --site URL, not both');
+  if (!args.property && !args.site) throw new UsageError('backfill: --property ID (GA4) or --site URL (Search Console) is required');
+  if (args.property && !/^[0-9]+$/.test(args.property))
+    throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
   const from = backfillDate('from', args.from);
   const to = backfillDate('to', args.to);
   // comparable without the property's calendar when both are dates or both are relative

@@ -6,12 +6,14 @@
  * schedule, in that order and only as far as the command needs; stop() takes them down in reverse.
  */
 import { TokenManager, exchangeDeadlineMs } from './auth/tokenManager.js';
-import type { Config } from './config/index.js';
+import { configuredSources, type Config } from './config/index.js';
 import { restartOnlyChanges } from './config/reload.js';
 import { AdminClient } from './discovery/adminClient.js';
 import { Discovery, sameProperties, withDiscovered } from './discovery/discovery.js';
-import { Ga4Client } from './ga4/client.js';
-import { Limiter } from './ga4/limiter.js';
+import { createApiClients } from './apiClients.js';
+import type { Ga4Client } from './ga4/client.js';
+import type { SearchConsoleClient } from './searchConsole/client.js';
+import { migrateSearchConsole } from './store/sourceTables.js';
 import { HttpServer, type DaemonView } from './http/server.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
@@ -25,10 +27,10 @@ import { Scheduler } from './schedule/scheduler.js';
 import { SharedQuota } from './schedule/sharedQuota.js';
 import { StatusView, type DiscoveryView, type ReloadRecord, type StatusDocument, type StatusQuery } from './status.js';
 import { whenDatabaseAnswers } from './store/databaseWait.js';
-import { ping } from './store/health.js';
+import { readiness } from './readiness.js';
 import { migrate } from './store/migrations.js';
 import { createPool, type Pool } from './store/pool.js';
-import { describeDbError, isDatabaseUnavailable } from './store/dbErrors.js';
+import { describeDbError } from './store/dbErrors.js';
 import { withDeadline } from './net/deadline.js';
 import { AbortedError, describe } from './errors.js';
 
@@ -56,6 +58,8 @@ export interface DaemonOptions {
   deferJitterMs?: number;
   /** first retry of a failed discovery, ms (default 30 s, doubling up to an hour) */
   discoveryRetryMs?: number;
+  /** rows per Search Console request (production: 25,000), for tests of paging */
+  searchConsoleRowLimit?: number;
 }
 
 export class Daemon implements DaemonView {
@@ -66,6 +70,7 @@ export class Daemon implements DaemonView {
   readonly client: Ga4Client;
   /** the quota budget shared with the daemons on the same database (schedule/sharedQuota.ts) */
   readonly quota: SharedQuota;
+  readonly searchConsole: SearchConsoleClient;
   readonly runner: JobRunner;
   readonly scheduler: Scheduler;
   readonly http: HttpServer | null;
@@ -101,7 +106,7 @@ export class Daemon implements DaemonView {
       ...(opts.minTokenExchangeIntervalMs !== undefined ? { minExchangeIntervalMs: opts.minTokenExchangeIntervalMs } : {}),
     });
     // Build every token source now, so a bad credentials file fails at start-up, not at 4 a.m.
-    for (const property of config.properties) this.tokens.forPrincipal(property);
+    for (const source of configuredSources(config)) this.tokens.forPrincipal(source);
     if (config.discovery.enabled) this.tokens.forPrincipal(config.google);
     this.pool = createPool(config.database.url, logger, poolSize(config.concurrency), { schema: config.database.schema });
     this.quota = new SharedQuota({
@@ -112,26 +117,19 @@ export class Daemon implements DaemonView {
       requestDeadlineMs: config.fetch.timeoutSeconds * 1000 + 5_000,
       logger,
     });
-    this.client = new Ga4Client({
-      apiRootUrl: config.google.apiRootUrl,
-      timeoutMs: config.fetch.timeoutSeconds * 1000,
-      maxAttempts: config.fetch.maxAttempts,
-      limiter: new Limiter(config.concurrency),
-      metrics: this.metrics,
-      maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
-      budget: this.quota,
-      ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs, backoffCapMs: opts.backoffBaseMs * 32 } : {}),
-    });
+    ({ ga4: this.client, searchConsole: this.searchConsole } = createApiClients(config, this.metrics, this.quota, opts.backoffBaseMs));
     this.runner = new JobRunner({
       config,
       pool: this.pool,
       client: this.client,
+      searchConsole: this.searchConsole,
       metrics: this.metrics,
       board: this.board,
       logger,
       now: this.now,
       quota: this.quota,
       ...(opts.lockPollMs !== undefined ? { lockPollMs: opts.lockPollMs } : {}),
+      ...(opts.searchConsoleRowLimit !== undefined ? { searchConsoleRowLimit: opts.searchConsoleRowLimit } : {}),
       progress: new ProgressTracker({ logger, bar: opts.progressBar ?? null, columns: process.stderr.columns ?? 80 }),
     });
     this.scheduler = new Scheduler({
@@ -189,12 +187,9 @@ export class Daemon implements DaemonView {
     // the metrics' start values come from the ledger: read with the migrations, under the same wait
     const prepareDatabase = async () => {
       await migrate(this.pool, this.config.database.schema, logger);
-      if (upTo !== 'database') {
-        await this.seedMetrics();
-        // the quota Google last reported, from any daemon, for the windows that have not reset since
-        await seedQuotaGauge(this.metrics, this.config, this.pool);
-        await this.quota.prune();
-      }
+      // the Search Console schema only once a site is configured: a collector without sites creates none
+      if (this.config.searchConsole.sites.length) await migrateSearchConsole(this.pool, this.config.searchConsole.schema, logger);
+      if (upTo !== 'database') await this.seedMetrics();
     };
     await life
       .step(
@@ -216,9 +211,14 @@ export class Daemon implements DaemonView {
     this.scheduler.start();
   }
 
-  /** Every configured series from the start, last successes from the ledger (metricsSeed.ts). */
+  /**
+   * Every configured series from the start, last successes from the ledger, and the quota Google
+   * last reported to any daemon, for the windows that have not reset since (metricsSeed.ts).
+   */
   private async seedMetrics(): Promise<void> {
     await seedMetrics(this.metrics, this.config, this.tokens.sources(), this.pool);
+    await seedQuotaGauge(this.metrics, this.config, this.pool);
+    await this.quota.prune();
   }
 
   /**
@@ -251,11 +251,12 @@ export class Daemon implements DaemonView {
 
   /** Gives the running parts a configuration: token sources, metrics, runner, scheduler. */
   private async apply(next: Config): Promise<void> {
-    for (const property of next.properties) this.tokens.forPrincipal(property);
+    for (const source of configuredSources(next)) this.tokens.forPrincipal(source);
+    if (next.searchConsole.sites.length) await migrateSearchConsole(this.pool, next.searchConsole.schema, this.opts.logger);
     for (const source of this.tokens.sources()) if (!source.status().valid && !source.status().failingSince) await source.start();
     this.config = next;
     await this.seedMetrics();
-    await this.metrics.forgetRemoved(new Set(next.properties.flatMap((p) => p.reports.map((r) => `${p.id}\0${r}`))));
+    await this.metrics.forgetRemoved(new Set(configuredSources(next).flatMap((p) => p.reports.map((r) => `${p.id}\0${r}`))));
     this.runner.setConfig(next);
     await this.scheduler.reload(next);
   }
@@ -373,23 +374,9 @@ export class Daemon implements DaemonView {
     return this.config;
   }
 
-  /**
-   * Ready when the database answers within 3 s (a ping through the pool, which replaces lost
-   * connections, so a database that came back is ready again at the next probe) and every
-   * credential holds a token. Reasons are one line each, never with the database password.
-   */
-  async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
-    const reasons: string[] = [];
-    try {
-      await withDeadline('the database ping', 3_000, undefined, () => ping(this.pool));
-    } catch (err) {
-      reasons.push(`database: ${isDatabaseUnavailable(err) ? 'unavailable: ' : ''}${describeDbError(err, this.config.database.url)}`);
-    }
-    for (const source of this.tokens.sources()) {
-      const token = source.status();
-      if (!token.valid) reasons.push(`token for ${token.account}: ${token.lastError ? `refresh failing: ${token.lastError}` : 'not obtained yet'}`);
-    }
-    return { ready: reasons.length === 0, reasons };
+  /** `/readyz` (readiness.ts): the database answers and every credential holds a token. */
+  readiness(): Promise<{ ready: boolean; reasons: string[] }> {
+    return readiness(this.pool, this.config.database.url, this.tokens.sources());
   }
 
   /** The status document (src/status.ts): everything, or a page of properties, attention first. */

@@ -27,7 +27,9 @@ export type DeferCode =
   /** the property's or the project's tokens per hour (reset on the hour) */
   | 'quota_hour'
   /** the property answered too many server errors in the last hour */
-  | 'server_errors';
+  | 'server_errors'
+  /** Search Console's quota exceeded (load quota: Google says to wait 15 minutes) */
+  | 'quota_load';
 
 /** Why a failure may heal by itself; logs and `api_retry` events show it as `code`. */
 export type RetryCode =

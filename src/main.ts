@@ -5,7 +5,8 @@
  * input (command line, config, key file), with one line on stderr saying what is wrong.
  */
 import { commandHelp, parseArgs, usage, type CliArgs } from './cli.js';
-import { loadConfig, type Config, type PropertyConfig } from './config/index.js';
+import { loadConfig, propertySource, type Config, type PropertyConfig } from './config/index.js';
+import { backfillSite, siteBackfillConfig } from './commands/backfillSite.js';
 import { Daemon, StartError } from './daemon.js';
 import { HttpListenError, UsageError, describe } from './errors.js';
 import { createLogger, defaultLogFormat, type Logger } from './log.js';
@@ -83,6 +84,16 @@ async function main(argv: string[]): Promise<number> {
   if (args.dryRun) {
     try {
       if (args.command !== 'backfill') return await runDryRun(config, { mode: 'once' });
+      if (args.site) {
+        const one = siteBackfillConfig(config, args);
+        return await runDryRun(one, {
+          mode: 'backfillSite',
+          site: one.searchConsole.sites[0]!,
+          reports: args.report ? [args.report] : one.searchConsole.sites[0]!.reports,
+          from: args.from!,
+          to: args.to!,
+        });
+      }
       const one = backfillConfig(config, args);
       const property = one.properties[0];
       if (!property) {
@@ -98,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let daemon: Daemon;
   try {
-    if (args.command === 'backfill') config = backfillConfig(config, args);
+    if (args.command === 'backfill') config = args.site ? siteBackfillConfig(config, args) : backfillConfig(config, args);
     daemon = new Daemon({ config, logger, http: daemonMode(args), continueBacklog: daemonMode(args), progressBar: terminal });
   } catch (err) {
     return usageFailure(err);
@@ -111,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
     await daemon.stop(0);
     return code;
   }
+  if (args.command === 'backfill' && args.site) return backfillSite(daemon, config, args, startedAt);
   if (args.command === 'backfill') return backfill(daemon, config, args, startedAt);
   // discovered properties join the plan; a failed listing is reported, the configured ones run regardless
   const discoveryError = await daemon.discover(false);
@@ -207,7 +219,7 @@ async function backfill(daemon: Daemon, config: Config, args: CliArgs, startedAt
   }
   const outcomes: JobOutcome[] = [];
   for (const report of reports) {
-    const r = await daemon.scheduler.backfill(property, report, range.from, range.to);
+    const r = await daemon.scheduler.backfill(propertySource(property), report, range.from, range.to);
     outcomes.push(r);
     if (!r.ok) {
       process.stderr.write(`ga-collector: backfill ${property.id}/${report}: ${r.error}\n`);

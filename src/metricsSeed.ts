@@ -5,17 +5,19 @@
  * propertyQuota last stored by any daemon on the database.
  */
 import type { TokenSource } from './auth/tokenManager.js';
-import type { Config } from './config/index.js';
+import { configuredSources, type Config } from './config/index.js';
 import type { Metrics } from './metrics.js';
 import { tokensRemainingSince } from './ga4/quota.js';
 import type { PropertyQuota } from './ga4/types.js';
 import { ledgerSummary } from './store/ledger.js';
+import { searchConsoleTables } from './store/sourceTables.js';
 import type { Pool } from './store/pool.js';
 import { quotasSeen } from './store/quotaState.js';
 
-/** Seeds the series of `config`'s properties, reports and `sources`; reads the ledger once. */
+/** Seeds the series of `config`'s properties and sites, reports and `sources`; reads each ledger once. */
 export async function seedMetrics(metrics: Metrics, config: Config, sources: readonly TokenSource[], pool: Pool): Promise<void> {
-  for (const property of config.properties) {
+  const fetched = configuredSources(config);
+  for (const property of fetched) {
     for (const report of property.reports) {
       const labels = { property: property.id, report };
       metrics.fetchRuns.inc({ ...labels, outcome: 'success' }, 0);
@@ -29,8 +31,10 @@ export async function seedMetrics(metrics: Metrics, config: Config, sources: rea
     metrics.tokenRefreshes.inc({ account: source.account, outcome: 'success' }, 0);
     metrics.tokenRefreshes.inc({ account: source.account, outcome: 'failure' }, 0);
   }
-  for (const stored of await ledgerSummary(pool, config.database.schema)) {
-    const configured = config.properties.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
+  // the Search Console ledger exists once a site was configured (daemon.ts migrates it then)
+  const sitesLedger = config.searchConsole.sites.length ? await ledgerSummary(pool, searchConsoleTables(config.searchConsole.schema)) : [];
+  for (const stored of [...(await ledgerSummary(pool, config.database.schema)), ...sitesLedger]) {
+    const configured = fetched.some((p) => p.id === stored.propertyId && p.reports.includes(stored.report));
     if (configured && stored.lastFetchedAt)
       metrics.lastSuccess.set({ property: stored.propertyId, report: stored.report }, stored.lastFetchedAt.getTime() / 1000);
   }

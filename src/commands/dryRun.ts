@@ -10,7 +10,8 @@
  * dimensions, one for its per-date totals (a page of the report by date alone, ga4/totals.ts); a
  * definition the property has not stored dates under yet costs one getMetadata per property first.
  */
-import type { Config, PropertyConfig } from '../config/index.js';
+import type { Config, PropertyConfig, SiteConfig } from '../config/index.js';
+import { siteBackfillPlan, sitesOncePlan } from './dryRunSites.js';
 import { UsageError } from '../errors.js';
 import { redactUrl } from '../log.js';
 import { previousFire } from '../schedule/cron.js';
@@ -24,7 +25,10 @@ import { addDays, daysBetween, lastFinishedDate, parseDateSpec, resolveDateSpec 
 import { plural, withCommandPool } from './common.js';
 import { tablesExist } from '../store/schemas.js';
 
-export type DryRunRequest = { mode: 'once' } | { mode: 'backfill'; property: PropertyConfig; reports: string[]; from: string; to: string };
+export type DryRunRequest =
+  | { mode: 'once' }
+  | { mode: 'backfill'; property: PropertyConfig; reports: string[]; from: string; to: string }
+  | { mode: 'backfillSite'; site: SiteConfig; reports: string[]; from: string; to: string };
 
 /** What the database can tell the planner, read once. */
 interface Ledger {
@@ -64,9 +68,14 @@ export async function runDryRun(config: Config, req: DryRunRequest): Promise<num
     };
     if (req.mode === 'once') {
       out.push(...(await oncePlan(config, ledger, ownNow)));
+      if (config.searchConsole.sites.length) {
+        const sites = await sitesOncePlan(config, pool, ledger.now, ownNow);
+        out.push(...sites.lines, '', `plan of the sites: ${plural(sites.dates, 'date')} to fetch; at least ${plural(sites.requests, 'request')}`);
+      }
       // discovered properties need the Admin API, and so a token: a dry run asks for neither
       if (config.discovery.enabled) out.push('discovery is on: the properties it would add are not planned here (a dry run asks Google nothing)');
-    } else out.push(...(await backfillPlan(config, ledger, req)));
+    } else if (req.mode === 'backfillSite') out.push(...(await siteBackfillPlan(config, pool, req, [ownNow, ledger.now])));
+    else out.push(...(await backfillPlan(config, ledger, req)));
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   });

@@ -16,3 +16,6 @@ export const GOOGLE_IAM_CREDENTIALS_ROOT_URL = 'https://iamcredentials.googleapi
 
 /** Root of the Google Analytics Admin API (v1beta `accountSummaries.list`, property discovery). */
 export const GOOGLE_ADMIN_API_ROOT_URL = 'https://analyticsadmin.googleapis.com/';
+
+/** Root of the Search Console API (`searchanalytics.query`). */
+export const GOOGLE_SEARCH_CONSOLE_ROOT_URL = 'https://searchconsole.googleapis.com/';

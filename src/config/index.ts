@@ -4,6 +4,7 @@
  * the environment with each value's source (load.ts), and Google's default addresses
  * (googleUrls.ts). Importers use this module.
  */
-export type { Config, PropertyConfig, ReportDefinition } from './types.js';
+export type { Config, PropertyConfig, ReportDefinition, SearchConsoleReport, SiteConfig } from './types.js';
+export { configuredSources, propertySource, siteSource, siteTableDefinition, sourceDefinition, type SourceConfig, type SourceKind } from './sources.js';
 export { loadConfig, loadConfigWithSources, type LoadedConfig, type ValueSource } from './load.js';
-export { REPORTS_DOC, configSchema, schemaLeaves } from './schema.js';
+export { REPORTS_DOC, SEARCH_CONSOLE_REPORTS_DOC, configSchema, schemaLeaves } from './schema.js';

@@ -14,7 +14,8 @@ import { configError, didYouMean, firstLine } from './problems.js';
 import { normaliseProperties, resolveCredentials } from './properties.js';
 import { normaliseDiscovery } from './discovery.js';
 import { normaliseReports } from './reports.js';
-import { DEFAULT_REPORTS, configSchema, schemaLeaves, type ConvictShape } from './schema.js';
+import { DEFAULT_REPORTS, DEFAULT_SEARCH_CONSOLE_REPORTS, configSchema, schemaLeaves, type ConvictShape } from './schema.js';
+import { normaliseSearchConsoleReports, normaliseSites } from './searchConsole.js';
 import type { Config } from './types.js';
 
 export interface LoadOptions {
@@ -62,6 +63,15 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     reportsInput = doc['reports'];
     delete doc['reports'];
   }
+  // the same for searchConsole.reports, inside the searchConsole map convict knows
+  let searchConsoleReportsInput: unknown = DEFAULT_SEARCH_CONSOLE_REPORTS;
+  const searchConsoleDoc = doc['searchConsole'];
+  if (typeof searchConsoleDoc === 'object' && searchConsoleDoc !== null && !Array.isArray(searchConsoleDoc) && 'reports' in searchConsoleDoc) {
+    const { reports: scReports, ...rest } = searchConsoleDoc as Record<string, unknown>;
+    searchConsoleReportsInput = scReports;
+    doc['searchConsole'] = rest;
+    sources['searchConsole.reports'] = { kind: 'file', file: file! };
+  }
   try {
     if (file) raw.load(doc);
     raw.validate({ allowed: 'strict' });
@@ -77,6 +87,12 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
   if (c.fetch.maxServerErrorsPerHour < 1) throw problem('fetch.maxServerErrorsPerHour', 'must be at least 1');
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(c.database.schema)) {
     throw problem('database.schema', `must be a lower-case SQL identifier, got ${JSON.stringify(c.database.schema)}`);
+  }
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(c.searchConsole.schema)) {
+    throw problem('searchConsole.schema', `must be a lower-case SQL identifier, got ${JSON.stringify(c.searchConsole.schema)}`);
+  }
+  if (c.searchConsole.schema === c.database.schema) {
+    throw problem('searchConsole.schema', `must differ from database.schema (${c.database.schema}): each schema has a fetch_days of its own`);
   }
   if (opts.requireDatabase !== false && !c.database.url) {
     throw configError('database.url: required (set it in the config file or DATABASE_URL)');
@@ -97,6 +113,16 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     requireCredentials: opts.requireCredentials !== false,
   });
   const discovery = normaliseDiscovery(c.discovery, reports);
+  const searchConsoleReports = normaliseSearchConsoleReports(searchConsoleReportsInput, Object.keys(reports));
+  const sites = normaliseSites(c.searchConsole.sites, searchConsoleReports, {
+    defaultSchedule: c.schedule,
+    defaultCredentials: c.google.credentials,
+    defaultCredentialsKey: credentialsKey,
+    defaultImpersonate: c.google.impersonate,
+    baseDir,
+    env,
+    requireCredentials: opts.requireCredentials !== false,
+  });
   const config: Config = {
     database: c.database,
     google: {
@@ -114,6 +140,7 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     properties,
     reports,
     discovery,
+    searchConsole: { schema: c.searchConsole.schema, sites, reports: searchConsoleReports },
   };
   return { config, file, fileFrom, sources };
 }
@@ -127,6 +154,7 @@ function valueSources(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, file
     else sources[leaf.key] = { kind: 'default' };
   }
   sources['reports'] = file && 'reports' in doc ? { kind: 'file', file } : { kind: 'default' };
+  sources['searchConsole.reports'] = { kind: 'default' };
   return sources;
 }
 
@@ -165,7 +193,7 @@ function problemFromConvict(err: unknown, problem: (key: string, message: string
   const undeclared = /configuration param '([^']+)' not declared in the schema/.exec(err instanceof Error ? err.message : line);
   if (undeclared) {
     const key = undeclared[1]!;
-    const known = [...schemaLeaves().map((l) => l.key), 'reports'];
+    const known = [...schemaLeaves().map((l) => l.key), 'reports', 'searchConsole.reports'];
     return configError(`${key}: unknown key${didYouMean(key, known)}`);
   }
   const m = /^([\w.[\]]+): (.*)$/.exec(line);

@@ -13,6 +13,19 @@ import type { PropertyConfig, ReportDefinition } from './types.js';
 
 const PROPERTY_KEYS = ['id', 'reports', 'schedule', 'credentials', 'impersonate'] as const;
 
+/** `schedule`, `credentials` and `impersonate` of a property or site entry. */
+export const principalFields = {
+  schedule: z
+    .custom<string>((v) => isValidSchedule(v), { error: (iss) => `must be a cron expression like "0 4 * * *", got ${JSON.stringify(iss.input)}` })
+    .optional(),
+  credentials: z.custom<string>((v) => typeof v === 'string' && v.length > 0, { error: 'must be a credentials file path' }).optional(),
+  impersonate: z
+    .custom<string>((v) => typeof v === 'string' && (v === '' || serviceAccountEmailProblem(v) === null), {
+      error: (iss) => (typeof iss.input === 'string' ? serviceAccountEmailProblem(iss.input)! : 'must be a service account email'),
+    })
+    .optional(),
+};
+
 const entrySchema = z.preprocess(
   // a bare id, 123 or "123", is a property with every default
   (v) => (typeof v === 'string' || typeof v === 'number' ? { id: v } : v),
@@ -24,15 +37,7 @@ const entrySchema = z.preprocess(
         })
         .transform(String),
       reports: nameList.optional(),
-      schedule: z
-        .custom<string>((v) => isValidSchedule(v), { error: (iss) => `must be a cron expression like "0 4 * * *", got ${JSON.stringify(iss.input)}` })
-        .optional(),
-      credentials: z.custom<string>((v) => typeof v === 'string' && v.length > 0, { error: 'must be a credentials file path' }).optional(),
-      impersonate: z
-        .custom<string>((v) => typeof v === 'string' && (v === '' || serviceAccountEmailProblem(v) === null), {
-          error: (iss) => (typeof iss.input === 'string' ? serviceAccountEmailProblem(iss.input)! : 'must be a service account email'),
-        })
-        .optional(),
+      ...principalFields,
     },
     { error: (iss) => (iss.code === 'invalid_type' ? 'must be { id, reports?, schedule?, credentials?, impersonate? }' : undefined) },
   ),
@@ -75,17 +80,30 @@ export function normaliseProperties(input: readonly unknown[], ctx: PropertyCont
       if (!ctx.reports[r]) throw configError(`${key}.reports: unknown report ${JSON.stringify(r)} (defined: ${Object.keys(ctx.reports).join(', ')})`);
     }
     const schedule = p.schedule ?? ctx.defaultSchedule;
-    // no credentials anywhere: Application Default Credentials ('')
-    let credentials = '';
-    if (p.credentials !== undefined) {
-      credentials = resolveCredentials(p.credentials, `${key}.credentials`, ctx.baseDir, ctx.env, ctx.requireCredentials);
-    } else if (ctx.defaultCredentials) {
-      credentials = resolveCredentials(ctx.defaultCredentials, ctx.defaultCredentialsKey ?? 'google.credentials', ctx.baseDir, ctx.env, ctx.requireCredentials);
-    }
-    // a property naming credentials of its own is another principal: google.impersonate is not put on top of them
-    const impersonate = p.impersonate ?? (p.credentials !== undefined ? '' : ctx.defaultImpersonate);
-    return { id, reports: reportNames, schedule, credentials, impersonate };
+    return { id, reports: reportNames, schedule, ...principalOf(p, key, ctx) };
   });
+}
+
+/**
+ * The principal of a property or site entry: its own `credentials` and `impersonate`, else the
+ * `google.*` ones. No credentials anywhere is Application Default Credentials ('').
+ *
+ * @throws UsageError when a key file does not exist (and must) or cannot be read
+ */
+export function principalOf(
+  entry: { credentials?: string | undefined; impersonate?: string | undefined },
+  key: string,
+  ctx: PropertyContext,
+): { credentials: string; impersonate: string } {
+  let credentials = '';
+  if (entry.credentials !== undefined) {
+    credentials = resolveCredentials(entry.credentials, `${key}.credentials`, ctx.baseDir, ctx.env, ctx.requireCredentials);
+  } else if (ctx.defaultCredentials) {
+    credentials = resolveCredentials(ctx.defaultCredentials, ctx.defaultCredentialsKey ?? 'google.credentials', ctx.baseDir, ctx.env, ctx.requireCredentials);
+  }
+  // an entry naming credentials of its own is another principal: google.impersonate is not put on top of them
+  const impersonate = entry.impersonate ?? (entry.credentials !== undefined ? '' : ctx.defaultImpersonate);
+  return { credentials, impersonate };
 }
 
 /**

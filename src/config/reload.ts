@@ -18,6 +18,9 @@ export function restartOnlyChanges(prev: Config, next: Config): string[] {
     ['google.iamCredentialsRootUrl', prev.google.iamCredentialsRootUrl, next.google.iamCredentialsRootUrl],
     ['google.apiRootUrl', prev.google.apiRootUrl, next.google.apiRootUrl],
     ['google.adminApiRootUrl', prev.google.adminApiRootUrl, next.google.adminApiRootUrl],
+    ['google.searchConsoleRootUrl', prev.google.searchConsoleRootUrl, next.google.searchConsoleRootUrl],
+    // the Search Console tables were migrated in it at start-up
+    ['searchConsole.schema', prev.searchConsole.schema, next.searchConsole.schema],
     ['concurrency', prev.concurrency, next.concurrency],
     // the API client and the token manager were built with these
     ['fetch.timeoutSeconds', prev.fetch.timeoutSeconds, next.fetch.timeoutSeconds],

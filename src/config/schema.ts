@@ -6,7 +6,13 @@
  */
 import convict from 'convict';
 import { isValidSchedule } from '../schedule/cron.js';
-import { GOOGLE_ADMIN_API_ROOT_URL, GOOGLE_DATA_API_ROOT_URL, GOOGLE_IAM_CREDENTIALS_ROOT_URL, GOOGLE_TOKEN_URL } from './googleUrls.js';
+import {
+  GOOGLE_ADMIN_API_ROOT_URL,
+  GOOGLE_DATA_API_ROOT_URL,
+  GOOGLE_IAM_CREDENTIALS_ROOT_URL,
+  GOOGLE_SEARCH_CONSOLE_ROOT_URL,
+  GOOGLE_TOKEN_URL,
+} from './googleUrls.js';
 import { serviceAccountEmailProblem } from './problems.js';
 import type { Config } from './types.js';
 
@@ -61,6 +67,13 @@ convict.addFormat({
 });
 
 convict.addFormat({
+  name: 'site-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of { url, reports?, schedule?, credentials?, impersonate? }');
+  },
+});
+
+convict.addFormat({
   name: 'flag',
   // convict's own Boolean takes every string but "false" for true, so GA_COLLECTOR_DISCOVERY=0 would switch it on
   validate(value: unknown) {
@@ -101,6 +114,7 @@ export interface ConvictShape {
   fetch: Config['fetch'];
   properties: unknown[];
   discovery: { enabled: boolean; accounts: unknown[]; exclude: unknown[]; reports: string[] | null };
+  searchConsole: { schema: string; sites: unknown[] };
 }
 
 const schema: convict.Schema<ConvictShape> = {
@@ -139,6 +153,12 @@ const schema: convict.Schema<ConvictShape> = {
       format: 'url',
       default: GOOGLE_ADMIN_API_ROOT_URL,
       env: 'GA_COLLECTOR_ADMIN_API_ROOT_URL',
+    },
+    searchConsoleRootUrl: {
+      doc: 'Root of the Search Console API (searchanalytics.query).',
+      format: 'url',
+      default: GOOGLE_SEARCH_CONSOLE_ROOT_URL,
+      env: 'GA_COLLECTOR_SEARCH_CONSOLE_ROOT_URL',
     },
   },
   schedule: {
@@ -245,6 +265,19 @@ const schema: convict.Schema<ConvictShape> = {
       nullable: true,
     },
   },
+  searchConsole: {
+    sites: {
+      doc: 'Search Console sites to fetch: list of { url, reports?, schedule?, credentials?, impersonate? }; url as Search Console names the property (sc-domain:example.com, or https://www.example.com/ with its trailing slash); the rest as in properties (reports default to every searchConsole.reports entry). The principal must be a user of the site (Search Console > Settings > Users and permissions).',
+      format: 'site-list',
+      default: [],
+    },
+    schema: {
+      doc: 'Schema of the Search Console tables (one relation per searchConsole.reports entry, fetch_days); not database.schema.',
+      format: String,
+      default: 'gsc',
+      env: 'GA_COLLECTOR_SEARCH_CONSOLE_SCHEMA',
+    },
+  },
 };
 
 export const DEFAULT_REPORTS: Record<string, unknown> = {
@@ -259,6 +292,16 @@ export const DEFAULT_REPORTS: Record<string, unknown> = {
 export const REPORTS_DOC = {
   doc: 'Named report definitions: { dimensions, metrics, startDate (YYYY-MM-DD or NdaysAgo, default 30daysAgo), refreshDays (default 3) }.',
   default: DEFAULT_REPORTS,
+};
+
+export const DEFAULT_SEARCH_CONSOLE_REPORTS: Record<string, unknown> = {
+  performance: { dimensions: ['date', 'query', 'page', 'country', 'device'] },
+};
+
+/** `searchConsole.reports`, taken out of the file before convict sees it (as `reports`), checked by config/searchConsole.ts. */
+export const SEARCH_CONSOLE_REPORTS_DOC = {
+  doc: 'Named Search Console report definitions: { dimensions (of date, query, page, country, device, searchAppearance; searchAppearance only with date), type (web default, image, video, news, discover, googleNews), dataState (final default: through the Pacific today-3; all: fresh data through today-1), aggregationType (auto default, byPage, byProperty), startDate (YYYY-MM-DD or NdaysAgo, default 480daysAgo), refreshDays (default 4) }. Names are unique across reports and searchConsole.reports.',
+  default: DEFAULT_SEARCH_CONSOLE_REPORTS,
 };
 
 /** The schema, for the generated configuration reference and for convict. */

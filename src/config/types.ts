@@ -20,6 +20,40 @@ export interface PropertyConfig {
   impersonate: string;
 }
 
+/** Search Console's `dimensions` (API names); `date` is always requested and never listed in a definition. */
+export type SearchConsoleDimension = 'query' | 'page' | 'country' | 'device' | 'searchAppearance';
+
+/** One `searchConsole.reports` entry (searchanalytics.query's request fields, https://developers.google.com/webmaster-tools/v1/searchanalytics/query). */
+export interface SearchConsoleReport {
+  name: string;
+  /** in definition order, never including `date` */
+  dimensions: SearchConsoleDimension[];
+  type: 'web' | 'image' | 'video' | 'news' | 'discover' | 'googleNews';
+  /** `final`: only finished data (Pacific today-3 and before); `all`: fresh data too (through today-1) */
+  dataState: 'final' | 'all';
+  aggregationType: 'auto' | 'byPage' | 'byProperty';
+  /** `YYYY-MM-DD`, `NdaysAgo` or `yesterday`, relative to the Pacific today */
+  startDate: string;
+  refreshDays: number;
+}
+
+/** One `searchConsole.sites` entry, defaults filled in (as a PropertyConfig's). */
+export interface SiteConfig {
+  /** as Search Console names the property: `sc-domain:example.com` or `https://www.example.com/` */
+  url: string;
+  reports: string[];
+  schedule: string;
+  credentials: string;
+  impersonate: string;
+}
+
+interface SearchConsoleConfig {
+  /** schema of the Search Console tables (never database.schema) */
+  schema: string;
+  sites: SiteConfig[];
+  reports: Record<string, SearchConsoleReport>;
+}
+
 /** Property discovery (src/discovery/): which of the properties the Admin API lists are fetched. */
 export interface DiscoveryConfig {
   enabled: boolean;
@@ -33,7 +67,15 @@ export interface DiscoveryConfig {
 
 export interface Config {
   database: { url: string; schema: string };
-  google: { credentials: string; impersonate: string; iamCredentialsRootUrl: string; tokenUrl: string; apiRootUrl: string; adminApiRootUrl: string };
+  google: {
+    credentials: string;
+    impersonate: string;
+    iamCredentialsRootUrl: string;
+    tokenUrl: string;
+    apiRootUrl: string;
+    adminApiRootUrl: string;
+    searchConsoleRootUrl: string;
+  };
   schedule: string;
   concurrency: number;
   /** webConfigFile: absolute path of the TLS and basic-auth file (http/webConfig.ts), '' or absent for none */
@@ -52,4 +94,5 @@ export interface Config {
   properties: PropertyConfig[];
   reports: Record<string, ReportDefinition>;
   discovery: DiscoveryConfig;
+  searchConsole: SearchConsoleConfig;
 }

@@ -224,6 +224,7 @@ async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: 
       tokenUrl: fake.tokenUrl,
       apiRootUrl: fake.apiRootUrl,
       adminApiRootUrl: fake.apiRootUrl,
+      searchConsoleRootUrl: fake.apiRootUrl,
     },
     http: { ...base.http, port },
     reports: DEMO_REPORTS,

@@ -6,7 +6,10 @@ import type { TokenSource } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 
 export interface CallContext {
+  /** the GA4 property id, or the Search Console site URL (`kind`) */
   propertyId: string;
+  /** which API the call is for; absent: GA4 */
+  kind?: 'ga4' | 'searchConsole';
   tokens: TokenSource;
   logger: Logger;
   signal?: AbortSignal | undefined;
@@ -16,7 +19,7 @@ export interface CallContext {
   deadline?: number;
 }
 
-/** "property 123, report daily": who asked, for error messages. */
+/** "property 123, report daily" (or "site sc-domain:example.com, report performance"): who asked, for error messages. */
 export function where(ctx: CallContext): string {
-  return `property ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
+  return `${ctx.kind === 'searchConsole' ? 'site' : 'property'} ${ctx.propertyId}${ctx.report ? `, report ${ctx.report}` : ''}`;
 }

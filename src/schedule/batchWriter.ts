@@ -20,10 +20,12 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { describeRefused, forgetDays, replaceDaysOrRefuse, type RefusedDay } from '../store/dayWriter.js';
 import type { PoolClient } from '../store/pool.js';
+import type { TablesArg } from '../store/sourceTables.js';
 
 export interface BatchWriterDeps {
   db: PoolClient;
-  schema: string;
+  /** GA4's schema, or the source's tables */
+  schema: TablesArg;
   def: ReportDefinition;
   propertyId: string;
   /** dates strictly before this are outside the refresh window when written */

@@ -8,14 +8,16 @@ import type { ReportDefinition } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { databaseNow, ledgerDays, markSettled } from '../store/ledger.js';
 import type { PoolClient } from '../store/pool.js';
-import { addDays, daysBetween, lastFinishedDate, localDate } from '../time.js';
-import { plan } from './planner.js';
+import type { TablesArg } from '../store/sourceTables.js';
+import { addDays, daysBetween, localDate } from '../time.js';
+import { plan, refreshWindowStart } from './planner.js';
 
 /** Ahead of the database by more than this, our clock is said to be wrong in the log. */
 const CLOCK_AHEAD_WARN_MS = 5 * 60_000;
 
 export interface JobPlanInput {
-  schema: string;
+  /** GA4's schema, or the source's tables */
+  schema: TablesArg;
   propertyId: string;
   report: string;
   def: ReportDefinition;
@@ -29,6 +31,8 @@ export interface JobPlanInput {
   range?: { from: string; to: string } | undefined;
   /** fetch.maxDaysPerRun */
   maxDaysPerRun: number;
+  /** the newest date due is today minus this: 1 (yesterday) for GA4, 3 or 1 for Search Console's final or all data */
+  lagDays?: number;
   /** this machine's clock, ms since the epoch */
   now: number;
   log: Logger;
@@ -57,7 +61,9 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
     log.warn({ event: 'clock_ahead', aheadMs: input.now - nowMs }, "this machine's clock is ahead of the database's; planning by the database's");
   }
   const today = localDate(nowMs, timeZone);
-  const lastDate = lastFinishedDate(timeZone, nowMs);
+  const lag = input.lagDays ?? 1;
+  // the newest date Google serves finished: the property's yesterday (time.ts lastFinishedDate), or a site's today-3 / today-1
+  const lastDate = addDays(today, -lag);
 
   if (input.range) {
     // whatever the caller asked, nothing after the property's yesterday: Google has not finished it
@@ -66,11 +72,11 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
     if (to !== input.range.to)
       log.warn({ event: 'range_clamped', asked: input.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
     const ranges: Array<[string, string]> = from <= to ? [[from, to]] : [];
-    return { ranges, pending: ranges.length ? daysBetween(from, to) + 1 : 0, settledBefore: addDays(today, -def.refreshDays), lastDate };
+    return { ranges, pending: ranges.length ? daysBetween(from, to) + 1 : 0, settledBefore: refreshWindowStart(today, def.refreshDays, lag), lastDate };
   }
 
   const ledger = await ledgerDays(db, schema, propertyId, report, '0001-01-01');
-  const due = plan({ def, timeZone, now: new Date(nowMs), lastFire: input.lastFire, ledger, maxDays: input.maxDaysPerRun });
+  const due = plan({ def, timeZone, now: new Date(nowMs), lastFire: input.lastFire, ledger, maxDays: input.maxDaysPerRun, lagDays: lag });
   await markSettled(db, schema, propertyId, report, due.settleOnly);
   if (due.stale > 0 && !input.definitionKnown) {
     log.warn(

@@ -20,10 +20,13 @@ export interface PlanInput {
   lastFire: Date | null;
   ledger: LedgerDay[];
   maxDays: number;
+  /** the newest date due is today minus this (default 1, yesterday; Search Console's final data: 3) */
+  lagDays?: number;
 }
 
 export interface Plan {
   today: string;
+  /** the newest date due (the property's yesterday; for a site, its newest served date) */
   yesterday: string;
   start: string;
   /** first date of the refresh window; dates before it are settled once written */
@@ -58,10 +61,11 @@ export function resolveStartDate(startDate: string, today: string): string {
 
 export function plan(input: PlanInput): Plan {
   const { def, timeZone, now, lastFire, ledger, maxDays } = input;
+  const lag = input.lagDays ?? 1;
   const today = localDate(now.getTime(), timeZone);
-  const yesterday = addDays(today, -1);
+  const yesterday = addDays(today, -lag);
   const start = resolveStartDate(def.startDate, today);
-  const windowStart = addDays(today, -def.refreshDays);
+  const windowStart = refreshWindowStart(today, def.refreshDays, lag);
   const byDate = new Map(ledger.map((d) => [d.date, d]));
   const due: string[] = [];
   const settleOnly: string[] = [];
@@ -82,7 +86,7 @@ export function plan(input: PlanInput): Plan {
     } else if (!stored.settled) {
       // Left the window: settled if its last fetch was on the window's last day for it, else refetch once.
       const fetchedLocal = localDate(stored.fetchedAt.getTime(), timeZone);
-      if (fetchedLocal >= addDays(date, def.refreshDays)) settleOnly.push(date);
+      if (fetchedLocal >= addDays(date, def.refreshDays + lag - 1)) settleOnly.push(date);
       else due.push(date);
     }
   }
@@ -92,6 +96,14 @@ export function plan(input: PlanInput): Plan {
   const backlog = due.filter((d) => d < windowStart);
   const take = [...backlog.slice(0, Math.max(0, maxDays - inWindow.length)), ...inWindow].sort();
   return { today, yesterday, start, windowStart, due, ranges: toRanges(take), settleOnly, stale, unfinished };
+}
+
+/**
+ * The first date of the refresh window: the last `refreshDays` of the dates due, which end
+ * `lagDays` before today (GA4: the last refreshDays dates through yesterday).
+ */
+export function refreshWindowStart(today: string, refreshDays: number, lagDays = 1): string {
+  return addDays(today, -(refreshDays + lagDays - 1));
 }
 
 /** Contiguous runs of ascending dates. */

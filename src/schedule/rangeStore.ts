@@ -1,5 +1,6 @@
 /**
- * The writing half of a job: each planned range is fetched from Google (ga4/report.ts), date by
+ * The writing half of a job: each planned range is fetched from Google (the source's fetcher:
+ * ga4Days here, GA4's page loop and totals; searchConsole/report.ts for a site), date by
  * complete date, and stored in batches (batchWriter.ts), each batch one transaction, so a crash or
  * an abort loses at most the batch in hand and never leaves a partial date. After each batch the
  * metrics, the job board and the progress report what was stored.
@@ -15,13 +16,14 @@ import type { CallContext } from '../ga4/callContext.js';
 import type { Ga4Client } from '../ga4/client.js';
 import { fetchRange } from '../ga4/report.js';
 import { fetchTotalsIfServed } from '../ga4/totals.js';
-import type { PropertyQuota } from '../ga4/types.js';
+import type { DayData, PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ProgressSink } from '../progress.js';
 import { definitionVersion, saveProperty } from '../store/ledger.js';
 import type { PoolClient } from '../store/pool.js';
 import { ensureReportTable, hasTotals } from '../store/reportTables.js';
+import type { TablesArg } from '../store/sourceTables.js';
 import { BatchWriter } from './batchWriter.js';
 import type { JobBoard } from './jobBoard.js';
 import type { JobPlan } from './jobPlan.js';
@@ -31,22 +33,19 @@ const BATCH_ROWS = 20_000;
 /** ...or this long since the batch's first date: a slow fetch still stores (and shows) progress. */
 const BATCH_MS = 1_000;
 
+/** A source's fetcher: every date of [start, end], complete and in order. */
+export type FetchDays = (start: string, end: string) => AsyncIterable<DayData>;
+
 export interface RangeStoreInput {
   db: PoolClient;
-  schema: string;
+  /** GA4's schema, or the source's tables */
+  schema: TablesArg;
   def: ReportDefinition;
   propertyId: string;
   report: string;
-  /** the property's time zone the plan was made in (a response that says otherwise is logged) */
-  timeZone: string;
   plan: JobPlan;
-  client: Ga4Client;
-  /** the job's call context: its property, tokens, logger, signal and deadline */
-  ctx: CallContext;
-  /** fetch.pageSize */
-  pageSize: number;
-  /** told of every response's quota */
-  onQuota: (quota: PropertyQuota) => void;
+  /** the source's fetcher (ga4Days, or searchConsole/report.ts fetchSiteRange) */
+  days: FetchDays;
   /** set once a response showed the quota below the reserve: when its window resets (ms since the epoch) */
   quotaLowUntil: () => number | undefined;
   metrics: Metrics;
@@ -73,7 +72,7 @@ export interface RangeStoreResult {
  *   the others); whatever the fetch met (ga4/client.ts sorts it)
  */
 export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<RangeStoreResult> {
-  const { db, schema, def, propertyId, report, timeZone, plan, ctx, metrics, log, signal, now } = input;
+  const { db, schema, def, propertyId, report, plan, metrics, log, signal, now } = input;
   const labels = { property: propertyId, report };
   const state = input.board.job(propertyId, report);
   let pending = plan.pending;
@@ -118,27 +117,9 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
 
   for (const [start, end] of plan.ranges) {
     const rangeStarted = now();
-    // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
-    const totals = hasTotals(def) ? await fetchTotalsIfServed(input.client, ctx, def, start, end, { pageSize: input.pageSize, onQuota: input.onQuota }) : null;
-    const days = fetchRange(input.client, ctx, def, start, end, {
-      pageSize: input.pageSize,
-      onQuota: input.onQuota,
-      onMeta: (meta) => {
-        if (meta.timeZone && meta.timeZone !== timeZone) {
-          log.warn({ event: 'time_zone_changed', from: timeZone, to: meta.timeZone }, 'property time zone changed');
-        }
-        if (meta.timeZone) void saveProperty(db, schema, propertyId, meta.timeZone, meta.currencyCode).catch(() => undefined);
-      },
-    });
     try {
-      for await (const day of days) {
+      for await (const day of input.days(start, end)) {
         if (signal.aborted) throw abortReason(signal);
-        if (totals) {
-          const dayTotals = totals.get(day.date);
-          day.totals = dayTotals?.values ?? null;
-          // a totals value its column cannot hold refuses the date, as one in its rows does
-          if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
-        }
         batch.add(day, now());
         if (batch.rows >= BATCH_ROWS || now() - batch.startedAt >= BATCH_MS) await flush();
         if (input.quotaLowUntil() !== undefined) break;
@@ -162,6 +143,53 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
   const refused = batch.refusedError();
   if (refused) throw refused;
   return { rows, dates, remaining: Math.max(0, pending) };
+}
+
+export interface Ga4DaysInput {
+  db: PoolClient;
+  schema: string;
+  def: ReportDefinition;
+  propertyId: string;
+  /** the property's time zone the plan was made in (a response that says otherwise is logged) */
+  timeZone: string;
+  client: Ga4Client;
+  /** the job's call context: its property, tokens, logger, signal and deadline */
+  ctx: CallContext;
+  /** fetch.pageSize */
+  pageSize: number;
+  /** told of every response's quota */
+  onQuota: (quota: PropertyQuota) => void;
+  log: Logger;
+}
+
+/**
+ * GA4's fetcher: a range's per-date totals first (small: one row a date), then its days from the
+ * page loop (ga4/report.ts), each with its totals, so a date's rows and totals are written together.
+ */
+export function ga4Days(input: Ga4DaysInput): FetchDays {
+  const { db, schema, def, propertyId, timeZone, client, ctx, log } = input;
+  return async function* (start, end) {
+    const totals = hasTotals(def) ? await fetchTotalsIfServed(client, ctx, def, start, end, { pageSize: input.pageSize, onQuota: input.onQuota }) : null;
+    const days = fetchRange(client, ctx, def, start, end, {
+      pageSize: input.pageSize,
+      onQuota: input.onQuota,
+      onMeta: (meta) => {
+        if (meta.timeZone && meta.timeZone !== timeZone) {
+          log.warn({ event: 'time_zone_changed', from: timeZone, to: meta.timeZone }, 'property time zone changed');
+        }
+        if (meta.timeZone) void saveProperty(db, schema, propertyId, meta.timeZone, meta.currencyCode).catch(() => undefined);
+      },
+    });
+    for await (const day of days) {
+      if (totals) {
+        const dayTotals = totals.get(day.date);
+        day.totals = dayTotals?.values ?? null;
+        // a totals value its column cannot hold refuses the date, as one in its rows does
+        if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
+      }
+      yield day;
+    }
+  };
 }
 
 /** Why a job was aborted: a reload that removed it says so; anything else is the shutdown. */

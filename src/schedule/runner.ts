@@ -14,11 +14,13 @@
  * not finished it. Here: the lock, the job's outcome (metrics, job board, log) and the retry
  * after the database went away.
  */
-import type { Config, ReportDefinition } from '../config/index.js';
+import { sourceDefinition, type Config, type ReportDefinition, type SourceKind } from '../config/index.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { AbortedError, DeferError, PermanentError, describe } from '../errors.js';
 import type { CallContext } from '../ga4/callContext.js';
 import type { Ga4Client } from '../ga4/client.js';
+import type { SearchConsoleClient } from '../searchConsole/client.js';
+import { ga4Tables, searchConsoleTables, type SourceTables } from '../store/sourceTables.js';
 import { FieldCatalog } from '../ga4/fieldNames.js';
 import type { PropertyQuota } from '../ga4/types.js';
 import type { Logger } from '../log.js';
@@ -35,8 +37,9 @@ import type { ProgressSink } from '../progress.js';
 import type { JobBoard } from './jobBoard.js';
 import { isValidTimeZone, lastFinishedDate } from '../time.js';
 import { planJob } from './jobPlan.js';
-import { fetchAndStoreRanges } from './rangeStore.js';
+import { fetchAndStoreRanges, ga4Days } from './rangeStore.js';
 import type { SharedQuota } from './sharedQuota.js';
+import { runSiteJob } from './siteJob.js';
 
 const LOCK_POLL_MS = 1_000;
 /** A job whose database went away runs again within 1 s, then 2, 4 ... (dbRetryDelay), at most a minute apart. */
@@ -47,11 +50,14 @@ export interface RunnerDeps {
   config: Config;
   pool: Pool;
   client: Ga4Client;
+  searchConsole: SearchConsoleClient;
   metrics: Metrics;
   board: JobBoard;
   logger: Logger;
   now?: () => number;
   lockPollMs?: number;
+  /** test hook: rows per Search Console request (production: 25,000, searchConsole/report.ts) */
+  searchConsoleRowLimit?: number;
   /** first delay before a job whose database went away runs again (doubling after each failure); default 1 s */
   dbRetryBaseMs?: number;
   /** told of planned ranges and stored batches (progress log, backfill's bar) */
@@ -61,6 +67,9 @@ export interface RunnerDeps {
 }
 
 export interface JobSpec {
+  /** a GA4 property (default) or a Search Console site */
+  kind?: SourceKind;
+  /** the property id, or the site URL */
   propertyId: string;
   report: string;
   tokens: TokenSource;
@@ -102,14 +111,15 @@ export class JobRunner {
 
   async run(job: JobSpec, signal: AbortSignal): Promise<JobResult> {
     const { metrics, board } = this.deps;
-    const def = this.deps.config.reports[job.report];
+    const def = sourceDefinition(this.deps.config, job.kind ?? 'ga4', job.report);
+    const tables = this.tablesOf(job);
     const labels = { property: job.propertyId, report: job.report };
     const log = this.deps.logger.child({ property: job.propertyId, report: job.report });
     const state = board.job(job.propertyId, job.report);
     const started = this.now();
     state.running = true;
     state.lastRunAt = started;
-    const key = lockKey(this.deps.config.database.schema, 'job', job.propertyId, job.report);
+    const key = lockKey(tables.schema, 'job', job.propertyId, job.report);
     const retryKey = `${job.propertyId}\0${job.report}`;
     let session: DbSession | null = null;
     // the work stops when the daemon stops it, or when its connection, and with it the job's lock, is lost
@@ -127,7 +137,7 @@ export class JobRunner {
         onBusy: () => log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting'),
       });
       this.dbRetries.delete(retryKey);
-      await noteJobOutcome(db, this.deps.config.database.schema, job.propertyId, job.report, null, log);
+      await noteJobOutcome(db, tables, job.propertyId, job.report, null, log);
       if (result.remaining > 0) {
         log.info(
           {
@@ -166,14 +176,7 @@ export class JobRunner {
         // for `ga-collector status`; a database that is down cannot take the note
         const db = session && !session.lost.aborted ? session.client : this.deps.pool;
         if (!dbDown)
-          await noteJobOutcome(
-            db,
-            this.deps.config.database.schema,
-            job.propertyId,
-            job.report,
-            { error: message, permanent: err instanceof PermanentError || privilege },
-            log,
-          );
+          await noteJobOutcome(db, tables, job.propertyId, job.report, { error: message, permanent: err instanceof PermanentError || privilege }, log);
       }
       const permanent = err instanceof PermanentError || privilege;
       // an abort was asked for (shutdown, watchdog, reload), and is logged where it was asked: not an error here
@@ -204,6 +207,12 @@ export class JobRunner {
     }
   }
 
+  /** Where the job's source is stored: GA4's schema, or Search Console's. */
+  private tablesOf(job: JobSpec): SourceTables {
+    const { config } = this.deps;
+    return job.kind === 'searchConsole' ? searchConsoleTables(config.searchConsole.schema) : ga4Tables(config.database.schema);
+  }
+
   /** Consecutive database failures per job: the next run waits 1, 2, 4 ... 60 s (net/backoff.ts), at least half the base. */
   private readonly dbRetries = new Map<string, number>();
 
@@ -224,6 +233,21 @@ export class JobRunner {
     // the scheduler hands over only configured jobs; this guards a caller that does not
     if (!def) throw new PermanentError(`report ${job.report} is not in the configuration (removed by a reload?)`, 'not_configured');
     const { config } = this.deps;
+    if (job.kind === 'searchConsole') {
+      return runSiteJob({
+        db,
+        config,
+        client: this.deps.searchConsole,
+        job: { ...job, def },
+        metrics: this.deps.metrics,
+        board: this.deps.board,
+        progress: this.deps.progress,
+        log,
+        signal,
+        now: this.now,
+        rowLimit: this.deps.searchConsoleRowLimit,
+      });
+    }
     const schema = config.database.schema;
     const deadline = this.now() + config.fetch.jobDeadlineSeconds * 1000;
     const ctx = { propertyId: job.propertyId, tokens: job.tokens, logger: log, signal, report: job.report, deadline };
@@ -278,12 +302,8 @@ export class JobRunner {
       def,
       propertyId: job.propertyId,
       report: job.report,
-      timeZone,
       plan,
-      client: this.deps.client,
-      ctx,
-      pageSize: config.fetch.pageSize,
-      onQuota,
+      days: ga4Days({ db, schema, def, propertyId: job.propertyId, timeZone, client: this.deps.client, ctx, pageSize: config.fetch.pageSize, onQuota, log }),
       quotaLowUntil: () => quotaLowUntil,
       metrics: this.deps.metrics,
       board: this.deps.board,

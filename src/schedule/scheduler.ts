@@ -6,7 +6,7 @@
  * status page by the runner. Each job runs under the watchdog (watchdog.ts), which ends it at its deadline and frees its slot.
  */
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Config, PropertyConfig } from '../config/index.js';
+import { configuredSources, sourceDefinition, type Config, type SourceConfig } from '../config/index.js';
 import type { TokenManager } from '../auth/tokenManager.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -18,7 +18,7 @@ import type { JobResult, JobRunner } from './runner.js';
 import { Watchdog, type WatchedResult } from './watchdog.js';
 
 interface QueueItem {
-  property: PropertyConfig;
+  property: SourceConfig;
   report: string;
   range?: { from: string; to: string };
   resolve: (r: JobResult) => void;
@@ -62,13 +62,13 @@ export class Scheduler {
   private readonly now: () => number;
   private config: Config;
   /** the configured properties by id: every job is looked up here when queued and when started */
-  private byId = new Map<string, PropertyConfig>();
+  private byId = new Map<string, SourceConfig>();
   private readonly watchdog: Watchdog;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.now = deps.now ?? Date.now;
     this.config = deps.config;
-    this.byId = new Map(deps.config.properties.map((p) => [p.id, p]));
+    this.byId = new Map(configuredSources(deps.config).map((p) => [p.id, p]));
     this.watchdog = new Watchdog({
       logger: deps.logger,
       board: deps.board,
@@ -81,12 +81,13 @@ export class Scheduler {
   /** Starts the cron tasks and runs at once whatever is due (gaps, a refresh missed while down). */
   start(): void {
     this.scheduling = true;
-    for (const property of this.config.properties) {
-      const task = cron.schedule(property.schedule, () => this.fire(property), { name: `property-${property.id}`, noOverlap: false });
+    const sources = configuredSources(this.config);
+    for (const property of sources) {
+      const task = cron.schedule(property.schedule, () => this.fire(property), { name: `${property.kind}-${property.id}`, noOverlap: false });
       this.tasks.push(task);
     }
-    this.updateNextRuns(this.config.properties);
-    for (const property of this.config.properties) for (const report of property.reports) void this.enqueue(property, report);
+    this.updateNextRuns(sources);
+    for (const property of sources) for (const report of property.reports) void this.enqueue(property, report);
   }
 
   /**
@@ -102,7 +103,7 @@ export class Scheduler {
     for (const task of this.tasks) await task.destroy();
     this.tasks = [];
     this.config = config;
-    this.byId = new Map(config.properties.map((p) => [p.id, p]));
+    this.byId = new Map(configuredSources(config).map((p) => [p.id, p]));
     const cancelled = (key: string, state: string) => {
       const [property, report] = key.split('\0');
       this.deps.logger.info({ event: 'job_cancelled', property, report, state }, 'removed by a configuration reload: job cancelled');
@@ -133,12 +134,12 @@ export class Scheduler {
 
   /** Every job that is due now, once; resolves when all are done. */
   async runOnce(): Promise<JobResult[]> {
-    const all = this.config.properties.flatMap((p) => p.reports.map((r) => this.enqueue(p, r)));
+    const all = configuredSources(this.config).flatMap((p) => p.reports.map((r) => this.enqueue(p, r)));
     return Promise.all(all);
   }
 
-  /** A backfill: the given range for one property and report, under the same lock as the scheduler. */
-  backfill(property: PropertyConfig, report: string, from: string, to: string): Promise<JobResult> {
+  /** A backfill: the given range for one property (or site) and report, under the same lock as the scheduler. */
+  backfill(property: SourceConfig, report: string, from: string, to: string): Promise<JobResult> {
     return this.enqueue(property, report, { from, to });
   }
 
@@ -174,13 +175,13 @@ export class Scheduler {
     return this.controller.signal;
   }
 
-  private fire(property: PropertyConfig): void {
+  private fire(property: SourceConfig): void {
     // this property only: 1,000 properties firing together must not compute 1,000,000 next runs
     this.updateNextRuns([property]);
     for (const report of property.reports) void this.enqueue(property, report);
   }
 
-  private updateNextRuns(properties: PropertyConfig[]): void {
+  private updateNextRuns(properties: SourceConfig[]): void {
     const now = new Date(this.now());
     const bySchedule = new Map<string, Date | null>(); // most properties share a schedule; nextFire costs ~0.15 ms
     for (const property of properties) {
@@ -191,17 +192,17 @@ export class Scheduler {
   }
 
   /** The configured property, when it is still configured with this report; else null. */
-  private current(propertyId: string, report: string): PropertyConfig | null {
+  private current(propertyId: string, report: string): SourceConfig | null {
     const property = this.byId.get(propertyId);
-    return property && property.reports.includes(report) && this.config.reports[report] ? property : null;
+    return property && property.reports.includes(report) && sourceDefinition(this.config, property.kind, report) ? property : null;
   }
 
-  private currentKey(key: string): PropertyConfig | null {
+  private currentKey(key: string): SourceConfig | null {
     const [property, report] = key.split('\0') as [string, string];
     return this.current(property, report);
   }
 
-  private enqueue(given: PropertyConfig, report: string, range?: { from: string; to: string }): Promise<JobResult> {
+  private enqueue(given: SourceConfig, report: string, range?: { from: string; to: string }): Promise<JobResult> {
     const key = jobKey(given.id, report);
     if (!this.accepting) return Promise.resolve({ ok: false, rows: 0, dates: 0, error: 'shutting down' });
     // a cron task, deferral or rerun made under an older configuration: what is configured now
@@ -276,7 +277,7 @@ export class Scheduler {
   /** deferred jobs waiting for their quota window, by job */
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
-  private deferred(property: PropertyConfig, report: string, at: number, jitterMs = this.deps.deferJitterMs ?? 60_000): void {
+  private deferred(property: SourceConfig, report: string, at: number, jitterMs = this.deps.deferJitterMs ?? 60_000): void {
     const key = jobKey(property.id, report);
     if (!this.accepting || !this.current(property.id, report)) return;
     const delay = Math.max(1_000, at - this.now() + Math.random() * jitterMs);
@@ -303,7 +304,10 @@ export class Scheduler {
         { property: property.id, report: item.report },
         this.controller.signal,
         (signal) =>
-          this.deps.runner.run({ propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) }, signal),
+          this.deps.runner.run(
+            { kind: property.kind, propertyId: property.id, report: item.report, tokens, lastFire, ...(item.range ? { range: item.range } : {}) },
+            signal,
+          ),
         jobSignal,
       );
     } catch (err) {

@@ -23,10 +23,10 @@ function* pieces(days: readonly DayData[]): Generator<Buffer> {
 
 /**
  * Streams the row text of `days` into `table` (already quoted); `columns` are the quoted column
- * names after `property_id`, in row text order. Returns the number of rows the server stored.
+ * names in row text order (the key column, `property_id` or `site_url`, first). Returns the number of rows the server stored.
  */
 export async function copyRows(client: PoolClient, table: string, columns: readonly string[], days: readonly DayData[]): Promise<number> {
-  const stream = client.query(copyFrom(`COPY ${table} (property_id, ${columns.join(', ')}) FROM STDIN`));
+  const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
   await pipeline(Readable.from(pieces(days), { objectMode: false }), stream);
   return stream.rowCount;
 }

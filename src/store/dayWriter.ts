@@ -11,6 +11,7 @@ import { ident, qualified } from './identifiers.js';
 import type { PoolClient } from './pool.js';
 import { copyRows } from './copyRows.js';
 import { hasTotals, reportColumns, totalsName } from './reportTables.js';
+import { tablesOf, type TablesArg } from './sourceTables.js';
 import { withTransaction } from './transaction.js';
 
 /**
@@ -25,7 +26,8 @@ import { withTransaction } from './transaction.js';
 const WRITE_TIMEOUTS = { lockTimeoutMs: 30_000, statementTimeoutMs: 120_000 };
 
 export interface WriteDaysArgs {
-  schema: string;
+  /** GA4's schema, or a source's tables (schema, key column, metric types) */
+  schema: TablesArg;
   def: ReportDefinition;
   propertyId: string;
   days: DayData[];
@@ -39,8 +41,11 @@ export interface WriteDaysArgs {
 
 /** Replaces the given dates (each date once) in one transaction. Returns the number of rows written. */
 export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Promise<number> {
-  const { schema, def, propertyId, days } = args;
+  const { def, propertyId, days } = args;
   if (days.length === 0) return 0;
+  const tables = tablesOf(args.schema);
+  const { schema } = tables;
+  const key = ident(tables.key);
   const unfinished = args.lastDate === undefined ? undefined : days.find((d) => d.date > args.lastDate!);
   if (unfinished) throw new Error(`refusing to store ${unfinished.date} for property ${propertyId}: Google has finished dates only through ${args.lastDate}`);
   // the same date twice would be written twice in one transaction (the ledger's upsert refuses
@@ -51,15 +56,15 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
     seen.add(d.date);
   }
   const table = qualified(schema, def.name);
-  const cols = reportColumns(def);
-  const columns = ['date', ...cols.dims, ...cols.metrics].map(ident);
+  const cols = reportColumns(def, tables);
+  const columns = [tables.key, 'date', ...cols.dims, ...cols.metrics].map(ident);
   let written = 0;
   await withTransaction(
     client,
     async () => {
-      await client.query(`DELETE FROM ${table} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
+      await client.query(`DELETE FROM ${table} WHERE ${key} = $1 AND date = ANY($2::date[])`, [propertyId, days.map((d) => d.date)]);
       if (days.some((d) => d.rowCount > 0)) written = await copyRows(client, table, columns, days);
-      if (hasTotals(def)) {
+      if (hasTotals(def, tables)) {
         const totals = qualified(schema, totalsName(def));
         const withTotals = days.filter((d) => d.totals);
         const replaced = days.filter((d) => d.totals !== undefined).map((d) => d.date);
@@ -76,11 +81,11 @@ export async function replaceDays(client: PoolClient, args: WriteDaysArgs): Prom
       }
       await client.query(
         `INSERT INTO ${qualified(schema, 'fetch_days')}
-         (property_id, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code, definition_id)
+         (${key}, report, date, fetched_at, row_count, settled, data_loss_from_other_row, subject_to_thresholding, sampled, sampling, time_zone, currency_code, definition_id)
        SELECT $1, $2, d, now(), n, s, dl, th, sa, sm, tz, cc, $12::integer
          FROM unnest($3::date[], $4::int[], $5::bool[], $6::bool[], $7::bool[], $8::bool[], $9::jsonb[], $10::text[], $11::text[])
            AS u(d, n, s, dl, th, sa, sm, tz, cc)
-       ON CONFLICT (property_id, report, date) DO UPDATE SET
+       ON CONFLICT (${key}, report, date) DO UPDATE SET
          fetched_at = EXCLUDED.fetched_at, row_count = EXCLUDED.row_count, settled = EXCLUDED.settled,
          data_loss_from_other_row = EXCLUDED.data_loss_from_other_row, subject_to_thresholding = EXCLUDED.subject_to_thresholding,
          sampled = EXCLUDED.sampled, sampling = EXCLUDED.sampling, time_zone = EXCLUDED.time_zone, currency_code = EXCLUDED.currency_code,
@@ -199,17 +204,20 @@ function refusal(def: ReportDefinition, date: string, err: unknown): RefusedDay 
  */
 export async function forgetDays(
   client: PoolClient,
-  args: { schema: string; def: ReportDefinition; propertyId: string; dates: readonly string[] },
+  args: { schema: TablesArg; def: ReportDefinition; propertyId: string; dates: readonly string[] },
 ): Promise<void> {
-  const { schema, def, propertyId, dates } = args;
+  const { def, propertyId, dates } = args;
   if (dates.length === 0) return;
+  const tables = tablesOf(args.schema);
+  const { schema } = tables;
+  const key = ident(tables.key);
   await withTransaction(
     client,
     async () => {
-      await client.query(`DELETE FROM ${qualified(schema, def.name)} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
-      if (hasTotals(def))
-        await client.query(`DELETE FROM ${qualified(schema, totalsName(def))} WHERE property_id = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
-      await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE property_id = $1 AND report = $2 AND date = ANY($3::date[])`, [
+      await client.query(`DELETE FROM ${qualified(schema, def.name)} WHERE ${key} = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
+      if (hasTotals(def, tables))
+        await client.query(`DELETE FROM ${qualified(schema, totalsName(def))} WHERE ${key} = $1 AND date = ANY($2::date[])`, [propertyId, dates]);
+      await client.query(`DELETE FROM ${qualified(schema, 'fetch_days')} WHERE ${key} = $1 AND report = $2 AND date = ANY($3::date[])`, [
         propertyId,
         def.name,
         dates,

@@ -7,25 +7,28 @@
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
-import { qualified } from './identifiers.js';
+import { ident, qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
+import { tablesOf, type TablesArg } from './sourceTables.js';
 
 type Queryable = Pool | PoolClient;
 
 /** A failed run of `propertyId`/`report`: the row is created, or its count, time and error updated. */
-async function recordJobFailure(db: Queryable, schema: string, propertyId: string, report: string, error: string, permanent: boolean): Promise<void> {
+async function recordJobFailure(db: Queryable, at: TablesArg, propertyId: string, report: string, error: string, permanent: boolean): Promise<void> {
+  const { schema, key } = tablesOf(at);
   const table = qualified(schema, 'job_failures');
   await db.query(
-    `INSERT INTO ${table} (property_id, report, error, permanent) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (property_id, report) DO UPDATE
+    `INSERT INTO ${table} (${ident(key)}, report, error, permanent) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (${ident(key)}, report) DO UPDATE
        SET failed_at = now(), failures = ${table}.failures + 1, error = EXCLUDED.error, permanent = EXCLUDED.permanent`,
     [propertyId, report, error.slice(0, 2000), permanent],
   );
 }
 
 /** A successful run: whatever failed before is over. */
-async function clearJobFailure(db: Queryable, schema: string, propertyId: string, report: string): Promise<void> {
-  await db.query(`DELETE FROM ${qualified(schema, 'job_failures')} WHERE property_id = $1 AND report = $2`, [propertyId, report]);
+async function clearJobFailure(db: Queryable, at: TablesArg, propertyId: string, report: string): Promise<void> {
+  const { schema, key } = tablesOf(at);
+  await db.query(`DELETE FROM ${qualified(schema, 'job_failures')} WHERE ${ident(key)} = $1 AND report = $2`, [propertyId, report]);
 }
 
 export interface JobFailure {
@@ -70,7 +73,7 @@ export async function jobFailures(db: Queryable, schema: string): Promise<JobFai
  */
 export async function noteJobOutcome(
   db: Queryable,
-  schema: string,
+  schema: TablesArg,
   propertyId: string,
   report: string,
   failure: { error: string; permanent: boolean } | null,

@@ -1,7 +1,8 @@
 /** The fetch ledger (`fetch_days`) and what is known of each property (`properties`). */
 import type { ReportDefinition } from '../config/index.js';
-import { qualified } from './identifiers.js';
+import { ident, qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
+import { tablesOf, type TablesArg } from './sourceTables.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -20,11 +21,13 @@ export interface LedgerDay {
   definition: StoredDefinition | null;
 }
 
-export async function ledgerDays(db: Queryable, schema: string, propertyId: string, report: string, from: string): Promise<LedgerDay[]> {
+/** The ledger of one property (or site) and report from `from` on, oldest first. `at`: GA4's schema, or a source's tables. */
+export async function ledgerDays(db: Queryable, at: TablesArg, propertyId: string, report: string, from: string): Promise<LedgerDay[]> {
+  const { schema, key } = tablesOf(at);
   const { rows } = await db.query<{ date: string; fetched_at: Date; settled: boolean; dimensions: string[] | null; metrics: string[] | null }>(
     `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.fetched_at, f.settled, v.dimensions, v.metrics
        FROM ${qualified(schema, 'fetch_days')} f LEFT JOIN ${qualified(schema, 'report_definition_versions')} v ON v.id = f.definition_id
-      WHERE f.property_id = $1 AND f.report = $2 AND f.date >= $3 ORDER BY f.date`,
+      WHERE f.${ident(key)} = $1 AND f.report = $2 AND f.date >= $3 ORDER BY f.date`,
     [propertyId, report, from],
   );
   return rows.map((r) => ({
@@ -41,20 +44,21 @@ export async function ledgerDays(db: Queryable, schema: string, propertyId: stri
  * names for the property before, and they need no check against its metadata. A reordered or
  * shortened definition is not new.
  */
-export async function definitionStored(db: Queryable, schema: string, propertyId: string, def: ReportDefinition): Promise<boolean> {
+export async function definitionStored(db: Queryable, at: TablesArg, propertyId: string, def: ReportDefinition): Promise<boolean> {
+  const { schema, key } = tablesOf(at);
   const { rows } = await db.query(
     `SELECT 1 FROM ${qualified(schema, 'report_definition_versions')} v
       -- every name of the definition was stored before (in any order, perhaps with more): known valid
       WHERE v.report = $2 AND v.dimensions @> $3::text[] AND v.metrics @> $4::text[]
-        AND EXISTS (SELECT 1 FROM ${qualified(schema, 'fetch_days')} f WHERE f.property_id = $1 AND f.report = v.report AND f.definition_id = v.id)`,
+        AND EXISTS (SELECT 1 FROM ${qualified(schema, 'fetch_days')} f WHERE f.${ident(key)} = $1 AND f.report = v.report AND f.definition_id = v.id)`,
     [propertyId, def.name, def.dimensions, def.metrics],
   );
   return rows.length > 0;
 }
 
 /** The id a definition's dates are stored with, recorded on first use. */
-export async function definitionVersion(db: Queryable, schema: string, def: ReportDefinition): Promise<number> {
-  const table = qualified(schema, 'report_definition_versions');
+export async function definitionVersion(db: Queryable, at: TablesArg, def: ReportDefinition): Promise<number> {
+  const table = qualified(tablesOf(at).schema, 'report_definition_versions');
   // Two writers recording it at once: the loser's statement may see neither its insert nor the
   // winner's row (its snapshot is older), so it asks again.
   for (let attempt = 1; ; attempt++) {
@@ -77,9 +81,10 @@ export async function databaseNow(db: Queryable): Promise<number> {
   return rows[0]!.now.getTime();
 }
 
-export async function markSettled(db: Queryable, schema: string, propertyId: string, report: string, dates: string[]): Promise<void> {
+export async function markSettled(db: Queryable, at: TablesArg, propertyId: string, report: string, dates: string[]): Promise<void> {
   if (dates.length === 0) return;
-  await db.query(`UPDATE ${qualified(schema, 'fetch_days')} SET settled = true WHERE property_id = $1 AND report = $2 AND date = ANY($3::date[])`, [
+  const { schema, key } = tablesOf(at);
+  await db.query(`UPDATE ${qualified(schema, 'fetch_days')} SET settled = true WHERE ${ident(key)} = $1 AND report = $2 AND date = ANY($3::date[])`, [
     propertyId,
     report,
     dates,
@@ -111,11 +116,12 @@ export interface ReportSummary {
 }
 
 /** Per property and report: how much is stored (every date, as written). For the metrics' start values. */
-export async function ledgerSummary(db: Queryable, schema: string): Promise<ReportSummary[]> {
+export async function ledgerSummary(db: Queryable, at: TablesArg): Promise<ReportSummary[]> {
+  const { schema, key } = tablesOf(at);
   const { rows } = await db.query(
-    `SELECT property_id, report, count(*)::int AS days, to_char(min(date), 'YYYY-MM-DD') AS first_date,
+    `SELECT ${ident(key)} AS property_id, report, count(*)::int AS days, to_char(min(date), 'YYYY-MM-DD') AS first_date,
             to_char(max(date), 'YYYY-MM-DD') AS last_date, max(fetched_at) AS last_fetched_at, sum(row_count)::text AS rows
-       FROM ${qualified(schema, 'fetch_days')} GROUP BY property_id, report ORDER BY property_id, report`,
+       FROM ${qualified(schema, 'fetch_days')} GROUP BY 1, report ORDER BY 1, report`,
   );
   return rows.map((r) => ({
     propertyId: r.property_id,

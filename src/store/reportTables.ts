@@ -11,11 +11,11 @@
  */
 import type { ReportDefinition } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { metricColumnType } from '../ga4/metricTypes.js';
 import { columnName, ident, qualified } from './identifiers.js';
 import { lockUntilTransactionEnds } from './locks.js';
 import { DDL_TIMEOUTS, migrateLockKey } from './migrations.js';
 import { connect, type Pool, type PoolClient } from './pool.js';
+import { tablesOf, type SourceTables, type TablesArg } from './sourceTables.js';
 import { withTransaction } from './transaction.js';
 
 export interface ReportColumns {
@@ -24,20 +24,22 @@ export interface ReportColumns {
   metricTypes: Array<'bigint' | 'double precision'>;
 }
 
-/** Reports with dimensions besides the date get a `<report>_totals` relation of GA's per-date totals. */
-export function hasTotals(def: ReportDefinition): boolean {
-  return def.dimensions.length > 0;
+/** GA4 reports with dimensions besides the date get a `<report>_totals` relation of GA's per-date totals (Search Console's have none). */
+export function hasTotals(def: ReportDefinition, at: TablesArg = 'ga4'): boolean {
+  return tablesOf(at).totals && def.dimensions.length > 0;
 }
 
 export function totalsName(def: ReportDefinition): string {
   return `${def.name}_totals`;
 }
 
-export function reportColumns(def: ReportDefinition): ReportColumns {
+/** The columns after the key column and `date`; metric types as the source says (GA4's when `at` is a schema or absent). */
+export function reportColumns(def: ReportDefinition, at: TablesArg = 'ga4'): ReportColumns {
+  const { metricType } = tablesOf(at);
   return {
     dims: def.dimensions.map(columnName),
     metrics: def.metrics.map(columnName),
-    metricTypes: def.metrics.map(metricColumnType),
+    metricTypes: def.metrics.map((m) => metricType(m)),
   };
 }
 
@@ -54,7 +56,7 @@ export function reportRelationNames(name: string): string[] {
  * Creates or extends every given report's relation now (tools and benchmarks that write without a
  * job). The daemon does this per job, just before the first write (ensureReportTable).
  */
-export async function ensureReportTables(pool: Pool, schema: string, defs: ReportDefinition[], logger?: Logger): Promise<void> {
+export async function ensureReportTables(pool: Pool, schema: TablesArg, defs: ReportDefinition[], logger?: Logger): Promise<void> {
   const session = await connect(pool);
   try {
     for (const def of defs) await ensureReportTable(session.client, schema, def, logger);
@@ -70,17 +72,20 @@ export async function ensureReportTables(pool: Pool, schema: string, defs: Repor
  * one transaction under the schema's migration lock, so two daemons never race on it. Returns the
  * columns it added ('*' for a new relation).
  */
-export async function ensureReportTable(client: PoolClient, schema: string, def: ReportDefinition, logger?: Logger): Promise<string[]> {
-  const cols = reportColumns(def);
+export async function ensureReportTable(client: PoolClient, at: TablesArg, def: ReportDefinition, logger?: Logger): Promise<string[]> {
+  const tables = tablesOf(at);
+  const { schema } = tables;
+  const cols = reportColumns(def, tables);
   const wanted = [...cols.dims, ...cols.metrics];
-  const totalsKind = hasTotals(def) ? 'r' : 'v';
+  const totalsKind = hasTotals(def, tables) ? 'r' : 'v';
   const have = await relationColumns(client, schema, def.name);
   const totals = await relationColumns(client, schema, totalsName(def));
   const totalsOk =
-    totals !== null &&
-    (hasTotals(def)
-      ? totals.kind === 'r' && cols.metrics.every((c) => totals.columns.includes(c))
-      : totals.kind !== 'v' || totals.columns.join(',') === ['property_id', 'date', ...cols.metrics].join(','));
+    !tables.totals ||
+    (totals !== null &&
+      (hasTotals(def, tables)
+        ? totals.kind === 'r' && cols.metrics.every((c) => totals.columns.includes(c))
+        : totals.kind !== 'v' || totals.columns.join(',') === ['property_id', 'date', ...cols.metrics].join(',')));
   const recorded = await client.query<{ dimensions: string[]; metrics: string[] }>(
     `SELECT dimensions, metrics FROM ${qualified(schema, 'report_definitions')} WHERE report = $1`,
     [def.name],
@@ -93,7 +98,7 @@ export async function ensureReportTable(client: PoolClient, schema: string, def:
     async () => {
       // the transaction-scoped form of the schema's migration lock: two daemons never race on DDL
       await lockUntilTransactionEnds(client, migrateLockKey(schema));
-      const columns = await ddl(client, schema, def, totalsKind);
+      const columns = await ddl(client, tables, def, totalsKind);
       await client.query(
         `INSERT INTO ${qualified(schema, 'report_definitions')} (report, dimensions, metrics, updated_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (report) DO UPDATE SET dimensions = EXCLUDED.dimensions, metrics = EXCLUDED.metrics, updated_at = now()`,
@@ -126,21 +131,22 @@ async function relationColumns(client: PoolClient, schema: string, name: string)
 }
 
 /** Only the statements something is missing for (each is idempotent); the caller holds the lock and the transaction. */
-async function ddl(client: PoolClient, schema: string, def: ReportDefinition, totalsKind: 'r' | 'v'): Promise<string[]> {
+async function ddl(client: PoolClient, tables: SourceTables, def: ReportDefinition, totalsKind: 'r' | 'v'): Promise<string[]> {
+  const { schema } = tables;
   const table = qualified(schema, def.name);
-  const cols = reportColumns(def);
+  const cols = reportColumns(def, tables);
   const before = await relationColumns(client, schema, def.name);
   const added: string[] = [];
   if (before === null) {
     await client.query(
       `CREATE TABLE ${table} (
-         property_id text NOT NULL,
+         ${ident(tables.key)} text NOT NULL,
          date date NOT NULL
          ${cols.dims.map((c) => `, ${ident(c)} text`).join('')}
          ${cols.metrics.map((c, i) => `, ${ident(c)} ${cols.metricTypes[i]}`).join('')}
        )`,
     );
-    await client.query(`CREATE INDEX IF NOT EXISTS ${ident(reportRelationNames(def.name)[2]!)} ON ${table} (property_id, date)`);
+    await client.query(`CREATE INDEX IF NOT EXISTS ${ident(reportRelationNames(def.name)[2]!)} ON ${table} (${ident(tables.key)}, date)`);
     added.push('*');
   } else {
     const types = [...cols.dims.map(() => 'text'), ...cols.metricTypes];
@@ -150,6 +156,8 @@ async function ddl(client: PoolClient, schema: string, def: ReportDefinition, to
       added.push(c);
     }
   }
+  // Search Console has no per-date totals of its own: no totals relation
+  if (!tables.totals) return added;
   const totals = qualified(schema, totalsName(def));
   const existing = await relationColumns(client, schema, totalsName(def));
   if (totalsKind === 'v') {

@@ -1,0 +1,71 @@
+/**
+ * The Search Console client: `searchanalytics.query` through Google's own per-API package
+ * (@googleapis/searchconsole) at `google.searchConsoleRootUrl`, with the token of the site's
+ * principal, under the same request slots, deadline, retry and backoff as the Data API
+ * (ga4/apiCaller.ts): one `concurrency` for both APIs, the server-error budget and the per-site
+ * slots keyed by the site's URL. Failures are sorted by apiErrors.ts. The site URL is a path
+ * parameter: the library encodes it whole (`sc-domain%3Aexample.com`,
+ * `https%3A%2F%2Fwww.example.com%2F`), as Google expects.
+ */
+import { searchconsole, type searchconsole_v1 } from '@googleapis/searchconsole';
+import type { Metrics } from '../metrics.js';
+import { abortSafeFetch } from '../net/abortSafeFetch.js';
+import { ApiCaller, jsonObject } from '../ga4/apiCaller.js';
+import type { CallContext } from '../ga4/callContext.js';
+import type { Limiter } from '../ga4/limiter.js';
+import { classify } from './apiErrors.js';
+
+export type SearchAnalyticsRequest = searchconsole_v1.Schema$SearchAnalyticsQueryRequest;
+export type SearchAnalyticsResponse = searchconsole_v1.Schema$SearchAnalyticsQueryResponse;
+
+export interface SearchConsoleClientOptions {
+  rootUrl: string;
+  /** deadline of one request, ms */
+  timeoutMs: number;
+  maxAttempts: number;
+  /** the request slots shared with the Data API client */
+  limiter: Limiter;
+  metrics: Metrics;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  maxServerErrorsPerHour?: number;
+  now?: () => number;
+}
+
+export class SearchConsoleClient {
+  private readonly api: searchconsole_v1.Searchconsole;
+  private readonly caller: ApiCaller;
+
+  constructor(opts: SearchConsoleClientOptions) {
+    const rootUrl = opts.rootUrl.endsWith('/') ? opts.rootUrl : `${opts.rootUrl}/`;
+    this.api = searchconsole({ version: 'v1', rootUrl });
+    this.caller = new ApiCaller({ ...opts, classify });
+  }
+
+  /**
+   * One searchanalytics.query call for the site `ctx.propertyId`, its body parsed as JSON and
+   * handed to `read`. A RetryableError with code `bad_response` thrown by `read` (a malformed
+   * answer) is asked again like a 5xx; anything else `read` throws is thrown as it is.
+   */
+  query<R>(ctx: CallContext, body: SearchAnalyticsRequest, read: (response: SearchAnalyticsResponse) => R): Promise<R> {
+    const json = jsonObject<SearchAnalyticsResponse>(ctx, 'searchanalytics.query');
+    return this.caller.call(
+      ctx,
+      'searchanalytics.query',
+      async (headers, signal) => {
+        const res = await this.api.searchanalytics.query(
+          { siteUrl: ctx.propertyId, requestBody: body },
+          // no `timeout`: the deadline is ours (ApiCaller), see net/deadline.ts
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
+        );
+        return res.data;
+      },
+      (response) => read(json(response)),
+    );
+  }
+
+  /** The retry policy (ga4/apiCaller.ts), for the page loop's restart of a range read inconsistently. */
+  backOff(ctx: CallContext, error: Error, attempt: number, method: string): Promise<void> {
+    return this.caller.backOff(ctx, error, attempt, method);
+  }
+}
