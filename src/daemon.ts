@@ -108,6 +108,7 @@ export class Daemon implements DaemonView {
       limiter: new Limiter(config.concurrency),
       metrics: this.metrics,
       maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
+      perPropertyConcurrency: config.fetch.perPropertyConcurrency,
       ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs, backoffCapMs: opts.backoffBaseMs * 32 } : {}),
     });
     this.runner = new JobRunner({

@@ -43,6 +43,7 @@ export interface Config {
   fetch: {
     maxDaysPerRun: number;
     pageSize: number;
+    perPropertyConcurrency: number;
     timeoutSeconds: number;
     maxAttempts: number;
     jobDeadlineSeconds: number;

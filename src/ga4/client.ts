@@ -33,6 +33,11 @@ export interface Ga4ClientOptions {
   backoffCapMs?: number;
   /** server errors (5xx) one property may answer in an hour before it is left alone until the hour is over */
   maxServerErrorsPerHour?: number;
+  /**
+   * requests one property may have in flight at once, over all its reports (fetch.perPropertyConcurrency),
+   * each also holding a slot of `limiter`; default PROPERTY_CONCURRENCY, Google's limit for a standard property
+   */
+  perPropertyConcurrency?: number;
   now?: () => number;
 }
 
@@ -55,7 +60,7 @@ export class Ga4Client {
 
   private propertyLimiter(propertyId: string): Limiter {
     let limiter = this.perProperty.get(propertyId);
-    if (!limiter) this.perProperty.set(propertyId, (limiter = new Limiter(PROPERTY_CONCURRENCY)));
+    if (!limiter) this.perProperty.set(propertyId, (limiter = new Limiter(this.opts.perPropertyConcurrency ?? PROPERTY_CONCURRENCY)));
     return limiter;
   }
 

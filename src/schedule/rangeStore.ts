@@ -46,6 +46,8 @@ export interface RangeStoreInput {
   ctx: CallContext;
   /** fetch.pageSize */
   pageSize: number;
+  /** fetch.perPropertyConcurrency: pages of a range asked for at once (ga4/pageWindow.ts) */
+  perPropertyConcurrency: number;
   /** told of every response's quota */
   onQuota: (quota: PropertyQuota) => void;
   /** set once a response showed the quota below the reserve: when its window resets (ms since the epoch) */
@@ -119,10 +121,20 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
 
   for (const [start, end] of plan.ranges) {
     const rangeStarted = now();
-    // GA's per-date totals first (small: one row a date), so each date's rows and totals are written together
-    const totals = hasTotals(def) ? await fetchTotalsIfServed(input.client, ctx, def, dateRange(start, end), input.onQuota) : null;
+    // GA's per-date totals (small: one row a date), asked for alongside the range's first pages and
+    // awaited before its first date is stored, so each date's rows and totals are written together;
+    // under a signal of the range's own, so a range that fails leaves no totals request behind
+    const rangeAbort = new AbortController();
+    const endRange = () => rangeAbort.abort();
+    signal.addEventListener('abort', endRange, { once: true });
+    const totalsAsked = hasTotals(def)
+      ? fetchTotalsIfServed(input.client, { ...ctx, signal: rangeAbort.signal }, def, dateRange(start, end), input.onQuota)
+      : null;
+    // a failure surfaces where it is awaited (at the first date), never as an unhandled rejection
+    totalsAsked?.catch(() => undefined);
     const days = fetchRange(input.client, ctx, def, start, end, {
       pageSize: input.pageSize,
+      parallelPages: input.perPropertyConcurrency,
       onQuota: input.onQuota,
       onMeta: (meta) => {
         if (meta.timeZone && meta.timeZone !== timeZone) {
@@ -134,6 +146,7 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
     try {
       for await (const day of days) {
         if (signal.aborted) throw abortReason(signal);
+        const totals = await totalsAsked;
         if (totals) {
           const dayTotals = totals.get(day.date);
           day.totals = dayTotals?.values ?? null;
@@ -147,6 +160,9 @@ export async function fetchAndStoreRanges(input: RangeStoreInput): Promise<Range
     } catch (err) {
       await batch.forgetUnconfirmed(err);
       throw err;
+    } finally {
+      signal.removeEventListener('abort', endRange);
+      rangeAbort.abort();
     }
     const quotaLowUntil = input.quotaLowUntil();
     if (quotaLowUntil !== undefined) {

@@ -267,6 +267,7 @@ export class JobRunner {
       client: this.deps.client,
       ctx,
       pageSize: config.fetch.pageSize,
+      perPropertyConcurrency: config.fetch.perPropertyConcurrency,
       onQuota,
       quotaLowUntil: () => quotaLowUntil,
       metrics: this.deps.metrics,
