@@ -4,10 +4,10 @@
  * each page into row text (pageRows.ts: checked and converted by responses.ts, one segment per
  * date), and yields each date as soon as it is complete. Rows are
  * ordered by date (then every dimension, so paging is stable), so only the one date that straddles
- * a page boundary is held back; the next pages (`parallelPages` of them, asked for at once:
+ * a page boundary is held back; the next pages (up to `parallelPages` requests at once:
  * pageWindow.ts) are requested and read while the current one's dates are stored, so memory is
- * bounded by `parallelPages + 1` pages. What happens when a page or a listing turns out bad is
- * said at fetchRange.
+ * bounded by `2 × parallelPages` pages (2 with one request at a time). What happens when a page
+ * or a listing turns out bad is said at fetchRange.
  */
 import type { ReportDefinition } from '../config/index.js';
 import { AbortedError, RetryableError, describe } from '../errors.js';
@@ -25,8 +25,8 @@ export interface FetchRangeOptions extends ListingHooks {
   /** rows per page (the request's `limit`) */
   pageSize: number;
   /**
-   * pages of a listing asked for at once once its first page is in (pageWindow.ts); default 1:
-   * the next page only, while the current one's dates are handed on
+   * requests for a listing's pages in flight at once once its first page is in (pageWindow.ts);
+   * default 1: the next page only, while the current one's dates are handed on
    */
   parallelPages?: number;
 }
@@ -159,8 +159,9 @@ async function* readOrdered(
     }
     for (const segment of page.segments) pending.push(segment);
     // Ask for the next pages before this one's dates are handed on: Google and the network work
-    // while the caller stores them. At most `parallelPages` pages are read ahead, so memory stays
-    // bounded (pageWindow.ts); a page shorter than the first cancels the pages asked for after it.
+    // while the caller stores them. At most `parallelPages` requests are in flight and
+    // `2 × parallelPages` pages held, so memory stays bounded (pageWindow.ts); a page shorter
+    // than the first cancels the pages asked for after it.
     if (!done) pages.fill(listing.offset, stride, page.rowCount);
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     // Every date before the last row's date is complete (rows are ordered by date); at the end, all are.
