@@ -23,6 +23,7 @@ export function createApiClients(config: Config, metrics: Metrics, budget: Reque
     limiter: new Limiter(config.concurrency),
     metrics,
     maxServerErrorsPerHour: config.fetch.maxServerErrorsPerHour,
+    perPropertyConcurrency: config.fetch.perPropertyConcurrency,
     budget,
     ...(backoffBaseMs !== undefined ? { backoffBaseMs, backoffCapMs: backoffBaseMs * 32 } : {}),
   };

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
+import { restartOnlyChanges } from '../src/config/reload.js';
 import { UsageError } from '../src/errors.js';
 import { runCli, tmpDir, writeJson } from './helpers.js';
 
@@ -133,6 +134,21 @@ describe('config', () => {
   it('refuses a malformed date', () => {
     assert.match(loadErr(`reports:\n  daily:\n    metrics: [sessions]\n    startDate: "2024-13-01"\n`), /reports\.daily\.startDate: must be YYYY-MM-DD/);
     assert.match(loadErr(`reports:\n  daily:\n    metrics: [sessions]\n    startDate: "last week"\n`), /reports\.daily\.startDate/);
+  });
+
+  it('fetch.perPropertyConcurrency: 4 by default, from the environment, 1 to 50, and a reload cannot change it', () => {
+    const file = write('ppc.yaml', 'database:\n  url: postgres://localhost/db\nproperties: []\n');
+    const base = loadConfig({ file, env: {}, requireCredentials: false });
+    assert.equal(base.fetch.perPropertyConcurrency, 4);
+    const env = loadConfig({ file, env: { GA_COLLECTOR_PER_PROPERTY_CONCURRENCY: '50' }, requireCredentials: false });
+    assert.equal(env.fetch.perPropertyConcurrency, 50);
+    for (const bad of [0, 51]) {
+      assert.match(
+        loadErr(`properties: []\nfetch:\n  perPropertyConcurrency: ${bad}\n`),
+        /fetch\.perPropertyConcurrency: must be between 1 and 50 \(Google allows 10 for a standard property, 50 for Analytics 360\)/,
+      );
+    }
+    assert.deepEqual(restartOnlyChanges(base, env), ['fetch.perPropertyConcurrency']);
   });
 
   it('refuses a missing key file', () => {

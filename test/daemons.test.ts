@@ -124,7 +124,8 @@ describe('crash safety', () => {
   it('kill -9 at random moments of a large backfill never leaves a partial day; a restart completes it exactly', async () => {
     const db = await testDb('crash');
     const g = await startFake([{ id: P[0]!, timeZone: 'UTC' }], { maxPageSize: 50 });
-    g.fake.inject({ endpoint: 'runReport', kind: 'delay', delayMs: 25 });
+    // pages are fetched fetch.perPropertyConcurrency (4) at a time: a delay long enough that the backfill outlasts the random kill
+    g.fake.inject({ endpoint: 'runReport', kind: 'delay', delayMs: 100 });
     try {
       const reports = { devices: { dimensions: dims, metrics, startDate: '90daysAgo' } };
       const config = writeConfig(g.dir, db, g, { properties: [{ id: P[0] }], reports });

@@ -82,6 +82,9 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
   if (c.concurrency < 1) throw problem('concurrency', 'must be at least 1');
   if (c.fetch.maxDaysPerRun < 1) throw problem('fetch.maxDaysPerRun', 'must be at least 1');
   if (c.fetch.pageSize < 1 || c.fetch.pageSize > 250000) throw problem('fetch.pageSize', 'must be between 1 and 250000');
+  if (c.fetch.perPropertyConcurrency < 1 || c.fetch.perPropertyConcurrency > 50) {
+    throw problem('fetch.perPropertyConcurrency', 'must be between 1 and 50 (Google allows 10 for a standard property, 50 for Analytics 360)');
+  }
   if (c.fetch.maxAttempts < 1) throw problem('fetch.maxAttempts', 'must be at least 1');
   if (!(c.fetch.quotaReserve >= 0 && c.fetch.quotaReserve < 1)) throw problem('fetch.quotaReserve', 'must be a share from 0 to below 1, e.g. 0.1');
   if (c.fetch.maxServerErrorsPerHour < 1) throw problem('fetch.maxServerErrorsPerHour', 'must be at least 1');

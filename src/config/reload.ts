@@ -26,6 +26,7 @@ export function restartOnlyChanges(prev: Config, next: Config): string[] {
     ['fetch.timeoutSeconds', prev.fetch.timeoutSeconds, next.fetch.timeoutSeconds],
     ['fetch.maxAttempts', prev.fetch.maxAttempts, next.fetch.maxAttempts],
     ['fetch.maxServerErrorsPerHour', prev.fetch.maxServerErrorsPerHour, next.fetch.maxServerErrorsPerHour],
+    ['fetch.perPropertyConcurrency', prev.fetch.perPropertyConcurrency, next.fetch.perPropertyConcurrency],
     ['log.format', prev.log.format, next.log.format],
   ];
   return fixed.filter(([, before, after]) => before !== after).map(([key]) => key);

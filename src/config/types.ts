@@ -85,6 +85,7 @@ export interface Config {
   fetch: {
     maxDaysPerRun: number;
     pageSize: number;
+    perPropertyConcurrency: number;
     timeoutSeconds: number;
     maxAttempts: number;
     jobDeadlineSeconds: number;

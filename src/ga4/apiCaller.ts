@@ -38,6 +38,12 @@ export interface ApiCallerOptions {
    * in-memory ServerErrorBudget of `maxServerErrorsPerHour` (8)
    */
   budget?: RequestBudget;
+  /**
+   * requests one property or site may have in flight at once, over all its reports
+   * (fetch.perPropertyConcurrency), each also holding a slot of `limiter`; default
+   * PROPERTY_CONCURRENCY, Google's limit for a standard property
+   */
+  perPropertyConcurrency?: number;
   now?: () => number;
 }
 
@@ -57,7 +63,7 @@ export class ApiCaller {
 
   private propertyLimiter(propertyId: string): Limiter {
     let limiter = this.perProperty.get(propertyId);
-    if (!limiter) this.perProperty.set(propertyId, (limiter = new Limiter(PROPERTY_CONCURRENCY)));
+    if (!limiter) this.perProperty.set(propertyId, (limiter = new Limiter(this.opts.perPropertyConcurrency ?? PROPERTY_CONCURRENCY)));
     return limiter;
   }
 

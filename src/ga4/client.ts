@@ -38,6 +38,11 @@ export interface Ga4ClientOptions {
    * in-memory ServerErrorBudget of `maxServerErrorsPerHour` (8)
    */
   budget?: RequestBudget;
+  /**
+   * requests one property may have in flight at once, over all its reports (fetch.perPropertyConcurrency),
+   * each also holding a slot of `limiter`; default PROPERTY_CONCURRENCY, Google's limit for a standard property
+   */
+  perPropertyConcurrency?: number;
   now?: () => number;
 }
 

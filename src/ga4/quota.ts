@@ -17,7 +17,10 @@ const HOUR_MS = 3_600_000;
 const QUOTA_LIMITS = { day: 200_000, hour: 40_000, projectHour: 14_000 } as const;
 const ANALYTICS_360_FACTOR = 10;
 
-/** Concurrent requests a standard property may have in flight. */
+/**
+ * Concurrent requests a standard property may have in flight; an Analytics 360 property, 50
+ * (PropertyQuota.concurrentRequests in the Data API reference, and the quotas page).
+ */
 export const PROPERTY_CONCURRENCY = 10;
 
 /** Hourly windows reset on the hour: the first full hour after `now` (ms since epoch). */

@@ -4,9 +4,10 @@
  * each page into row text (pageRows.ts: checked and converted by responses.ts, one segment per
  * date), and yields each date as soon as it is complete. Rows are
  * ordered by date (then every dimension, so paging is stable), so only the one date that straddles
- * a page boundary is held back; the next page is requested and read while the current one's dates
- * are stored, so memory is bounded by two pages. What happens when a page or a listing turns out
- * bad is said at fetchRange.
+ * a page boundary is held back; the next pages (up to `parallelPages` requests at once:
+ * pageWindow.ts) are requested and read while the current one's dates are stored, so memory is
+ * bounded by `2 × parallelPages` pages (2 with one request at a time). What happens when a page
+ * or a listing turns out bad is said at fetchRange.
  */
 import type { ReportDefinition } from '../config/index.js';
 import { AbortedError, RetryableError, describe } from '../errors.js';
@@ -14,6 +15,7 @@ import { addDays, dateRange } from '../time.js';
 import type { CallContext } from './callContext.js';
 import type { Ga4Client } from './client.js';
 import { parsePageBytes } from './pageRows.js';
+import { PageWindow } from './pageWindow.js';
 import { reportPageRequest } from './requests.js';
 import { Listing, dayOf, unordered, type ListingHooks } from './responses.js';
 import type { DaySegment } from './rowText.js';
@@ -22,6 +24,11 @@ import type { DayData } from './types.js';
 export interface FetchRangeOptions extends ListingHooks {
   /** rows per page (the request's `limit`) */
   pageSize: number;
+  /**
+   * requests for a listing's pages in flight at once once its first page is in (pageWindow.ts);
+   * default 1: the next page only, while the current one's dates are handed on
+   */
+  parallelPages?: number;
 }
 
 /**
@@ -130,12 +137,19 @@ async function* readOrdered(
   let pending: DaySegment[] = []; // rows of dates not yet known to be complete
   // A page is read (pageRows) as soon as it arrives, not when the caller asks for its dates: the
   // caller is then usually storing the previous batch, so reading and storing overlap.
-  const request = (offset: number) =>
-    prefetch(client.runReportPage(ctx, reportPageRequest(def, start, end, offset, opts.pageSize), (body) => parsePageBytes(body, def, start, end, ctx)));
-  let next = request(0);
+  const pages = new PageWindow(
+    (offset, signal) =>
+      client.runReportPage({ ...ctx, signal }, reportPageRequest(def, start, end, offset, opts.pageSize), (body) => parsePageBytes(body, def, start, end, ctx)),
+    ctx.signal,
+    Math.max(1, opts.parallelPages ?? 1),
+  );
+  // rows a page holds: the first page's, when more follow (Google may send fewer than `limit`)
+  let stride = 0;
   for (;;) {
-    const page = await next;
+    const offset = listing.offset;
+    const page = await pages.take(offset);
     const done = listing.take(page.response, page.rowCount, page.rows, page.meta);
+    if (offset === 0) stride = page.rows;
     const meta = listing.meta!;
     // each page is in date order (parsePageBytes checks that); it must also go on from where the
     // pages before it stopped
@@ -144,9 +158,11 @@ async function* readOrdered(
       throw unordered(ctx);
     }
     for (const segment of page.segments) pending.push(segment);
-    // Ask for the next page before this one's dates are handed on: Google and the network work
-    // while the caller stores them. At most one page is read ahead, so memory stays bounded.
-    if (!done) next = request(listing.offset);
+    // Ask for the next pages before this one's dates are handed on: Google and the network work
+    // while the caller stores them. At most `parallelPages` requests are in flight and
+    // `2 × parallelPages` pages held, so memory stays bounded (pageWindow.ts); a page shorter
+    // than the first cancels the pages asked for after it.
+    if (!done) pages.fill(listing.offset, stride, page.rowCount);
     const last = pending.length ? pending[pending.length - 1]!.date : null;
     // Every date before the last row's date is complete (rows are ordered by date); at the end, all are.
     const completeThrough = done ? end : last !== null ? addDays(last, -1) : null;
@@ -192,10 +208,4 @@ async function* readWhole(
   const days = dateRange(start, end).map((date) => dayOf(ctx, def, date, byDate.get(date) ?? [], meta));
   byDate.clear();
   yield* days;
-}
-
-/** Work started ahead of its use; a failure surfaces where it is awaited, never as an unhandled rejection. */
-function prefetch<T>(work: Promise<T>): Promise<T> {
-  work.catch(() => undefined);
-  return work;
 }
