@@ -111,7 +111,8 @@ describe('rows out of order, then the whole read fails', () => {
       {
         properties: [{ id: P }],
         reports: { d: { dimensions: [], metrics: ['sessions'], startDate: '6daysAgo', refreshDays: 1 } },
-        fetch: { pageSize: 1, maxAttempts: 2 },
+        // one page at a time, so the late third page holds back the fourth, which shows the disorder
+        fetch: { pageSize: 1, maxAttempts: 2, perPropertyConcurrency: 1 },
       },
       { backoffBaseMs: 5 },
     );
