@@ -165,49 +165,35 @@ export interface Ga4DaysInput {
 }
 
 /**
- * GA4's fetcher: a range's days from the page loop (ga4/report.ts, `perPropertyConcurrency` pages
- * at a time), each with its per-date totals. The totals (small: one row a date) are asked for
- * alongside the range's first pages and awaited before its first date is handed on, so a date's
- * rows and totals are written together; under a signal of the range's own, so a range that fails
- * or is left leaves no totals request behind.
+ * GA4's fetcher: a range's per-date totals first (small: one row a date), then its days from the
+ * page loop (ga4/report.ts, `perPropertyConcurrency` pages at a time), each with its totals, so a
+ * date's rows and totals are written together. The totals listing is read before the rows'
+ * listing starts, not beside it: two listings of one range read at once could each see a
+ * different state of days GA is still revising, and the rows' pages must come from one state.
  */
 export function ga4Days(input: Ga4DaysInput): FetchDays {
   const { db, schema, def, propertyId, timeZone, client, ctx, log } = input;
   return async function* (start, end) {
-    const rangeAbort = new AbortController();
-    const endRange = () => rangeAbort.abort();
-    if (ctx.signal?.aborted) rangeAbort.abort();
-    else ctx.signal?.addEventListener('abort', endRange, { once: true });
-    try {
-      const totalsAsked = hasTotals(def)
-        ? fetchTotalsIfServed(client, { ...ctx, signal: rangeAbort.signal }, def, start, end, { pageSize: input.pageSize, onQuota: input.onQuota })
-        : null;
-      // a failure surfaces where it is awaited (at the first date), never as an unhandled rejection
-      totalsAsked?.catch(() => undefined);
-      const days = fetchRange(client, ctx, def, start, end, {
-        pageSize: input.pageSize,
-        parallelPages: input.perPropertyConcurrency,
-        onQuota: input.onQuota,
-        onMeta: (meta) => {
-          if (meta.timeZone && meta.timeZone !== timeZone) {
-            log.warn({ event: 'time_zone_changed', from: timeZone, to: meta.timeZone }, 'property time zone changed');
-          }
-          if (meta.timeZone) void saveProperty(db, schema, propertyId, meta.timeZone, meta.currencyCode).catch(() => undefined);
-        },
-      });
-      for await (const day of days) {
-        const totals = await totalsAsked;
-        if (totals) {
-          const dayTotals = totals.get(day.date);
-          day.totals = dayTotals?.values ?? null;
-          // a totals value its column cannot hold refuses the date, as one in its rows does
-          if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
+    const totals = hasTotals(def) ? await fetchTotalsIfServed(client, ctx, def, start, end, { pageSize: input.pageSize, onQuota: input.onQuota }) : null;
+    const days = fetchRange(client, ctx, def, start, end, {
+      pageSize: input.pageSize,
+      parallelPages: input.perPropertyConcurrency,
+      onQuota: input.onQuota,
+      onMeta: (meta) => {
+        if (meta.timeZone && meta.timeZone !== timeZone) {
+          log.warn({ event: 'time_zone_changed', from: timeZone, to: meta.timeZone }, 'property time zone changed');
         }
-        yield day;
+        if (meta.timeZone) void saveProperty(db, schema, propertyId, meta.timeZone, meta.currencyCode).catch(() => undefined);
+      },
+    });
+    for await (const day of days) {
+      if (totals) {
+        const dayTotals = totals.get(day.date);
+        day.totals = dayTotals?.values ?? null;
+        // a totals value its column cannot hold refuses the date, as one in its rows does
+        if (dayTotals?.unstorable) day.unstorable ??= dayTotals.unstorable;
       }
-    } finally {
-      ctx.signal?.removeEventListener('abort', endRange);
-      rangeAbort.abort();
+      yield day;
     }
   };
 }
