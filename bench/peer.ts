@@ -71,7 +71,7 @@ async function main(args: PeerArgs): Promise<PeerResult> {
   const started = performance.now();
   const ranges = args.perDay ? dates(args.from, args.to).map((d) => [d, d] as const) : [[args.from, args.to] as const];
   for (const [startDate, endDate] of ranges) {
-    for (let offset = 0; ; ) {
+    for (let offset = 0; ;) {
       const [response] = await analytics.runReport({
         property: `properties/${args.property}`,
         dateRanges: [{ startDate, endDate }],

@@ -32,7 +32,8 @@ export function selfSignedToken(state: FakeState, bearer: string, api: { service
   const iat = numericClaim(jwt.claims.iat);
   const exp = numericClaim(jwt.claims.exp);
   const nowSec = state.now() / 1000;
-  if (iat === undefined || exp === undefined || exp <= iat || exp - iat > MAX_LIFETIME_SECONDS || exp <= nowSec || iat > nowSec + SKEW_SECONDS) return undefined;
+  if (iat === undefined || exp === undefined || exp <= iat || exp - iat > MAX_LIFETIME_SECONDS || exp <= nowSec || iat > nowSec + SKEW_SECONDS)
+    return undefined;
   const scopes = typeof jwt.claims.scope === 'string' ? jwt.claims.scope.split(/\s+/).filter(Boolean) : [];
   const aud = jwt.claims.aud;
   const forThisApi = typeof aud === 'string' && aud.replace(/\/+$/, '') === `https://${api.service}`;

@@ -463,7 +463,14 @@ describe('quota', () => {
     };
     // 1 + floor((columns - 1) / 6) + floor(days / 60) + floor(rowsReturned / 10,000)
     assert.equal(await cost(daily('2024-01-01', '2024-01-01')), 1);
-    assert.equal(await cost(daily('2024-01-01', '2024-01-01', { metrics: ['sessions', 'totalUsers', 'screenPageViews', 'eventCount', 'newUsers', 'bounceRate'].map((name) => ({ name })) })), 2);
+    assert.equal(
+      await cost(
+        daily('2024-01-01', '2024-01-01', {
+          metrics: ['sessions', 'totalUsers', 'screenPageViews', 'eventCount', 'newUsers', 'bounceRate'].map((name) => ({ name })),
+        }),
+      ),
+      2,
+    );
     assert.equal(await cost(daily('2023-01-01', '2023-12-31', { limit: 10 })), 1 + 6);
     const wide = { dimensions: ['date', 'city', 'pagePath'].map((name) => ({ name })), dateRanges: [{ startDate: '2024-01-01', endDate: '2024-02-28' }] };
     const rows = (await report(w.fake, token, NZ, { ...daily('x', 'x'), ...wide, limit: 1 })).body.rowCount as number;
