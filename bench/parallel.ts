@@ -1,7 +1,7 @@
 /**
  * One property's backfill fetched in parallel: 365 days, 3 dimensions, every request answered
  * after 300 ms (a `delay` fault at the fake), `fetch.perPropertyConcurrency` 4 and `concurrency`
- * 10, so parallelism = min(4, 10). Target: wall time <= 1.3 x (requests x 0.3 s / parallelism),
+ * 10, so parallelism = min(4, 10); pages of 500 rows (PAGE_SIZE). Target: wall time <= 1.3 x (requests x 0.3 s / parallelism),
  * the requests counted from the fake's events (time-zone probe, listings and their pages, totals).
  *
  * A build whose config does not know `fetch.perPropertyConcurrency` refuses the config (unknown
@@ -15,6 +15,12 @@ import { fmtS, lines, progress } from './table.js';
 const PROPERTY = '300002';
 const DAYS = 365;
 const ROWS_PER_DAY = 100;
+/**
+ * Small pages, so the 36,500 rows take some 80 requests: the process's start, the time-zone probe
+ * and the last write are then a small part of the ideal, and the fake (in the benchmark's process)
+ * builds few rows per request. Latency, not rows, is what this scenario measures.
+ */
+const PAGE_SIZE = 500;
 const LATENCY_MS = 300;
 const PER_PROPERTY = 4;
 const CONCURRENCY = 10;
@@ -30,12 +36,12 @@ const DEF: ReportDefinition = {
 export async function parallel(ctx: BenchContext): Promise<void> {
   const { db, fake, keyFile } = ctx;
   const parallelism = Math.min(PER_PROPERTY, CONCURRENCY);
-  const name = `Backfill of one property, ${DAYS} days, 3 dimensions, ${LATENCY_MS} ms a request, fetch.perPropertyConcurrency ${PER_PROPERTY}, concurrency ${CONCURRENCY}: wall time`;
+  const name = `Backfill of one property, ${DAYS} days of ${ROWS_PER_DAY} rows, 3 dimensions, pages of ${PAGE_SIZE} rows, ${LATENCY_MS} ms a request, fetch.perPropertyConcurrency ${PER_PROPERTY}, concurrency ${CONCURRENCY}: CLI wall time`;
   const cfg = writeConfig(ctx, 'parallel', {
     database: { url: db.url, schema: db.schema('parallel') },
     google: { credentials: keyFile, tokenUrl: fake.tokenUrl, apiRootUrl: fake.apiRootUrl },
     concurrency: CONCURRENCY,
-    fetch: { perPropertyConcurrency: PER_PROPERTY },
+    fetch: { perPropertyConcurrency: PER_PROPERTY, pageSize: PAGE_SIZE },
     reports: { [DEF.name]: { dimensions: DEF.dimensions, metrics: DEF.metrics, startDate: DEF.startDate, refreshDays: DEF.refreshDays } },
     properties: [{ id: PROPERTY }],
   });

@@ -1,7 +1,7 @@
 /**
  * The peer: the script a Node.js user writes with Google's official GA4 client,
  * `@google-analytics/data` (BetaAnalyticsDataClient), to load a report into PostgreSQL: it pages
- * with `limit`/`offset` until `rowCount` rows are read and writes each page with `COPY ... FROM
+ * with `limit`/`offset` (ordered by date and every dimension) until `rowCount` rows are read and writes each page with `COPY ... FROM
  * STDIN (FORMAT csv)` (pg-copy-streams) into a table like ga-collector's, then asks for the next
  * page. With `perDay` it asks one date per runReport (paged), a common default of such scripts and
  * connectors; otherwise the whole range at once.
@@ -77,6 +77,8 @@ async function main(args: PeerArgs): Promise<PeerResult> {
         dateRanges: [{ startDate, endDate }],
         dimensions: ['date', ...args.dimensions].map((name) => ({ name })),
         metrics: args.metrics.map((name) => ({ name })),
+        // a stable order, so that limit/offset pages neither overlap nor skip a row
+        orderBys: ['date', ...args.dimensions].map((dimensionName) => ({ dimension: { dimensionName } })),
         limit: args.pageSize,
         offset,
       });
