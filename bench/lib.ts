@@ -5,15 +5,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generateReport } from '@ga-collector/fake-google';
 import type { ReportDefinition } from '../src/config/index.js';
+import type { PeerArgs, PeerResult } from './peer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
+const PEER = path.join(ROOT, 'bench', 'peer.ts');
 const CLK_TCK = 100; // Linux USER_HZ, what /proc/<pid>/stat counts in
 
 /** A database created for the benchmark and dropped after it (falls back to a schema when CREATE DATABASE is refused). */
@@ -164,6 +165,28 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
 
 const children = new Set<ChildProcess>();
 
+/** Runs the peer (peer.ts, Google's official client) as a child process; resolves with what it printed. */
+export function runPeer(args: PeerArgs): Promise<PeerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', PEER, JSON.stringify(args)], {
+      cwd: ROOT,
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], TZ: 'UTC' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      children.delete(child);
+      if (code === 0) resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as PeerResult);
+      else reject(new Error(`peer exited ${code}: ${stderr.trim().split('\n').slice(0, 3).join(' / ')}`));
+    });
+  });
+}
+
 /** Kills the children still running (a benchmark that failed half-way). */
 export function killChildren(): void {
   for (const c of children) c.kill('SIGKILL');
@@ -237,15 +260,4 @@ export async function writeCsv(file: string, propertyId: string, rows: Iterable<
   out.end(buf);
   await new Promise<void>((res, rej) => out.on('finish', () => res()).on('error', rej));
   return n;
-}
-
-export function machine(pgVersion: string): string {
-  const cpus = os.cpus();
-  return [
-    `nproc ${os.availableParallelism()}`,
-    `${Math.round(os.totalmem() / 2 ** 30)} GiB memory`,
-    cpus[0]?.model ?? 'unknown CPU',
-    `PostgreSQL ${pgVersion}`,
-    `Node.js ${process.version}`,
-  ].join(', ');
 }

@@ -1,10 +1,12 @@
 /**
  * The checks every Data API (and Admin API) call passes before its method runs:
- * a valid bearer token with an Analytics scope, a numeric property id, and read
- * access of the token's account to that property (granted on the property or on
- * its whole GA account). Answers as Google's front end does.
+ * a valid bearer token (one the token endpoint issued, or a JWT the service
+ * account signed itself: self-signed-jwt.ts) with an Analytics scope, a numeric
+ * property id, and read access of the token's account to that property (granted
+ * on the property or on its whole GA account). Answers as Google's front end does.
  */
 import { apiError, type Reply } from './http-util.js';
+import { selfSignedToken } from './self-signed-jwt.js';
 import type { Account, FakeState, IssuedToken, Property } from './state.js';
 
 const ANALYTICS_SCOPES = ['https://www.googleapis.com/auth/analytics.readonly', 'https://www.googleapis.com/auth/analytics'];
@@ -58,7 +60,8 @@ export function authenticate(
       }),
     };
   }
-  const token = bearer ? state.tokens.get(bearer[1] ?? '') : undefined;
+  // an access token the token endpoint issued, or a JWT the service account signed itself
+  const token = bearer ? (state.tokens.get(bearer[1] ?? '') ?? selfSignedToken(state, bearer[1] ?? '', api)) : undefined;
   const account = token ? state.accounts.get(token.account) : undefined;
   if (!token || !account || state.now() >= token.expiresAt) {
     return {

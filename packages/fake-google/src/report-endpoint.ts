@@ -21,6 +21,8 @@ interface Row {
 export interface ReportOutcome {
   reply: Reply;
   rows?: number;
+  /** quota tokens charged (tokenCost), when the request was served */
+  tokens?: number;
 }
 
 /**
@@ -183,11 +185,22 @@ function buildRows(state: FakeState, property: Property, req: ReportRequest, tod
   return built;
 }
 
-/** Google charges more for wide requests, long ranges and big results; most requests cost under 10 tokens. */
-function tokenCost(req: ReportRequest, rowCount: number): number {
+/**
+ * Quota tokens one runReport costs (a whole number, at least 1). Google publishes no formula, only
+ * what makes a request dearer: "the number of rows, columns, filter complexity, and date range"
+ * (https://developers.google.com/analytics/devguides/reporting/data/v1/quotas), and that "most
+ * requests consume fewer than 10 tokens" (PropertyQuota reference). The fake's model has that shape:
+ *
+ *   tokens = 1 + floor((dimensions + metrics - 1) / 6) + floor(days / 60) + floor(rowsReturned / 10,000)
+ *
+ * where `days` counts the days of every date range and `rowsReturned` the rows of this page. So a
+ * one-day, one-page request of a few columns costs 1, a 365-day page of 25,000 rows of 8 columns
+ * 1 + 1 + 6 + 2 = 10, and asking a year one day at a time costs at least 365.
+ */
+function tokenCost(req: Pick<ReportRequest, 'dimensions' | 'metrics' | 'dateRanges'>, rowsReturned: number): number {
   const columns = req.dimensions.length + req.metrics.length;
   const days = req.dateRanges.reduce((n, r) => n + daysBetween(r.start, r.end) + 1, 0);
-  return 1 + Math.floor(Math.max(0, columns - 1) / 6) + Math.floor(days / 60) + Math.floor(rowCount / 10_000);
+  return 1 + Math.floor(Math.max(0, columns - 1) / 6) + Math.floor(days / 60) + Math.floor(rowsReturned / 10_000);
 }
 
 function toJsonRow(dims: string[], values: number[], metrics: string[]): Record<string, unknown> {
@@ -241,7 +254,8 @@ export function runReport(
   const page = opts.reverse
     ? rows.slice(Math.max(0, rows.length - req.offset - pageSize), Math.max(0, rows.length - req.offset)).reverse()
     : rows.slice(req.offset, req.offset + pageSize);
-  const quota = state.quota.consume(property.id, project, tokenCost(req, rows.length), thresholded);
+  const tokens = tokenCost(req, page.length);
+  const quota = state.quota.consume(property.id, project, tokens, thresholded);
 
   const body: Record<string, unknown> = {};
   const headerNames = req.dateRanges.length > 1 ? [...req.dimensions, 'dateRange'] : req.dimensions;
@@ -262,5 +276,5 @@ export function runReport(
   };
   if (req.returnPropertyQuota) body.propertyQuota = quota;
   body.kind = 'analyticsData#runReport';
-  return { reply: jsonReply(200, body, {}, pretty), rows: page.length };
+  return { reply: jsonReply(200, body, {}, pretty), rows: page.length, tokens };
 }

@@ -561,6 +561,8 @@ export class FakeGoogle {
       .map((d) => d.end)
       .sort()
       .at(-1);
+    event.dimensions = request.dimensions;
+    event.aggregations = request.aggregations;
 
     const overConcurrency = this.state.quota.enter(property.id);
     if (overConcurrency) return this.write(res, faultReply(429, overConcurrency), event);
@@ -569,6 +571,7 @@ export class FakeGoogle {
     if (!(await hold())) return;
     const outcome = runReport(this.state, property, auth.value.account.projectId, request, today, pretty, { reverse: fault?.kind === 'reverse' });
     if (outcome.rows !== undefined) event.rows = outcome.rows;
+    if (outcome.tokens !== undefined) event.tokens = outcome.tokens;
     if (outcome.reply.status !== 200) return this.write(res, outcome.reply, event);
     this.deliver(res, outcome.reply, event, fault, { offset: request.offset, limit: request.limit, dimensions: request.dimensions });
   }

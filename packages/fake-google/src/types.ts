@@ -65,6 +65,11 @@ export interface FakeEvent {
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
+  /** For runReport: the dimensions asked, in request order, and the `metricAggregations` (TOTAL, MAXIMUM, MINIMUM). */
+  dimensions?: string[];
+  aggregations?: string[];
+  /** For a served runReport: the quota tokens it was charged (the `consumed` of its propertyQuota). */
+  tokens?: number;
   /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`, `garbage`, `html`, `reverse`, `rewrite`. */
   fault?: string;
   /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */

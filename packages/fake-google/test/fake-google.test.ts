@@ -213,6 +213,24 @@ describe('report endpoint: authentication, access and validation', () => {
     assert.equal(r.headers.get('content-type'), 'application/json; charset=UTF-8');
   });
 
+  test('a JWT the service account signed itself is a bearer token, with a scope or the API as audience, no token exchange', async () => {
+    const now = w.time.now();
+    const iat = Math.floor(now / 1000);
+    const self = (claims: Json, kid = w.key.private_key_id) =>
+      sign(w.key.private_key, { iss: w.key.client_email, sub: w.key.client_email, iat, exp: iat + 3600, ...claims }, { alg: 'RS256', typ: 'JWT', kid });
+    const tokens = w.fake.counts().token;
+    const status = async (bearer: string) => (await report(w.fake, bearer, LA, daily('yesterday', 'yesterday'))).status;
+    assert.equal(await status(self({ scope: SCOPE })), 200);
+    assert.equal(await status(self({ aud: 'https://analyticsdata.googleapis.com/' })), 200);
+    assert.equal(w.fake.counts().token, tokens);
+    // neither scope nor this API as audience; another account's key; expired; more than an hour long
+    assert.equal(await status(self({ aud: 'https://analyticsadmin.googleapis.com/' })), 401);
+    assert.equal(await status(self({ scope: SCOPE }, 'another-key-id')), 401);
+    assert.equal(await status(self({ scope: SCOPE, iat: iat - 7200, exp: iat - 3600 })), 401);
+    assert.equal(await status(self({ scope: SCOPE, exp: iat + 7200 })), 401);
+    assert.equal(await status(self({ scope: 'https://www.googleapis.com/auth/webmasters.readonly' })), 403);
+  });
+
   test('403 on a property the account was not granted, or that does not exist; 400 on a non-numeric id', async () => {
     const token = await accessToken(w.fake, w.key, w.time.now());
     w.fake.addProperty({ id: '333333', timeZone: 'UTC' });
@@ -472,6 +490,35 @@ describe('quota', () => {
     w.time.advance(3_600_000);
     const token = await accessToken(w.fake, w.key, w.time.now());
     assert.equal((await report(w.fake, token, LA, daily('yesterday', 'yesterday'))).status, 200);
+  });
+
+  test('a request costs more tokens for more columns, more days and more rows returned; its event says what it cost', async () => {
+    const token = await accessToken(w.fake, w.key, w.time.now());
+    const cost = async (body: Json): Promise<number> => {
+      const r = await report(w.fake, token, NZ, { returnPropertyQuota: true, ...body });
+      assert.equal(r.status, 200);
+      const event = w.fake.events.filter((e) => e.kind === 'runReport').at(-1)!;
+      assert.equal(event.tokens, r.body.propertyQuota.tokensPerDay.consumed);
+      return event.tokens!;
+    };
+    // 1 + floor((columns - 1) / 6) + floor(days / 60) + floor(rowsReturned / 10,000)
+    assert.equal(await cost(daily('2024-01-01', '2024-01-01')), 1);
+    assert.equal(
+      await cost(
+        daily('2024-01-01', '2024-01-01', {
+          metrics: ['sessions', 'totalUsers', 'screenPageViews', 'eventCount', 'newUsers', 'bounceRate'].map((name) => ({ name })),
+        }),
+      ),
+      2,
+    );
+    assert.equal(await cost(daily('2023-01-01', '2023-12-31', { limit: 10 })), 1 + 6);
+    const wide = { dimensions: ['date', 'city', 'pagePath'].map((name) => ({ name })), dateRanges: [{ startDate: '2024-01-01', endDate: '2024-02-28' }] };
+    const rows = (await report(w.fake, token, NZ, { ...daily('x', 'x'), ...wide, limit: 1 })).body.rowCount as number;
+    assert.ok(rows >= 10_000, `the fixture has ${rows} rows`);
+    assert.equal(await cost({ ...daily('x', 'x'), ...wide, limit: 10_000 }), 1 + 1);
+    assert.equal(await cost({ ...daily('x', 'x'), ...wide, limit: 10 }), 1);
+    const last = w.fake.events.filter((e) => e.kind === 'runReport').at(-1)!;
+    assert.deepEqual([last.dimensions, last.aggregations], [['date', 'city', 'pagePath'], []]);
   });
 
   test('more concurrent requests than the property allows get 429', async () => {
