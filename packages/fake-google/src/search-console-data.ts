@@ -112,7 +112,7 @@ function zipf(n: number, rnd: () => number): number {
 }
 
 /** The site's i-th query: distinct for every i. */
-export function queryText(site: Site, i: number): string {
+function queryText(site: Site, i: number): string {
   const a = (i + (site.seed % QUERY_HEADS.length)) % QUERY_HEADS.length;
   const b = (Math.floor(i / QUERY_HEADS.length) + (site.seed % QUERY_TAILS.length)) % QUERY_TAILS.length;
   const round = Math.floor(i / (QUERY_HEADS.length * QUERY_TAILS.length));
@@ -125,13 +125,13 @@ function origin(site: Site): string {
 }
 
 /** The site's i-th page (canonical URL); page 0 is the home page. */
-export function pageUrl(site: Site, i: number): string {
+function pageUrl(site: Site, i: number): string {
   if (i === 0) return origin(site);
   return `${origin(site)}${PAGE_SECTIONS[i % PAGE_SECTIONS.length]}/item-${i}`;
 }
 
 /** The date 16 months before `today`: older dates have no data. */
-export function horizonOf(today: string): string {
+function horizonOf(today: string): string {
   const [y = 0, m = 1, d = 1] = today.split('-').map(Number);
   const months = y * 12 + (m - 1) - HORIZON_MONTHS;
   const year = Math.floor(months / 12);
@@ -141,7 +141,7 @@ export function horizonOf(today: string): string {
 }
 
 /** The hour (0-23) in Search Console's calendar at `nowMs`. */
-export function pacificHour(nowMs: number): number {
+function pacificHour(nowMs: number): number {
   const hour = new Intl.DateTimeFormat('en-US', { timeZone: PACIFIC, hour: '2-digit', hourCycle: 'h23' }).format(new Date(nowMs));
   return Number(hour) % 24;
 }
@@ -150,7 +150,7 @@ export function pacificHour(nowMs: number): number {
  * How much of a day's final values is visible: 1 once the day is final (Pacific today-3 and
  * older), less for fresher days, growing each hour (fresh data keeps changing until final).
  */
-export function completeness(date: string, today: string, hour: number): number {
+function completeness(date: string, today: string, hour: number): number {
   const ageHours = daysBetween(date, today) * 24 + hour;
   if (ageHours >= FINAL_LAG_DAYS * 24) return 1;
   return 0.35 + (0.65 * Math.max(0, ageHours)) / (FINAL_LAG_DAYS * 24);
@@ -233,7 +233,7 @@ function dayFacts(site: Site, date: string, type: string): DayFacts {
 }
 
 /** The newest date served for a dataState: today-3 for `final`, today (partial) for `all`. */
-export function lastServedDate(dataState: string, today: string): string {
+function lastServedDate(dataState: string, today: string): string {
   return dataState === 'final' ? addDays(today, -FINAL_LAG_DAYS) : today;
 }
 

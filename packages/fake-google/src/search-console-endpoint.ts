@@ -63,7 +63,7 @@ function scError(code: number, status: string, message: string, reason: string, 
 }
 
 /** The 403 for a site the caller may not use, or that does not exist (Google does not tell them apart). */
-export function noPermission(siteUrl: string): Reply {
+function noPermission(siteUrl: string): Reply {
   return scError(
     403,
     'PERMISSION_DENIED',

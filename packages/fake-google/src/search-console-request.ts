@@ -10,7 +10,7 @@ import { aggregatesByPage, SC_DIMENSIONS, SEARCH_TYPES } from './search-console-
 import type { SearchAnalyticsFilter } from './types.js';
 
 /** rowLimit's range and default (https://developers.google.com/webmaster-tools/v1/searchanalytics/query). */
-export const MAX_ROW_LIMIT = 25_000;
+const MAX_ROW_LIMIT = 25_000;
 const DEFAULT_ROW_LIMIT = 1_000;
 
 const AGGREGATION_TYPES = ['auto', 'byPage', 'byProperty', 'byNewsShowcasePanel'] as const;

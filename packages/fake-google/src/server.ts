@@ -561,7 +561,6 @@ export class FakeGoogle {
       .map((d) => d.end)
       .sort()
       .at(-1);
-    event.dimensions = request.dimensions;
     event.aggregations = request.aggregations;
 
     const overConcurrency = this.state.quota.enter(property.id);

@@ -60,8 +60,6 @@ export interface FakeEvent {
   rows?: number;
   offset?: number;
   limit?: number;
-  /** For runReport: the dimensions asked for, in request order (`date` included when asked). */
-  dimensions?: string[];
   /** Earliest startDate and latest endDate of the request, resolved to YYYY-MM-DD in the property's time zone. */
   startDate?: string;
   endDate?: string;
