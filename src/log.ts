@@ -4,7 +4,7 @@
  * censored by pino before a line is written, whatever the caller passed.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type { Logger };
 
@@ -46,7 +46,7 @@ export function createLogger(level: string, destination?: DestinationStream, for
   const dest = destination ?? pino.destination({ dest: 1, sync: true });
   const out =
     format === 'pretty'
-      ? PinoPretty({
+      ? loadPinoPretty()({
           destination: dest,
           sync: true,
           colorize: destination === undefined && process.stdout.isTTY === true,
@@ -65,6 +65,14 @@ export function createLogger(level: string, destination?: DestinationStream, for
     },
     out,
   );
+}
+
+/**
+ * pino-pretty, loaded only for the `pretty` format (a terminal): a service logging JSON never loads
+ * it. Synchronous (the package is CommonJS), as createLogger is.
+ */
+function loadPinoPretty(): typeof import('pino-pretty').PinoPretty {
+  return (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')).PinoPretty;
 }
 
 /**

@@ -17,7 +17,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import bcrypt from 'bcryptjs';
 import YAML from 'yaml';
 import { UsageError } from '../errors.js';
 
@@ -176,7 +175,8 @@ export class BasicAuth {
     const key = crypto.createHash('sha256').update(`${user}\0${hash}\0${password}`).digest('base64');
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached;
-    const run = this.queue.then(() => bcrypt.compare(password, hash));
+    // bcryptjs is loaded by the first check: a collector without basic auth never loads it
+    const run = this.queue.then(async () => (await import('bcryptjs')).default.compare(password, hash));
     this.queue = run.catch(() => undefined);
     const ok = known !== undefined && (await run.catch(() => false));
     if (this.cache.size >= CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);

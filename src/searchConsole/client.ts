@@ -7,7 +7,7 @@
  * parameter: the library encodes it whole (`sc-domain%3Aexample.com`,
  * `https%3A%2F%2Fwww.example.com%2F`), as Google expects.
  */
-import { searchconsole, type searchconsole_v1 } from '@googleapis/searchconsole';
+import type { searchconsole_v1 } from '@googleapis/searchconsole';
 import type { Metrics } from '../metrics.js';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { ApiCaller, jsonObject } from '../ga4/apiCaller.js';
@@ -33,13 +33,18 @@ export interface SearchConsoleClientOptions {
 }
 
 export class SearchConsoleClient {
-  private readonly api: searchconsole_v1.Searchconsole;
+  private apiLoaded: Promise<searchconsole_v1.Searchconsole> | undefined;
   private readonly caller: ApiCaller;
 
-  constructor(opts: SearchConsoleClientOptions) {
-    const rootUrl = opts.rootUrl.endsWith('/') ? opts.rootUrl : `${opts.rootUrl}/`;
-    this.api = searchconsole({ version: 'v1', rootUrl });
+  constructor(private readonly opts: SearchConsoleClientOptions) {
     this.caller = new ApiCaller({ ...opts, classify });
+  }
+
+  /** Google's Search Console package, loaded at the first call: a collector without sites never loads it. */
+  private api(): Promise<searchconsole_v1.Searchconsole> {
+    const rootUrl = this.opts.rootUrl.endsWith('/') ? this.opts.rootUrl : `${this.opts.rootUrl}/`;
+    this.apiLoaded ??= import('@googleapis/searchconsole').then(({ searchconsole }) => searchconsole({ version: 'v1', rootUrl }));
+    return this.apiLoaded;
   }
 
   /**
@@ -53,7 +58,9 @@ export class SearchConsoleClient {
       ctx,
       'searchanalytics.query',
       async (headers, signal) => {
-        const res = await this.api.searchanalytics.query(
+        const res = await (
+          await this.api()
+        ).searchanalytics.query(
           { siteUrl: ctx.propertyId, requestBody: body },
           // no `timeout`: the deadline is ours (ApiCaller), see net/deadline.ts
           { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
