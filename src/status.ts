@@ -264,7 +264,6 @@ export class StatusView {
         const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
         const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
         out.push({
-          kind: 'ga4',
           property: property.id,
           report,
           timeZone: tz ?? null,
@@ -282,6 +281,7 @@ export class StatusView {
           stale,
           attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
           discovered,
+          kind: 'ga4',
         });
       }
     }

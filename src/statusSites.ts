@@ -46,7 +46,6 @@ export function siteStatuses(
       const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
       const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
       out.push({
-        kind: 'searchConsole',
         property: site.url,
         report,
         timeZone: SEARCH_CONSOLE_TIME_ZONE,
@@ -64,6 +63,7 @@ export function siteStatuses(
         stale,
         attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
         discovered: null,
+        kind: 'searchConsole',
       });
     }
   }

@@ -138,7 +138,6 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
     const window = tz ? windowOf(tz, report) : null;
     const gapList = gapsBy.get(k);
     return {
-      kind: 'ga4' as const,
       property: propertyId,
       report,
       timeZone: tz,
@@ -151,6 +150,7 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
       revising: runsOf(m?.get('revising')),
       flagged: { thresholding: runsOf(m?.get('thresholding')), sampling: runsOf(m?.get('sampling')), otherRow: runsOf(m?.get('otherRow')) },
       failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      kind: 'ga4' as const,
     };
   });
   const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
@@ -238,7 +238,6 @@ async function readSites(
           ? [{ propertyId, report, ...window, to: window.through, days: daysBetween(window.from, window.through) + 1 }]
           : [];
     return {
-      kind: 'searchConsole',
       property: propertyId,
       report,
       timeZone: SEARCH_CONSOLE_TIME_ZONE,
@@ -252,6 +251,7 @@ async function readSites(
       // Search Console has no data-quality flags of GA's kind (the columns stay false)
       flagged: { thresholding: none, sampling: none, otherRow: none },
       failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      kind: 'searchConsole',
     };
   });
   const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
