@@ -3,7 +3,8 @@
  * principal (its kind, who it is, where its token came from, expiry: one exchange made), the
  * database (reachable, migrations current), discovery when it is on (the Admin API's listing
  * through the filters), each property (access, time zone) and each of its reports (dimensions and
- * metrics known to the property, by the Data API's getMetadata). Every failing row carries the fix. A `warn` row (a key
+ * metrics known to the property, by the Data API's getMetadata), then the Search Console schema and
+ * sites (checkSites.ts). Every failing row carries the fix. A `warn` row (a key
  * file others can read, a key whose line breaks arrived mangled) carries its fix too but does not
  * fail the check: the daemon runs with it, as it logs the same warning at start. Exit 0 when every
  * row is good or a warning, 1 otherwise. Nothing here writes: migrations are reported, not applied.
@@ -27,28 +28,16 @@ import { createPool } from './store/pool.js';
 import { describeDbError } from './store/dbErrors.js';
 import { missingPrivileges } from './store/privileges.js';
 import { reportRelationNames } from './store/reportTables.js';
+import { fail, ok, plural, skip, warn, type CheckRow, type CheckStatus } from './checkRow.js';
+import { checkSearchConsoleSchema, checkSites } from './checkSites.js';
 
-type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
-
-export interface CheckRow {
-  status: CheckStatus;
-  /** what was checked: "config", "key <account>" (or federated, user, attached, impersonated), "database", "property 123", "property 123 report daily" */
-  what: string;
-  detail: string;
-  /** for a failing or warning row: what to do */
-  fix?: string;
-}
+export type { CheckRow } from './checkRow.js';
 
 export interface CheckOptions {
   /** per request; a down endpoint should not hold the table for minutes */
   timeoutMs?: number;
   now?: () => number;
 }
-
-const ok = (what: string, detail: string): CheckRow => ({ status: 'ok', what, detail });
-const fail = (what: string, detail: string, fix: string): CheckRow => ({ status: 'FAIL', what, detail, fix });
-const skip = (what: string, detail: string): CheckRow => ({ status: 'skip', what, detail });
-const warn = (what: string, detail: string, fix: string): CheckRow => ({ status: 'warn', what, detail, fix });
 
 export async function checkAll(config: Config, logger: Logger, opts: CheckOptions = {}): Promise<CheckRow[]> {
   const now = opts.now ?? Date.now;
@@ -58,16 +47,18 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   const rows: CheckRow[] = [];
 
   const reportCount = Object.keys(config.reports).length;
+  const sites = config.searchConsole.sites.length;
+  const siteReports = Object.keys(config.searchConsole.reports).length;
   rows.push(
-    config.properties.length > 0 || config.discovery.enabled
+    config.properties.length > 0 || config.discovery.enabled || sites > 0
       ? ok(
           'config',
-          `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}`,
+          `${config.properties.length} ${plural(config.properties.length, 'property', 'properties')}, ${reportCount} ${plural(reportCount, 'report', 'reports')}${sites ? `; ${sites} Search Console ${plural(sites, 'site', 'sites')}, ${siteReports} ${plural(siteReports, 'report', 'reports')}` : ''}`,
         )
       : fail(
           'config',
           'no properties configured: the daemon would fetch nothing',
-          'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES',
+          'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES; or `searchConsole.sites: [sc-domain:example.com]`',
         ),
   );
 
@@ -85,6 +76,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
   try {
     rows.push(...(await checkCredentials(config, tokens, usable, now)));
     rows.push(await checkDatabase(config, quiet));
+    if (sites) rows.push(await checkSearchConsoleSchema(config, quiet));
     if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(principalId(config.google)), timeoutMs, quiet));
     const client = new Ga4Client({
       apiRootUrl: config.google.apiRootUrl,
@@ -95,6 +87,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
       backoffBaseMs: 200,
     });
     for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(principalId(p)), client, quiet)));
+    rows.push(...(await checkSites(config, (s) => usable.get(principalId(s)), { timeoutMs, metrics, now, logger: quiet })));
   } finally {
     tokens.stop();
   }
@@ -115,7 +108,7 @@ async function checkCredentials(config: Config, tokens: TokenManager, usable: Ma
   const checked = new Map<TokenSource, boolean>();
   const refused = new Set<string>();
   // discovery lists as the default principal: checked too, even when no property is configured
-  const principals: Array<{ credentials: string; impersonate: string }> = [...config.properties];
+  const principals: Array<{ credentials: string; impersonate: string }> = [...config.properties, ...config.searchConsole.sites];
   if (config.discovery.enabled) principals.push(config.google);
   for (const p of principals) {
     const id = principalId(p);
@@ -330,10 +323,6 @@ async function checkProperty(
     }
   }
   return rows;
-}
-
-function plural(n: number, one: string, many: string): string {
-  return n === 1 ? one : many;
 }
 
 /** How many checks passed, failed, were skipped (not tried, because something they need failed) and warned. */

@@ -5,9 +5,9 @@
  * recent failures) and the last configuration reload with the ledger into the status document, in
  * a constant number of queries whatever the number of properties (their SQL is in
  * store/statusQueries.ts), and orders properties that need attention first: failing, then stale,
- * then with gaps.
+ * then with gaps. Search Console sites are listed after the properties, alike: their ledger is
+ * in the Search Console schema, their calendar Pacific (store/siteStatusQueries.ts).
  */
-import type { Config } from './config/index.js';
 import type { DiscoveredProperty, DiscoveryStatus } from './discovery/discovery.js';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';
@@ -15,6 +15,9 @@ import { withDeadline } from './net/deadline.js';
 import { previousFire } from './schedule/cron.js';
 import type { JobBoard } from './schedule/jobBoard.js';
 import { resolveStartDate } from './schedule/planner.js';
+import { siteClicksSeries, siteCoverage } from './store/siteStatusQueries.js';
+import { configuredSources, type Config } from './config/index.js';
+import { siteCharts, siteStatuses, siteWindow } from './statusSites.js';
 import { columnName } from './store/identifiers.js';
 import { databaseNow } from './store/ledger.js';
 import type { Pool } from './store/pool.js';
@@ -102,7 +105,7 @@ export class StatusView {
     const found = new Map<string, DiscoveredProperty>();
     for (const p of discovery?.kept ?? []) if (discovery!.added.has(p.id)) found.set(p.id, p);
     const all = this.reports(config, ledger, now, found);
-    const order = new Map(config.properties.map((p, i) => [p.id, i]));
+    const order = new Map(configuredSources(config).map((p, i) => [p.id, i]));
     const paged = query.page !== undefined || query.perPage !== undefined;
     let reports = all;
     let page: StatusDocument['page'] = null;
@@ -168,7 +171,8 @@ export class StatusView {
         : null,
       lastReload: reload ? { at: new Date(reload.at).toISOString(), ok: reload.ok, error: reload.error } : null,
       summary: {
-        properties: new Set(all.map((r) => r.property)).size,
+        properties: new Set(all.filter((r) => r.kind === 'ga4').map((r) => r.property)).size,
+        sites: new Set(all.filter((r) => r.kind === 'searchConsole').map((r) => r.property)).size,
         needAttention: new Set(all.filter((r) => r.attention).map((r) => r.property)).size,
         reports: all.length,
         failing: all.filter((r) => r.attention === 'failing').length,
@@ -223,7 +227,14 @@ export class StatusView {
             windows.push({ timeZone: tz, report: def.name, from, through });
           }
         }
-        const coverage = new Map((await ledgerCoverage(pool, schema, windows)).map((c) => [`${c.propertyId}\0${c.report}`, c]));
+        const stored = await ledgerCoverage(pool, schema, windows);
+        const sc = config.searchConsole;
+        if (sc.sites.length) {
+          const siteWindows = Object.values(sc.reports).map((def) => ({ report: def.name, ...siteWindow(def, calendarNow) }));
+          stored.push(...(await siteCoverage(pool, sc.schema, siteWindows)));
+        }
+        // a site's id is its URL, never a numeric property id: one map holds both
+        const coverage = new Map(stored.map((c) => [`${c.propertyId}\0${c.report}`, c]));
         return { reachable: true, zones, coverage, calendarNow };
       });
     } catch (err) {
@@ -270,9 +281,11 @@ export class StatusView {
           stale,
           attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
           discovered,
+          kind: 'ga4',
         });
       }
     }
+    out.push(...siteStatuses(config, ledger.coverage, this.deps.board, calendar.now, (schedule) => this.dueSince(schedule, now)));
     return out;
   }
 
@@ -290,12 +303,12 @@ export class StatusView {
   private async series(config: Config, reports: ReportStatus[], now: number): Promise<StatusDocument['series']> {
     const shown = new Set(reports.map((r) => r.property));
     const byReport = new Map<string, string[]>();
-    const chartOf: Array<{ property: string; report: string; metric: string }> = [];
+    const chartOf: Array<Omit<StatusDocument['series'][number], 'points'>> = [];
     for (const property of config.properties) {
       const report = property.reports[0];
       if (!shown.has(property.id) || !report) continue;
       const metric = config.reports[report]!.metrics[0]!;
-      chartOf.push({ property: property.id, report, metric });
+      chartOf.push({ kind: 'ga4' as const, property: property.id, report, metric, source: 'totals' as const });
       byReport.set(report, [...(byReport.get(report) ?? []), property.id]);
     }
     const requests = [...byReport].map(([report, properties]) => {
@@ -306,6 +319,14 @@ export class StatusView {
     const points = await withDeadline("the status page's chart read", DB_DEADLINE_MS, undefined, () =>
       totalsSeries(this.deps.pool, config.database.schema, requests, since),
     );
+    const sites = siteCharts(config, shown);
+    chartOf.push(...sites.charts);
+    if (sites.requests.length) {
+      const clicks = await withDeadline("the status page's chart read", DB_DEADLINE_MS, undefined, () =>
+        siteClicksSeries(this.deps.pool, config.searchConsole.schema, sites.requests, since),
+      );
+      points.push(...clicks.map((c) => ({ property: c.site, report: c.report, date: c.date, value: c.value })));
+    }
     const byKey = new Map<string, Array<{ date: string; value: number }>>();
     for (const point of points) {
       const key = `${point.property}\0${point.report}`;
@@ -320,7 +341,7 @@ export class StatusView {
 /** Each time zone's today, and each report's gap window in it, computed once per document. */
 class Calendar {
   private readonly windows = new Map<string, { from: string; through: string; days: number }>();
-  constructor(private readonly now: number) {}
+  constructor(readonly now: number) {}
 
   /** From the report's start date through the property's yesterday (its last finished date); `days` in it (0 when it is empty). */
   window(tz: string, startDate: string): { from: string; through: string; days: number } {

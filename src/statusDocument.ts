@@ -15,6 +15,8 @@ export interface ReloadRecord {
 export type Attention = 'failing' | 'stale' | 'gaps';
 
 export interface ReportStatus {
+  /** a GA4 property, or a Search Console site (`property` is then the site's URL, as in the metrics' `property` label) */
+  kind: 'ga4' | 'searchConsole';
   property: string;
   report: string;
   timeZone: string | null;
@@ -24,7 +26,7 @@ export interface ReportStatus {
   dataThrough: string | null;
   firstDate: string | null;
   storedDays: number;
-  /** dates from the report's start date through the property's yesterday that are not stored */
+  /** dates from the report's start date through the property's yesterday (a site's: the newest date Google serves for the report's dataState, Pacific) that are not stored */
   gaps: number;
   datesPending: number | null;
   nextRun: string | null;
@@ -65,15 +67,36 @@ export interface StatusDocument {
   /** every configured property and report in configuration order; with a page, that page's, attention first */
   reports: ReportStatus[];
   recentFailures: Array<{ at: string; property: string; report: string; error: string }>;
-  /** per property of `reports`: the first metric of its first report, from GA's per-date totals */
-  series: Array<{ property: string; report: string; metric: string; points: Array<{ date: string; value: number }> }>;
+  /**
+   * per property of `reports`: the first metric of its first report, from GA's per-date totals
+   * (`source` totals); per site: clicks per date summed over the stored rows of its report with the
+   * fewest dimensions (`source` rowSum: the top rows Google served, anonymized queries left out
+   * when the report groups by query, so at most the site's total)
+   */
+  series: Array<{
+    kind: 'ga4' | 'searchConsole';
+    property: string;
+    report: string;
+    metric: string;
+    source: 'totals' | 'rowSum';
+    points: Array<{ date: string; value: number }>;
+  }>;
   /** property discovery; null when it is off */
   discovery: DiscoveryDocument | null;
   /** the last SIGHUP, applied or refused; null when there was none */
   lastReload: { at: string; ok: boolean; error: string | null } | null;
-  /** counts over every property, whatever the page */
-  summary: { properties: number; needAttention: number; reports: number; failing: number; stale: number; withGaps: number; running: number };
-  /** null when everything was asked for */
+  /** counts over every property and site (`properties` GA4's, `sites` Search Console's, `needAttention` of both), whatever the page */
+  summary: {
+    properties: number;
+    sites: number;
+    needAttention: number;
+    reports: number;
+    failing: number;
+    stale: number;
+    withGaps: number;
+    running: number;
+  };
+  /** null when everything was asked for; `properties` counts the cards paged, sites among them */
   page: { page: number; perPage: number; pages: number; properties: number } | null;
 }
 

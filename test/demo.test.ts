@@ -60,6 +60,12 @@ describe('ga-collector demo', () => {
         assert.equal(compared.rows[0].n, 180, 'every date of both properties compared');
         const printed = await client.query(query[2]!);
         assert.equal(printed.rows.length, 10, 'the printed query works');
+        // the Search Console site: every Pacific date from 90 days ago through today-3, and the printed query
+        const site = await client.query<{ site_url: string; n: number }>('SELECT site_url, count(*)::int AS n FROM gsc.fetch_days GROUP BY 1');
+        assert.deepEqual(site.rows, [{ site_url: 'sc-domain:example.com', n: 88 }]);
+        const siteQuery = /^\s+psql '[^']+' -c '([^']+gsc\.performance[^']+)'/m.exec(out);
+        assert.ok(siteQuery, out);
+        assert.equal((await client.query(siteQuery[1]!)).rows.length, 10, 'the printed Search Console query works');
         const examples = readmeSql();
         assert.ok(examples.length >= 4, `${examples.length} README examples`);
         for (const sql of examples) {
@@ -70,13 +76,16 @@ describe('ga-collector demo', () => {
         await client.end();
       }
       const status = (await (await fetch(`${/status page:\s+(\S+)/.exec(out)![1]}api/status`)).json()) as {
-        reports: Array<{ gaps: number; storedDays: number }>;
+        reports: Array<{ kind: string; property: string; gaps: number; storedDays: number }>;
       };
-      assert.equal(status.reports.length, 4);
-      assert.ok(
-        status.reports.every((r) => r.gaps === 0 && r.storedDays === 90),
-        JSON.stringify(status.reports),
+      assert.equal(status.reports.length, 5);
+      const ga4 = status.reports.filter((r) => r.kind === 'ga4');
+      assert.ok(ga4.length === 4 && ga4.every((r) => r.gaps === 0 && r.storedDays === 90), JSON.stringify(status.reports));
+      assert.deepEqual(
+        status.reports.filter((r) => r.kind === 'searchConsole').map((r) => [r.property, r.gaps, r.storedDays]),
+        [['sc-domain:example.com', 0, 88]],
       );
+      assert.match(out, /data is in after [\d.]+ s: 360 property-days and 88 site-days over 5 report tables/);
       process.stderr.write(`demo: data in ${tookMs} ms from start\n`);
 
       demo.child.kill('SIGINT');
@@ -130,8 +139,10 @@ describe('ga-collector demo', () => {
       assert.match(first.out.stdout, new RegExp(`schema ${db.schema}: created for the demo`));
       first.child.kill('SIGINT');
       assert.equal((await first.exited).code, 0, first.out.stderr);
+      assert.match(first.out.stdout, new RegExp(`schema ${db.schema}_gsc \\(Search Console\\): created for the demo`));
       assert.ok(first.out.stdout.includes(`left behind: the demo's simulated data in schema ${db.schema} of postgres://`), first.out.stdout);
-      assert.ok(first.out.stdout.includes(`remove it with: DROP SCHEMA "${db.schema}" CASCADE`), first.out.stdout);
+      assert.ok(first.out.stdout.includes(`(Search Console's in ${db.schema}_gsc)`), first.out.stdout);
+      assert.ok(first.out.stdout.includes(`remove it with: DROP SCHEMA "${db.schema}", "${db.schema}_gsc" CASCADE`), first.out.stdout);
       const [mark] = await db.query<{ comment: string }>(`SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`, [
         db.schema,
       ]);
@@ -161,8 +172,9 @@ describe('ga-collector demo', () => {
 
       // the printed statement removes it
       await db.query(/remove it with: (DROP SCHEMA .*)$/m.exec(second.out.stdout)![1]!);
-      assert.deepEqual(await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [db.schema]), []);
+      assert.deepEqual(await db.query('SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)', [[db.schema, `${db.schema}_gsc`]]), []);
     } finally {
+      await db.query(`DROP SCHEMA IF EXISTS "${db.schema}_gsc" CASCADE`).catch(() => undefined);
       await db.drop();
     }
   });
@@ -177,6 +189,7 @@ describe('ga-collector demo', () => {
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr, 'ga-collector demo: http.host 192.0.2.1 is not an address of this machine\n');
     } finally {
+      await db.query(`DROP SCHEMA IF EXISTS "${db.schema}_gsc" CASCADE`).catch(() => undefined);
       await db.drop();
     }
   });

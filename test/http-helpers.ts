@@ -12,6 +12,7 @@ export const source: DaemonView = {
       tokens: [],
       reports: [
         {
+          kind: 'ga4',
           property: '1',
           report: 'daily',
           timeZone: 'UTC',
@@ -33,9 +34,11 @@ export const source: DaemonView = {
       recentFailures: [],
       series: [
         {
+          kind: 'ga4',
           property: '1',
           report: 'daily',
           metric: 'sessions',
+          source: 'totals',
           points: [
             { date: '2026-01-01', value: 3 },
             { date: '2026-01-02', value: 5 },
@@ -43,7 +46,7 @@ export const source: DaemonView = {
         },
       ],
       lastReload: null,
-      summary: { properties: 1, needAttention: 0, reports: 1, failing: 0, stale: 0, withGaps: 0, running: 0 },
+      summary: { properties: 1, sites: 0, needAttention: 0, reports: 1, failing: 0, stale: 0, withGaps: 0, running: 0 },
       page: null,
     };
     return doc;

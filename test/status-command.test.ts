@@ -99,7 +99,7 @@ describe('ga-collector status', () => {
       ],
     });
     assert.deepEqual(a.flagged.thresholding.runs, [{ from: addDays(yesterday, -7), to: addDays(yesterday, -7) }]);
-    assert.deepEqual(doc.unconfigured, [{ property: '999', report: 'daily', storedDays: 1, lastDate: addDays(yesterday, -20) }]);
+    assert.deepEqual(doc.unconfigured, [{ kind: 'ga4', property: '999', report: 'daily', storedDays: 1, lastDate: addDays(yesterday, -20) }]);
   });
 
   it('exits 0 once the gaps are filled and the failing property is gone; a later success clears a failure', async () => {

@@ -171,7 +171,16 @@ describe(`the status page at ${PROPERTIES} properties x ${REPORTS} reports`, () 
     assert.equal(doc.reports.length, 10 * REPORTS);
     assert.equal(doc.reports[0]!.property, failingProperty);
     assert.equal(doc.reports.find((r) => r.property === failingProperty && r.report === 'r07')!.attention, 'failing');
-    assert.deepEqual(doc.summary, { properties: PROPERTIES, needAttention: 4, reports: PROPERTIES * REPORTS, failing: 1, stale: 0, withGaps: 3, running: 0 });
+    assert.deepEqual(doc.summary, {
+      properties: PROPERTIES,
+      sites: 0,
+      needAttention: 4,
+      reports: PROPERTIES * REPORTS,
+      failing: 1,
+      stale: 0,
+      withGaps: 3,
+      running: 0,
+    });
     assert.deepEqual(new Set(doc.series.map((s) => s.property)).size, 10, 'charts of the page only');
   });
 
@@ -211,6 +220,8 @@ describe("the status page's chart", () => {
     await db.query(`INSERT INTO ${s}.devices_totals (property_id, date, total_users, bounce_rate) VALUES ($1, $2, 15, 0.4)`, [id(0), day]);
     const view = new StatusView({ pool: db.pool, board: new JobBoard(), config: () => devices, tokens: () => [], now: Date.now, logger });
     const doc = await view.document();
-    assert.deepEqual(doc.series, [{ property: id(0), report: 'devices', metric: 'totalUsers', points: [{ date: day, value: 15 }] }]);
+    assert.deepEqual(doc.series, [
+      { kind: 'ga4', property: id(0), report: 'devices', metric: 'totalUsers', source: 'totals', points: [{ date: day, value: 15 }] },
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The status page in a real browser: a running `ga-collector demo` (on the test database, fake
  * Google inside), loaded in headless Chromium, must show both properties with their time zones,
- * their reports and a chart each. The screenshot goes to test-output/status-page.png.
+ * the Search Console site, their reports and a chart each. The screenshot goes to test-output/status-page.png.
  * Needs Debian's chromium (/usr/bin/chromium); without it, and only then, the browser test skips.
  */
 import assert from 'node:assert/strict';
@@ -35,10 +35,11 @@ describe('status page', () => {
       demo.child.kill('SIGTERM');
       await demo.exited;
     }
+    await db?.query(`DROP SCHEMA IF EXISTS "${db.schema}_gsc" CASCADE`).catch(() => undefined);
     await db?.drop();
   });
 
-  it('is served as HTML with both properties, their reports and a chart each', async () => {
+  it('is served as HTML with both properties and the Search Console site, their reports and a chart each', async () => {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
@@ -49,7 +50,12 @@ describe('status page', () => {
     ]) {
       assert.match(html, new RegExp(`Property ${id} <span class="muted">· ${tz.replace('/', '\\/')}`));
     }
-    assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 2);
+    assert.match(
+      html,
+      /<section class="card site" data-site="sc-domain:example\.com">\n<h3>Search Console site sc-domain:example\.com <span class="muted">· Pacific days \(America\/Los_Angeles\)/,
+    );
+    assert.match(html, /clicks per day, summed over the stored rows of report performance \(the top rows Google served;/);
+    assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 3, 'a chart per property and one for the site');
     assert.doesNotMatch(html, /<script/i, 'no front-end code');
   });
 
@@ -94,6 +100,20 @@ describe('status page', () => {
         assert.deepEqual((await card.locator('table.reports tbody td:first-child').allInnerTexts()).sort(), ['daily', 'devices']);
         assert.deepEqual(await card.locator('.pill').allInnerTexts(), ['ok', 'ok']);
       }
+      // the Search Console site: its card, its report, its clicks chart drawn over the days stored
+      const site = page.locator('section.site[data-site="sc-domain:example.com"]');
+      assert.equal(await site.count(), 1);
+      assert.equal(
+        (await site.locator('h3').innerText()).replace(/\s+/g, ' '),
+        'Search Console site sc-domain:example.com · Pacific days (America/Los_Angeles)',
+      );
+      const siteChart = site.locator('svg.chart');
+      assert.ok(await siteChart.isVisible(), 'the clicks chart is visible');
+      assert.match((await siteChart.getAttribute('aria-label'))!, /^clicks per day for site sc-domain:example\.com, 30 days/);
+      assert.ok((await siteChart.locator('polyline.line').getAttribute('points'))!.trim().split(' ').length >= 29);
+      assert.deepEqual(await site.locator('table.reports tbody td:first-child').allInnerTexts(), ['performance']);
+      assert.deepEqual(await site.locator('.pill').allInnerTexts(), ['ok']);
+      assert.match(await page.locator('h2').first().innerText(), /Properties and Search Console sites/);
       assert.match(await page.locator('#tokens').innerText(), /demo-collector@ga-collector-demo\.iam\.gserviceaccount\.com\s+\w+\s+valid/);
       fs.mkdirSync(path.dirname(SHOT), { recursive: true });
       await page.screenshot({ path: SHOT, fullPage: true });
@@ -121,6 +141,7 @@ describe('status page rendering', () => {
     ],
     reports: [
       {
+        kind: 'ga4',
         property: '1',
         report: 'daily',
         timeZone: 'UTC',
@@ -140,9 +161,9 @@ describe('status page rendering', () => {
       },
     ],
     recentFailures: [{ at: '2026-03-10T11:30:00.000Z', property: '1', report: 'daily', error: '<script>alert(1)</script>' }],
-    series: [{ property: '1', report: 'daily', metric: 'sessions', points: [] }],
+    series: [{ kind: 'ga4', property: '1', report: 'daily', metric: 'sessions', source: 'totals', points: [] }],
     lastReload: null,
-    summary: { properties: 1, needAttention: 1, reports: 1, failing: 1, stale: 0, withGaps: 1, running: 0 },
+    summary: { properties: 1, sites: 0, needAttention: 1, reports: 1, failing: 1, stale: 0, withGaps: 1, running: 0 },
     page: { page: 1, perPage: 50, pages: 1, properties: 1 },
   };
 
@@ -169,7 +190,7 @@ describe('status page rendering', () => {
       ],
       series: [],
       lastReload: { at: '2026-03-10T11:58:00.000Z', ok: false, error: 'reload refused: <http.port> changed; restart the daemon for that' },
-      summary: { properties: 130, needAttention: 2, reports: 130, failing: 0, stale: 1, withGaps: 1, running: 0 },
+      summary: { properties: 130, sites: 0, needAttention: 2, reports: 130, failing: 0, stale: 1, withGaps: 1, running: 0 },
       page: { page: 2, perPage: 50, pages: 3, properties: 130 },
     });
     assert.match(html, /data-property="2"[\s\S]*<span class="pill bad" title="[^"]*">stale<\/span>/);

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { classifyDbError, describeDbError } from '../store/dbErrors.js';
 import { listMigrations, migrate, migrationState } from '../store/migrations.js';
+import { SEARCH_CONSOLE_MIGRATIONS_DIR, migrateSearchConsole } from '../store/sourceTables.js';
 import { commandPool } from './common.js';
 
 /** Exit 0 when the schema is current afterwards; 2 for a database setting that cannot work; 1 otherwise. */
@@ -22,6 +23,20 @@ export async function runMigrate(config: Config, logger: Logger): Promise<number
         .filter((m) => applied.includes(m.version))
         .map((m) => m.name);
       process.stdout.write(`migrate: schema ${schema}: applied ${names.join(', ')}; now at migration ${state.current}\n`);
+    }
+    // the Search Console schema has migrations of its own, applied once a site is configured (as `run` does)
+    if (config.searchConsole.sites.length) {
+      const scSchema = config.searchConsole.schema;
+      const scApplied = await migrateSearchConsole(pool, scSchema, logger);
+      const scState = await migrationState(pool, scSchema, SEARCH_CONSOLE_MIGRATIONS_DIR);
+      process.stdout.write(
+        scApplied.length === 0
+          ? `migrate: Search Console schema ${scSchema} is current (migration ${scState.current}); nothing to apply\n`
+          : `migrate: Search Console schema ${scSchema}: applied ${listMigrations(SEARCH_CONSOLE_MIGRATIONS_DIR)
+              .filter((m) => scApplied.includes(m.version))
+              .map((m) => m.name)
+              .join(', ')}; now at migration ${scState.current}\n`,
+      );
     }
     return 0;
   } catch (err) {

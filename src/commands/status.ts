@@ -8,17 +8,26 @@
  * zone, by the earlier of this machine's clock and the database's, as the runner plans) that is
  * not stored as finished. A property never fetched has no known time zone: all its dates are
  * missing, counted as a gap. Exit 0, or 1 when any gap or failing run is recorded.
+ *
+ * Search Console sites are listed after the properties, from their own schema
+ * (searchConsole.schema): their calendar is Pacific, so a site's gaps are the dates from the
+ * report's start date through the newest date Google serves for its `dataState` (today-3 for
+ * `final`, today-1 for `all`) that are not stored; Google flags no Search Console date.
  */
 import type { Config } from '../config/index.js';
 import { redactUrl } from '../log.js';
 import { resolveStartDate } from '../schedule/planner.js';
+import { siteLastDate } from '../schedule/siteJob.js';
+import { SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { gapRuns, markedRuns, type DateMark, type DateRun, type GapWindow } from '../store/dateRanges.js';
-import { jobFailures } from '../store/jobFailures.js';
-import { databaseNow, ledgerSummary } from '../store/ledger.js';
+import { jobFailures, type JobFailure } from '../store/jobFailures.js';
+import { databaseNow, ledgerSummary, type ReportSummary } from '../store/ledger.js';
 import { migrationState } from '../store/migrations.js';
 import type { Pool } from '../store/pool.js';
-import { ledgerCoverage, propertyTimeZones, type CoverageWindow } from '../store/statusQueries.js';
-import { addDays, localDate } from '../time.js';
+import { siteCoverage } from '../store/siteStatusQueries.js';
+import { SEARCH_CONSOLE_MIGRATIONS_DIR, searchConsoleTables } from '../store/sourceTables.js';
+import { ledgerCoverage, propertyTimeZones, type Coverage, type CoverageWindow } from '../store/statusQueries.js';
+import { addDays, daysBetween, localDate } from '../time.js';
 import { formatRuns, isoSeconds, plural, withCommandPool } from './common.js';
 
 interface Runs {
@@ -27,6 +36,8 @@ interface Runs {
 }
 
 interface ReportStatusLine {
+  /** a GA4 property, or a Search Console site (`property` is then its URL) */
+  kind: 'ga4' | 'searchConsole';
   property: string;
   report: string;
   /** null: the property was never fetched, its calendar is not known */
@@ -49,9 +60,12 @@ export interface StatusOutput {
   database: string;
   schema: string;
   migrations: { current: number; latest: number };
+  /** the Search Console schema, when sites are configured */
+  searchConsole: { schema: string; migrations: { current: number; latest: number } } | null;
+  /** the properties' reports, then the sites' */
   reports: ReportStatusLine[];
-  /** stored data of pairs outside the configuration's properties (with discovery on, discovered ones among them) */
-  unconfigured: Array<{ property: string; report: string; storedDays: number; lastDate: string | null }>;
+  /** stored data of pairs outside the configuration's properties and sites (with discovery on, discovered ones among them) */
+  unconfigured: Array<{ kind: 'ga4' | 'searchConsole'; property: string; report: string; storedDays: number; lastDate: string | null }>;
   /** discovery is on: properties outside `properties` may be discovered ones, which this command cannot list */
   discovery: boolean;
   summary: { reports: number; withGaps: number; failing: number; revising: number; flagged: number };
@@ -136,12 +150,16 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
       revising: runsOf(m?.get('revising')),
       flagged: { thresholding: runsOf(m?.get('thresholding')), sampling: runsOf(m?.get('sampling')), otherRow: runsOf(m?.get('otherRow')) },
       failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      kind: 'ga4' as const,
     };
   });
   const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
-  const unconfigured = summary
+  const unconfigured: StatusOutput['unconfigured'] = summary
     .filter((s) => !configured.has(key(s.propertyId, s.report)))
-    .map((s) => ({ property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate }));
+    .map((s) => ({ kind: 'ga4', property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate }));
+  const sites = await readSites(pool, config, now);
+  reports.push(...sites.reports);
+  unconfigured.push(...sites.unconfigured);
   const withGaps = reports.filter((r) => r.gaps.days === null || r.gaps.days > 0).length;
   const failing = reports.filter((r) => r.failure).length;
   const flaggedCount = (r: ReportStatusLine) => r.flagged.thresholding.days + r.flagged.sampling.days + r.flagged.otherRow.days;
@@ -150,6 +168,7 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
     database: redactUrl(config.database.url),
     schema,
     migrations,
+    searchConsole: sites.state,
     reports,
     unconfigured,
     discovery: config.discovery.enabled,
@@ -162,6 +181,84 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
     },
     ok: withGaps === 0 && failing === 0,
   };
+}
+
+/** The sites' lines, from the Search Console schema (not created yet: nothing stored, every date a gap). */
+async function readSites(
+  pool: Pool,
+  config: Config,
+  now: number,
+): Promise<{ state: StatusOutput['searchConsole']; reports: ReportStatusLine[]; unconfigured: StatusOutput['unconfigured'] }> {
+  const sc = config.searchConsole;
+  if (sc.sites.length === 0) return { state: null, reports: [], unconfigured: [] };
+  const tables = searchConsoleTables(sc.schema);
+  const migrations = await migrationState(pool, sc.schema, SEARCH_CONSOLE_MIGRATIONS_DIR);
+  const today = localDate(now, SEARCH_CONSOLE_TIME_ZONE);
+  const windowOf = (report: string) => {
+    const def = sc.reports[report]!;
+    return { from: resolveStartDate(def.startDate, today), through: siteLastDate(def, now) };
+  };
+  const pairs = sc.sites.flatMap((s) => s.reports.map((report) => ({ propertyId: s.url, report })));
+  const gapWindows: GapWindow[] = pairs.map((p) => ({ ...p, timeZone: SEARCH_CONSOLE_TIME_ZONE, ...windowOf(p.report) }));
+  const empty: [Coverage[], DateRun[], Array<DateRun & { mark: DateMark }>, JobFailure[], ReportSummary[]] = [[], [], [], [], []];
+  const [coverage, gaps, marks, failures, summary] =
+    migrations.current > 0
+      ? await Promise.all([
+          siteCoverage(
+            pool,
+            sc.schema,
+            Object.keys(sc.reports).map((report) => ({ report, ...windowOf(report) })),
+          ),
+          gapRuns(pool, tables, gapWindows),
+          markedRuns(pool, tables, pairs),
+          jobFailures(pool, tables),
+          ledgerSummary(pool, tables),
+        ])
+      : empty;
+  const key = (p: string, r: string) => `${p}\0${r}`;
+  const coverageBy = new Map(coverage.map((c) => [key(c.propertyId, c.report), c]));
+  const failureBy = new Map(failures.map((f) => [key(f.propertyId, f.report), f]));
+  const gapsBy = group(gaps);
+  const revisingBy = group(marks.filter((m) => m.mark === 'revising'));
+  const runsOf = (list: DateRun[] | undefined): Runs => ({
+    days: (list ?? []).reduce((n, r) => n + r.days, 0),
+    runs: (list ?? []).map((r) => ({ from: r.from, to: r.to })),
+  });
+  const none: Runs = { days: 0, runs: [] };
+  const reports = pairs.map(({ propertyId, report }): ReportStatusLine => {
+    const k = key(propertyId, report);
+    const cov = coverageBy.get(k);
+    const f = failureBy.get(k);
+    const window = windowOf(report);
+    // no schema yet: nothing stored, the whole window is one gap
+    const gapList =
+      migrations.current > 0
+        ? gapsBy.get(k)
+        : window.from <= window.through
+          ? [{ propertyId, report, ...window, to: window.through, days: daysBetween(window.from, window.through) + 1 }]
+          : [];
+    return {
+      property: propertyId,
+      report,
+      timeZone: SEARCH_CONSOLE_TIME_ZONE,
+      window,
+      dataThrough: cov?.lastDate ?? null,
+      firstDate: cov?.firstDate ?? null,
+      storedDays: cov?.days ?? 0,
+      lastFetch: cov ? isoSeconds(cov.lastFetchedMs) : null,
+      gaps: runsOf(gapList),
+      revising: runsOf(revisingBy.get(k)),
+      // Search Console has no data-quality flags of GA's kind (the columns stay false)
+      flagged: { thresholding: none, sampling: none, otherRow: none },
+      failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      kind: 'searchConsole',
+    };
+  });
+  const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
+  const unconfigured: StatusOutput['unconfigured'] = summary
+    .filter((s) => !configured.has(key(s.propertyId, s.report)))
+    .map((s) => ({ kind: 'searchConsole', property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate }));
+  return { state: { schema: sc.schema, migrations }, reports, unconfigured };
 }
 
 function group(runs: DateRun[]): Map<string, DateRun[]> {
@@ -189,11 +286,11 @@ function formatStatus(s: StatusOutput): string {
         ? `schema ${s.schema} at migration ${s.migrations.current} of ${s.migrations.latest} (\`ga-collector migrate\` applies the rest)`
         : `schema ${s.schema}`;
   lines.push(`database ${s.database}, ${state}`, '');
-  if (s.reports.length === 0) {
-    lines.push('no properties configured');
-  } else {
-    const head = ['property', 'report', 'time zone', 'data through', 'gaps', 'last fetch'];
-    const rows = s.reports.map((r) => [
+  const properties = s.reports.filter((r) => r.kind === 'ga4');
+  const sites = s.reports.filter((r) => r.kind === 'searchConsole');
+  if (properties.length === 0 && sites.length === 0) lines.push('no properties configured');
+  if (properties.length) {
+    table(lines, ['property', 'report', 'time zone', 'data through', 'gaps', 'last fetch'], properties, (r) => [
       r.property,
       r.report,
       r.timeZone ?? '?',
@@ -201,13 +298,24 @@ function formatStatus(s: StatusOutput): string {
       r.gaps.days === null ? 'all' : String(r.gaps.days),
       r.lastFetch ?? 'never',
     ]);
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-    const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-    lines.push(line(head));
-    s.reports.forEach((r, i) => {
-      lines.push(line(rows[i]!));
-      for (const detail of details(r)) lines.push(`    ${detail}`);
-    });
+  }
+  if (sites.length && s.searchConsole) {
+    const m = s.searchConsole.migrations;
+    const state =
+      m.current === 0
+        ? `schema ${s.searchConsole.schema} not created yet: nothing stored (\`ga-collector migrate\` or \`run\` creates it)`
+        : m.current < m.latest
+          ? `schema ${s.searchConsole.schema} at migration ${m.current} of ${m.latest}`
+          : `schema ${s.searchConsole.schema}`;
+    if (properties.length) lines.push('');
+    lines.push(`Search Console sites, ${state}; Pacific days, gaps through the newest date Google serves (final: today-3, all: today-1)`, '');
+    table(lines, ['site', 'report', 'data through', 'gaps', 'last fetch'], sites, (r) => [
+      r.property,
+      r.report,
+      r.dataThrough ?? '-',
+      String(r.gaps.days ?? 0),
+      r.lastFetch ?? 'never',
+    ]);
   }
   if (s.unconfigured.length) {
     lines.push(
@@ -217,7 +325,9 @@ function formatStatus(s: StatusOutput): string {
         : 'stored, but no longer configured (`ga-collector prune` deletes it):',
     );
     for (const u of s.unconfigured) {
-      lines.push(`    property ${u.property} report ${u.report}: ${plural(u.storedDays, 'date')}${u.lastDate ? ` through ${u.lastDate}` : ''}`);
+      lines.push(
+        `    ${u.kind === 'ga4' ? 'property' : 'site'} ${u.property} report ${u.report}: ${plural(u.storedDays, 'date')}${u.lastDate ? ` through ${u.lastDate}` : ''}`,
+      );
     }
   }
   const t = s.summary;
@@ -226,6 +336,18 @@ function formatStatus(s: StatusOutput): string {
     `${plural(t.reports, 'report')}: ${t.withGaps} with gaps, ${t.failing} failing, ${t.revising} with dates still revising, ${t.flagged} with flagged dates${s.ok ? '' : ' (exit 1)'}`,
   );
   return lines.join('\n');
+}
+
+/** A table of `head` and a row per line (its cells by `cells`), each followed by its details. */
+function table(lines: string[], head: string[], reports: ReportStatusLine[], cells: (r: ReportStatusLine) => string[]): void {
+  const rows = reports.map(cells);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join('  ');
+  lines.push(line(head));
+  reports.forEach((r, i) => {
+    lines.push(line(rows[i]!));
+    for (const detail of details(r)) lines.push(`    ${detail}`);
+  });
 }
 
 function details(r: ReportStatusLine): string[] {

@@ -1,11 +1,12 @@
 /**
  * `ga-collector demo`: the whole pipeline on a machine with nothing but Node.js. It starts an
  * embedded PostgreSQL (or uses DATABASE_URL), the fake Google with two properties in different
- * time zones and a freshly made service-account key, and then the daemon itself, through the same
+ * time zones, a Search Console site and a freshly made service-account key, and then the daemon itself, through the same
  * `Daemon` class as `run`, with a config built in memory whose `google.tokenUrl` and
  * `google.apiRootUrl` point at the fake. It runs until SIGINT or SIGTERM (signals.ts, as `run`)
  * and then stops every part in reverse: daemon, fake Google, database (whose data directory goes
- * unless kept), and says what it leaves behind. It writes only into a schema of its own (demoSchema.ts), so a
+ * unless kept), and says what it leaves behind. It writes only into schemas of its own (demoSchema.ts:
+ * GA4's, and the Search Console schema beside it), so a
  * DATABASE_URL of a database with collected data never gets simulated data mixed in.
  */
 import fs from 'node:fs';
@@ -13,8 +14,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { Config, ReportDefinition } from '../config/index.js';
-import { loadConfig } from '../config/index.js';
+import type { Config, ReportDefinition, SearchConsoleReport } from '../config/index.js';
+import { configuredSources, loadConfig } from '../config/index.js';
 import { Daemon, StartError } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
 import { Lifecycle } from '../lifecycle.js';
@@ -30,6 +31,22 @@ const DEMO_PROPERTIES = [
   { id: '100001', timeZone: 'America/Los_Angeles', name: 'a shop in California' },
   { id: '100002', timeZone: 'Pacific/Auckland', name: 'a blog in New Zealand' },
 ] as const;
+
+/** The demo's Search Console site, granted to the demo account like the properties. */
+const DEMO_SITE = 'sc-domain:example.com';
+
+/** The demo's Search Console report: the default definition, over the same 90 days as GA4's. */
+const DEMO_SITE_REPORTS: Record<string, SearchConsoleReport> = {
+  performance: {
+    name: 'performance',
+    dimensions: ['query', 'page', 'country', 'device'],
+    type: 'web',
+    dataState: 'final',
+    aggregationType: 'auto',
+    startDate: '90daysAgo',
+    refreshDays: 4,
+  },
+};
 
 /** The demo's reports: 90 days each, so the first run is a real backfill. */
 const DEMO_REPORTS: Record<string, ReportDefinition> = {
@@ -88,8 +105,8 @@ class Demo {
   private readonly parts: DemoPart[] = [];
   private readonly startedAt = Date.now();
   private embedded: EmbeddedPostgres | null = null;
-  /** the external database's demo schema, once the demo has claimed it */
-  private claimed: { schema: string; url: string } | null = null;
+  /** the external database's demo schemas (GA4's, Search Console's), once the demo has claimed them */
+  private claimed: { schemas: string[]; url: string } | null = null;
 
   constructor(private readonly opts: DemoOptions) {
     this.env = opts.env ?? process.env;
@@ -118,10 +135,11 @@ class Demo {
       say(`embedded database kept in ${embedded.dataDir}; \`ga-collector demo --data-dir ${embedded.dataDir}\` uses it again`);
     else if (embedded) say(`left behind: nothing (the embedded database and its data directory ${embedded.dataDir} were removed)`);
     if (claimed) {
+      const [schema, sites] = claimed.schemas;
       say(
-        `left behind: the demo's simulated data in schema ${claimed.schema} of ${claimed.url}; \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`,
+        `left behind: the demo's simulated data in schema ${schema} of ${claimed.url} (Search Console's in ${sites}); \`ga-collector demo\` with the same DATABASE_URL and schema uses it again`,
       );
-      say(`              remove it with: DROP SCHEMA "${claimed.schema}" CASCADE`);
+      say(`              remove it with: DROP SCHEMA ${claimed.schemas.map((s) => `"${s}"`).join(', ')} CASCADE`);
     }
     say('demo stopped');
   }
@@ -162,7 +180,11 @@ class Demo {
       fake.addProperty({ id: property.id, timeZone: property.timeZone });
       fake.grant(DEMO_ACCOUNT, property.id);
     }
-    say(`simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; service account ${DEMO_ACCOUNT}`);
+    fake.addSite({ url: DEMO_SITE });
+    fake.grantSite(DEMO_ACCOUNT, DEMO_SITE, 'siteFullUser');
+    say(
+      `simulated Google at ${fake.url}: properties ${DEMO_PROPERTIES.map((p) => `${p.id} (${p.timeZone})`).join(', ')}; Search Console site ${DEMO_SITE}; service account ${DEMO_ACCOUNT}`,
+    );
 
     const config = await demoConfig(env, dbUrl, external ? 'ga4_demo' : 'ga4', keyFile, fake);
     const claim = await claimDemoSchema(
@@ -170,9 +192,11 @@ class Demo {
       config.database.schema,
       DEMO_PROPERTIES.map((p) => p.id),
     );
+    const siteClaim = await claimDemoSchema(dbUrl, config.searchConsole.schema, [DEMO_SITE], 'site_url');
     if (external) {
-      this.claimed = { schema: config.database.schema, url: redactUrl(dbUrl) };
+      this.claimed = { schemas: [config.database.schema, config.searchConsole.schema], url: redactUrl(dbUrl) };
       say(`schema ${config.database.schema}: ${claim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);
+      say(`schema ${config.searchConsole.schema} (Search Console): ${siteClaim === 'created' ? 'created for the demo' : "the demo's, from an earlier run"}`);
     }
     lifecycle.checkpoint();
     const daemon = new Daemon({ config, logger: this.logger, http: true, continueBacklog: true });
@@ -185,9 +209,14 @@ class Demo {
     say(
       `query:        psql '${external ? redactUrl(dbUrl) : dbUrl}' -c 'SELECT property_id, date, sessions, total_users FROM ${schema}.daily ORDER BY date DESC, property_id LIMIT 10'`,
     );
+    say(
+      `              psql '${external ? redactUrl(dbUrl) : dbUrl}' -c 'SELECT date, sum(clicks) AS clicks, sum(impressions) AS impressions FROM ${config.searchConsole.schema}.performance GROUP BY date ORDER BY date DESC LIMIT 10'`,
+    );
     if (!onPath('psql')) say('              (psql is not installed here; any PostgreSQL client can use that URL)');
     say('');
-    say(`fetching 90 days of ${Object.keys(config.reports).join(' and ')} for ${config.properties.length} properties ... (Ctrl-C stops the demo)`);
+    say(
+      `fetching 90 days of ${Object.keys(config.reports).join(' and ')} for ${config.properties.length} properties, and of ${Object.keys(config.searchConsole.reports).join(', ')} for site ${DEMO_SITE} (Pacific days through today-3) ... (Ctrl-C stops the demo)`,
+    );
     void announceFirstData(daemon, config, say, () => this.seconds(), lifecycle.stopSignal);
   }
 }
@@ -206,6 +235,8 @@ function baseConfig(env: NodeJS.ProcessEnv): Config {
     'GA_COLLECTOR_TOKEN_URL',
     'GA_COLLECTOR_API_ROOT_URL',
     'GA_COLLECTOR_ADMIN_API_ROOT_URL',
+    'GA_COLLECTOR_SEARCH_CONSOLE_ROOT_URL',
+    'GA_COLLECTOR_SEARCH_CONSOLE_SCHEMA',
   ])
     delete rest[k];
   return loadConfig({ env: rest, requireDatabase: false, requireCredentials: false });
@@ -214,9 +245,16 @@ function baseConfig(env: NodeJS.ProcessEnv): Config {
 async function demoConfig(env: NodeJS.ProcessEnv, dbUrl: string, defaultSchema: string, keyFile: string, fake: FakeGoogle): Promise<Config> {
   const base = baseConfig(env);
   const port = env['GA_COLLECTOR_HTTP_PORT'] ? base.http.port : await portOr(base.http.host, base.http.port);
+  const schema = env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema;
   return {
     ...base,
-    database: { url: dbUrl, schema: env['GA_COLLECTOR_DB_SCHEMA'] ? base.database.schema : defaultSchema },
+    database: { url: dbUrl, schema },
+    // `gsc` beside `ga4` in the embedded database; elsewhere named after the demo's GA4 schema, so two demos' never meet
+    searchConsole: {
+      schema: schema === 'ga4' ? 'gsc' : `${schema}_gsc`,
+      reports: DEMO_SITE_REPORTS,
+      sites: [{ url: DEMO_SITE, reports: Object.keys(DEMO_SITE_REPORTS), schedule: base.schedule, credentials: keyFile, impersonate: '' }],
+    },
     google: {
       credentials: keyFile,
       impersonate: '',
@@ -245,9 +283,9 @@ function onPath(cmd: string): boolean {
   return (process.env['PATH'] ?? '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, cmd)));
 }
 
-/** One line when every report of every property has data, with the time it took. */
+/** One line when every report of every property and site has data, with the time it took. */
 async function announceFirstData(daemon: Daemon, config: Config, say: (l: string) => void, seconds: () => string, stopped: AbortSignal): Promise<void> {
-  const total = config.properties.reduce((n, p) => n + p.reports.length, 0);
+  const total = configuredSources(config).reduce((n, p) => n + p.reports.length, 0);
   for (let poll = 0; poll < 600 && !stopped.aborted; poll++) {
     await new Promise((resolve) => setTimeout(resolve, 500).unref());
     let doc;
@@ -259,9 +297,9 @@ async function announceFirstData(daemon: Daemon, config: Config, say: (l: string
     const done = doc.reports.filter((r) => r.storedDays > 0 && !r.running);
     const failed = doc.reports.filter((r) => r.lastError);
     if (done.length + failed.length >= total && done.length > 0 && doc.reports.every((r) => !r.running)) {
-      const days = done.reduce((n, r) => n + r.storedDays, 0);
+      const days = (kind: string) => done.filter((r) => r.kind === kind).reduce((n, r) => n + r.storedDays, 0);
       say(
-        `data is in after ${seconds()} s: ${days} property-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`,
+        `data is in after ${seconds()} s: ${days('ga4')} property-days and ${days('searchConsole')} site-days over ${done.length} report tables${failed.length ? `; ${failed.length} failed (see the status page)` : ''}`,
       );
       return;
     }

@@ -19,7 +19,12 @@ const DEMO_SCHEMA_MARK = 'ga-collector demo:';
  * @returns 'created' or 'reused'
  * @throws UsageError (exit 2) when the schema exists without the mark
  */
-export async function claimDemoSchema(url: string, schema: string, demoProperties: readonly string[]): Promise<'created' | 'reused'> {
+export async function claimDemoSchema(
+  url: string,
+  schema: string,
+  demoProperties: readonly string[],
+  key: 'property_id' | 'site_url' = 'property_id',
+): Promise<'created' | 'reused'> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined);
   await client.connect();
@@ -29,10 +34,10 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
       if (existing) {
         if (existing.comment?.startsWith(DEMO_SCHEMA_MARK)) {
           // marked, but a real collector may have been pointed at it since: then it is not the demo's any more
-          const others = await otherLedgerProperties(client, schema, demoProperties);
+          const others = await otherLedgerProperties(client, schema, demoProperties, key);
           if (others.length) {
             throw new UsageError(
-              `schema ${schema} is marked as the demo's but holds data of other properties (${others.slice(0, 5).join(', ')}${others.length > 5 ? ', ...' : ''}); the demo will not write into it: set GA_COLLECTOR_DB_SCHEMA to a new name`,
+              `schema ${schema} is marked as the demo's but holds data of other ${key === 'site_url' ? 'sites' : 'properties'} (${others.slice(0, 5).join(', ')}${others.length > 5 ? ', ...' : ''}); the demo will not write into it: set GA_COLLECTOR_DB_SCHEMA to a new name`,
             );
           }
           return 'reused';
@@ -45,7 +50,7 @@ export async function claimDemoSchema(url: string, schema: string, demoPropertie
         await createSchemaWithComment(
           client,
           schema,
-          `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`; remove it with DROP SCHEMA ${ident(schema)} CASCADE`,
+          `${DEMO_SCHEMA_MARK} simulated data of \`ga-collector demo\`${key === 'site_url' ? ' (Search Console)' : ''}; remove it with DROP SCHEMA ${ident(schema)} CASCADE`,
         );
         return 'created';
       } catch (err) {

@@ -5,6 +5,8 @@
  * hash: no 'unsafe-inline'). A page of properties, those that need attention first (failing,
  * stale, with gaps), one card each (its time zone, a chart of its main metric over the last 30
  * days from GA's per-date totals, a row per report; a discovered one says where it was found),
+ * and a card per Search Console site (its Pacific calendar, a chart of its clicks per day summed
+ * over its stored rows, a row per report),
  * then discovery (when on: its last listing, its error, the properties that went), the service
  * accounts' tokens and the recent failures. A refused configuration reload is a banner at the top. It reloads itself
  * every 30 s.
@@ -70,12 +72,16 @@ function chart(series: Series): string {
   const dots = points
     .map((p, i) => `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2"><title>${esc(p.date)}: ${esc(number(p.value))}</title></circle>`)
     .join('');
-  return `<svg class="chart" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" aria-label="${esc(series.metric)} per day for property ${esc(series.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
+  const site = series.kind === 'searchConsole';
+  const note = site
+    ? `${esc(series.metric)} per day, summed over the stored rows of report ${esc(series.report)} (the top rows Google served; grouped by query, anonymized queries are left out, so it can be below the site's total in Search Console)`
+    : `${esc(series.metric)} per day, GA's daily total (report ${esc(series.report)})`;
+  return `<svg class="chart" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" aria-label="${esc(series.metric)} per day for ${site ? 'site' : 'property'} ${esc(series.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
 <g>${grid}</g>
 <polygon class="area" points="${area}"/><polyline class="line" points="${line}"/><g class="dots">${dots}</g>
 <text x="${pad.l}" y="${height - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${width - pad.r}" y="${height - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
 </svg>
-<p class="chart-note">${esc(series.metric)} per day, GA's daily total (report ${esc(series.report)}): ${esc(number(last.value))} on ${esc(last.date)}${additive(series.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
+<p class="chart-note">${note}: ${esc(number(last.value))} on ${esc(last.date)}${additive(series.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
 }
 
 const PILL: Record<string, string> = {
@@ -108,9 +114,14 @@ function propertyCard(id: string, reports: Report[], series: Series | undefined,
   const found = d
     ? ` <span class="pill" title="found by discovery in account ${esc(d.account)}${d.accountName ? ` (${esc(d.accountName)})` : ''}, ${esc(d.propertyType)}">discovered</span> <span class="muted">${esc(d.displayName)} · account ${esc(d.accountName || d.account)}</span>`
     : '';
-  return `<section class="card property${bad ? ' failing' : ''}" data-property="${esc(id)}">
-<h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span>${found}</h3>
-${series ? chart(series) : '<p class="muted">no chart: the property has no report</p>'}
+  const site = reports[0]?.kind === 'searchConsole';
+  const heading = site
+    ? `<section class="card site${bad ? ' failing' : ''}" data-site="${esc(id)}">
+<h3>Search Console site ${esc(id)} <span class="muted">· Pacific days (${esc(tz)})</span></h3>`
+    : `<section class="card property${bad ? ' failing' : ''}" data-property="${esc(id)}">
+<h3>Property ${esc(id)} <span class="muted">· ${esc(tz)}</span>${found}</h3>`;
+  return `${heading}
+${series ? chart(series) : `<p class="muted">no chart: the ${site ? 'site' : 'property'} has no report</p>`}
 <table class="reports"><thead><tr><th>report</th><th>state</th><th>last success</th><th>data through</th><th class="num">days</th><th class="num">gaps</th><th class="num">pending</th><th>next run</th><th>last error</th></tr></thead>
 <tbody>
 ${reports.map((r) => reportRow(r, now)).join('\n')}
@@ -269,7 +280,7 @@ export function renderStatusPage(doc: StatusDocument): string {
 <header><h1>ga-collector</h1><div id="summary">${summary}</div></header>
 <main>
 ${banner}
-<h2>Properties</h2>
+<h2>Properties${sum.sites ? ' and Search Console sites' : ''}</h2>
 ${doc.page ? pager(doc.page, sum.needAttention) : ''}
 <div id="properties">
 ${cards || '<p class="muted">no properties configured</p>'}

@@ -17,6 +17,7 @@ import { classify } from './apiErrors.js';
 
 export type SearchAnalyticsRequest = searchconsole_v1.Schema$SearchAnalyticsQueryRequest;
 export type SearchAnalyticsResponse = searchconsole_v1.Schema$SearchAnalyticsQueryResponse;
+export type WmxSite = searchconsole_v1.Schema$WmxSite;
 
 export interface SearchConsoleClientOptions {
   rootUrl: string;
@@ -68,6 +69,28 @@ export class SearchConsoleClient {
         return res.data;
       },
       (response) => read(json(response)),
+    );
+  }
+
+  /**
+   * sites.get for the site `ctx.propertyId`: its URL and the principal's `permissionLevel`
+   * (siteOwner, siteFullUser, siteRestrictedUser, or siteUnverifiedUser, which may not read data)
+   * (https://developers.google.com/webmaster-tools/v1/sites/get). For `ga-collector check`.
+   * @throws PermanentError permission_denied (403) when the principal is no user of the site
+   */
+  getSite(ctx: CallContext): Promise<WmxSite> {
+    const json = jsonObject<WmxSite>(ctx, 'sites.get');
+    return this.caller.call(
+      ctx,
+      'sites.get',
+      async (headers, signal) => {
+        const res = await this.api.sites.get(
+          { siteUrl: ctx.propertyId },
+          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
+        );
+        return res.data;
+      },
+      json,
     );
   }
 

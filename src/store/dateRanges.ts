@@ -3,8 +3,9 @@
  * missing, still revising, or carry a data-quality flag, as runs of consecutive dates. Each is one
  * query for every property and report asked about.
  */
-import { qualified } from './identifiers.js';
+import { ident, qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
+import { tablesOf, type TablesArg } from './sourceTables.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -27,11 +28,12 @@ export interface GapWindow {
 }
 
 /**
- * The dates of each window that are not stored as finished: never stored, or stored before the
+ * The dates of each window (of properties, or of sites when `at` is Search Console's tables) that are not stored as finished: never stored, or stored before the
  * date was over in the property's zone (a partial day, which the planner fetches again), as the
  * status page counts them (statusQueries.ts ledgerCoverage).
  */
-export async function gapRuns(db: Queryable, schema: string, windows: GapWindow[]): Promise<DateRun[]> {
+export async function gapRuns(db: Queryable, at: TablesArg, windows: GapWindow[]): Promise<DateRun[]> {
+  const { schema, key } = tablesOf(at);
   const open = windows.filter((w) => w.from <= w.through);
   if (open.length === 0) return [];
   const { rows } = await db.query<{ p: string; r: string; first: string; last: string; days: number }>(
@@ -41,7 +43,7 @@ export async function gapRuns(db: Queryable, schema: string, windows: GapWindow[
          CROSS JOIN LATERAL generate_series(u.s, u.e, interval '1 day') AS g(d)
         WHERE NOT EXISTS (
           SELECT 1 FROM ${qualified(schema, 'fetch_days')} f
-           WHERE f.property_id = u.p AND f.report = u.r AND f.date = g.d::date
+           WHERE f.${ident(key)} = u.p AND f.report = u.r AND f.date = g.d::date
              AND f.date < (f.fetched_at AT TIME ZONE u.tz)::date)
      )
      SELECT p, r, to_char(min(d), 'YYYY-MM-DD') AS first, to_char(max(d), 'YYYY-MM-DD') AS last, count(*)::int AS days
@@ -60,18 +62,20 @@ export interface MarkedRun extends DateRun {
 }
 
 /**
- * For the given property and report pairs: the runs of stored dates still revising (`settled` is
+ * For the given property (or site: `at` a source's tables) and report pairs: the runs of stored dates still revising (`settled` is
  * false) and of dates GA flagged (`subject_to_thresholding`, `sampled`, `data_loss_from_other_row`).
  */
-export async function markedRuns(db: Queryable, schema: string, pairs: Array<{ propertyId: string; report: string }>): Promise<MarkedRun[]> {
+export async function markedRuns(db: Queryable, at: TablesArg, pairs: Array<{ propertyId: string; report: string }>): Promise<MarkedRun[]> {
   if (pairs.length === 0) return [];
+  const { schema, key } = tablesOf(at);
+  const k = `f.${ident(key)}`;
   const { rows } = await db.query<{ p: string; r: string; mark: DateMark; first: string; last: string; days: number }>(
     `SELECT p, r, mark, to_char(min(date), 'YYYY-MM-DD') AS first, to_char(max(date), 'YYYY-MM-DD') AS last, count(*)::int AS days
        FROM (
-         SELECT f.property_id AS p, f.report AS r, k.mark, f.date,
-                f.date - (row_number() OVER (PARTITION BY f.property_id, f.report, k.mark ORDER BY f.date))::int AS run
+         SELECT ${k} AS p, f.report AS r, k.mark, f.date,
+                f.date - (row_number() OVER (PARTITION BY ${k}, f.report, k.mark ORDER BY f.date))::int AS run
            FROM ${qualified(schema, 'fetch_days')} f
-           JOIN unnest($1::text[], $2::text[]) AS u(p, r) ON u.p = f.property_id AND u.r = f.report
+           JOIN unnest($1::text[], $2::text[]) AS u(p, r) ON u.p = ${k} AND u.r = f.report
            CROSS JOIN LATERAL (VALUES ('revising', NOT f.settled), ('thresholding', f.subject_to_thresholding),
                                       ('sampling', f.sampled), ('otherRow', f.data_loss_from_other_row)) AS k(mark, marked)
           WHERE k.marked

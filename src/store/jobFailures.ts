@@ -41,8 +41,9 @@ export interface JobFailure {
   permanent: boolean;
 }
 
-/** Every recorded failure; empty when the table does not exist yet (a schema not migrated to 003). */
-export async function jobFailures(db: Queryable, schema: string): Promise<JobFailure[]> {
+/** Every recorded failure (`propertyId` a site's URL in Search Console's tables); empty when the table does not exist yet (a schema not migrated to 003). */
+export async function jobFailures(db: Queryable, at: TablesArg): Promise<JobFailure[]> {
+  const { schema, key } = tablesOf(at);
   const table = qualified(schema, 'job_failures');
   const { rows: exists } = await db.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]);
   if (!exists[0]?.t) return [];
@@ -54,7 +55,7 @@ export async function jobFailures(db: Queryable, schema: string): Promise<JobFai
     failures: number;
     error: string;
     permanent: boolean;
-  }>(`SELECT property_id, report, first_failed_at, failed_at, failures, error, permanent FROM ${table} ORDER BY property_id, report`);
+  }>(`SELECT ${ident(key)} AS property_id, report, first_failed_at, failed_at, failures, error, permanent FROM ${table} ORDER BY 1, report`);
   return rows.map((r) => ({
     propertyId: r.property_id,
     report: r.report,

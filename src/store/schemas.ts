@@ -32,17 +32,22 @@ export async function createSchemaWithComment(client: pg.ClientBase, schema: str
 }
 
 /**
- * Property ids in `schema`'s ledger (`fetch_days`) other than `known`, at most 6; none when the
- * schema has no ledger yet.
+ * Property ids (or, with `key` site_url, Search Console site URLs) in `schema`'s ledger
+ * (`fetch_days`) other than `known`, at most 6; none when the schema has no ledger yet.
  */
-export async function otherLedgerProperties(client: pg.ClientBase, schema: string, known: readonly string[]): Promise<string[]> {
+export async function otherLedgerProperties(
+  client: pg.ClientBase,
+  schema: string,
+  known: readonly string[],
+  key: 'property_id' | 'site_url' = 'property_id',
+): Promise<string[]> {
   const { rows: ledger } = await client.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [`${ident(schema)}.fetch_days`]);
   if (!ledger[0]?.found) return [];
-  const { rows } = await client.query<{ property_id: string }>(
-    `SELECT DISTINCT property_id FROM ${ident(schema)}.fetch_days WHERE NOT (property_id = ANY($1::text[])) ORDER BY property_id LIMIT 6`,
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT DISTINCT ${ident(key)} AS id FROM ${ident(schema)}.fetch_days WHERE NOT (${ident(key)} = ANY($1::text[])) ORDER BY 1 LIMIT 6`,
     [known],
   );
-  return rows.map((r) => r.property_id);
+  return rows.map((r) => r.id);
 }
 
 /** A string literal for a statement that takes no parameters. */
