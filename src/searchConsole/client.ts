@@ -84,10 +84,9 @@ export class SearchConsoleClient {
       ctx,
       'sites.get',
       async (headers, signal) => {
-        const res = await this.api.sites.get(
-          { siteUrl: ctx.propertyId },
-          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
-        );
+        const res = await (
+          await this.api()
+        ).sites.get({ siteUrl: ctx.propertyId }, { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch });
         return res.data;
       },
       json,
