@@ -9,42 +9,16 @@
  */
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import { RetryableError } from '../errors.js';
-import type { Metrics } from '../metrics.js';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
-import { ApiCaller, jsonObject } from './apiCaller.js';
+import { ApiCaller, jsonObject, type ApiCallerOptions } from './apiCaller.js';
 import { classify } from './apiErrors.js';
 import { responseHeader } from '../net/httpResponse.js';
 import { where, type CallContext } from './callContext.js';
-import type { Limiter } from './limiter.js';
-import type { RequestBudget } from './quota.js';
 import { metadataParams, runReportParams, type RunReportRequest } from './requests.js';
 import type { MetadataResponse, RunReportResponse } from './responses.js';
 
-export interface Ga4ClientOptions {
-  apiRootUrl: string;
-  /** deadline of one request, headers and whole body, ms; a timeout is retried like a 5xx */
-  timeoutMs: number;
-  /** attempts per request (and per listing, in the page loop) for retryable failures */
-  maxAttempts: number;
-  limiter: Limiter;
-  metrics: Metrics;
-  /** backoff base and cap, ms (tests shorten them); default 1 s and 32 s */
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
-  /** server errors (5xx) one property may answer in an hour before it is left alone until the hour is over */
-  maxServerErrorsPerHour?: number;
-  /**
-   * asked before each request and told its outcome (server errors, quota deferrals); default an
-   * in-memory ServerErrorBudget of `maxServerErrorsPerHour` (8)
-   */
-  budget?: RequestBudget;
-  /**
-   * requests one property may have in flight at once, over all its reports (fetch.perPropertyConcurrency),
-   * each also holding a slot of `limiter`; default PROPERTY_CONCURRENCY, Google's limit for a standard property
-   */
-  perPropertyConcurrency?: number;
-  now?: () => number;
-}
+/** How calls are made (apiCaller.ts: deadline, attempts, slots, budget, backoff), and where the Data API is. */
+export type Ga4ClientOptions = Omit<ApiCallerOptions, 'classify'> & { apiRootUrl: string };
 
 export class Ga4Client {
   private readonly api: analyticsdata_v1beta.Analyticsdata;

@@ -8,30 +8,17 @@
  * `https%3A%2F%2Fwww.example.com%2F`), as Google expects.
  */
 import type { searchconsole_v1 } from '@googleapis/searchconsole';
-import type { Metrics } from '../metrics.js';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
-import { ApiCaller, jsonObject } from '../ga4/apiCaller.js';
+import { ApiCaller, jsonObject, type ApiCallerOptions } from '../ga4/apiCaller.js';
 import type { CallContext } from '../ga4/callContext.js';
-import type { Limiter } from '../ga4/limiter.js';
 import { classify } from './apiErrors.js';
 
 export type SearchAnalyticsRequest = searchconsole_v1.Schema$SearchAnalyticsQueryRequest;
 export type SearchAnalyticsResponse = searchconsole_v1.Schema$SearchAnalyticsQueryResponse;
 export type WmxSite = searchconsole_v1.Schema$WmxSite;
 
-export interface SearchConsoleClientOptions {
-  rootUrl: string;
-  /** deadline of one request, ms */
-  timeoutMs: number;
-  maxAttempts: number;
-  /** the request slots shared with the Data API client */
-  limiter: Limiter;
-  metrics: Metrics;
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
-  maxServerErrorsPerHour?: number;
-  now?: () => number;
-}
+/** How calls are made (ga4/apiCaller.ts, shared with the Data API client), and where Search Console is. */
+export type SearchConsoleClientOptions = Omit<ApiCallerOptions, 'classify'> & { rootUrl: string };
 
 export class SearchConsoleClient {
   private apiLoaded: Promise<searchconsole_v1.Searchconsole> | undefined;
