@@ -6,18 +6,20 @@
  */
 import type { Config, SearchConsoleReport } from './config/index.js';
 import type { JobBoard } from './schedule/jobBoard.js';
-import { resolveStartDate } from './schedule/planner.js';
-import { siteLastDate } from './schedule/siteJob.js';
+import { siteFirstDate, siteLastDate } from './schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from './searchConsole/report.js';
 import type { ClicksRequest } from './store/siteStatusQueries.js';
 import { SEARCH_CONSOLE_METRICS } from './store/sourceTables.js';
 import type { Coverage } from './store/statusQueries.js';
 import type { ReportStatus, StatusDocument } from './statusDocument.js';
-import { daysBetween, localDate } from './time.js';
+import { daysBetween } from './time.js';
 
-/** A site report's window: its start date through the newest Pacific date Google serves for its dataState; `days` in it (0 when empty). */
+/**
+ * A site report's window: its start date (never before the 16 months Search Console keeps) through
+ * the newest Pacific date Google serves for its dataState; `days` in it (0 when empty).
+ */
 export function siteWindow(report: SearchConsoleReport, now: number): { from: string; through: string; days: number } {
-  const from = resolveStartDate(report.startDate, localDate(now, SEARCH_CONSOLE_TIME_ZONE));
+  const from = siteFirstDate(report, now);
   const through = siteLastDate(report, now);
   return { from, through, days: Math.max(0, daysBetween(from, through) + 1) };
 }

@@ -6,6 +6,7 @@
  */
 import type { Config, SiteConfig } from '../config/index.js';
 import { siteTableDefinition } from '../config/index.js';
+import { searchConsoleHorizon } from '../searchConsole/horizon.js';
 import { CHUNK_DAYS, SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { previousFire } from '../schedule/cron.js';
 import { plan as planDates } from '../schedule/planner.js';
@@ -44,6 +45,7 @@ export async function sitesOncePlan(config: Config, pool: Pool, now: number, own
         ledger: days,
         maxDays: config.fetch.maxDaysPerRun,
         lagDays: siteLagDays(report),
+        oldestDate: searchConsoleHorizon,
       });
       const taken = pl.ranges.reduce((n, [a, b]) => n + daysBetween(a, b) + 1, 0);
       const req = pl.ranges.reduce((n, [a, b]) => n + requestsFor(config, name, daysBetween(a, b) + 1), 0);
