@@ -75,7 +75,7 @@ export function siteStatuses(
 /**
  * The clicks chart of each shown site: clicks per date summed over the rows of its report with the
  * fewest dimensions, the nearest to the site's own total (a report by date alone is that total;
- * one by query leaves out anonymized queries), and the reads that fetch them.
+ * one by query leaves out anonymized queries; statusPage.ts rowSumBasis says which), and the reads that fetch them.
  */
 export function siteCharts(config: Config, shown: Set<string>): { charts: Array<Omit<StatusDocument['series'][number], 'points'>>; requests: ClicksRequest[] } {
   const defs = config.searchConsole.reports;
@@ -84,7 +84,16 @@ export function siteCharts(config: Config, shown: Set<string>): { charts: Array<
   for (const site of config.searchConsole.sites) {
     if (!shown.has(site.url) || site.reports.length === 0) continue;
     const report = [...site.reports].sort((a, b) => defs[a]!.dimensions.length - defs[b]!.dimensions.length)[0]!;
-    charts.push({ kind: 'searchConsole', property: site.url, report, metric: SEARCH_CONSOLE_METRICS[0], source: 'rowSum' });
+    const def = defs[report]!;
+    charts.push({
+      kind: 'searchConsole',
+      property: site.url,
+      report,
+      metric: SEARCH_CONSOLE_METRICS[0],
+      source: 'rowSum',
+      dimensions: [...def.dimensions],
+      aggregationType: def.aggregationType,
+    });
     byReport.set(report, [...(byReport.get(report) ?? []), site.url]);
   }
   return { charts, requests: [...byReport].map(([report, sites]) => ({ report, sites })) };

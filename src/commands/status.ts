@@ -287,7 +287,7 @@ function formatStatus(s: StatusOutput): string {
   lines.push(`database ${s.database}, ${state}`, '');
   const properties = s.reports.filter((r) => r.kind === 'ga4');
   const sites = s.reports.filter((r) => r.kind === 'searchConsole');
-  if (properties.length === 0 && sites.length === 0) lines.push('no properties configured');
+  if (properties.length === 0 && sites.length === 0) lines.push('no properties or sites configured');
   if (properties.length) {
     table(lines, ['property', 'report', 'time zone', 'data through', 'gaps', 'last fetch'], properties, (r) => [
       r.property,
