@@ -55,7 +55,7 @@ describe('usage and help', () => {
     const backfill = (await runCli(['help', 'backfill'])).stdout;
     assert.match(
       backfill,
-      /^  --site URL     a site of searchConsole\.sites, as listed there \(sc-domain:example\.com,\n {17}https:\/\/www\.example\.com\/\)$/m,
+      /^ {2}--site URL {5}a site of searchConsole\.sites, as listed there \(sc-domain:example\.com,\n {17}https:\/\/www\.example\.com\/\)$/m,
     );
     assert.match(backfill, /Search Console keeps about 16 months/);
   });
