@@ -57,7 +57,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
         )
       : fail(
           'config',
-          'no properties configured: the daemon would fetch nothing',
+          'no properties or sites configured: the daemon would fetch nothing',
           'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES; or `searchConsole.sites: [sc-domain:example.com]`',
         ),
   );

@@ -80,16 +80,16 @@ succeeded, 1 when any failed (or a credential cannot get a token).`,
   backfill: {
     synopsis: 'backfill --property ID | --site URL [--report NAME] --from DATE --to DATE [--config FILE] [--dry-run]',
     summary: 'fetch and store a date range now',
-    description: `Fetches and stores the dates from --from through --to (both included) now, replacing each date
-whole, then prints a summary line. ${DATES} --to may not be after the
-property's yesterday (Google has not finished later dates); for a Search Console site, dates are
-Pacific and --to may not be after the newest date Google serves the report's dataState (today-3
-for final, today-1 for all). The property or site, and the report, must be in the config. Exit 0,
-1 when a report failed, 2 for bad input.`,
+    // one line per paragraph: commandHelp wraps it
+    description: [
+      `Fetches and stores the dates from --from through --to (both included) now, replacing each date whole, then prints a summary line. ${DATES} --to may not be after the property's yesterday (Google has not finished later dates).`,
+      "For a Search Console site, dates are Pacific; --to may not be after the newest date Google serves the report's dataState (today-3 for final, today-1 for all), and --from may not be before the oldest it serves (Search Console keeps about 16 months).",
+      'The property or site, and the report, must be in the config. Exit 0, 1 when a report failed, 2 for bad input.',
+    ].join('\n'),
     flags: [
       CONFIG,
       { name: 'property', value: 'ID', doc: 'the numeric GA4 property id (this or --site)' },
-      { name: 'site', value: 'URL', doc: 'a Search Console site of searchConsole.sites, as listed there (sc-domain:example.com, https://www.example.com/)' },
+      { name: 'site', value: 'URL', doc: 'a site of searchConsole.sites, as listed there (sc-domain:example.com, https://www.example.com/)' },
       { name: 'report', value: 'NAME', doc: 'one report; default: every report of the property or site' },
       { name: 'from', value: 'DATE', doc: 'the first date, included (required)' },
       { name: 'to', value: 'DATE', doc: 'the last date, included (required)' },
@@ -163,12 +163,39 @@ export function usage(): string {
   ].join('\n');
 }
 
-/** One command's help: synopsis, what it does and its exit codes, every flag. */
+/** The width help text is wrapped to (the descriptions are written to it). */
+export const HELP_WIDTH = 100;
+
+/** `text` wrapped at spaces to HELP_WIDTH columns, each line after the first indented by `indent` spaces. */
+function wrap(text: string, indent: number): string {
+  const lead = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(' ')) {
+    if (line.trim() && line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(line);
+      line = ' '.repeat(indent) + word;
+    } else line = line.trim() ? `${line} ${word}` : line + word;
+  }
+  return [...lines, line].join('\n');
+}
+
+/** One command's help: synopsis, what it does and its exit codes, every flag; lines no wider than HELP_WIDTH. */
 export function commandHelp(command: Command): string {
   const spec = COMMANDS[command];
   const label = (f: Flag) => `${f.name === 'help' ? '-h, ' : ''}--${f.name}${f.value ? ` ${f.value}` : ''}`;
   const w = Math.max(...spec.flags.map((f) => label(f).length));
-  return [`usage: ga-collector ${spec.synopsis}`, '', spec.description, '', 'flags:', ...spec.flags.map((f) => `  ${label(f).padEnd(w)}  ${f.doc}`)].join('\n');
+  return [
+    wrap(`usage: ga-collector ${spec.synopsis}`, 'usage: ga-collector '.length),
+    '',
+    spec.description
+      .split('\n')
+      .map((l) => wrap(l, 0))
+      .join('\n'),
+    '',
+    'flags:',
+    ...spec.flags.map((f) => wrap(`  ${label(f).padEnd(w)}  ${f.doc}`, w + 4)),
+  ].join('\n');
 }
 
 /** Parses argv (without node and the script). Throws UsageError for anything it does not take. */
@@ -262,20 +289,24 @@ function checkBackfill(args: CliArgs): void {
   if (!args.property && !args.site) throw new UsageError('backfill: --property ID (GA4) or --site URL (Search Console) is required');
   if (args.property && !/^[0-9]+$/.test(args.property))
     throw new UsageError(`backfill: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
-  const from = backfillDate('from', args.from);
-  const to = backfillDate('to', args.to);
+  const from = backfillDate('from', args.from, args.site !== undefined);
+  const to = backfillDate('to', args.to, args.site !== undefined);
   // comparable without the property's calendar when both are dates or both are relative
   const after = from.kind === 'date' && to.kind === 'date' ? from.date > to.date : from.kind === 'ago' && to.kind === 'ago' ? from.days < to.days : false;
   if (after) throw new UsageError(`backfill: --from ${args.from} is after --to ${args.to}`);
 }
 
-/** A backfill date: well formed, and never today (GA has not finished it). */
-function backfillDate(flag: 'from' | 'to', value: string | undefined): DateSpec {
+/** A backfill date: well formed, and never today (neither GA nor Search Console has finished it). */
+function backfillDate(flag: 'from' | 'to', value: string | undefined, site: boolean): DateSpec {
   if (!value) throw new UsageError(`backfill: --${flag} DATE is required (YYYY-MM-DD, NdaysAgo or yesterday)`);
   const spec = parseDateSpec(value);
   if (!spec) throw new UsageError(`backfill: --${flag} must be a date as YYYY-MM-DD, NdaysAgo or yesterday, got ${JSON.stringify(value)}`);
   if (spec.kind === 'ago' && spec.days === 0) {
-    throw new UsageError(`backfill: --${flag} ${value}: GA has not finished today, so it is never stored; the newest date to ask for is yesterday`);
+    throw new UsageError(
+      site
+        ? `backfill: --${flag} ${value}: Search Console has not finished today (Pacific), so it is never stored; the newest date to ask for is 3daysAgo for final data (dataState final), yesterday for dataState all`
+        : `backfill: --${flag} ${value}: GA has not finished today, so it is never stored; the newest date to ask for is yesterday`,
+    );
   }
   return spec;
 }

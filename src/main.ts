@@ -159,7 +159,10 @@ async function runDaemon(daemon: Daemon, config: Config, logger: Logger, args: C
       logger,
       startFailed: (err) => startFailed(err, config, logger),
       started: () => {
-        logger.info({ event: 'started', properties: config.properties.length, version: VERSION, http: daemon.http?.url }, 'ga-collector running');
+        logger.info(
+          { event: 'started', properties: config.properties.length, sites: config.searchConsole.sites.length, version: VERSION, http: daemon.http?.url },
+          'ga-collector running',
+        );
         // in the background: the configured properties start now, the discovered ones join when listed
         void daemon.discover(true);
       },

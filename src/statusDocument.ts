@@ -70,8 +70,9 @@ export interface StatusDocument {
   /**
    * per property of `reports`: the first metric of its first report, from GA's per-date totals
    * (`source` totals); per site: clicks per date summed over the stored rows of its report with the
-   * fewest dimensions (`source` rowSum: the top rows Google served, anonymized queries left out
-   * when the report groups by query, so at most the site's total)
+   * fewest dimensions (`source` rowSum: grouped by date alone, the site's total; by query, the top
+   * rows Google served without anonymized queries; by page, counted per page), that report's
+   * `dimensions` besides date and its `aggregationType` given so the sum can be read
    */
   series: Array<{
     kind: 'ga4' | 'searchConsole';
@@ -79,6 +80,10 @@ export interface StatusDocument {
     report: string;
     metric: string;
     source: 'totals' | 'rowSum';
+    /** a site's chart: the dimensions its report groups by besides date ([]: date alone) */
+    dimensions?: string[];
+    /** a site's chart: its report's aggregationType (auto, byPage, byProperty) */
+    aggregationType?: string;
     points: Array<{ date: string; value: number }>;
   }>;
   /** property discovery; null when it is off */

@@ -6,18 +6,20 @@
  */
 import type { Config, SearchConsoleReport } from './config/index.js';
 import type { JobBoard } from './schedule/jobBoard.js';
-import { resolveStartDate } from './schedule/planner.js';
-import { siteLastDate } from './schedule/siteJob.js';
+import { siteFirstDate, siteLastDate } from './schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from './searchConsole/report.js';
 import type { ClicksRequest } from './store/siteStatusQueries.js';
 import { SEARCH_CONSOLE_METRICS } from './store/sourceTables.js';
 import type { Coverage } from './store/statusQueries.js';
 import type { ReportStatus, StatusDocument } from './statusDocument.js';
-import { daysBetween, localDate } from './time.js';
+import { daysBetween } from './time.js';
 
-/** A site report's window: its start date through the newest Pacific date Google serves for its dataState; `days` in it (0 when empty). */
+/**
+ * A site report's window: its start date (never before the 16 months Search Console keeps) through
+ * the newest Pacific date Google serves for its dataState; `days` in it (0 when empty).
+ */
 export function siteWindow(report: SearchConsoleReport, now: number): { from: string; through: string; days: number } {
-  const from = resolveStartDate(report.startDate, localDate(now, SEARCH_CONSOLE_TIME_ZONE));
+  const from = siteFirstDate(report, now);
   const through = siteLastDate(report, now);
   return { from, through, days: Math.max(0, daysBetween(from, through) + 1) };
 }
@@ -73,7 +75,7 @@ export function siteStatuses(
 /**
  * The clicks chart of each shown site: clicks per date summed over the rows of its report with the
  * fewest dimensions, the nearest to the site's own total (a report by date alone is that total;
- * one by query leaves out anonymized queries), and the reads that fetch them.
+ * one by query leaves out anonymized queries; statusPage.ts rowSumBasis says which), and the reads that fetch them.
  */
 export function siteCharts(config: Config, shown: Set<string>): { charts: Array<Omit<StatusDocument['series'][number], 'points'>>; requests: ClicksRequest[] } {
   const defs = config.searchConsole.reports;
@@ -82,7 +84,16 @@ export function siteCharts(config: Config, shown: Set<string>): { charts: Array<
   for (const site of config.searchConsole.sites) {
     if (!shown.has(site.url) || site.reports.length === 0) continue;
     const report = [...site.reports].sort((a, b) => defs[a]!.dimensions.length - defs[b]!.dimensions.length)[0]!;
-    charts.push({ kind: 'searchConsole', property: site.url, report, metric: SEARCH_CONSOLE_METRICS[0], source: 'rowSum' });
+    const def = defs[report]!;
+    charts.push({
+      kind: 'searchConsole',
+      property: site.url,
+      report,
+      metric: SEARCH_CONSOLE_METRICS[0],
+      source: 'rowSum',
+      dimensions: [...def.dimensions],
+      aggregationType: def.aggregationType,
+    });
     byReport.set(report, [...(byReport.get(report) ?? []), site.url]);
   }
   return { charts, requests: [...byReport].map(([report, sites]) => ({ report, sites })) };

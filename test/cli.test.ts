@@ -45,6 +45,30 @@ describe('usage and help', () => {
     assert.equal(version.stdout, `ga-collector ${pkg.version}\n`);
   });
 
+  it("every help line fits in 100 columns (the long ones wrapped, each flag's text under its column)", async () => {
+    for (const c of COMMANDS) {
+      const r = await runCli(['help', c]);
+      assert.equal(r.code, 0, c);
+      const long = r.stdout.split('\n').filter((l) => l.length > 100);
+      assert.deepEqual(long, [], c);
+    }
+    const backfill = (await runCli(['help', 'backfill'])).stdout;
+    assert.match(
+      backfill,
+      /^ {2}--site URL {5}a site of searchConsole\.sites, as listed there \(sc-domain:example\.com,\n {17}https:\/\/www\.example\.com\/\)$/m,
+    );
+    assert.match(backfill, /Search Console keeps about 16 months/);
+  });
+
+  it('backfill --site --to today names Search Console, not GA', async () => {
+    const site = await runCli(['backfill', '--site', 'sc-domain:example.com', '--from', '5daysAgo', '--to', 'today']);
+    assert.equal(site.code, 2);
+    assert.match(site.stderr, /--to today: Search Console has not finished today \(Pacific\)/);
+    assert.doesNotMatch(site.stderr, /GA /);
+    const property = await runCli(['backfill', '--property', '1', '--from', '5daysAgo', '--to', 'today']);
+    assert.match(property.stderr, /--to today: GA has not finished today/);
+  });
+
   it('every command takes --help and documents each of its flags', async () => {
     const flags: Record<string, string[]> = {
       run: ['--config FILE', '--once', '--dry-run', '-h, --help'],

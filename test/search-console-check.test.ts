@@ -6,6 +6,7 @@
  * its report named; exit codes as for properties.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { checkAll, formatTable, type CheckRow } from '../src/check.js';
 import { loadConfig } from '../src/config/index.js';
@@ -127,6 +128,45 @@ describe('ga-collector check with Search Console sites', () => {
     } finally {
       g.fake.clearFaults();
     }
+  });
+
+  it('a request that gets no answer says what it met: a reset connection (Search Console and the Data API), a closed port', async () => {
+    g.fake.inject({ endpoint: 'sites', kind: 'reset' });
+    g.fake.inject({ endpoint: 'metadata', kind: 'reset' });
+    try {
+      const rows = await check([FULL]);
+      const site = row(rows, `site ${FULL}`);
+      assert.equal(site.status, 'FAIL', formatTable(rows));
+      assert.match(
+        site.detail,
+        /sites\.get for site sc-domain:example\.com failed before a response: ECONNRESET \(socket hang up\) \(gave up after 2 attempts\)/,
+      );
+      const property = row(rows, `property ${PROPERTY}`);
+      assert.match(property.detail, /failed before a response: ECONNRESET \(socket hang up\)/, formatTable(rows));
+    } finally {
+      g.fake.clearFaults();
+    }
+    // nothing listens on a port just closed: the connection is refused, and the message says where
+    const closed = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const port = (server.address() as net.AddressInfo).port;
+        server.close(() => resolve(port));
+      });
+    });
+    const file = writeConfig(g.dir, db, g, {
+      google: {
+        credentials: g.keyFile,
+        tokenUrl: g.fake.tokenUrl,
+        apiRootUrl: `http://127.0.0.1:${closed}/`,
+        searchConsoleRootUrl: `http://127.0.0.1:${closed}/`,
+      },
+      properties: [{ id: PROPERTY }],
+      searchConsole: { schema: gsc, sites: [FULL], reports },
+    });
+    const rows = await checkAll(loadConfig({ file, env: {} }), logger, { timeoutMs: 5_000 });
+    const refused = new RegExp(`failed before a response: ECONNREFUSED \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${closed}\\)`);
+    assert.match(row(rows, `site ${FULL}`).detail, refused, formatTable(rows));
+    assert.match(row(rows, `property ${PROPERTY}`).detail, refused, formatTable(rows));
   });
 
   it('the token Search Console sees carries both scopes: the one token of the principal serves the Data API too', async () => {

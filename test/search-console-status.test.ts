@@ -152,6 +152,8 @@ describe('Search Console sites in status, the status document and the metrics', 
       // the chart: clicks per date summed over the rows of the report with the fewest dimensions (appearance)
       const chart = doc.series.find((s) => s.property === SITE)!;
       assert.deepEqual([chart.kind, chart.report, chart.metric, chart.source], ['searchConsole', 'appearance', 'clicks', 'rowSum']);
+      // and what it groups by, for the caption (statusPage.ts rowSumBasis)
+      assert.deepEqual([chart.dimensions, chart.aggregationType], [['searchAppearance'], 'auto']);
       const sums = await db.query<{ date: string; clicks: number }>(
         `SELECT to_char(date, 'YYYY-MM-DD') AS date, sum(clicks)::int AS clicks FROM "${gsc}".appearance WHERE site_url = $1 GROUP BY date ORDER BY date`,
         [SITE],

@@ -54,7 +54,8 @@ describe('status page', () => {
       html,
       /<section class="card site" data-site="sc-domain:example\.com">\n<h3>Search Console site sc-domain:example\.com <span class="muted">· Pacific days \(America\/Los_Angeles\)/,
     );
-    assert.match(html, /clicks per day, summed over the stored rows of report performance \(the top rows Google served;/);
+    // the demo site's only report groups by query and page
+    assert.match(html, /clicks per day, summed over the stored rows of report performance \(grouped by query: the top rows Google served, anonymized queries left out/);
     assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 3, 'a chart per property and one for the site');
     assert.doesNotMatch(html, /<script/i, 'no front-end code');
   });
@@ -204,5 +205,37 @@ describe('status page rendering', () => {
       html,
       /<div class="banner" role="alert" id="reload-refused"><strong>Configuration reload refused<\/strong> <time datetime="2026-03-10T11:58:00.000Z" title="2026-03-10T11:58:00.000Z">2 min ago<\/time>: reload refused: &lt;http.port&gt; changed/,
     );
+  });
+
+  it("captions a site's clicks chart by what its report groups by", () => {
+    const row = { ...base.reports[0]!, kind: 'searchConsole' as const, property: 'sc-domain:example.com', report: 'r', timeZone: 'America/Los_Angeles' };
+    const points = [
+      { date: '2026-03-06', value: 10 },
+      { date: '2026-03-07', value: 12 },
+    ];
+    const caption = (dimensions: string[], aggregationType = 'auto') => {
+      const html = renderStatusPage({
+        ...base,
+        reports: [row],
+        series: [{ kind: 'searchConsole', property: row.property, report: 'r', metric: 'clicks', source: 'rowSum', dimensions, aggregationType, points }],
+      });
+      return /<p class="chart-note">([^<]*)<\/p>/.exec(html)![1]!;
+    };
+    const total = caption([]);
+    assert.match(
+      total,
+      /^clicks per day, summed over the stored rows of report r \(grouped by date alone: the site&#39;s total in Search Console\): 12 on 2026-03-07/,
+    );
+    assert.doesNotMatch(total, /anonymized|below/);
+    const byQuery = caption(['query', 'country']);
+    assert.match(byQuery, /grouped by query: the top rows Google served, anonymized queries left out, so it can be below the site&#39;s total/);
+    assert.doesNotMatch(byQuery, /per page/);
+    const byPage = caption(['page']);
+    assert.match(byPage, /by page: impressions and clicks counted per page/);
+    assert.doesNotMatch(byPage, /anonymized/);
+    assert.match(caption([], 'byPage'), /counted per page/, 'aggregated by page though grouped by date alone');
+    const both = caption(['query', 'page', 'country', 'device']);
+    assert.match(both, /anonymized queries left out, so it can be below the site&#39;s total; by page: impressions and clicks counted per page/);
+    assert.match(caption(['country', 'device']), /grouped by date and country, device: adds up to the site&#39;s total/);
   });
 });

@@ -12,6 +12,7 @@
  */
 import { gaxios } from 'google-auth-library';
 import { AbortedError, RetryableError, systemErrorCode } from '../errors.js';
+import { withNetworkCause } from '../net/networkCause.js';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
 
 export interface AuthTransport {
@@ -117,7 +118,7 @@ export function networkFailure(what: string, err: unknown): Error {
   if (err instanceof AbortedError || err instanceof RetryableError) return err;
   const f = httpFailure(err);
   if (f.name === 'AbortError' || /aborted|timeout/i.test(f.message)) return new RetryableError(`${what} timed out`, 'timeout');
-  return new RetryableError(`${what} failed: ${f.code ?? 'network error'}`, systemErrorCode(f.code) ?? 'network');
+  return new RetryableError(`${what} failed: ${withNetworkCause(f.code ?? 'network error', err)}`, systemErrorCode(f.code) ?? 'network');
 }
 
 /**

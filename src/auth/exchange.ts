@@ -28,6 +28,7 @@ import { JWT, gaxios } from 'google-auth-library';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { GOOGLE_TOKEN_URL } from '../config/googleUrls.js';
 import { PermanentError, RetryableError, systemErrorCode } from '../errors.js';
+import { withNetworkCause } from '../net/networkCause.js';
 import { redactUrl } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import type { ServiceAccountKey } from './serviceAccountKey.js';
@@ -145,7 +146,7 @@ function classifyTokenError(err: unknown, key: ServiceAccountKey): Error {
   if (e.name === 'AbortError' || /abort|timeout/i.test(e.message ?? '')) {
     return new RetryableError(`token exchange for ${who(key)} timed out`, 'timeout');
   }
-  return new RetryableError(`token exchange for ${who(key)} failed: ${e.code ?? 'network error'}`, systemErrorCode(e.code) ?? 'network');
+  return new RetryableError(`token exchange for ${who(key)} failed: ${withNetworkCause(e.code ?? 'network error', err)}`, systemErrorCode(e.code) ?? 'network');
 }
 
 function hintFor(error: string | undefined, description: string): string {

@@ -3,12 +3,14 @@
  * same lock, planner, day writer and ledger as a scheduled run (schedule/siteJob.ts). Dates are
  * Search Console's Pacific days; `NdaysAgo` and `yesterday` count from the Pacific today (by the
  * earlier of this machine's clock and the database's). A range that ends after the newest date
- * Google serves a report's dataState (today-3 for final, today-1 for all) is refused as bad input.
+ * Google serves a report's dataState (today-3 for final, today-1 for all), or starts before the
+ * oldest it serves (16 months back, searchConsole/horizon.ts), is refused as bad input.
  */
 import type { CliArgs } from '../cli.js';
 import { siteSource, type Config } from '../config/index.js';
 import type { Daemon } from '../daemon.js';
 import { UsageError, describe } from '../errors.js';
+import { SEARCH_CONSOLE_HORIZON_MONTHS, searchConsoleHorizon } from '../searchConsole/horizon.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { siteLastDate } from '../schedule/siteJob.js';
 import { databaseNow } from '../store/ledger.js';
@@ -25,8 +27,9 @@ export function siteBackfillConfig(config: Config, args: CliArgs): Config {
   const site = sites.find((s) => s.url === args.site);
   if (!site) {
     const listed = sites.map((s) => s.url);
+    const near = nearestSite(args.site!, listed);
     throw new UsageError(
-      `backfill: site ${args.site} is not in searchConsole.sites (${listed.length ? listed.join(', ') : 'no sites configured'}); add it there first, spelt as Search Console lists it`,
+      `backfill: site ${args.site} is not in searchConsole.sites (${listed.length ? listed.join(', ') : 'no sites configured'}); ${near ? `did you mean ${near}? ` : ''}add it there first, spelt as Search Console lists it`,
     );
   }
   const reports = config.searchConsole.reports;
@@ -41,9 +44,45 @@ export function siteBackfillConfig(config: Config, args: CliArgs): Config {
   return { ...config, properties: [], discovery: { ...config.discovery, enabled: false }, searchConsole: { ...config.searchConsole, sites: [site] } };
 }
 
+/** A site URL's host, lowercased, without `www.`: `sc-domain:example.com` and `https://www.example.com/` both give `example.com`. */
+function siteHost(url: string): string | null {
+  const domain = /^sc-domain:(.+)$/i.exec(url.trim());
+  let host: string;
+  if (domain) host = domain[1]!;
+  else {
+    try {
+      host = new URL(url.trim()).hostname;
+    } catch {
+      return null;
+    }
+  }
+  return (
+    host
+      .toLowerCase()
+      .replace(/^www\./, '')
+      .replace(/\.$/, '') || null
+  );
+}
+
 /**
- * The range in Pacific days, checked against each report's newest served date.
- * @throws UsageError for a range that ends too late or starts after it ends
+ * The configured site a mistyped `--site` most likely means: the same URL but for a trailing slash
+ * or letter case, else the one configured site of the same host (sc-domain:example.com beside
+ * https://www.example.com/, http beside https). Undefined when none or several fit.
+ */
+export function nearestSite(asked: string, listed: readonly string[]): string | undefined {
+  const bare = (u: string) => u.trim().replace(/\/+$/, '').toLowerCase();
+  const same = listed.filter((u) => bare(u) === bare(asked));
+  if (same.length === 1) return same[0];
+  const host = siteHost(asked);
+  if (host === null) return undefined;
+  const sameHost = listed.filter((u) => siteHost(u) === host);
+  return sameHost.length === 1 ? sameHost[0] : undefined;
+}
+
+/**
+ * The range in Pacific days, checked against each report's newest served date and against the
+ * oldest Search Console serves (searchConsole/horizon.ts).
+ * @throws UsageError for a range that starts before the horizon, ends too late or starts after it ends
  */
 export function siteBackfillRange(config: Config, reports: readonly string[], args: CliArgs, nowMs: number[]): { from: string; to: string } {
   const today = localDate(Math.min(...nowMs), SEARCH_CONSOLE_TIME_ZONE);
@@ -60,6 +99,12 @@ export function siteBackfillRange(config: Config, reports: readonly string[], ar
     }
   }
   if (from > to) throw new UsageError(`backfill: ${named('--from', args.from!, from)} is after ${named('--to', args.to!, to)}`);
+  const oldest = searchConsoleHorizon(today);
+  if (from < oldest) {
+    throw new UsageError(
+      `backfill: ${named('--from', args.from!, from)} is before ${oldest}, the oldest date Search Console serves (it keeps about ${SEARCH_CONSOLE_HORIZON_MONTHS} months of data, Pacific time); start the range at ${oldest} or later`,
+    );
+  }
   return { from, to };
 }
 

@@ -70,7 +70,11 @@ export async function runDryRun(config: Config, req: DryRunRequest): Promise<num
       out.push(...(await oncePlan(config, ledger, ownNow)));
       if (config.searchConsole.sites.length) {
         const sites = await sitesOncePlan(config, pool, ledger.now, ownNow);
-        out.push(...sites.lines, '', `plan of the sites: ${plural(sites.dates, 'date')} to fetch; at least ${plural(sites.requests, 'request')}`);
+        out.push(
+          ...sites.lines,
+          '',
+          `plan of the sites: ${plural(sites.dates, 'date')} to fetch for ${sites.jobs} of ${plural(sites.reports, 'report')} of ${plural(config.searchConsole.sites.length, 'site')}; at least ${plural(sites.requests, 'request')}`,
+        );
       }
       // discovered properties need the Admin API, and so a token: a dry run asks for neither
       if (config.discovery.enabled) out.push('discovery is on: the properties it would add are not planned here (a dry run asks Google nothing)');

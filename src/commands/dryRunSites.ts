@@ -6,6 +6,7 @@
  */
 import type { Config, SiteConfig } from '../config/index.js';
 import { siteTableDefinition } from '../config/index.js';
+import { searchConsoleHorizon } from '../searchConsole/horizon.js';
 import { CHUNK_DAYS, SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { previousFire } from '../schedule/cron.js';
 import { plan as planDates } from '../schedule/planner.js';
@@ -24,12 +25,19 @@ function requestsFor(config: Config, report: string, days: number): number {
 }
 
 /** Lines of the sites' plan for `run --once --dry-run`, and the dates and requests it counts. */
-export async function sitesOncePlan(config: Config, pool: Pool, now: number, ownNow: number): Promise<{ lines: string[]; dates: number; requests: number }> {
+export async function sitesOncePlan(
+  config: Config,
+  pool: Pool,
+  now: number,
+  ownNow: number,
+): Promise<{ lines: string[]; dates: number; requests: number; jobs: number; reports: number }> {
   const tables = searchConsoleTables(config.searchConsole.schema);
   const readable = await tablesExist(pool, tables.schema, ['fetch_days', 'report_definition_versions']);
   const lines: string[] = [];
   let dates = 0;
   let requests = 0;
+  let jobs = 0;
+  let reports = 0;
   for (const site of config.searchConsole.sites) {
     lines.push('', `site ${site.url} (${SEARCH_CONSOLE_TIME_ZONE}), schedule ${site.schedule}`);
     const lastFire = previousFire(site.schedule, new Date(ownNow));
@@ -44,6 +52,7 @@ export async function sitesOncePlan(config: Config, pool: Pool, now: number, own
         ledger: days,
         maxDays: config.fetch.maxDaysPerRun,
         lagDays: siteLagDays(report),
+        oldestDate: searchConsoleHorizon,
       });
       const taken = pl.ranges.reduce((n, [a, b]) => n + daysBetween(a, b) + 1, 0);
       const req = pl.ranges.reduce((n, [a, b]) => n + requestsFor(config, name, daysBetween(a, b) + 1), 0);
@@ -54,9 +63,11 @@ export async function sitesOncePlan(config: Config, pool: Pool, now: number, own
       lines.push(`  report ${name} (through ${pl.yesterday}, dataState ${report.dataState}): ${what}${left}`);
       dates += taken;
       requests += req;
+      reports += 1;
+      if (taken) jobs += 1;
     }
   }
-  return { lines, dates, requests };
+  return { lines, dates, requests, jobs, reports };
 }
 
 /**

@@ -17,7 +17,7 @@
 import type { Config } from '../config/index.js';
 import { redactUrl } from '../log.js';
 import { resolveStartDate } from '../schedule/planner.js';
-import { siteLastDate } from '../schedule/siteJob.js';
+import { siteFirstDate, siteLastDate } from '../schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { gapRuns, markedRuns, type DateMark, type DateRun, type GapWindow } from '../store/dateRanges.js';
 import { jobFailures, type JobFailure } from '../store/jobFailures.js';
@@ -193,10 +193,9 @@ async function readSites(
   if (sc.sites.length === 0) return { state: null, reports: [], unconfigured: [] };
   const tables = searchConsoleTables(sc.schema);
   const migrations = await migrationState(pool, sc.schema, SEARCH_CONSOLE_MIGRATIONS_DIR);
-  const today = localDate(now, SEARCH_CONSOLE_TIME_ZONE);
   const windowOf = (report: string) => {
     const def = sc.reports[report]!;
-    return { from: resolveStartDate(def.startDate, today), through: siteLastDate(def, now) };
+    return { from: siteFirstDate(def, now), through: siteLastDate(def, now) };
   };
   const pairs = sc.sites.flatMap((s) => s.reports.map((report) => ({ propertyId: s.url, report })));
   const gapWindows: GapWindow[] = pairs.map((p) => ({ ...p, timeZone: SEARCH_CONSOLE_TIME_ZONE, ...windowOf(p.report) }));
@@ -288,7 +287,7 @@ function formatStatus(s: StatusOutput): string {
   lines.push(`database ${s.database}, ${state}`, '');
   const properties = s.reports.filter((r) => r.kind === 'ga4');
   const sites = s.reports.filter((r) => r.kind === 'searchConsole');
-  if (properties.length === 0 && sites.length === 0) lines.push('no properties configured');
+  if (properties.length === 0 && sites.length === 0) lines.push('no properties or sites configured');
   if (properties.length) {
     table(lines, ['property', 'report', 'time zone', 'data through', 'gaps', 'last fetch'], properties, (r) => [
       r.property,

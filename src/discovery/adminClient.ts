@@ -18,6 +18,7 @@ import { backoffDelay, sleep } from '../net/backoff.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import { httpStatus, retryAfterMs } from '../net/httpResponse.js';
+import { withNetworkCause } from '../net/networkCause.js';
 
 /** One GA4 property as the Admin API summarises it. */
 interface PropertySummary {
@@ -211,7 +212,7 @@ function classifyAdminError(err: unknown, account: string): Error {
   if (status === undefined) {
     if (e.name === 'TimeoutError' || /timeout|timed out/i.test(e.message ?? '')) return new RetryableError(`${method} timed out`, 'timeout');
     const raw = e.code ?? e.cause?.code ?? (/ECONNRESET|socket hang up|premature close/i.test(e.message ?? '') ? 'ECONNRESET' : 'network');
-    return new RetryableError(`${method} failed before a response: ${raw}`, systemErrorCode(raw) ?? 'network');
+    return new RetryableError(`${method} failed before a response: ${withNetworkCause(raw, err)}`, systemErrorCode(raw) ?? 'network');
   }
   const body = e.response?.data;
   const g = typeof body === 'object' && body !== null ? (body as GoogleErrorBody).error : undefined;

@@ -9,6 +9,7 @@ import { AbortedError, DeferError, PermanentError, RetryableError, systemErrorCo
 import { where, type CallContext } from './callContext.js';
 import { nextHour, nextPacificMidnight } from './quota.js';
 import { httpStatus, retryAfterMs } from '../net/httpResponse.js';
+import { networkCause, withNetworkCause } from '../net/networkCause.js';
 
 interface GoogleErrorBody {
   error?: { code?: number; message?: string; status?: string };
@@ -34,8 +35,10 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
     const code: RetryCode =
       systemErrorCode(failure.code) ??
       systemErrorCode(failure.cause?.code) ??
+      systemErrorCode(networkCause(err).code) ??
       (/ECONNRESET|socket hang up|premature close/i.test(failure.message ?? '') ? 'ECONNRESET' : 'network');
-    return new RetryableError(`${method} for ${at} failed before a response: ${code}`, code);
+    // the underlying error's words (net/networkCause.ts): "socket hang up", "connect ECONNREFUSED 127.0.0.1:9"
+    return new RetryableError(`${method} for ${at} failed before a response: ${withNetworkCause(code, err)}`, code);
   }
   const body = failure.response?.data;
   const googleError = typeof body === 'object' && body !== null ? (body as GoogleErrorBody).error : undefined;

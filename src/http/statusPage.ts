@@ -74,7 +74,7 @@ function chart(series: Series): string {
     .join('');
   const site = series.kind === 'searchConsole';
   const note = site
-    ? `${esc(series.metric)} per day, summed over the stored rows of report ${esc(series.report)} (the top rows Google served; grouped by query, anonymized queries are left out, so it can be below the site's total in Search Console)`
+    ? `${esc(series.metric)} per day, summed over the stored rows of report ${esc(series.report)} (${esc(rowSumBasis(series.dimensions ?? [], series.aggregationType))})`
     : `${esc(series.metric)} per day, GA's daily total (report ${esc(series.report)})`;
   return `<svg class="chart" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" aria-label="${esc(series.metric)} per day for ${site ? 'site' : 'property'} ${esc(series.property)}, ${points.length} days, latest ${esc(number(last.value))} on ${esc(last.date)}">
 <g>${grid}</g>
@@ -82,6 +82,24 @@ function chart(series: Series): string {
 <text x="${pad.l}" y="${height - 6}" class="axis">${esc(points[0]!.date)}</text><text x="${width - pad.r}" y="${height - 6}" class="axis" text-anchor="end">${esc(last.date)}</text>
 </svg>
 <p class="chart-note">${note}: ${esc(number(last.value))} on ${esc(last.date)}${additive(series.metric) ? `, ${esc(number(total))} in ${points.length} days` : ''}</p>`;
+}
+
+/**
+ * What a site chart's sum over a report's rows is, by what the report groups by
+ * (anonymized queries: https://support.google.com/webmasters/answer/7576553; counted by page
+ * rather than by property when grouped or aggregated by page: https://support.google.com/webmasters/answer/7042828).
+ */
+export function rowSumBasis(dimensions: readonly string[], aggregationType?: string): string {
+  const byQuery = dimensions.includes('query');
+  const byPage = dimensions.includes('page') || aggregationType === 'byPage';
+  const notes: string[] = [];
+  if (byQuery) notes.push("grouped by query: the top rows Google served, anonymized queries left out, so it can be below the site's total");
+  if (byPage) notes.push("by page: impressions and clicks counted per page, not per search, so it can differ from the site's total");
+  if (dimensions.includes('searchAppearance')) notes.push('by search appearance: a result with several appearances counts in each');
+  if (notes.length) return `${notes.join('; ')} in Search Console`;
+  return dimensions.length === 0
+    ? "grouped by date alone: the site's total in Search Console"
+    : `grouped by date and ${dimensions.join(', ')}: adds up to the site's total in Search Console`;
 }
 
 const PILL: Record<string, string> = {
@@ -154,16 +172,18 @@ ${gone}
 }
 
 /** Links to the other pages, keeping the page size when it is not the default. */
-function pager(page: NonNullable<StatusDocument['page']>, attention: number): string {
+function pager(page: NonNullable<StatusDocument['page']>, attention: number, withSites: boolean): string {
   const href = (n: number) => `?page=${n}${page.perPage !== DEFAULT_PER_PAGE ? `&amp;perPage=${page.perPage}` : ''}`;
   const first = (page.page - 1) * page.perPage + 1;
   const last = Math.min(page.properties, page.page * page.perPage);
   const where =
     page.properties === 0
-      ? 'no properties'
+      ? withSites
+        ? 'no properties or sites'
+        : 'no properties'
       : first > page.properties
-        ? `page ${page.page} of ${page.pages}: past the last property`
-        : `properties ${first}–${last} of ${page.properties}`;
+        ? `page ${page.page} of ${page.pages}: past the last ${withSites ? 'property or site' : 'property'}`
+        : `${withSites ? 'properties and sites' : 'properties'} ${first}–${last} of ${page.properties}`;
   const links = [
     page.page > 1 ? `<a href="${href(page.page - 1)}" rel="prev">← previous</a>` : '',
     page.page < page.pages ? `<a href="${href(page.page + 1)}" rel="next">next →</a>` : '',
@@ -281,9 +301,9 @@ export function renderStatusPage(doc: StatusDocument): string {
 <main>
 ${banner}
 <h2>Properties${sum.sites ? ' and Search Console sites' : ''}</h2>
-${doc.page ? pager(doc.page, sum.needAttention) : ''}
+${doc.page ? pager(doc.page, sum.needAttention, sum.sites > 0) : ''}
 <div id="properties">
-${cards || '<p class="muted">no properties configured</p>'}
+${cards || '<p class="muted">no properties or sites configured</p>'}
 </div>
 ${
   doc.discovery

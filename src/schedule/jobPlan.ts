@@ -33,6 +33,8 @@ export interface JobPlanInput {
   maxDaysPerRun: number;
   /** the newest date due is today minus this: 1 (yesterday) for GA4, 3 or 1 for Search Console's final or all data */
   lagDays?: number;
+  /** the oldest date the API serves, given today (Search Console: searchConsole/horizon.ts): nothing older is planned, a backfill's range included */
+  oldestDate?: ((today: string) => string) | undefined;
   /** this machine's clock, ms since the epoch */
   now: number;
   log: Logger;
@@ -67,16 +69,31 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
 
   if (input.range) {
     // whatever the caller asked, nothing after the property's yesterday: Google has not finished it
-    const { from } = input.range;
+    const oldest = input.oldestDate?.(today);
+    const from = oldest !== undefined && input.range.from < oldest ? oldest : input.range.from;
     const to = input.range.to > lastDate ? lastDate : input.range.to;
     if (to !== input.range.to)
-      log.warn({ event: 'range_clamped', asked: input.range.to, to, timeZone }, "range ends after the property's yesterday; later dates are not fetched");
+      log.warn({ event: 'range_clamped', asked: input.range.to, to, timeZone }, 'range ends after the newest date Google serves; later dates are not fetched');
+    if (from !== input.range.from)
+      log.warn(
+        { event: 'range_clamped', asked: input.range.from, from, timeZone },
+        'range starts before the oldest date Google serves; older dates are not fetched',
+      );
     const ranges: Array<[string, string]> = from <= to ? [[from, to]] : [];
     return { ranges, pending: ranges.length ? daysBetween(from, to) + 1 : 0, settledBefore: refreshWindowStart(today, def.refreshDays, lag), lastDate };
   }
 
   const ledger = await ledgerDays(db, schema, propertyId, report, '0001-01-01');
-  const due = plan({ def, timeZone, now: new Date(nowMs), lastFire: input.lastFire, ledger, maxDays: input.maxDaysPerRun, lagDays: lag });
+  const due = plan({
+    def,
+    timeZone,
+    now: new Date(nowMs),
+    lastFire: input.lastFire,
+    ledger,
+    maxDays: input.maxDaysPerRun,
+    lagDays: lag,
+    oldestDate: input.oldestDate,
+  });
   await markSettled(db, schema, propertyId, report, due.settleOnly);
   if (due.stale > 0 && !input.definitionKnown) {
     log.warn(

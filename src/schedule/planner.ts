@@ -22,6 +22,8 @@ export interface PlanInput {
   maxDays: number;
   /** the newest date due is today minus this (default 1, yesterday; Search Console's final data: 3) */
   lagDays?: number;
+  /** the oldest date the API serves, given today (Search Console: searchConsole/horizon.ts); none before it is due, whatever startDate says */
+  oldestDate?: ((today: string) => string) | undefined;
 }
 
 export interface Plan {
@@ -64,7 +66,9 @@ export function plan(input: PlanInput): Plan {
   const lag = input.lagDays ?? 1;
   const today = localDate(now.getTime(), timeZone);
   const yesterday = addDays(today, -lag);
-  const start = resolveStartDate(def.startDate, today);
+  const configured = resolveStartDate(def.startDate, today);
+  const oldest = input.oldestDate?.(today);
+  const start = oldest !== undefined && oldest > configured ? oldest : configured;
   const windowStart = refreshWindowStart(today, def.refreshDays, lag);
   const byDate = new Map(ledger.map((d) => [d.date, d]));
   const due: string[] = [];

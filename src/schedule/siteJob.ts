@@ -6,6 +6,8 @@
  * - the newest date due is the newest Google serves for the report's `dataState`: today-3 for
  *   `final`, today-1 for `all` (https://developers.google.com/webmaster-tools/v1/searchanalytics/query,
  *   dataState); later dates get no ledger row and are no gaps;
+ * - the oldest date due is never before the 16 months Search Console keeps (searchConsole/horizon.ts),
+ *   whatever the report's startDate;
  * - the names need no check against metadata: config/searchConsole.ts knows every dimension;
  * - responses carry no quota to keep a reserve of (a used-up quota is an answer: apiErrors.ts).
  */
@@ -15,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ProgressSink } from '../progress.js';
 import type { SearchConsoleClient } from '../searchConsole/client.js';
+import { searchConsoleHorizon } from '../searchConsole/horizon.js';
 import { SEARCH_CONSOLE_TIME_ZONE, fetchSiteRange } from '../searchConsole/report.js';
 import { definitionStored } from '../store/ledger.js';
 import type { PoolClient } from '../store/pool.js';
@@ -23,6 +26,7 @@ import { addDays, localDate } from '../time.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import type { JobBoard } from './jobBoard.js';
 import { planJob } from './jobPlan.js';
+import { resolveStartDate } from './planner.js';
 import { fetchAndStoreRanges, type RangeStoreResult } from './rangeStore.js';
 
 /** How many days before the Pacific today the newest date of a report's `dataState` is. */
@@ -36,6 +40,17 @@ export function siteLagDays(report: Pick<SearchConsoleReport, 'dataState'>): num
  */
 export function siteLastDate(report: Pick<SearchConsoleReport, 'dataState'>, ...nowMs: number[]): string {
   return addDays(localDate(Math.min(...nowMs), SEARCH_CONSOLE_TIME_ZONE), -siteLagDays(report));
+}
+
+/**
+ * The oldest date due for a report: its startDate, but never before the oldest date Search Console
+ * serves (searchConsole/horizon.ts: 16 months), by the earliest of the clocks given.
+ */
+export function siteFirstDate(report: Pick<SearchConsoleReport, 'startDate'>, ...nowMs: number[]): string {
+  const today = localDate(Math.min(...nowMs), SEARCH_CONSOLE_TIME_ZONE);
+  const configured = resolveStartDate(report.startDate, today);
+  const oldest = searchConsoleHorizon(today);
+  return configured < oldest ? oldest : configured;
 }
 
 export interface SiteJobInput {
@@ -87,6 +102,7 @@ export async function runSiteJob(input: SiteJobInput): Promise<RangeStoreResult>
     range: job.range,
     maxDaysPerRun: config.fetch.maxDaysPerRun,
     lagDays: siteLagDays(report),
+    oldestDate: searchConsoleHorizon,
     now: now(),
     log,
   });

@@ -65,8 +65,8 @@ export interface ClicksRequest {
 /**
  * Daily clicks per site from `since` (`YYYY-MM-DD`) on, ordered by site and date: the sum of
  * `clicks` over the report's stored rows of each date (Search Console has no per-date total of its
- * own here). With query or page among the report's dimensions that is the sum of the top rows
- * Google served, anonymized queries left out: below the site's total in Search Console. One query,
+ * own here). Grouped by date alone, that is the site's total; by query, the top rows Google served
+ * without anonymized queries (below the total); by page, counted per page. One query,
  * a UNION ALL of a branch per report; a relation not created yet has no points.
  */
 export async function siteClicksSeries(
