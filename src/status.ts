@@ -17,6 +17,7 @@ import type { JobBoard } from './schedule/jobBoard.js';
 import { resolveStartDate } from './schedule/planner.js';
 import { siteClicksSeries, siteCoverage } from './store/siteStatusQueries.js';
 import { configuredSources, type Config } from './config/index.js';
+import { reportStatus } from './reportStatus.js';
 import { siteCharts, siteStatuses, siteWindow } from './statusSites.js';
 import { columnName } from './store/identifiers.js';
 import { databaseNow } from './store/ledger.js';
@@ -243,7 +244,6 @@ export class StatusView {
   }
 
   private reports(config: Config, ledger: LedgerState, now: number, found: Map<string, DiscoveredProperty>): ReportStatus[] {
-    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const calendar = new Calendar(Math.min(now, ledger.calendarNow ?? now));
     const due = new Map<string, number | null>(); // most properties share a schedule; previousFire is not free
     const out: ReportStatus[] = [];
@@ -260,29 +260,7 @@ export class StatusView {
         const tz = ledger.zones.get(property.id) ?? job.timeZone;
         // a zone known only from this run (not yet in `properties`) has no window in the query: all its dates count
         const gaps = tz ? Math.max(0, calendar.window(tz, config.reports[report]!.startDate).days - (stored ? (stored.inWindow ?? stored.days) : 0)) : 0;
-        const lastSuccessMs = job.lastSuccessAt ?? stored?.lastFetchedMs ?? null;
-        const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
-        const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
-        out.push({
-          property: property.id,
-          report,
-          timeZone: tz ?? null,
-          running: job.running,
-          lastSuccess: iso(lastSuccessMs),
-          lastRun: iso(job.lastRunAt),
-          dataThrough: stored?.lastDate ?? null,
-          firstDate: stored?.firstDate ?? null,
-          storedDays: stored?.days ?? 0,
-          gaps,
-          datesPending: job.datesPending,
-          nextRun: iso(job.nextRunAt),
-          lastError: job.lastError,
-          lastErrorAt: iso(job.lastErrorAt),
-          stale,
-          attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
-          discovered,
-          kind: 'ga4',
-        });
+        out.push(reportStatus({ kind: 'ga4', property: property.id, report, timeZone: tz ?? null, job, stored, gaps, since, discovered }));
       }
     }
     out.push(...siteStatuses(config, ledger.coverage, this.deps.board, calendar.now, (schedule) => this.dueSince(schedule, now)));

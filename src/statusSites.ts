@@ -5,6 +5,7 @@
  * its gaps are counted through that date, not through yesterday.
  */
 import type { Config, SearchConsoleReport } from './config/index.js';
+import { reportStatus } from './reportStatus.js';
 import type { JobBoard } from './schedule/jobBoard.js';
 import { siteFirstDate, siteLastDate } from './schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from './searchConsole/report.js';
@@ -36,7 +37,6 @@ export function siteStatuses(
   calendarNow: number,
   dueSince: (schedule: string) => number | null,
 ): ReportStatus[] {
-  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   const out: ReportStatus[] = [];
   for (const site of config.searchConsole.sites) {
     const since = dueSince(site.schedule);
@@ -44,29 +44,9 @@ export function siteStatuses(
       const job = board.job(site.url, report);
       const stored = coverage.get(`${site.url}\0${report}`);
       const gaps = Math.max(0, siteWindow(config.searchConsole.reports[report]!, calendarNow).days - (stored?.inWindow ?? stored?.days ?? 0));
-      const lastSuccessMs = job.lastSuccessAt ?? stored?.lastFetchedMs ?? null;
-      const failing = job.lastError !== null && (lastSuccessMs === null || (job.lastErrorAt ?? 0) > lastSuccessMs);
-      const stale = since !== null && !job.running && (lastSuccessMs ?? 0) < since;
-      out.push({
-        property: site.url,
-        report,
-        timeZone: SEARCH_CONSOLE_TIME_ZONE,
-        running: job.running,
-        lastSuccess: iso(lastSuccessMs),
-        lastRun: iso(job.lastRunAt),
-        dataThrough: stored?.lastDate ?? null,
-        firstDate: stored?.firstDate ?? null,
-        storedDays: stored?.days ?? 0,
-        gaps,
-        datesPending: job.datesPending,
-        nextRun: iso(job.nextRunAt),
-        lastError: job.lastError,
-        lastErrorAt: iso(job.lastErrorAt),
-        stale,
-        attention: failing ? 'failing' : stale ? 'stale' : gaps > 0 ? 'gaps' : null,
-        discovered: null,
-        kind: 'searchConsole',
-      });
+      out.push(
+        reportStatus({ kind: 'searchConsole', property: site.url, report, timeZone: SEARCH_CONSOLE_TIME_ZONE, job, stored, gaps, since, discovered: null }),
+      );
     }
   }
   return out;
