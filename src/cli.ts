@@ -296,7 +296,7 @@ function checkPrune(args: CliArgs): void {
   if (args.property && !/^[0-9]+$/.test(args.property))
     throw new UsageError(`prune: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
   const siteProblem = args.site ? siteUrlProblem(args.site) : null;
-  if (siteProblem) throw new UsageError(`prune: --site ${siteProblem}`);
+  if (siteProblem) throw new UsageError(`prune: --site is no Search Console site name: ${siteProblem}`);
   if (args.report) {
     const problem = validateReportName(args.report);
     if (problem) throw new UsageError(`prune: --report ${JSON.stringify(args.report)}: ${problem}`);
