@@ -128,9 +128,9 @@ Exit 0, or 1 when any gap or failing run is recorded.`,
 of a report (its tables are dropped; GA4's or Search Console's, whichever has it), or, with
 --report beside --property or --site, of one report of a property or site, once it is no longer
 in the configuration. Without --yes it only says what it would delete (rows per table). With
---yes it deletes in one transaction; a running daemon still fetching it makes it stop (exit 1)
-until that daemon is reloaded without it. Refuses (exit 2) anything still configured. Exit 0, 1
-on a database failure, 2 for bad input.`,
+--yes it deletes it all in one transaction, or nothing (exit 1) while a running daemon still
+fetches it (reload that daemon without it first). Refuses (exit 2) anything still configured.
+Exit 0, 1 on a database failure, 2 for bad input.`,
     flags: [
       CONFIG,
       { name: 'property', value: 'ID', doc: 'a GA4 property id no longer in properties' },
