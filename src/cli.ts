@@ -5,6 +5,7 @@
  */
 import { parseArgs as parseFlags } from 'node:util';
 import { didYouMean } from './config/problems.js';
+import { siteUrlProblem } from './config/searchConsole.js';
 import { UsageError } from './errors.js';
 import { validateReportName } from './store/identifiers.js';
 import { parseDateSpec, type DateSpec } from './time.js';
@@ -25,7 +26,7 @@ export interface CliArgs {
   /** prune: really delete */
   yes: boolean;
   property?: string;
-  /** backfill: a Search Console site URL (instead of --property) */
+  /** backfill, prune: a Search Console site URL (instead of --property) */
   site?: string;
   report?: string;
   from?: string;
@@ -121,16 +122,24 @@ Exit 0, or 1 when any gap or failing run is recorded.`,
     flags: [CONFIG, HELP],
   },
   prune: {
-    synopsis: 'prune [--config FILE] --property ID | --report NAME [--yes]',
-    summary: 'delete the data of a property or report that left the config',
-    description: `Deletes the stored rows and the ledger (fetch_days) of a property, of a report (its tables are
-dropped), or, with both flags, of one report of a property, once it is no longer in the
-configuration. Without --yes it only says what it would delete (rows per table). Refuses
-(exit 2) anything still configured. Exit 0, 1 on a database failure, 2 for bad input.`,
+    synopsis: 'prune [--config FILE] --property ID | --site URL | --report NAME [--yes]',
+    summary: 'delete the data of a property, site or report that left the config',
+    description: `Deletes the stored rows and the ledger (fetch_days) of a GA4 property, of a Search Console site,
+of a report (its tables are dropped; GA4's or Search Console's, whichever has it), or, with
+--report beside --property or --site, of one report of a property or site, once it is no longer
+in the configuration. Without --yes it only says what it would delete (rows per table). With
+--yes it deletes it all in one transaction, or nothing (exit 1) while a running daemon still
+fetches it (reload that daemon without it first). Refuses (exit 2) anything still configured.
+Exit 0, 1 on a database failure, 2 for bad input.`,
     flags: [
       CONFIG,
       { name: 'property', value: 'ID', doc: 'a GA4 property id no longer in properties' },
-      { name: 'report', value: 'NAME', doc: 'a report no longer in reports (with --property: one the property no longer uses)' },
+      {
+        name: 'site',
+        value: 'URL',
+        doc: 'a Search Console site no longer in searchConsole.sites, spelt as it was there (sc-domain:example.com, https://www.example.com/)',
+      },
+      { name: 'report', value: 'NAME', doc: 'a report no longer in reports or searchConsole.reports (with --property or --site: one it no longer uses)' },
       { name: 'yes', doc: 'delete; without it, only say what would be deleted' },
       HELP,
     ],
@@ -312,9 +321,13 @@ function backfillDate(flag: 'from' | 'to', value: string | undefined, site: bool
 }
 
 function checkPrune(args: CliArgs): void {
-  if (!args.property && !args.report) throw new UsageError('prune: say what to prune: --property ID, --report NAME, or both (one report of a property)');
+  if (args.property && args.site) throw new UsageError('prune: give --property ID or --site URL, not both');
+  if (!args.property && !args.site && !args.report)
+    throw new UsageError('prune: say what to prune: --property ID, --site URL, --report NAME, or --report with one of the others (one report of it)');
   if (args.property && !/^[0-9]+$/.test(args.property))
     throw new UsageError(`prune: --property must be a numeric GA4 property id, got ${JSON.stringify(args.property)}`);
+  const siteProblem = args.site ? siteUrlProblem(args.site) : null;
+  if (siteProblem) throw new UsageError(`prune: --site is no Search Console site name: ${siteProblem}`);
   if (args.report) {
     const problem = validateReportName(args.report);
     if (problem) throw new UsageError(`prune: --report ${JSON.stringify(args.report)}: ${problem}`);

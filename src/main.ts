@@ -67,7 +67,11 @@ async function main(argv: string[]): Promise<number> {
   if (args.command === 'status') return runStatus(config, args.json);
   if (args.command === 'prune') {
     try {
-      return await runPrune(config, { ...(args.property ? { propertyId: args.property } : {}), ...(args.report ? { report: args.report } : {}) }, args.yes);
+      return await runPrune(
+        config,
+        { ...(args.property ? { propertyId: args.property } : {}), ...(args.site ? { site: args.site } : {}), ...(args.report ? { report: args.report } : {}) },
+        args.yes,
+      );
     } catch (err) {
       return usageFailure(err);
     }

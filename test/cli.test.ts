@@ -77,7 +77,7 @@ describe('usage and help', () => {
       check: ['--config FILE', '--json'],
       status: ['--config FILE', '--json'],
       config: ['--config FILE'],
-      prune: ['--config FILE', '--property ID', '--report NAME', '--yes'],
+      prune: ['--config FILE', '--property ID', '--site URL', '--report NAME', '--yes'],
       demo: ['--keep', '--data-dir DIR'],
     };
     for (const c of COMMANDS) {
@@ -114,6 +114,11 @@ describe('usage and help', () => {
       [['prune'], /prune: say what to prune/],
       [['prune', '--property', 'G-123'], /prune: --property must be a numeric GA4 property id/],
       [['prune', '--report', 'Bad-Name'], /prune: --report "Bad-Name": a report name must be/],
+      [['prune', '--property', '1', '--site', 'sc-domain:example.com'], /prune: give --property ID or --site URL, not both/],
+      [
+        ['prune', '--site', 'https://www.example.com'],
+        /prune: --site is no Search Console site name: a URL-prefix property ends with \/ as Search Console lists it: "https:\/\/www\.example\.com\/"/,
+      ],
     ];
     for (const [args, re] of cases) {
       const r = await runCli(args, { env: { DATABASE_URL: 'postgres://localhost/x' } });

@@ -190,9 +190,13 @@ async function readSites(
   now: number,
 ): Promise<{ state: StatusOutput['searchConsole']; reports: ReportStatusLine[]; unconfigured: StatusOutput['unconfigured'] }> {
   const sc = config.searchConsole;
-  if (sc.sites.length === 0) return { state: null, reports: [], unconfigured: [] };
   const tables = searchConsoleTables(sc.schema);
   const migrations = await migrationState(pool, sc.schema, SEARCH_CONSOLE_MIGRATIONS_DIR);
+  if (sc.sites.length === 0) {
+    // no site configured (any more): what earlier ones stored is still listed, for prune
+    const left = migrations.current > 0 ? await ledgerSummary(pool, tables) : [];
+    return { state: null, reports: [], unconfigured: left.map(unconfiguredSite) };
+  }
   const windowOf = (report: string) => {
     const def = sc.reports[report]!;
     return { from: siteFirstDate(def, now), through: siteLastDate(def, now) };
@@ -254,10 +258,12 @@ async function readSites(
     };
   });
   const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
-  const unconfigured: StatusOutput['unconfigured'] = summary
-    .filter((s) => !configured.has(key(s.propertyId, s.report)))
-    .map((s) => ({ kind: 'searchConsole', property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate }));
+  const unconfigured: StatusOutput['unconfigured'] = summary.filter((s) => !configured.has(key(s.propertyId, s.report))).map(unconfiguredSite);
   return { state: { schema: sc.schema, migrations }, reports, unconfigured };
+}
+
+function unconfiguredSite(s: ReportSummary): StatusOutput['unconfigured'][number] {
+  return { kind: 'searchConsole', property: s.propertyId, report: s.report, storedDays: s.days, lastDate: s.lastDate };
 }
 
 function group(runs: DateRun[]): Map<string, DateRun[]> {
@@ -316,14 +322,16 @@ function formatStatus(s: StatusOutput): string {
       r.lastFetch ?? 'never',
     ]);
   }
-  if (s.unconfigured.length) {
-    lines.push(
-      '',
-      s.discovery
-        ? 'stored for properties outside `properties` (discovered ones, or no longer configured; this command asks Google nothing, so it cannot tell):'
-        : 'stored, but no longer configured (`ga-collector prune` deletes it):',
-    );
-    for (const u of s.unconfigured) {
+  // with discovery on, a GA4 property outside `properties` may be a discovered one; sites are never discovered
+  const outside = s.discovery ? s.unconfigured.filter((u) => u.kind === 'ga4') : [];
+  const left = s.unconfigured.filter((u) => !outside.includes(u));
+  for (const [list, head] of [
+    [outside, 'stored for properties outside `properties` (discovered ones, or no longer configured; this command asks Google nothing, so it cannot tell):'],
+    [left, 'stored, but no longer configured (`ga-collector prune` deletes it):'],
+  ] as const) {
+    if (!list.length) continue;
+    lines.push('', head);
+    for (const u of list) {
       lines.push(
         `    ${u.kind === 'ga4' ? 'property' : 'site'} ${u.property} report ${u.report}: ${plural(u.storedDays, 'date')}${u.lastDate ? ` through ${u.lastDate}` : ''}`,
       );

@@ -110,7 +110,7 @@ const siteSchema = z.preprocess(
  * (`sc-domain:example.com`) or a URL-prefix property (`https://www.example.com/`, `http://` too,
  * ending in `/` as Search Console lists it).
  */
-function siteUrlProblem(url: string): string | null {
+export function siteUrlProblem(url: string): string | null {
   if (/^sc-domain:[a-z0-9.-]+\.[a-z0-9-]+$/i.test(url)) return null;
   if (/^sc-domain:/.test(url)) return `must be sc-domain:<domain name>, got ${JSON.stringify(url)}`;
   let parsed: URL;
