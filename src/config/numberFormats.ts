@@ -14,7 +14,7 @@ const INTEGER = /^[+-]?[0-9]+$/;
 const DECIMAL = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
 
 /** The whole of `value` as an integer; the string unchanged when it is not one (or not a safe integer). */
-export function strictInteger(value: unknown): unknown {
+function strictInteger(value: unknown): unknown {
   if (typeof value !== 'string') return value;
   const v = value.trim();
   if (!INTEGER.test(v)) return value;
@@ -23,7 +23,7 @@ export function strictInteger(value: unknown): unknown {
 }
 
 /** The whole of `value` as a finite number; the string unchanged when it is not one. */
-export function strictDecimal(value: unknown): unknown {
+function strictDecimal(value: unknown): unknown {
   if (typeof value !== 'string') return value;
   const v = value.trim();
   if (!DECIMAL.test(v)) return value;
