@@ -5,8 +5,9 @@
  * through the filters), each property (access, time zone) and each of its reports (dimensions and
  * metrics known to the property, by the Data API's getMetadata), then the Search Console schema and
  * sites (checkSites.ts). Every failing row carries the fix. A `warn` row (a key
- * file others can read, a key whose line breaks arrived mangled) carries its fix too but does not
- * fail the check: the daemon runs with it, as it logs the same warning at start. Exit 0 when every
+ * file others can read, a key whose line breaks arrived mangled, a per-property concurrency
+ * beyond a standard property's or above concurrency: checkConfig.ts) carries its fix too but does not
+ * fail the check: the daemon runs with it (and logs a key file's warnings at start). Exit 0 when every
  * row is good or a warning, 1 otherwise. Nothing here writes: migrations are reported, not applied.
  */
 import { TOKEN_CREATOR_ROLE } from './auth/impersonation.js';
@@ -30,6 +31,7 @@ import { missingPrivileges } from './store/privileges.js';
 import { reportRelationNames } from './store/reportTables.js';
 import { fail, ok, plural, skip, warn, type CheckRow, type CheckStatus } from './checkRow.js';
 import { checkSearchConsoleSchema, checkSites } from './checkSites.js';
+import { configWarnings } from './checkConfig.js';
 
 export type { CheckRow } from './checkRow.js';
 
@@ -60,6 +62,7 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
           'no properties or sites configured: the daemon would fetch nothing',
           'add `properties: [{ id: "123456789" }]` (GA Admin > Property details > Property ID) or set GA_COLLECTOR_PROPERTIES; or `searchConsole.sites: [sc-domain:example.com]`',
         ),
+    ...configWarnings(config),
   );
 
   const credentialsDirectory = process.env['CREDENTIALS_DIRECTORY'];

@@ -84,6 +84,40 @@ describe('ga-collector check', () => {
     assert.doesNotMatch(r.stdout, /FAIL|PRIVATE KEY|ya29\./);
   });
 
+  it('fetch.perPropertyConcurrency above 10 or above concurrency: a warn row each, and the check still passes', async () => {
+    const warnings = (rows: CheckRow[]) => rows.filter((r) => r.status === 'warn' && r.what === 'config');
+    assert.deepEqual(warnings(await check({ concurrency: 10, fetch: { perPropertyConcurrency: 10 } })), [], 'none at 10 within concurrency');
+
+    const rows = await check({ concurrency: 50, fetch: { perPropertyConcurrency: 11 } });
+    const [over] = warnings(rows);
+    assert.equal(warnings(rows).length, 1, formatTable(rows));
+    assert.match(
+      over!.detail,
+      /^fetch\.perPropertyConcurrency 11 holds only for Analytics 360 properties .*a standard property answers 429 beyond 10 requests in flight/,
+    );
+    assert.match(over!.fix!, /fetch\.perPropertyConcurrency to 10 or less unless every property fetched is an Analytics 360 one/);
+    assert.equal(row(rows, `property ${LA}`).status, 'ok');
+
+    const capped = warnings(await check({ concurrency: 2, fetch: { perPropertyConcurrency: 3 } }));
+    assert.deepEqual(
+      capped.map((r) => [r.detail, r.fix]),
+      [
+        [
+          'fetch.perPropertyConcurrency 3 is above concurrency 2: the global limit caps it, a property has at most 2 requests in flight',
+          'raise concurrency to 3, or lower fetch.perPropertyConcurrency to 2',
+        ],
+      ],
+    );
+
+    // both, through the command: warnings do not fail the check
+    const file = writeConfig(g.dir, db, g, { properties: [{ id: LA }], concurrency: 4, fetch: { perPropertyConcurrency: 50 } });
+    const r = await runCli(['check', '--config', file]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^warn\s+config\s+fetch\.perPropertyConcurrency 50 holds only for Analytics 360 properties/m);
+    assert.match(r.stdout, /^warn\s+config\s+fetch\.perPropertyConcurrency 50 is above concurrency 4: the global limit caps it/m);
+    assert.match(r.stdout.trim().split('\n').at(-1)!, /^all \d+ checks passed: \d+ ok, 0 failed, 0 skipped, 2 warnings$/);
+  });
+
   it('a malformed key file: FAIL with how to get a new key, properties skipped, exit 1', async () => {
     const bad = path.join(g.dir, 'malformed.json');
     fs.writeFileSync(

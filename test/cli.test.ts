@@ -142,7 +142,7 @@ describe('usage and help', () => {
     assert.equal(url.stderr, 'ga-collector: config: database.url: must be a URL (from DATABASE_URL)\n');
     const typo = await runCli(['config', '--config', write('typo.yaml', 'htp:\n  port: 9000\n')], { env });
     assert.equal(typo.code, 2);
-    assert.equal(typo.stderr, 'ga-collector: config: htp.port: unknown key; did you mean http.port?\n');
+    assert.equal(typo.stderr, 'ga-collector: config: htp: unknown key; did you mean http?\n');
     const nested = await runCli(['config', '--config', write('typo2.yaml', 'reports:\n  daily:\n    metrics: [sessions]\n    refreshDay: 2\n')], { env });
     assert.equal(nested.code, 2);
     assert.match(nested.stderr, /reports\.daily\.refreshDay: unknown key \(allowed: dimensions, metrics, startDate, refreshDays\); did you mean refreshDays\?/);
@@ -177,6 +177,54 @@ describe('ga-collector config', () => {
     assert.match(row('properties[1]'), /reports: \[devices\]/);
     assert.match(row('reports.devices'), /\{ dimensions: \[date, deviceCategory\], metrics: \[activeUsers\], startDate: 90daysAgo, refreshDays: 3 \}\s+file /);
     assert.doesNotMatch(r.stdout + r.stderr, /s3cret-pw/);
+  });
+
+  it('shows each Search Console site and report on a row of its own, as properties and reports', async () => {
+    const file = write(
+      'sites.yaml',
+      [
+        `google:\n  credentials: ${key}\n  impersonate: reader@proj.iam.gserviceaccount.com`,
+        'properties: ["1"]',
+        'searchConsole:',
+        '  reports:',
+        '    performance:\n      dimensions: [date, query, page]',
+        '    appearance:\n      dimensions: [searchAppearance]\n      dataState: all\n      refreshDays: 2',
+        '  sites:',
+        '    - sc-domain:example.com',
+        '    - url: https://www.example.org/\n      reports: [performance]\n      schedule: "0 6 * * *"\n      credentials: key.json',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['config', '--config', file], { env: { DATABASE_URL: 'postgres://localhost/x' } });
+    assert.equal(r.code, 0, r.stderr);
+    const row = (k: string) => r.stdout.split('\n').find((l) => l.startsWith(`${k} `)) ?? assert.fail(`no row ${k} in\n${r.stdout}`);
+    const k = key.replace(/[.]/g, '\\.');
+    assert.match(
+      row('searchConsole.sites[0]'),
+      new RegExp(
+        `^searchConsole\\.sites\\[0\\] +\\{ url: sc-domain:example\\.com, reports: \\[performance, appearance\\], schedule: 0 4 \\* \\* \\*, credentials: ${k}, impersonate: reader@proj\\.iam\\.gserviceaccount\\.com \\} +file `,
+      ),
+    );
+    // credentials of its own: another principal, google.impersonate is not put on top; no blank impersonate
+    assert.match(
+      row('searchConsole.sites[1]'),
+      new RegExp(`\\{ url: https://www\\.example\\.org/, reports: \\[performance\\], schedule: 0 6 \\* \\* \\*, credentials: ${k} \\} +file `),
+    );
+    assert.match(
+      row('searchConsole.reports.performance'),
+      /\{ dimensions: \[date, query, page\], type: web, dataState: final, aggregationType: auto, startDate: 480daysAgo, refreshDays: 4 \} +file /,
+    );
+    assert.match(row('searchConsole.reports.appearance'), /\{ dimensions: \[date, searchAppearance\], type: web, dataState: all, .*refreshDays: 2 \} +file /);
+    assert.match(row('properties[0]'), /credentials: .*, impersonate: reader@proj\.iam\.gserviceaccount\.com \}/);
+    assert.doesNotMatch(r.stdout, /^searchConsole\.sites +/m, 'no list of every site on one row');
+    assert.doesNotMatch(r.stdout, /impersonate: *[,}]/, 'no blank impersonate');
+
+    const none = await runCli(['config', '--config', write('nosites.yaml', `properties: ["1"]\ngoogle:\n  credentials: ${key}\n`)], {
+      env: { DATABASE_URL: 'postgres://localhost/x' },
+    });
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /^searchConsole\.sites +\(none\) +default$/m);
+    assert.match(none.stdout, /^searchConsole\.reports\.performance +\{ dimensions: \[date, query, page, country, device\], type: web, .* +default$/m);
   });
 
   it('takes the file from GA_COLLECTOR_CONFIG, hides a password given as a URL parameter, and exits 2 on a bad config', async () => {

@@ -27,12 +27,20 @@ export function runShowConfig(file: string | undefined): number {
   return 0;
 }
 
-/** The table: key, value, source; `properties[i]` and `reports.<name>` one row each. */
+/** A property's or site's principal as shown: its credentials file ('(none)': Application Default Credentials), and whom it impersonates, when anyone. */
+function principal(entry: { credentials: string; impersonate: string }): Record<string, string> {
+  return { credentials: entry.credentials || '(none)', ...(entry.impersonate ? { impersonate: entry.impersonate } : {}) };
+}
+
+/**
+ * The table: key, value, source; `properties[i]`, `reports.<name>`, `searchConsole.sites[i]` and
+ * `searchConsole.reports.<name>` one row each.
+ */
 function formatConfig(loaded: LoadedConfig): string {
   const { config, sources } = loaded;
   const rows: Array<[string, string, string]> = [];
   for (const leaf of schemaLeaves()) {
-    if (leaf.key === 'properties') continue;
+    if (leaf.key === 'properties' || leaf.key === 'searchConsole.sites') continue;
     const value = valueAt(config, leaf.key);
     let shown: string;
     if (leaf.sensitive) shown = typeof value === 'string' && value ? redactUrl(value) : '(unset)';
@@ -43,7 +51,7 @@ function formatConfig(loaded: LoadedConfig): string {
   const propSource = sourceText(sources['properties']);
   if (config.properties.length === 0) rows.push(['properties', '(none)', propSource]);
   config.properties.forEach((p, i) =>
-    rows.push([`properties[${i}]`, flow({ id: p.id, reports: p.reports, schedule: p.schedule, credentials: p.credentials || '(none)' }), propSource]),
+    rows.push([`properties[${i}]`, flow({ id: p.id, reports: p.reports, schedule: p.schedule, ...principal(p) }), propSource]),
   );
   const reportSource = sourceText(sources['reports']);
   for (const def of Object.values(config.reports)) {
@@ -52,6 +60,17 @@ function formatConfig(loaded: LoadedConfig): string {
       flow({ dimensions: ['date', ...def.dimensions], metrics: def.metrics, startDate: def.startDate, refreshDays: def.refreshDays }),
       reportSource,
     ]);
+  }
+  const { sites, reports: scReports } = config.searchConsole;
+  const siteSource = sourceText(sources['searchConsole.sites']);
+  if (sites.length === 0) rows.push(['searchConsole.sites', '(none)', siteSource]);
+  sites.forEach((s, i) =>
+    rows.push([`searchConsole.sites[${i}]`, flow({ url: s.url, reports: s.reports, schedule: s.schedule, ...principal(s) }), siteSource]),
+  );
+  const scReportSource = sourceText(sources['searchConsole.reports']);
+  for (const def of Object.values(scReports)) {
+    const { name, dimensions, ...rest } = def;
+    rows.push([`searchConsole.reports.${name}`, flow({ dimensions: ['date', ...dimensions], ...rest }), scReportSource]);
   }
   const w0 = Math.max(3, ...rows.map((r) => r[0].length));
   const w1 = Math.min(70, Math.max(5, ...rows.map((r) => r[1].length)));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import convict from 'convict';
 import YAML from 'yaml';
 import type { UsageError } from '../errors.js';
-import { configError, didYouMean, firstLine } from './problems.js';
+import { configError, firstLine, unknownKeyProblem } from './problems.js';
 import { normaliseProperties, resolveCredentials } from './properties.js';
 import { normaliseDiscovery } from './discovery.js';
 import { normaliseReports } from './reports.js';
@@ -195,9 +195,7 @@ function problemFromConvict(err: unknown, problem: (key: string, message: string
   // an unknown key first, wherever convict listed it: a misspelt key usually explains the rest
   const undeclared = /configuration param '([^']+)' not declared in the schema/.exec(err instanceof Error ? err.message : line);
   if (undeclared) {
-    const key = undeclared[1]!;
-    const known = [...schemaLeaves().map((l) => l.key), 'reports', 'searchConsole.reports'];
-    return configError(`${key}: unknown key${didYouMean(key, known)}`);
+    return unknownKeyProblem(undeclared[1]!, [...schemaLeaves().map((l) => l.key), 'reports', 'searchConsole.reports']);
   }
   const m = /^([\w.[\]]+): (.*)$/.exec(line);
   if (m) return problem(m[1]!, m[2]!.replace(/: value was .*$/, ''));

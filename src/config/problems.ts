@@ -50,6 +50,36 @@ export function didYouMean(given: string, known: readonly string[]): string {
   return n ? `; did you mean ${n}?` : '';
 }
 
+/**
+ * The problem with an undeclared dotted key, named at its first unknown part: a misspelt map
+ * (`searchConsole.reprots`) takes in every key under it, and it is the map that is wrong, not
+ * `searchConsole.reprots.performance.dimensions`. The nearest name beside it is suggested.
+ *
+ * @param known every known key with one value, dotted (`fetch.pageSize`); the maps holding them are known too
+ */
+export function unknownKeyProblem(key: string, known: readonly string[]): UsageError {
+  const parts = key.split('.');
+  const isKnown = (k: string) => known.some((name) => name === k || name.startsWith(`${k}.`));
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join('.');
+    if (isKnown(prefix)) {
+      if (known.includes(prefix)) break; // under a key with one value: convict's own path is the best name
+      continue;
+    }
+    const parent = parts.slice(0, i - 1).join('.');
+    const siblings = [
+      ...new Set(
+        known
+          .filter((name) => (parent === '' ? true : name.startsWith(`${parent}.`)))
+          .map((name) => name.slice(parent === '' ? 0 : parent.length + 1).split('.')[0]!),
+      ),
+    ];
+    const near = nearest(parts[i - 1]!, siblings);
+    return configError(`${prefix}: unknown key${near ? `; did you mean ${parent === '' ? '' : `${parent}.`}${near}?` : ''}`);
+  }
+  return configError(`${key}: unknown key${didYouMean(key, known)}`);
+}
+
 /** `reports.daily.metrics`, `properties[0].id`: a zod path under `prefix` as the config names it. */
 function keyPath(prefix: string, path: readonly PropertyKey[]): string {
   let out = prefix;

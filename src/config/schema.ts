@@ -13,8 +13,12 @@ import {
   GOOGLE_SEARCH_CONSOLE_ROOT_URL,
   GOOGLE_TOKEN_URL,
 } from './googleUrls.js';
+import { NUMBER_FORMATS } from './numberFormats.js';
 import { serviceAccountEmailProblem } from './problems.js';
 import type { Config } from './types.js';
+
+// int, nat, port, number: a string is read whole (`4x`, `1e1`, `0x10` are refused), never parseInt's prefix
+for (const format of NUMBER_FORMATS) convict.addFormat(format);
 
 convict.addFormat({
   name: 'cron',
@@ -237,7 +241,7 @@ const schema: convict.Schema<ConvictShape> = {
     },
     quotaReserve: {
       doc: "Share of a property's hourly or daily quota tokens kept in reserve: below it, the rest of a backlog waits for the next quota window.",
-      format: Number,
+      format: 'number',
       default: 0.1,
       env: 'GA_COLLECTOR_QUOTA_RESERVE',
     },
