@@ -6,7 +6,7 @@
  */
 import { qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
-import type { Coverage } from './statusQueries.js';
+import { existingRelations, type Coverage } from './statusQueries.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -77,11 +77,11 @@ export async function siteClicksSeries(
 ): Promise<Array<{ site: string; report: string; date: string; value: number }>> {
   const asked = requests.filter((r) => r.sites.length > 0);
   if (asked.length === 0) return [];
-  const { rows: existing } = await db.query<{ report: string }>(
-    `SELECT r AS report FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
-    [asked.map((r) => r.report), schema],
+  const present = await existingRelations(
+    db,
+    schema,
+    asked.map((r) => r.report),
   );
-  const present = new Set(existing.map((r) => r.report));
   const wanted = asked.filter((r) => present.has(r.report));
   if (wanted.length === 0) return [];
   const params: unknown[] = [since];

@@ -101,6 +101,15 @@ export interface SeriesPoint {
   value: number;
 }
 
+/** Which of `names` are relations of `schema` now (a report's relations come with its first stored date). */
+export async function existingRelations(db: Queryable, schema: string, names: string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ relation: string }>(
+    `SELECT r AS relation FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
+    [names, schema],
+  );
+  return new Set(rows.map((r) => r.relation));
+}
+
 /**
  * Per-date values of each request's metric from `since` (`YYYY-MM-DD`) on, ordered by property
  * and date: one query, a UNION ALL of one branch per report. GA's totals are the day's figure
@@ -111,11 +120,11 @@ export async function totalsSeries(db: Queryable, schema: string, requests: Seri
   const asked = requests.filter((r) => r.properties.length > 0);
   if (asked.length === 0) return [];
   // a report's relations come with its first stored date: one not created yet has no points
-  const { rows: existing } = await db.query<{ relation: string }>(
-    `SELECT r AS relation FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
-    [asked.map((r) => r.relation), schema],
+  const present = await existingRelations(
+    db,
+    schema,
+    asked.map((r) => r.relation),
   );
-  const present = new Set(existing.map((r) => r.relation));
   const wanted = asked.filter((r) => present.has(r.relation));
   if (wanted.length === 0) return [];
   const params: unknown[] = [since];
