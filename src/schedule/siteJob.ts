@@ -13,9 +13,6 @@
  */
 import type { Config, ReportDefinition, SearchConsoleReport } from '../config/index.js';
 import { PermanentError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
-import type { ProgressSink } from '../progress.js';
 import type { SearchConsoleClient } from '../searchConsole/client.js';
 import { searchConsoleHorizon } from '../searchConsole/horizon.js';
 import { SEARCH_CONSOLE_TIME_ZONE, fetchSiteRange } from '../searchConsole/report.js';
@@ -24,10 +21,9 @@ import type { PoolClient } from '../store/pool.js';
 import { searchConsoleTables } from '../store/sourceTables.js';
 import { addDays, localDate } from '../time.js';
 import type { TokenSource } from '../auth/tokenManager.js';
-import type { JobBoard } from './jobBoard.js';
 import { planJob } from './jobPlan.js';
 import { resolveStartDate } from './planner.js';
-import { fetchAndStoreRanges, type RangeStoreResult } from './rangeStore.js';
+import { fetchAndStoreRanges, type RangeStoreInput, type RangeStoreResult } from './rangeStore.js';
 
 /** How many days before the Pacific today the newest date of a report's `dataState` is. */
 export function siteLagDays(report: Pick<SearchConsoleReport, 'dataState'>): number {
@@ -53,7 +49,8 @@ export function siteFirstDate(report: Pick<SearchConsoleReport, 'startDate'>, ..
   return configured < oldest ? oldest : configured;
 }
 
-export interface SiteJobInput {
+/** The job's database connection, site and report, and (as any job's ranges) where it reports what it stored. */
+export interface SiteJobInput extends Pick<RangeStoreInput, 'metrics' | 'board' | 'progress' | 'log' | 'signal' | 'now'> {
   db: PoolClient;
   config: Config;
   client: SearchConsoleClient;
@@ -65,12 +62,6 @@ export interface SiteJobInput {
     lastFire: Date | null;
     range?: { from: string; to: string } | undefined;
   };
-  metrics: Metrics;
-  board: JobBoard;
-  progress?: ProgressSink | undefined;
-  log: Logger;
-  signal: AbortSignal;
-  now: () => number;
   /** rows per request; default 25,000 (searchConsole/report.ts) */
   rowLimit?: number | undefined;
 }
