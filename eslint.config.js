@@ -14,9 +14,20 @@ const NO_FAKE = {
 };
 const NO_HIGHER = {
   group: HIGHER,
-  message: 'a lower layer (store, ga4, searchConsole, auth, net, time, errors, log, metrics) must not import the scheduler, daemon, HTTP server, commands or demo',
+  message:
+    'a lower layer (store, ga4, searchConsole, auth, net, time, errors, log, metrics) must not import the scheduler, daemon, HTTP server, commands or demo',
 };
-const LOWER = ['src/store/**', 'src/ga4/**', 'src/searchConsole/**', 'src/auth/**', 'src/net/**', 'src/time.ts', 'src/errors.ts', 'src/log.ts', 'src/metrics.ts'];
+const LOWER = [
+  'src/store/**',
+  'src/ga4/**',
+  'src/searchConsole/**',
+  'src/auth/**',
+  'src/net/**',
+  'src/time.ts',
+  'src/errors.ts',
+  'src/log.ts',
+  'src/metrics.ts',
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test-output/**', 'bench/dist/**', 'packages/*/dist/**'] },

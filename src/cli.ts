@@ -173,7 +173,7 @@ export function usage(): string {
 }
 
 /** The width help text is wrapped to (the descriptions are written to it). */
-export const HELP_WIDTH = 100;
+const HELP_WIDTH = 100;
 
 /** `text` wrapped at spaces to HELP_WIDTH columns, each line after the first indented by `indent` spaces. */
 function wrap(text: string, indent: number): string {

@@ -339,16 +339,8 @@ export class Daemon implements DaemonView {
     try {
       const next = load();
       await this.reload(next);
-      logger.info(
-        {
-          event: 'reloaded',
-          properties: next.properties.length,
-          reports: Object.keys(next.reports),
-          sites: next.searchConsole.sites.length,
-          siteReports: Object.keys(next.searchConsole.reports),
-        },
-        'configuration reloaded',
-      );
+      const counts = { properties: next.properties.length, reports: Object.keys(next.reports), sites: next.searchConsole.sites.length };
+      logger.info({ event: 'reloaded', ...counts, siteReports: Object.keys(next.searchConsole.reports) }, 'configuration reloaded');
       this.lastReload = { at: Date.now(), ok: true, error: null };
       this.metrics.configReloads.inc({ outcome: 'success' });
     } catch (err) {

@@ -55,7 +55,10 @@ describe('status page', () => {
       /<section class="card site" data-site="sc-domain:example\.com">\n<h3>Search Console site sc-domain:example\.com <span class="muted">· Pacific days \(America\/Los_Angeles\)/,
     );
     // the demo site's only report groups by query and page
-    assert.match(html, /clicks per day, summed over the stored rows of report performance \(grouped by query: the top rows Google served, anonymized queries left out/);
+    assert.match(
+      html,
+      /clicks per day, summed over the stored rows of report performance \(grouped by query: the top rows Google served, anonymized queries left out/,
+    );
     assert.equal((html.match(/<svg class="chart"/g) ?? []).length, 3, 'a chart per property and one for the site');
     assert.doesNotMatch(html, /<script/i, 'no front-end code');
   });

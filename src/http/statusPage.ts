@@ -89,7 +89,7 @@ function chart(series: Series): string {
  * (anonymized queries: https://support.google.com/webmasters/answer/7576553; counted by page
  * rather than by property when grouped or aggregated by page: https://support.google.com/webmasters/answer/7042828).
  */
-export function rowSumBasis(dimensions: readonly string[], aggregationType?: string): string {
+function rowSumBasis(dimensions: readonly string[], aggregationType?: string): string {
   const byQuery = dimensions.includes('query');
   const byPage = dimensions.includes('page') || aggregationType === 'byPage';
   const notes: string[] = [];
