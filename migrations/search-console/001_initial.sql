@@ -13,14 +13,16 @@ CREATE TABLE report_definitions (
 );
 
 -- Every definition a date was stored under: a changed definition makes due again exactly the
--- dates that lack one of its fields, per site.
+-- dates that lack one of its fields, per site, and every date of another variant (the report's
+-- search type and aggregation: `type=web aggregationType=auto`), whose rows are other rows.
 CREATE TABLE report_definition_versions (
   id              serial      PRIMARY KEY,
   report          text        NOT NULL,
   dimensions      text[]      NOT NULL,
   metrics         text[]      NOT NULL,
+  variant         text        NOT NULL DEFAULT '',
   first_stored_at timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (report, dimensions, metrics)
+  CONSTRAINT report_definition_versions_key UNIQUE (report, dimensions, metrics, variant)
 );
 
 -- One row per site, report and date that has been stored (Search Console's Pacific day), written

@@ -45,6 +45,8 @@ export function siteTableDefinition(report: SearchConsoleReport): ReportDefiniti
     metrics: [...SEARCH_CONSOLE_METRICS],
     startDate: report.startDate,
     refreshDays: report.refreshDays,
+    // other rows altogether, not other columns: a date stored under another type or aggregation is fetched again
+    variant: `type=${report.type} aggregationType=${report.aggregationType}`,
   };
 }
 

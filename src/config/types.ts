@@ -8,6 +8,11 @@ export interface ReportDefinition {
   /** `YYYY-MM-DD`, `NdaysAgo` or `yesterday`. */
   startDate: string;
   refreshDays: number;
+  /**
+   * What else than its names the rows depend on, as one string (a Search Console report's search
+   * type and aggregation); a date stored under another variant is fetched again. GA4: none.
+   */
+  variant?: string;
 }
 
 export interface PropertyConfig {

@@ -97,8 +97,14 @@ export async function planJob(db: PoolClient, input: JobPlanInput): Promise<JobP
   await markSettled(db, schema, propertyId, report, due.settleOnly);
   if (due.stale > 0 && !input.definitionKnown) {
     log.warn(
-      { event: 'report_definition_changed', to: { dimensions: def.dimensions, metrics: def.metrics }, datesToRefetch: due.stale },
-      "report definition changed: this property's dates stored without one of its fields will be fetched again",
+      {
+        event: 'report_definition_changed',
+        to: { dimensions: def.dimensions, metrics: def.metrics, ...(def.variant !== undefined ? { variant: def.variant } : {}) },
+        datesToRefetch: due.stale,
+      },
+      def.variant !== undefined
+        ? 'report definition changed: dates stored without one of its fields, or of another search type or aggregation, will be fetched again'
+        : "report definition changed: this property's dates stored without one of its fields will be fetched again",
     );
   }
   log.info(

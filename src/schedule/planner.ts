@@ -47,11 +47,19 @@ export interface Plan {
 
 /**
  * Whether rows fetched under `stored` have every column of `def` filled at its grain: the same
- * dimensions (in any order) and at least its metrics. A removed metric leaves a date as it is.
+ * dimensions (in any order), at least its metrics, and the same variant (a Search Console
+ * report's search type and aggregation: other rows altogether). A removed metric leaves a date as
+ * it is; a date whose variant was not recorded is taken as current.
  */
-export function coversDefinition(stored: StoredDefinition, def: Pick<ReportDefinition, 'dimensions' | 'metrics'>): boolean {
+export function coversDefinition(stored: StoredDefinition, def: Pick<ReportDefinition, 'dimensions' | 'metrics' | 'variant'>): boolean {
   const dims = new Set(stored.dimensions);
-  return dims.size === new Set(def.dimensions).size && def.dimensions.every((d) => dims.has(d)) && def.metrics.every((m) => stored.metrics.includes(m));
+  const sameVariant = stored.variant == null || def.variant === undefined || stored.variant === def.variant;
+  return (
+    sameVariant &&
+    dims.size === new Set(def.dimensions).size &&
+    def.dimensions.every((d) => dims.has(d)) &&
+    def.metrics.every((m) => stored.metrics.includes(m))
+  );
 }
 
 export function resolveStartDate(startDate: string, today: string): string {

@@ -6,10 +6,11 @@ import { tablesOf, type TablesArg } from './sourceTables.js';
 
 type Queryable = Pool | PoolClient;
 
-/** The dimensions and metrics a date was fetched with. */
+/** The dimensions and metrics a date was fetched with, and its variant (Search Console's type and aggregation; null: none recorded). */
 export interface StoredDefinition {
   dimensions: string[];
   metrics: string[];
+  variant?: string | null;
 }
 
 export interface LedgerDay {
@@ -23,9 +24,16 @@ export interface LedgerDay {
 
 /** The ledger of one property (or site) and report from `from` on, oldest first. `at`: GA4's schema, or a source's tables. */
 export async function ledgerDays(db: Queryable, at: TablesArg, propertyId: string, report: string, from: string): Promise<LedgerDay[]> {
-  const { schema, key } = tablesOf(at);
-  const { rows } = await db.query<{ date: string; fetched_at: Date; settled: boolean; dimensions: string[] | null; metrics: string[] | null }>(
-    `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.fetched_at, f.settled, v.dimensions, v.metrics
+  const { schema, key, variants } = tablesOf(at);
+  const { rows } = await db.query<{
+    date: string;
+    fetched_at: Date;
+    settled: boolean;
+    dimensions: string[] | null;
+    metrics: string[] | null;
+    variant: string | null;
+  }>(
+    `SELECT to_char(f.date, 'YYYY-MM-DD') AS date, f.fetched_at, f.settled, v.dimensions, v.metrics, ${variants ? 'v.variant' : 'NULL::text AS variant'}
        FROM ${qualified(schema, 'fetch_days')} f LEFT JOIN ${qualified(schema, 'report_definition_versions')} v ON v.id = f.definition_id
       WHERE f.${ident(key)} = $1 AND f.report = $2 AND f.date >= $3 ORDER BY f.date`,
     [propertyId, report, from],
@@ -34,7 +42,7 @@ export async function ledgerDays(db: Queryable, at: TablesArg, propertyId: strin
     date: r.date,
     fetchedAt: r.fetched_at,
     settled: r.settled,
-    definition: r.dimensions && r.metrics ? { dimensions: r.dimensions, metrics: r.metrics } : null,
+    definition: r.dimensions && r.metrics ? { dimensions: r.dimensions, metrics: r.metrics, variant: r.variant } : null,
   }));
 }
 
@@ -45,30 +53,33 @@ export async function ledgerDays(db: Queryable, at: TablesArg, propertyId: strin
  * shortened definition is not new.
  */
 export async function definitionStored(db: Queryable, at: TablesArg, propertyId: string, def: ReportDefinition): Promise<boolean> {
-  const { schema, key } = tablesOf(at);
+  const { schema, key, variants } = tablesOf(at);
   const { rows } = await db.query(
     `SELECT 1 FROM ${qualified(schema, 'report_definition_versions')} v
       -- every name of the definition was stored before (in any order, perhaps with more): known valid
-      WHERE v.report = $2 AND v.dimensions @> $3::text[] AND v.metrics @> $4::text[]
+      WHERE v.report = $2 AND v.dimensions @> $3::text[] AND v.metrics @> $4::text[] ${variants ? 'AND v.variant = $5' : ''}
         AND EXISTS (SELECT 1 FROM ${qualified(schema, 'fetch_days')} f WHERE f.${ident(key)} = $1 AND f.report = v.report AND f.definition_id = v.id)`,
-    [propertyId, def.name, def.dimensions, def.metrics],
+    [propertyId, def.name, def.dimensions, def.metrics, ...(variants ? [def.variant ?? ''] : [])],
   );
   return rows.length > 0;
 }
 
 /** The id a definition's dates are stored with, recorded on first use. */
 export async function definitionVersion(db: Queryable, at: TablesArg, def: ReportDefinition): Promise<number> {
-  const table = qualified(tablesOf(at).schema, 'report_definition_versions');
+  const { schema, variants } = tablesOf(at);
+  const table = qualified(schema, 'report_definition_versions');
+  const variant = variants ? ', variant' : '';
+  const same = `report = $1 AND dimensions = $2::text[] AND metrics = $3::text[]${variants ? ' AND variant = $4' : ''}`;
   // Two writers recording it at once: the loser's statement may see neither its insert nor the
   // winner's row (its snapshot is older), so it asks again.
   for (let attempt = 1; ; attempt++) {
     const { rows } = await db.query<{ id: number }>(
       `WITH added AS (
-         INSERT INTO ${table} (report, dimensions, metrics) VALUES ($1, $2::text[], $3::text[])
-         ON CONFLICT (report, dimensions, metrics) DO NOTHING RETURNING id
+         INSERT INTO ${table} (report, dimensions, metrics${variant}) VALUES ($1, $2::text[], $3::text[]${variants ? ', $4' : ''})
+         ON CONFLICT (report, dimensions, metrics${variant}) DO NOTHING RETURNING id
        )
-       SELECT id FROM added UNION ALL SELECT id FROM ${table} WHERE report = $1 AND dimensions = $2::text[] AND metrics = $3::text[]`,
-      [def.name, def.dimensions, def.metrics],
+       SELECT id FROM added UNION ALL SELECT id FROM ${table} WHERE ${same}`,
+      [def.name, def.dimensions, def.metrics, ...(variants ? [def.variant ?? ''] : [])],
     );
     if (rows[0]) return rows[0].id;
     if (attempt >= 3) throw new Error(`cannot record the definition of report ${def.name}`);

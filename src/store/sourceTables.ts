@@ -19,6 +19,8 @@ export interface SourceTables {
   key: KeyColumn;
   /** whether reports with dimensions get a `<report>_totals` table (and date-only ones a view) */
   totals: boolean;
+  /** whether `report_definition_versions` records a definition's variant (ReportDefinition.variant) */
+  variants: boolean;
   metricType: (metric: string) => 'bigint' | 'double precision';
 }
 
@@ -27,7 +29,7 @@ export type TablesArg = string | SourceTables;
 
 /** GA4's tables in `schema` (database.schema): `property_id`, metric types from the Data API's. */
 export function ga4Tables(schema: string): SourceTables {
-  return { schema, key: 'property_id', totals: true, metricType: metricColumnType };
+  return { schema, key: 'property_id', totals: true, variants: false, metricType: metricColumnType };
 }
 
 export function tablesOf(at: TablesArg): SourceTables {
@@ -50,5 +52,5 @@ export const SEARCH_CONSOLE_METRICS = ['clicks', 'impressions', 'ctr', 'position
  * are counts (bigint), ctr and position averages (double precision).
  */
 export function searchConsoleTables(schema: string): SourceTables {
-  return { schema, key: 'site_url', totals: false, metricType: (m) => (m === 'clicks' || m === 'impressions' ? 'bigint' : 'double precision') };
+  return { schema, key: 'site_url', totals: false, variants: true, metricType: (m) => (m === 'clicks' || m === 'impressions' ? 'bigint' : 'double precision') };
 }
