@@ -17,6 +17,7 @@ import { AdminClient } from './discovery/adminClient.js';
 import { applyFilters, flatten } from './discovery/discovery.js';
 import { PermanentError, RetryableError, describe } from './errors.js';
 import { Ga4Client } from './ga4/client.js';
+import { SearchConsoleClient } from './searchConsole/client.js';
 import { timeZoneProbeRequest } from './ga4/requests.js';
 import type { MetadataResponse } from './ga4/responses.js';
 import { deprecatedFields, listUnknown, unknownFields, unknownFieldsFix } from './ga4/fieldNames.js';
@@ -81,16 +82,12 @@ export async function checkAll(config: Config, logger: Logger, opts: CheckOption
     rows.push(await checkDatabase(config, quiet));
     if (sites) rows.push(await checkSearchConsoleSchema(config, quiet));
     if (config.discovery.enabled) rows.push(await checkDiscovery(config, usable.get(principalId(config.google)), timeoutMs, quiet));
-    const client = new Ga4Client({
-      apiRootUrl: config.google.apiRootUrl,
-      timeoutMs,
-      maxAttempts: 2,
-      limiter: new Limiter(config.concurrency),
-      metrics,
-      backoffBaseMs: 200,
-    });
+    // both APIs' clients under one limiter, as the daemon's (apiClients.ts), with a short retry: a check answers soon
+    const api = { timeoutMs, maxAttempts: 2, limiter: new Limiter(config.concurrency), metrics, backoffBaseMs: 200 };
+    const client = new Ga4Client({ apiRootUrl: config.google.apiRootUrl, ...api });
     for (const p of config.properties) rows.push(...(await checkProperty(config, p, usable.get(principalId(p)), client, quiet)));
-    rows.push(...(await checkSites(config, (s) => usable.get(principalId(s)), { timeoutMs, metrics, now, logger: quiet })));
+    const searchConsole = new SearchConsoleClient({ rootUrl: config.google.searchConsoleRootUrl, ...api });
+    rows.push(...(await checkSites(config, (s) => usable.get(principalId(s)), searchConsole, { now, logger: quiet })));
   } finally {
     tokens.stop();
   }

@@ -11,11 +11,9 @@ import type { TokenSource } from './auth/tokenManager.js';
 import { fail, ok, plural, skip, type CheckRow } from './checkRow.js';
 import type { Config, SearchConsoleReport, SiteConfig } from './config/index.js';
 import { PermanentError, describe } from './errors.js';
-import { Limiter } from './ga4/limiter.js';
 import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
 import { siteLastDate } from './schedule/siteJob.js';
-import { SearchConsoleClient } from './searchConsole/client.js';
+import type { SearchConsoleClient } from './searchConsole/client.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from './searchConsole/report.js';
 import { describeDbError } from './store/dbErrors.js';
 import { migrationState } from './store/migrations.js';
@@ -35,8 +33,6 @@ const LEVEL_NAMES: Record<string, string> = {
 };
 
 export interface SiteCheckOptions {
-  timeoutMs: number;
-  metrics: Metrics;
   now: () => number;
   logger: Logger;
 }
@@ -80,17 +76,16 @@ export async function checkSearchConsoleSchema(config: Config, logger: Logger): 
   }
 }
 
-/** A row per configured site (its access), then a row per report of it; `tokensOf` is the site's principal's working token source, if any. */
-export async function checkSites(config: Config, tokensOf: (site: SiteConfig) => TokenSource | undefined, opts: SiteCheckOptions): Promise<CheckRow[]> {
-  if (config.searchConsole.sites.length === 0) return [];
-  const client = new SearchConsoleClient({
-    rootUrl: config.google.searchConsoleRootUrl,
-    timeoutMs: opts.timeoutMs,
-    maxAttempts: 2,
-    limiter: new Limiter(config.concurrency),
-    metrics: opts.metrics,
-    backoffBaseMs: 200,
-  });
+/**
+ * A row per configured site (its access), then a row per report of it; `tokensOf` is the site's
+ * principal's working token source, if any; `client` asks Search Console (check.ts builds it).
+ */
+export async function checkSites(
+  config: Config,
+  tokensOf: (site: SiteConfig) => TokenSource | undefined,
+  client: SearchConsoleClient,
+  opts: SiteCheckOptions,
+): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
   for (const site of config.searchConsole.sites) rows.push(...(await checkSite(config, site, tokensOf(site), client, opts)));
   return rows;
