@@ -105,8 +105,8 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
   // a bad file named by the environment says which variable named it
   const credentialsVariable = sources['google.credentials']?.kind === 'env' ? ' (from GOOGLE_APPLICATION_CREDENTIALS)' : '';
   const credentialsKey = `google.credentials${credentialsVariable}`;
-  const properties = normaliseProperties(c.properties, {
-    reports,
+  // what a property and a site take from the top level when their entry does not say
+  const sourceDefaults = {
     defaultSchedule: c.schedule,
     defaultCredentials: c.google.credentials,
     defaultCredentialsKey: credentialsKey,
@@ -114,18 +114,11 @@ export function loadConfigWithSources(opts: LoadOptions = {}): LoadedConfig {
     baseDir,
     env,
     requireCredentials: opts.requireCredentials !== false,
-  });
+  };
+  const properties = normaliseProperties(c.properties, { reports, ...sourceDefaults });
   const discovery = normaliseDiscovery(c.discovery, reports);
   const searchConsoleReports = normaliseSearchConsoleReports(searchConsoleReportsInput, Object.keys(reports));
-  const sites = normaliseSites(c.searchConsole.sites, searchConsoleReports, {
-    defaultSchedule: c.schedule,
-    defaultCredentials: c.google.credentials,
-    defaultCredentialsKey: credentialsKey,
-    defaultImpersonate: c.google.impersonate,
-    baseDir,
-    env,
-    requireCredentials: opts.requireCredentials !== false,
-  });
+  const sites = normaliseSites(c.searchConsole.sites, searchConsoleReports, sourceDefaults);
   const config: Config = {
     database: c.database,
     google: {
