@@ -233,20 +233,10 @@ export class JobRunner {
     // the scheduler hands over only configured jobs; this guards a caller that does not
     if (!def) throw new PermanentError(`report ${job.report} is not in the configuration (removed by a reload?)`, 'not_configured');
     const { config } = this.deps;
+    // where any job, a property's or a site's, reports what it stored
+    const reporting = { metrics: this.deps.metrics, board: this.deps.board, progress: this.deps.progress, log, signal, now: this.now };
     if (job.kind === 'searchConsole') {
-      return runSiteJob({
-        db,
-        config,
-        client: this.deps.searchConsole,
-        job: { ...job, def },
-        metrics: this.deps.metrics,
-        board: this.deps.board,
-        progress: this.deps.progress,
-        log,
-        signal,
-        now: this.now,
-        rowLimit: this.deps.searchConsoleRowLimit,
-      });
+      return runSiteJob({ db, config, client: this.deps.searchConsole, job: { ...job, def }, ...reporting, rowLimit: this.deps.searchConsoleRowLimit });
     }
     const schema = config.database.schema;
     const deadline = this.now() + config.fetch.jobDeadlineSeconds * 1000;
@@ -317,12 +307,7 @@ export class JobRunner {
         log,
       }),
       quotaLowUntil: () => quotaLowUntil,
-      metrics: this.deps.metrics,
-      board: this.deps.board,
-      progress: this.deps.progress,
-      log,
-      signal,
-      now: this.now,
+      ...reporting,
     });
   }
 
