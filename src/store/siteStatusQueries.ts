@@ -6,7 +6,7 @@
  */
 import { qualified } from './identifiers.js';
 import type { Pool, PoolClient } from './pool.js';
-import { existingRelations, type Coverage } from './statusQueries.js';
+import { dailySeries, type Coverage } from './statusQueries.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -75,26 +75,6 @@ export async function siteClicksSeries(
   requests: ClicksRequest[],
   since: string,
 ): Promise<Array<{ site: string; report: string; date: string; value: number }>> {
-  const asked = requests.filter((r) => r.sites.length > 0);
-  if (asked.length === 0) return [];
-  const present = await existingRelations(
-    db,
-    schema,
-    asked.map((r) => r.report),
-  );
-  const wanted = asked.filter((r) => present.has(r.report));
-  if (wanted.length === 0) return [];
-  const params: unknown[] = [since];
-  const branches = wanted.map((r) => {
-    params.push(r.report, r.sites);
-    return `SELECT $${params.length - 1}::text AS report, site_url, to_char(date, 'YYYY-MM-DD') AS date, sum(clicks)::float8 AS value
-              FROM ${qualified(schema, r.report)}
-             WHERE site_url = ANY($${params.length}::text[]) AND date >= $1::date
-             GROUP BY site_url, date`;
-  });
-  const { rows } = await db.query<{ report: string; site_url: string; date: string; value: number }>(
-    `${branches.join('\n UNION ALL \n')}\n ORDER BY site_url, report, date`,
-    params,
-  );
-  return rows.map((r) => ({ site: r.site_url, report: r.report, date: r.date, value: Number(r.value) }));
+  const branches = requests.map((r) => ({ report: r.report, relation: r.report, ids: r.sites, column: 'clicks', sum: true }));
+  return (await dailySeries(db, schema, 'site_url', branches, since)).map(({ id, ...point }) => ({ site: id, ...point }));
 }

@@ -102,7 +102,7 @@ export interface SeriesPoint {
 }
 
 /** Which of `names` are relations of `schema` now (a report's relations come with its first stored date). */
-export async function existingRelations(db: Queryable, schema: string, names: string[]): Promise<Set<string>> {
+async function existingRelations(db: Queryable, schema: string, names: string[]): Promise<Set<string>> {
   const { rows } = await db.query<{ relation: string }>(
     `SELECT r AS relation FROM unnest($1::text[]) AS r WHERE to_regclass(quote_ident($2) || '.' || quote_ident(r)) IS NOT NULL`,
     [names, schema],
@@ -110,16 +110,31 @@ export async function existingRelations(db: Queryable, schema: string, names: st
   return new Set(rows.map((r) => r.relation));
 }
 
+/** One report's branch of a daily series: the relation, the properties (or sites) asked, the value column, and whether it is summed per date. */
+export interface DailySeriesBranch {
+  report: string;
+  relation: string;
+  ids: string[];
+  column: string;
+  /** sum the column over each date's rows (a report's rows), else read it as it is (one row a date: totals) */
+  sum: boolean;
+}
+
 /**
- * Per-date values of each request's metric from `since` (`YYYY-MM-DD`) on, ordered by property
- * and date: one query, a UNION ALL of one branch per report. GA's totals are the day's figure
- * for any metric; adding up dimension rows would overstate users and make nonsense of rates.
- * Dates whose total is NULL (GA had no data) are left out.
+ * Per-date values of each branch from `since` (`YYYY-MM-DD`) on, ordered by key, report and date:
+ * one query, a UNION ALL of a branch per report, keyed by `key` (`property_id` or `site_url`). A
+ * relation not created yet (it comes with the report's first stored date) has no points; NULL
+ * values (no data) are left out.
  */
-export async function totalsSeries(db: Queryable, schema: string, requests: SeriesRequest[], since: string): Promise<SeriesPoint[]> {
-  const asked = requests.filter((r) => r.properties.length > 0);
+export async function dailySeries(
+  db: Queryable,
+  schema: string,
+  key: 'property_id' | 'site_url',
+  requests: DailySeriesBranch[],
+  since: string,
+): Promise<Array<{ id: string; report: string; date: string; value: number }>> {
+  const asked = requests.filter((r) => r.ids.length > 0);
   if (asked.length === 0) return [];
-  // a report's relations come with its first stored date: one not created yet has no points
   const present = await existingRelations(
     db,
     schema,
@@ -129,16 +144,30 @@ export async function totalsSeries(db: Queryable, schema: string, requests: Seri
   if (wanted.length === 0) return [];
   const params: unknown[] = [since];
   const branches = wanted.map((r) => {
-    params.push(r.report, r.properties);
-    const report = `$${params.length - 1}`;
-    const props = `$${params.length}`;
-    return `SELECT ${report}::text AS report, property_id, to_char(date, 'YYYY-MM-DD') AS date, ${ident(r.column)}::float8 AS value
+    params.push(r.report, r.ids);
+    const column = ident(r.column);
+    return `SELECT $${params.length - 1}::text AS report, ${ident(key)} AS id, to_char(date, 'YYYY-MM-DD') AS date, ${r.sum ? `sum(${column})` : column}::float8 AS value
               FROM ${qualified(schema, r.relation)}
-             WHERE property_id = ANY(${props}::text[]) AND date >= $1::date AND ${ident(r.column)} IS NOT NULL`;
+             WHERE ${ident(key)} = ANY($${params.length}::text[]) AND date >= $1::date AND ${column} IS NOT NULL${
+               r.sum
+                 ? `
+             GROUP BY ${ident(key)}, date`
+                 : ''
+             }`;
   });
-  const { rows } = await db.query<{ report: string; property_id: string; date: string; value: number }>(
-    `${branches.join('\n UNION ALL \n')}\n ORDER BY property_id, report, date`,
+  const { rows } = await db.query<{ report: string; id: string; date: string; value: number }>(
+    `${branches.join('\n UNION ALL \n')}\n ORDER BY id, report, date`,
     params,
   );
-  return rows.map((r) => ({ property: r.property_id, report: r.report, date: r.date, value: Number(r.value) }));
+  return rows.map((r) => ({ id: r.id, report: r.report, date: r.date, value: Number(r.value) }));
+}
+
+/**
+ * Per-date values of each request's metric from `since` (`YYYY-MM-DD`) on, ordered by property
+ * and date. GA's totals are the day's figure for any metric; adding up dimension rows would
+ * overstate users and make nonsense of rates. Dates whose total is NULL (GA had no data) are left out.
+ */
+export async function totalsSeries(db: Queryable, schema: string, requests: SeriesRequest[], since: string): Promise<SeriesPoint[]> {
+  const branches = requests.map((r) => ({ report: r.report, relation: r.relation, ids: r.properties, column: r.column, sum: false }));
+  return (await dailySeries(db, schema, 'property_id', branches, since)).map(({ id, ...point }) => ({ property: id, ...point }));
 }
