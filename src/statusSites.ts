@@ -4,26 +4,15 @@
  * newest date due is the newest Google serves for the report's dataState (schedule/siteJob.ts), so
  * its gaps are counted through that date, not through yesterday.
  */
-import type { Config, SearchConsoleReport } from './config/index.js';
+import type { Config } from './config/index.js';
 import { reportStatus } from './reportStatus.js';
 import type { JobBoard } from './schedule/jobBoard.js';
-import { siteFirstDate, siteLastDate } from './schedule/siteJob.js';
+import { siteWindow } from './schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from './searchConsole/report.js';
 import type { ClicksRequest } from './store/siteStatusQueries.js';
 import { SEARCH_CONSOLE_METRICS } from './store/sourceTables.js';
 import type { Coverage } from './store/statusQueries.js';
 import type { ReportStatus, StatusDocument } from './statusDocument.js';
-import { daysBetween } from './time.js';
-
-/**
- * A site report's window: its start date (never before the 16 months Search Console keeps) through
- * the newest Pacific date Google serves for its dataState; `days` in it (0 when empty).
- */
-export function siteWindow(report: SearchConsoleReport, now: number): { from: string; through: string; days: number } {
-  const from = siteFirstDate(report, now);
-  const through = siteLastDate(report, now);
-  return { from, through, days: Math.max(0, daysBetween(from, through) + 1) };
-}
 
 /**
  * A status per configured site and report, as a property's (status.ts): `coverage` keyed by

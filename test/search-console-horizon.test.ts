@@ -9,9 +9,8 @@ import { nearestSite, siteBackfillRange } from '../src/commands/backfillSite.js'
 import type { Config, SearchConsoleReport } from '../src/config/index.js';
 import { UsageError } from '../src/errors.js';
 import { plan } from '../src/schedule/planner.js';
-import { siteFirstDate } from '../src/schedule/siteJob.js';
+import { siteFirstDate, siteWindow } from '../src/schedule/siteJob.js';
 import { SEARCH_CONSOLE_HORIZON_MONTHS, searchConsoleHorizon } from '../src/searchConsole/horizon.js';
-import { siteWindow } from '../src/statusSites.js';
 
 // 2026-03-10 12:00 UTC is 05:00 on 2026-03-10 in Los Angeles
 const NOW = Date.parse('2026-03-10T12:00:00Z');

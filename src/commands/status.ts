@@ -17,7 +17,7 @@
 import type { Config } from '../config/index.js';
 import { redactUrl } from '../log.js';
 import { resolveStartDate } from '../schedule/planner.js';
-import { siteFirstDate, siteLastDate } from '../schedule/siteJob.js';
+import { siteWindow } from '../schedule/siteJob.js';
 import { SEARCH_CONSOLE_TIME_ZONE } from '../searchConsole/report.js';
 import { gapRuns, markedRuns, type DateMark, type DateRun, type GapWindow } from '../store/dateRanges.js';
 import { jobFailures, type JobFailure } from '../store/jobFailures.js';
@@ -27,7 +27,7 @@ import type { Pool } from '../store/pool.js';
 import { siteCoverage } from '../store/siteStatusQueries.js';
 import { SEARCH_CONSOLE_MIGRATIONS_DIR, searchConsoleTables } from '../store/sourceTables.js';
 import { ledgerCoverage, propertyTimeZones, type Coverage, type CoverageWindow } from '../store/statusQueries.js';
-import { addDays, daysBetween, localDate } from '../time.js';
+import { addDays, localDate } from '../time.js';
 import { formatRuns, isoSeconds, plural, withCommandPool } from './common.js';
 
 interface Runs {
@@ -198,8 +198,8 @@ async function readSites(
     return { state: null, reports: [], unconfigured: left.map(unconfiguredSite) };
   }
   const windowOf = (report: string) => {
-    const def = sc.reports[report]!;
-    return { from: siteFirstDate(def, now), through: siteLastDate(def, now) };
+    const { from, through } = siteWindow(sc.reports[report]!, now);
+    return { from, through };
   };
   const pairs = sc.sites.flatMap((s) => s.reports.map((report) => ({ propertyId: s.url, report })));
   const gapWindows: GapWindow[] = pairs.map((p) => ({ ...p, timeZone: SEARCH_CONSOLE_TIME_ZONE, ...windowOf(p.report) }));
@@ -232,14 +232,9 @@ async function readSites(
     const k = key(propertyId, report);
     const cov = coverageBy.get(k);
     const f = failureBy.get(k);
-    const window = windowOf(report);
+    const { days, ...window } = siteWindow(sc.reports[report]!, now);
     // no schema yet: nothing stored, the whole window is one gap
-    const gapList =
-      migrations.current > 0
-        ? gapsBy.get(k)
-        : window.from <= window.through
-          ? [{ propertyId, report, ...window, to: window.through, days: daysBetween(window.from, window.through) + 1 }]
-          : [];
+    const gapList = migrations.current > 0 ? gapsBy.get(k) : days > 0 ? [{ propertyId, report, ...window, to: window.through, days }] : [];
     return {
       property: propertyId,
       report,

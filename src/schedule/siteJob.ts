@@ -19,7 +19,7 @@ import { SEARCH_CONSOLE_TIME_ZONE, fetchSiteRange } from '../searchConsole/repor
 import { definitionStored } from '../store/ledger.js';
 import type { PoolClient } from '../store/pool.js';
 import { searchConsoleTables } from '../store/sourceTables.js';
-import { addDays, localDate } from '../time.js';
+import { addDays, daysBetween, localDate } from '../time.js';
 import type { TokenSource } from '../auth/tokenManager.js';
 import { planJob } from './jobPlan.js';
 import { resolveStartDate } from './planner.js';
@@ -47,6 +47,16 @@ export function siteFirstDate(report: Pick<SearchConsoleReport, 'startDate'>, ..
   const configured = resolveStartDate(report.startDate, today);
   const oldest = searchConsoleHorizon(today);
   return configured < oldest ? oldest : configured;
+}
+
+/**
+ * A site report's window: its start date (never before the 16 months Search Console keeps) through
+ * the newest Pacific date Google serves for its dataState; `days` in it (0 when empty).
+ */
+export function siteWindow(report: SearchConsoleReport, now: number): { from: string; through: string; days: number } {
+  const from = siteFirstDate(report, now);
+  const through = siteLastDate(report, now);
+  return { from, through, days: Math.max(0, daysBetween(from, through) + 1) };
 }
 
 /** The job's database connection, site and report, and (as any job's ranges) where it reports what it stored. */
