@@ -8,6 +8,7 @@
  * requests.ts.
  */
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
+import type { Readable } from 'node:stream';
 import { RetryableError } from '../errors.js';
 import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { ApiCaller, jsonObject, type ApiCallerOptions } from './apiCaller.js';
@@ -70,14 +71,65 @@ export class Ga4Client {
         return { body: Buffer.from(res.data as unknown as ArrayBuffer), type: responseHeader(res.headers, 'content-type') };
       },
       ({ body, type }) => {
-        // a proxy's or captive portal's page answered in Google's place: never worth parsing
-        if (type !== null && !/\bjson\b/i.test(type)) {
-          throw new RetryableError(
-            `runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`,
-            'bad_response',
-          );
-        }
+        checkJson(ctx, type);
         return read(body);
+      },
+    );
+  }
+
+  /**
+   * One runReport page read as its body arrives: each chunk goes to the reader `open` makes (a
+   * new one per attempt) as it comes, within the request's deadline and slots, so the body is
+   * never held whole (ga4/pageStream.ts). Failures before and while the body arrives are retried
+   * as any request's. A RetryableError of the reader is the page's fault and is handled as
+   * runReportPage's `read` errors are (`bad_response` asked for again like a 5xx, any other code
+   * thrown). When the reader gives up on the body otherwise (any other error from `push` or
+   * `finish`), the rest of it is dropped and `{ ok: false, error }` returned: the caller asks for
+   * the page again (runReportPage) and reads it whole.
+   */
+  async runReportPageStream<R>(
+    ctx: CallContext,
+    body: RunReportRequest,
+    open: () => { push(chunk: Buffer): void; finish(): R },
+  ): Promise<{ ok: true; value: R } | { ok: false; error: unknown }> {
+    return this.call(
+      ctx,
+      'runReport',
+      async (headers, signal) => {
+        const res = await this.api.properties.runReport(runReportParams(ctx.propertyId, body), {
+          headers,
+          signal,
+          retry: false,
+          responseType: 'stream',
+          fetchImplementation: abortSafeFetch,
+        });
+        const type = responseHeader(res.headers, 'content-type');
+        const stream = res.data as unknown as Readable;
+        if (type !== null && !/\bjson\b/i.test(type)) {
+          // not worth reading (checkJson refuses it)
+          stream.destroy();
+          return { type, outcome: undefined };
+        }
+        const reader = open();
+        // a network failure while the body arrives is thrown here, and retried as any request's
+        for await (const chunk of stream) {
+          try {
+            reader.push(chunk);
+          } catch (error) {
+            // leaving the loop destroys the body: the page is asked for again and read whole
+            return { type, outcome: { ok: false as const, error } };
+          }
+        }
+        try {
+          return { type, outcome: { ok: true as const, value: reader.finish() } };
+        } catch (error) {
+          return { type, outcome: { ok: false as const, error } };
+        }
+      },
+      ({ type, outcome }) => {
+        checkJson(ctx, type);
+        if (!outcome!.ok && outcome!.error instanceof RetryableError) throw outcome!.error;
+        return outcome!;
       },
     );
   }
@@ -115,5 +167,15 @@ export class Ga4Client {
     read: (value: T) => R,
   ): Promise<R> {
     return this.caller.call(ctx, method, send, read);
+  }
+}
+
+/**
+ * A 200 answer that is not JSON: a proxy's or captive portal's page answered in Google's place,
+ * never worth parsing (RetryableError `bad_response`, retried as a 5xx).
+ */
+function checkJson(ctx: CallContext, type: string | null): void {
+  if (type !== null && !/\bjson\b/i.test(type)) {
+    throw new RetryableError(`runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`, 'bad_response');
   }
 }

@@ -45,7 +45,7 @@ function skipString(bytes: Buffer, at: number): number {
 }
 
 /** From the first byte of a JSON value to just after it; -1 when it does not end. */
-function skipValue(bytes: Buffer, at: number): number {
+export function skipValue(bytes: Buffer, at: number): number {
   let depth = 0;
   for (; at < bytes.length; at++) {
     const byte = bytes[at]!;

@@ -68,21 +68,31 @@ export function parsePageBytes(body: Buffer, def: ReportDefinition, start: strin
   try {
     const scanner = new RowScanner(body, layout.rowsOpen, def, start, end, ctx, metricTypes(body, layout.metricHeaders, def.metrics.length), ordered);
     scanner.run();
-    const res = parseJson(withoutRows(body, layout.rowsKey, scanner.position), ctx);
-    // a second rows field: JSON.parse keeps the last one, and so does the slow path
-    if ('rows' in res) throw new NotScannable();
-    // headers, rowCount and metadata get the same checks as a parsed page (it has no rows now)
-    const page = parsePage(res, def, start, end, ctx);
-    const integer = (res.metricHeaders ?? []).map((header) => header.type === 'TYPE_INTEGER');
-    // the scanner read the metric types ahead; should it have misread them, parse instead
-    if (integer.some((isInteger, index) => isInteger !== scanner.integer[index])) throw new NotScannable();
-    return { rows: scanner.rowsSeen, segments: scanner.segments(), rowCount: page.rowCount, meta: page.meta, response: res, scanned: true };
+    return scannedPage(withoutRows(body, layout.rowsKey, scanner.position), scanner, def, start, end, ctx);
   } catch {
     // A layout the scanner does not know, or a page it finds fault with: the slow path reads it
     // and has the last word, so both paths give the same rows and the same errors. Bad pages are
     // rare; reading them twice costs nothing that matters.
     return parsed(body, def, start, end, ctx, ordered);
   }
+}
+
+/**
+ * A page whose rows the scanner read: the rest of the body (`rest`, the body without its rows) is
+ * parsed and gets the checks of a parsed page.
+ * @throws NotScannable when the rest contradicts what the scanner assumed; what parseJson and
+ *   parsePage throw
+ */
+export function scannedPage(rest: Buffer, scanner: RowScanner, def: ReportDefinition, start: string, end: string, ctx: CallContext): PageRows {
+  const res = parseJson(rest, ctx);
+  // a second rows field: JSON.parse keeps the last one, and so does the slow path
+  if ('rows' in res) throw new NotScannable();
+  // headers, rowCount and metadata get the same checks as a parsed page (it has no rows now)
+  const page = parsePage(res, def, start, end, ctx);
+  const integer = (res.metricHeaders ?? []).map((header) => header.type === 'TYPE_INTEGER');
+  // the scanner read the metric types ahead; should it have misread them, parse instead
+  if (integer.some((isInteger, index) => isInteger !== scanner.integer[index])) throw new NotScannable();
+  return { rows: scanner.rowsSeen, segments: scanner.segments(), rowCount: page.rowCount, meta: page.meta, response: res, scanned: true };
 }
 
 /** The slow path: JSON.parse, parsePage, then row text. */

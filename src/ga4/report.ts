@@ -14,7 +14,8 @@ import { AbortedError, RetryableError, describe } from '../errors.js';
 import { addDays, dateRange } from '../time.js';
 import type { CallContext } from './callContext.js';
 import type { Ga4Client } from './client.js';
-import { parsePageBytes } from './pageRows.js';
+import { parsePageBytes, type PageRows } from './pageRows.js';
+import { PageStream } from './pageStream.js';
 import { PageWindow } from './pageWindow.js';
 import { reportPageRequest } from './requests.js';
 import { Listing, dayOf, unordered, type ListingHooks } from './responses.js';
@@ -135,14 +136,25 @@ async function* readOrdered(
   const listing = new Listing(ctx, opts);
   let nextDate = start; // first date not yet yielded
   let pending: DaySegment[] = []; // rows of dates not yet known to be complete
-  // A page is read (pageRows) as soon as it arrives, not when the caller asks for its dates: the
-  // caller is then usually storing the previous batch, so reading and storing overlap.
-  const pages = new PageWindow(
-    (offset, signal) =>
-      client.runReportPage({ ...ctx, signal }, reportPageRequest(def, start, end, offset, opts.pageSize), (body) => parsePageBytes(body, def, start, end, ctx)),
-    ctx.signal,
-    Math.max(1, opts.parallelPages ?? 1),
-  );
+  // A page is read as it arrives (pageStream.ts), not when the caller asks for its dates: the
+  // caller is then usually storing the previous batch, so reading and storing overlap. A page the
+  // scanner gives up on is asked for again and read whole, and so are the listing's later pages.
+  let streamed = true;
+  const readPage = async (offset: number, signal: AbortSignal): Promise<PageRows> => {
+    const pageCtx = { ...ctx, signal };
+    const request = reportPageRequest(def, start, end, offset, opts.pageSize);
+    if (streamed) {
+      const read = await client.runReportPageStream(pageCtx, request, () => new PageStream(def, start, end, ctx));
+      if (read.ok) return read.value;
+      streamed = false;
+      ctx.logger.info(
+        { event: 'page_read_whole', offset, reason: describe(read.error) },
+        'the page could not be read as it arrived; asking for it again and reading this listing whole',
+      );
+    }
+    return client.runReportPage(pageCtx, request, (body) => parsePageBytes(body, def, start, end, ctx));
+  };
+  const pages = new PageWindow(readPage, ctx.signal, Math.max(1, opts.parallelPages ?? 1));
   // rows a page holds: the first page's, when more follow (Google may send fewer than `limit`)
   let stride = 0;
   for (;;) {

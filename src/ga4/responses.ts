@@ -211,7 +211,8 @@ export class Listing {
  * pages overlapped: the data shifted between requests (RetryableError `inconsistent_pages`).
  */
 export function dayOf(ctx: CallContext, def: ReportDefinition, date: string, segments: DaySegment[], meta: ResponseMeta): DayData {
-  if (segments.length > 1) {
+  // rows of one page are told apart by the page's order; only a date over several pages is checked
+  if (segments.filter((segment) => !segment.continued).length > 1) {
     const seen = new Set<string>();
     for (const segment of segments) {
       for (const key of rowKeys(segment.text, def.dimensions.length)) {

@@ -4,6 +4,13 @@
  * layout Google sends: the fields of `Row`, `DimensionValue` and `MetricValue` in proto order, any
  * whitespace, any escapes, UTF-8. Anything else throws NotScannable, and the page takes the slow
  * path (pageRows.ts); a value it finds fault with throws the same RetryableError parsePage would.
+ *
+ * It reads a whole body (run) or a body as it arrives (scan, from pageStream.ts): each window of
+ * bytes is read up to its last complete row, and a row cut by the window's end is read again,
+ * whole, from the next window (the scanner's state is rewound to the row's start). Row text goes
+ * into blocks: a block is started between windows when the one in hand has no room for a window's
+ * rows, so a page's text is never copied to grow; a date that goes on in a new block gets a
+ * segment there marked `continued`.
  */
 import type { ReportDefinition } from '../config/index.js';
 import type { CallContext } from './callContext.js';
@@ -24,65 +31,55 @@ import {
   copyBytes,
   isIntegerText,
   isPlainDecimal,
+  skipValue,
   skipWhitespace,
 } from './jsonBytes.js';
 import { malformed, metricValue, outOfRange, unordered } from './responses.js';
-import { copyText, metricField, storableText, type DaySegment, type Sanitized } from './rowText.js';
-import type { Unstorable } from './types.js';
+import { copyText, metricField, storableText } from './rowText.js';
+import { RowTextSegments } from './rowSegments.js';
 
 /**
  * The body is not in the layout the scanner knows: parse it instead. A signal between the scanner
  * and parsePageBytes, which catches it; it never leaves pageRows.ts, so it is no error kind of
  * errors.ts.
  */
-export class NotScannable extends Error {}
+export class NotScannable extends Error {
+  constructor() {
+    super('the body is not in the layout the row scanner reads');
+  }
+}
 
 const KEY_DIMENSION_VALUES = Buffer.from('"dimensionValues"');
 const KEY_METRIC_VALUES = Buffer.from('"metricValues"');
 const KEY_VALUE = Buffer.from('"value"');
 
-/** A finished segment: where its row text lies in the output. */
-interface SegmentSpan {
-  date: string;
-  rows: number;
-  from: number;
-  to: number;
-  sanitized: Sanitized | undefined;
-  unstorable: Unstorable | undefined;
-}
+/** Where in the rows array the scanner is: just after its `[`, after a row, or after a comma. */
+const FIRST = 0;
+const AFTER_ROW = 1;
+const BEFORE_ROW = 2;
 
 /** Reads the rows array from its `[` and writes row text; `position` ends after the `]`. */
-export class RowScanner {
-  /** where in the body the scanner is */
+export class RowScanner extends RowTextSegments {
+  /** where in the body (or the window) the scanner is */
   position: number;
   rowsSeen = 0;
   /** metric types as read from the metric headers, checked against the parsed rest */
   readonly integer: boolean[];
-  private out: Buffer;
-  /** bytes of `out` written */
-  private outLength = 0;
+  private where = FIRST;
   /** `property_id` and its tab: the start of every row */
   private readonly prefix: Buffer;
   private readonly dimensionCount: number;
   private readonly metricCount: number;
-  /** the current date as yyyymmdd, its text, and where its segment starts */
-  private day = -1;
-  private date = '';
-  private segmentStart = 0;
-  private segmentRows = 0;
-  /** values of the current segment changed by storableText, and their dimensions */
-  private segmentSanitized = 0;
-  private segmentSanitizedDimensions: string[] = [];
-  /** the segment's first metric value its column cannot hold */
-  private segmentUnstorable: Unstorable | undefined;
-  private readonly finished: SegmentSpan[] = [];
   /** the span of the last value read (valueSpan) */
   private from = 0;
   private to = 0;
   private escaped = false;
-
+  /**
+   * @param bytes the whole body (run), or the first window (scan)
+   * @param rowsOpen where the rows array's `[` is in `bytes`
+   */
   constructor(
-    private readonly bytes: Buffer,
+    private bytes: Buffer,
     rowsOpen: number,
     private readonly def: ReportDefinition,
     private readonly start: string,
@@ -91,41 +88,73 @@ export class RowScanner {
     integer: boolean[],
     private readonly ordered: boolean,
   ) {
-    this.position = rowsOpen;
+    super();
     this.dimensionCount = def.dimensions.length;
     this.metricCount = def.metrics.length;
     this.integer = integer;
     this.prefix = Buffer.from(`${copyText(ctx.propertyId)}\t`);
-    // row text is about half as long as the JSON it comes from, and never longer per value
-    this.out = Buffer.allocUnsafe(Math.max(4096, (bytes.length >> 1) + 1024));
+    this.position = rowsOpen + 1;
   }
 
+  /** Reads the whole rows array of the body given; `position` ends after its `]`. */
   run(): void {
-    const bytes = this.bytes;
-    this.position = skipWhitespace(bytes, this.position + 1);
-    if (bytes[this.position] === RBRACKET) {
-      this.position++;
-      return;
-    }
-    for (;;) {
-      this.row();
-      this.position = skipWhitespace(bytes, this.position);
-      const byte = bytes[this.position++];
-      if (byte === RBRACKET) break;
-      if (byte !== COMMA) throw new NotScannable();
-      this.position = skipWhitespace(bytes, this.position);
-    }
-    this.closeDay();
+    // row text is about half as long as the JSON it comes from, and never longer per value
+    this.startBlock((this.bytes.length >> 1) + 1024);
+    if (!this.rows(true)) throw new NotScannable();
   }
 
-  segments(): DaySegment[] {
-    return this.finished.map((span) => ({
-      date: span.date,
-      rows: span.rows,
-      text: this.out.subarray(span.from, span.to),
-      ...(span.sanitized ? { sanitized: span.sanitized } : {}),
-      ...(span.unstorable ? { unstorable: span.unstorable } : {}),
-    }));
+  /**
+   * Reads the complete rows of `window` from `from` on: the first window holds the rows' `[` at
+   * `rowsOpen` (from is then `rowsOpen + 1`), each next one the bytes of the window before from its
+   * `position` on, then new ones (from 0). Returns true when the rows array ended (`position` just
+   * after its `]`), false when more bytes are needed (`position` where the next window takes over).
+   * With `last`, the window is the body's end: a row it cuts is a fault.
+   * @throws NotScannable or the RetryableError of a value, as run does
+   */
+  scan(window: Buffer, from: number, last: boolean): boolean {
+    this.bytes = window;
+    this.position = from;
+    // a window's rows take fewer bytes as row text than as JSON: room for them in one block
+    const room = window.length - this.position + 1024;
+    if (this.out.length - this.outLength < room) this.startBlock(room);
+    return this.rows(last);
+  }
+
+  /** The loop of scan and run over `bytes`. */
+  private rows(last: boolean): boolean {
+    const bytes = this.bytes;
+    for (;;) {
+      const at = skipWhitespace(bytes, this.position);
+      if (at >= bytes.length) {
+        if (last) throw new NotScannable();
+        this.position = at;
+        return false;
+      }
+      if (this.where === AFTER_ROW || (this.where === FIRST && bytes[at] === RBRACKET)) {
+        this.position = at + 1;
+        if (bytes[at] === RBRACKET) {
+          this.closeDay();
+          return true;
+        }
+        if (bytes[at] !== COMMA) throw new NotScannable();
+        this.where = BEFORE_ROW;
+        continue;
+      }
+      this.position = at;
+      this.mark();
+      try {
+        this.row();
+      } catch (err) {
+        // cut by the window's end: read again, whole, from the next window
+        if (!last && skipValue(bytes, at) < 0) {
+          this.position = at;
+          this.rewind();
+          return false;
+        }
+        throw err;
+      }
+      this.where = AFTER_ROW;
+    }
   }
 
   /** `{"dimensionValues":[...],"metricValues":[...]}` */
@@ -234,17 +263,7 @@ export class RowScanner {
       if (day < this.day && this.ordered) throw unordered(this.ctx);
       // the row's prefix is already written: the previous segment ends and this one starts before it
       const rowStart = this.outLength - this.prefix.length;
-      const written = this.outLength;
-      this.outLength = rowStart;
-      this.closeDay();
-      this.outLength = written;
-      this.day = day;
-      this.date = date;
-      this.segmentStart = rowStart;
-      this.segmentRows = 0;
-      this.segmentSanitized = 0;
-      this.segmentSanitizedDimensions = [];
-      this.segmentUnstorable = undefined;
+      this.beginDay(day, date, rowStart);
     }
     const at = this.outLength;
     const out = this.out;
@@ -259,12 +278,6 @@ export class RowScanner {
     out[at + 8] = bytes[from + 6]!;
     out[at + 9] = bytes[from + 7]!;
     this.outLength = at + 10;
-  }
-
-  private closeDay(): void {
-    if (this.day < 0 || this.segmentRows === 0) return;
-    const sanitized = this.segmentSanitized > 0 ? { values: this.segmentSanitized, dimensions: this.segmentSanitizedDimensions } : undefined;
-    this.finished.push({ date: this.date, rows: this.segmentRows, from: this.segmentStart, to: this.outLength, sanitized, unstorable: this.segmentUnstorable });
   }
 
   /** A dimension or metric value (`index` its index among them), tab first. */
@@ -319,14 +332,6 @@ export class RowScanner {
     this.ensure(length + 1);
     this.out[this.outLength++] = TAB;
     this.outLength += this.out.write(field, this.outLength, 'utf8');
-  }
-
-  /** Room for `count` more bytes (and the row's newline). */
-  private ensure(count: number): void {
-    if (this.outLength + count + 1 <= this.out.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.outLength + count + 1024));
-    this.out.copy(bigger, 0, 0, this.outLength);
-    this.out = bigger;
   }
 }
 

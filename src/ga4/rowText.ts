@@ -21,6 +21,11 @@ export interface DaySegment {
   sanitized?: Sanitized;
   /** the first metric value of these rows its column cannot hold, when any */
   unstorable?: Unstorable;
+  /**
+   * the date's rows before these are in the segment before, from the same page (a page read as it
+   * arrives keeps its row text in several blocks, rowScanner.ts)
+   */
+  continued?: true;
 }
 
 /** Values changed by storableText: how many, and in which dimensions (API names). */

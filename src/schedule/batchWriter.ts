@@ -15,6 +15,7 @@
 import { describe } from '../errors.js';
 import type { ReportDefinition } from '../config/index.js';
 import { unconfirmedDates } from '../ga4/report.js';
+import { releaseDay } from '../ga4/rowTextBlocks.js';
 import type { DayData } from '../ga4/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -57,8 +58,10 @@ export class BatchWriter {
 
   add(day: DayData, now: number): void {
     const held = this.held.get(day.date);
-    if (held) this.rows -= held.rowCount;
-    else if (this.held.size === 0) this.startedAt = now;
+    if (held) {
+      this.rows -= held.rowCount;
+      releaseDay(held);
+    } else if (this.held.size === 0) this.startedAt = now;
     this.held.set(day.date, day);
     this.rows += day.rowCount;
   }
@@ -70,16 +73,22 @@ export class BatchWriter {
     this.held.clear();
     this.rows = 0;
     if (days.length === 0) return { dates: 0, rows: 0 };
-    const definitionId = (await this.deps.definition?.()) ?? null;
-    const result = await replaceDaysOrRefuse(db, {
-      schema,
-      def,
-      propertyId,
-      days,
-      settledBefore,
-      definitionId,
-      ...(this.deps.lastDate !== undefined ? { lastDate: this.deps.lastDate } : {}),
-    });
+    let result: Awaited<ReturnType<typeof replaceDaysOrRefuse>>;
+    try {
+      const definitionId = (await this.deps.definition?.()) ?? null;
+      result = await replaceDaysOrRefuse(db, {
+        schema,
+        def,
+        propertyId,
+        days,
+        settledBefore,
+        definitionId,
+        ...(this.deps.lastDate !== undefined ? { lastDate: this.deps.lastDate } : {}),
+      });
+    } finally {
+      // written, refused or failed: nothing reads these dates' row text again (ga4/rowTextBlocks.ts)
+      for (const day of days) releaseDay(day);
+    }
     const refusedNow = new Set(result.refused.map((r) => r.date));
     for (const refused of result.refused) {
       this.refused.push(refused);

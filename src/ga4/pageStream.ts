@@ -1,0 +1,141 @@
+/**
+ * A runReport page read as its body arrives: the rows are scanned into row text chunk by chunk
+ * (rowScanner.ts scan), so the body is never held whole, nor copied whole (as a buffered read
+ * does: the socket's chunks, then their concatenation, then gaxios' ArrayBuffer of it).
+ *
+ * Why: at a page of 25,000 rows (some 5 MB of JSON) and four pages in flight, those copies were
+ * most of the collector's memory: peak RSS of the bench's 1,000,000-row backfill 180 MB read
+ * whole, against what `npm run bench` prints now (README, Performance).
+ *
+ * The phases of a body: its head (the members before `rows`: headers, metadata when Google writes
+ * it first) is gathered until the `rows` array opens; the rows are scanned window by window, a
+ * window being the bytes the previous one left (a row it cut) followed by a new chunk, in a buffer
+ * reused from chunk to chunk; the tail (rowCount, metadata, quota) is gathered and parsed with the
+ * head, as pageRows.ts does with the rest of a whole body.
+ *
+ * A head in which no rows array opens (an empty page, a layout with the rows late) is read whole
+ * by pageRows.ts when the body ends: nothing is lost then. Once rows were scanned, a fault (a
+ * layout or value the scanner does not take, bytes that are not UTF-8, a body cut short) throws:
+ * the bytes read so far are gone, and the caller asks for the page again and reads it whole
+ * (report.ts), so the slow path has the last word on it as on any page.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { ReportDefinition } from '../config/index.js';
+import type { CallContext } from './callContext.js';
+import { topLevel, withoutRows, type TopLevelLayout } from './jsonBytes.js';
+import { parsePageBytes, scannedPage, type PageRows } from './pageRows.js';
+import { NotScannable, RowScanner, metricTypes } from './rowScanner.js';
+
+/** A head this long with no rows array open in it is read whole (the search for one stops). */
+const HEAD_LIMIT = 1024 * 1024;
+
+const EMPTY_ROWS = Buffer.from('"rows":[]');
+
+export class PageStream {
+  /** the body's chunks until the rows open, or all of them when read whole */
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private wholeBody = false;
+  private scanner: RowScanner | undefined;
+  /** the head up to the `"rows"` key, kept for the rest of the response */
+  private before: Buffer = Buffer.alloc(0);
+  /** the window being scanned: `work` up to `windowEnd` (the first window is the head itself) */
+  private work: Buffer = Buffer.alloc(0);
+  private windowEnd = 0;
+  private tail: Buffer[] | undefined;
+
+  /** Reads an ordered page of `def` over [start, end] (as parsePageBytes with `ordered`). */
+  constructor(
+    private readonly def: ReportDefinition,
+    private readonly start: string,
+    private readonly end: string,
+    private readonly ctx: CallContext,
+  ) {}
+
+  /**
+   * The body's next chunk.
+   * @throws NotScannable or a RetryableError of the scanner: the page must be read whole
+   */
+  push(chunk: Buffer): void {
+    if (this.tail) this.tail.push(chunk);
+    else if (this.scanner) this.scanWindow(chunk, false);
+    else this.gather(chunk);
+  }
+
+  /**
+   * The page, once the body has ended.
+   * @throws NotScannable or a RetryableError: the page must be read whole; what parsePageBytes
+   *   throws for a body read whole
+   */
+  finish(): PageRows {
+    if (!this.scanner) return parsePageBytes(Buffer.concat(this.head, this.headBytes), this.def, this.start, this.end, this.ctx);
+    if (!this.tail) this.scanWindow(Buffer.alloc(0), true);
+    const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail!]);
+    return scannedPage(withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length), this.scanner, this.def, this.start, this.end, this.ctx);
+  }
+
+  /** Head bytes, until the rows array opens in them. */
+  private gather(chunk: Buffer): void {
+    this.head.push(chunk);
+    this.headBytes += chunk.length;
+    if (this.wholeBody) return;
+    const head = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.headBytes);
+    const layout = topLevel(head);
+    if (layout === null) {
+      this.wholeBody = this.headBytes > HEAD_LIMIT;
+      return;
+    }
+    this.head = [head];
+    const before = head.subarray(0, layout.rowsKey);
+    // the scanner copies bytes as they are: a head that is not UTF-8 goes to the slow path whole
+    if (!isUtf8(before)) {
+      this.wholeBody = true;
+      return;
+    }
+    let integer: boolean[];
+    try {
+      integer = metricTypes(head, layout.metricHeaders, this.def.metrics.length);
+    } catch (err) {
+      if (!(err instanceof NotScannable)) throw err;
+      this.wholeBody = true;
+      return;
+    }
+    this.startRows(head, layout, integer);
+  }
+
+  /** The rows open in `head`: its bytes from the `[` on are the first window. */
+  private startRows(head: Buffer, layout: TopLevelLayout, integer: boolean[]): void {
+    this.before = Buffer.from(head.subarray(0, layout.rowsKey));
+    this.scanner = new RowScanner(head, layout.rowsOpen, this.def, this.start, this.end, this.ctx, integer, true);
+    this.head = [];
+    this.headBytes = 0;
+    this.work = head;
+    this.windowEnd = head.length;
+    this.scanFrom(layout.rowsOpen + 1, false);
+  }
+
+  /** The bytes the last window left, then `chunk`, scanned. */
+  private scanWindow(chunk: Buffer, last: boolean): void {
+    const left = this.windowEnd - this.scanner!.position;
+    const need = left + chunk.length;
+    if (this.work.length < need) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, 2 * chunk.length, 64 * 1024));
+      this.work.copy(bigger, 0, this.scanner!.position, this.windowEnd);
+      this.work = bigger;
+    } else {
+      this.work.copyWithin(0, this.scanner!.position, this.windowEnd);
+    }
+    chunk.copy(this.work, left);
+    this.windowEnd = need;
+    this.scanFrom(0, last);
+  }
+
+  private scanFrom(from: number, last: boolean): void {
+    const scanner = this.scanner!;
+    const window = this.work.subarray(0, this.windowEnd);
+    const ended = scanner.scan(window, from, last);
+    // the rows read from this window must have been UTF-8 (a character never spans two rows)
+    if (!isUtf8(window.subarray(from, scanner.position))) throw new NotScannable();
+    if (ended) this.tail = [Buffer.from(window.subarray(scanner.position))];
+  }
+}
