@@ -113,9 +113,9 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `node dist/main.js ...` to its end, sampling its peak RSS (VmHWM is monotonic, so the last sample is the peak). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  const child = startCli(args, env);
+/** Runs the CLI (`dist/main.js ...`, startCli) to its end, sampling its peak RSS (VmHWM is monotonic, so the last sample is the peak). */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { bare?: boolean } = {}): Promise<CliRun> {
+  const child = startCli(args, env, opts);
   return child.done;
 }
 
@@ -127,10 +127,26 @@ export interface CliProcess {
   done: Promise<CliRun>;
 }
 
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+/**
+ * The Node options dist/main.js's first line starts it with (`#!/usr/bin/env -S node ...`), as
+ * `ga-collector` runs when installed, and as the systemd unit and the Docker image run it.
+ */
+export function launchFlags(): string[] {
+  const first = fs.readFileSync(MAIN, 'utf8').split('\n', 1)[0]!;
+  const words = first
+    .replace(/^#!\S*env\s+(-S\s+)?/, '')
+    .split(/\s+/)
+    .filter(Boolean);
+  return words[0] === 'node' ? words.slice(1) : [];
+}
+
+/**
+ * Starts the CLI as installed (launchFlags), or with `bare`, as `node dist/main.js` without them.
+ */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { bare?: boolean } = {}): CliProcess {
   const started = performance.now();
   // BENCH_NODE_ARGS (e.g. --cpu-prof) go to the collector's processes, for profiling
-  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...(opts.bare ? [] : launchFlags()), ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, MAIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'], HOME: process.env['HOME'], TZ: 'UTC', ...env },

@@ -208,10 +208,10 @@ const schema: convict.Schema<ConvictShape> = {
       env: 'GA_COLLECTOR_MAX_DAYS_PER_RUN',
     },
     pageSize: {
-      // Memory grows with the page: while a page arrives and is read it is held about four times
-      // as bytes (socket chunks, the whole body, the body gaxios hands over, its row text), plus
-      // the next page read ahead. 25000 rows keep a 1,000,000-row backfill near 160 MB RSS; 100000
-      // took it past 230 MB (npm run bench). Fewer, larger pages cost fewer requests.
+      // Memory grows with the page: a page is read as it arrives (ga4/pageStream.ts) and holds its
+      // row text, about half its JSON, until its dates are stored; up to 100,000 rows of pages are
+      // read ahead (ga4/pageWindow.ts). Fewer, larger pages cost fewer requests. Peak RSS of the
+      // 1,000,000-row backfill at 25000 rows a page: README, Performance (npm run bench).
       doc: 'Rows asked per runReport page (Google returns at most 250000); memory grows with it.',
       format: 'nat',
       default: 25000,

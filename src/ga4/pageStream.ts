@@ -3,9 +3,11 @@
  * (rowScanner.ts scan), so the body is never held whole, nor copied whole (as a buffered read
  * does: the socket's chunks, then their concatenation, then gaxios' ArrayBuffer of it).
  *
- * Why: at a page of 25,000 rows (some 5 MB of JSON) and four pages in flight, those copies were
- * most of the collector's memory: peak RSS of the bench's 1,000,000-row backfill 180 MB read
- * whole, against what `npm run bench` prints now (README, Performance).
+ * Why: at a page of 25,000 rows (some 5 MB of JSON) and four pages in flight, those copies and
+ * the row text left to the garbage collector (rowTextBlocks.ts) held tens of MB. Peak RSS of the
+ * bench's 1,000,000-row backfill, `node dist/main.js` without launch flags, three runs each: pages
+ * read whole, 177 to 179 MB; read as they arrive, row text in recycled blocks, 155 to 159 MB, in
+ * the same time. The rest is the young generation's (src/main.ts, first line).
  *
  * The phases of a body: its head (the members before `rows`: headers, metadata when Google writes
  * it first) is gathered until the `rows` array opens; the rows are scanned window by window, a

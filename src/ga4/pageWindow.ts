@@ -24,10 +24,11 @@ import { AbortedError } from '../errors.js';
 
 /**
  * Rows of pages asked for and not taken, at most: large pages are read ahead fewer at a time. A
- * page is held some four times over as bytes while it is read (fetch.pageSize's note). Peak RSS of
- * the bench's 1,000,000-row backfill at zero latency, pages of 25,000 rows (one run each, this
- * 2-core machine): width 1, 164 MB; width 4 holding 2 × 4 − 1 pages, 226 MB; width 4 holding at
- * most 100,000 rows (4 pages), 206 MB.
+ * page read as it arrives (pageStream.ts) holds its row text, about half its JSON. Measured when
+ * pages were still held whole as bytes, some four times over while read: peak RSS of the bench's
+ * 1,000,000-row backfill at zero latency, pages of 25,000 rows (one run each, this 2-core
+ * machine): width 1, 164 MB; width 4 holding 2 × 4 − 1 pages, 226 MB; width 4 holding at most
+ * 100,000 rows (4 pages), 206 MB.
  */
 const HELD_ROWS = 100_000;
 

@@ -53,6 +53,9 @@ const KEY_DIMENSION_VALUES = Buffer.from('"dimensionValues"');
 const KEY_METRIC_VALUES = Buffer.from('"metricValues"');
 const KEY_VALUE = Buffer.from('"value"');
 
+/** Bytes before a window's end within which a row is checked to be whole before it is read. */
+const WHOLE_ROW_CHECK = 2048;
+
 /** Where in the rows array the scanner is: just after its `[`, after a row, or after a comma. */
 const FIRST = 0;
 const AFTER_ROW = 1;
@@ -141,6 +144,9 @@ export class RowScanner extends RowTextSegments {
         continue;
       }
       this.position = at;
+      // near the window's end, a row is read only once it is whole (a row cut short would throw,
+      // and throwing is slow); a longer row cut by the end throws and is caught below
+      if (!last && bytes.length - at < WHOLE_ROW_CHECK && skipValue(bytes, at) < 0) return false;
       this.mark();
       try {
         this.row();
