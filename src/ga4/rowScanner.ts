@@ -102,7 +102,7 @@ export class RowScanner extends RowTextSegments {
   /** Reads the whole rows array of the body given; `position` ends after its `]`. */
   run(): void {
     // row text is about half as long as the JSON it comes from, and never longer per value
-    this.startBlock((this.bytes.length >> 1) + 1024);
+    this.startBlock((this.bytes.length >> 1) + 1024, false);
     if (!this.rows(true)) throw new NotScannable();
   }
 
@@ -119,7 +119,8 @@ export class RowScanner extends RowTextSegments {
     this.position = from;
     // a window's rows take fewer bytes as row text than as JSON: room for them in one block
     const room = window.length - this.position + 1024;
-    if (this.out.length - this.outLength < room) this.startBlock(room);
+    // the first window gets a block of its own size: a short page, often the whole body, holds no more
+    if (this.out.length - this.outLength < room) this.startBlock(room, this.out.length > 0);
     return this.rows(last);
   }
 

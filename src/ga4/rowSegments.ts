@@ -72,11 +72,11 @@ export class RowTextSegments {
   }
 
   /**
-   * A new block of at least `bytes` for the rows to come (between rows only): a pooled block when
-   * one is large enough. The current date's rows so far stay in the block they are in, as a
-   * segment, and the date goes on in the new one.
+   * A new block of at least `bytes` for the rows to come (between rows only): with `pooled`, a
+   * pooled block when one is large enough, else one of `bytes`. The current date's rows so far stay
+   * in the block they are in, as a segment, and the date goes on in the new one.
    */
-  protected startBlock(bytes: number): void {
+  protected startBlock(bytes: number, pooled: boolean): void {
     if (this.segmentRows > 0) {
       this.closeDay();
       this.segmentContinued = true;
@@ -86,7 +86,7 @@ export class RowTextSegments {
       this.segmentUnstorable = undefined;
     }
     releaseBlock(this.out);
-    this.out = bytes <= BLOCK_BYTES ? takeBlock() : Buffer.allocUnsafe(bytes);
+    this.out = pooled && bytes <= BLOCK_BYTES ? takeBlock() : Buffer.allocUnsafe(bytes);
     this.outLength = 0;
     this.segmentStart = 0;
   }
