@@ -40,7 +40,9 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
     // the underlying error's words (net/networkCause.ts): "socket hang up", "connect ECONNREFUSED 127.0.0.1:9"
     return new RetryableError(`${method} for ${at} failed before a response: ${withNetworkCause(code, err)}`, code);
   }
-  const body = jsonBody(failure.response?.data);
+  // a request made with `responseType: 'stream'` (ga4/client.ts runReportPageStream) gets no
+  // body in `data`: gaxios puts Google's error body, as text, in the message instead
+  const body = jsonBody(failure.response?.data ?? failure.message);
   const googleError = typeof body === 'object' && body !== null ? (body as GoogleErrorBody).error : undefined;
   const googleStatus = googleError?.status ?? `HTTP_${status}`;
   const googleMessage = (googleError?.message ?? '').split('\n')[0]!.trim();
@@ -94,10 +96,7 @@ export function classify(err: unknown, ctx: CallContext, method: string, now = D
   );
 }
 
-/**
- * An error response's body as gaxios hands it over: parsed already, or text (a request made with
- * `responseType: 'stream'`, ga4/client.ts runReportPageStream) that may be Google's JSON error.
- */
+/** An error response's body as gaxios hands it over: parsed already, or text that may be Google's JSON error. */
 function jsonBody(data: unknown): unknown {
   if (typeof data !== 'string') return data;
   try {

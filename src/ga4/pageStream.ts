@@ -17,11 +17,13 @@
  *
  * A head in which no rows array opens (an empty page, a layout with the rows late) is read whole
  * by pageRows.ts when the body ends: nothing is lost then. Once rows were scanned, a fault (a
- * layout or value the scanner does not take, bytes that are not UTF-8, a body cut short) throws:
- * the bytes read so far are gone, and the caller asks for the page again and reads it whole
- * (report.ts), so the slow path has the last word on it as on any page.
+ * layout or value the scanner does not take, a bad date or number, bytes that are not UTF-8, a body
+ * cut short) throws NotScannable: the bytes read so far are gone, and the caller asks for the page
+ * again and reads it whole (report.ts), so the slow path has the last word on it as on any page
+ * (rows out of date order included: the whole read then says `unordered`).
  */
 import { isUtf8 } from 'node:buffer';
+import { describe } from '../errors.js';
 import type { ReportDefinition } from '../config/index.js';
 import type { CallContext } from './callContext.js';
 import { topLevel, withoutRows, type TopLevelLayout } from './jsonBytes.js';
@@ -43,6 +45,8 @@ export class PageStream {
   private before: Buffer = Buffer.alloc(0);
   /** the window being scanned: `work` up to `windowEnd` (the first window is the head itself) */
   private work: Buffer = Buffer.alloc(0);
+  /** `work` is a buffer of ours, not a chunk the caller handed over */
+  private workOwned = false;
   private windowEnd = 0;
   private tail: Buffer[] | undefined;
 
@@ -55,25 +59,34 @@ export class PageStream {
   ) {}
 
   /**
-   * The body's next chunk.
-   * @throws NotScannable or a RetryableError of the scanner: the page must be read whole
+   * The body's next chunk. The chunk is not written to.
+   * @throws NotScannable: the page must be read whole
    */
   push(chunk: Buffer): void {
     if (this.tail) this.tail.push(chunk);
-    else if (this.scanner) this.scanWindow(chunk, false);
-    else this.gather(chunk);
+    else if (this.scanner) scanned(() => this.scanWindow(chunk, false));
+    else scanned(() => this.gather(chunk));
   }
 
   /**
    * The page, once the body has ended.
-   * @throws NotScannable or a RetryableError: the page must be read whole; what parsePageBytes
-   *   throws for a body read whole
+   * @throws NotScannable: the page must be read whole; what parsePageBytes throws for a head in
+   *   which no rows opened (read whole here)
    */
   finish(): PageRows {
     if (!this.scanner) return parsePageBytes(Buffer.concat(this.head, this.headBytes), this.def, this.start, this.end, this.ctx);
-    if (!this.tail) this.scanWindow(Buffer.alloc(0), true);
-    const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail!]);
-    return scannedPage(withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length), this.scanner, this.def, this.start, this.end, this.ctx);
+    const scanner = this.scanner;
+    return scanned(() => {
+      if (!this.tail) {
+        try {
+          this.scanWindow(Buffer.alloc(0), true);
+        } catch (err) {
+          throw err instanceof NotScannable ? new NotScannable('the body ended inside its rows (cut short?)') : err;
+        }
+      }
+      const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail!]);
+      return scannedPage(withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length), scanner, this.def, this.start, this.end, this.ctx);
+    });
   }
 
   /** Head bytes, until the rows array opens in them. */
@@ -120,10 +133,11 @@ export class PageStream {
   private scanWindow(chunk: Buffer, last: boolean): void {
     const left = this.windowEnd - this.scanner!.position;
     const need = left + chunk.length;
-    if (this.work.length < need) {
+    if (this.work.length < need || !this.workOwned) {
       const bigger = Buffer.allocUnsafe(Math.max(need, 2 * chunk.length, 64 * 1024));
       this.work.copy(bigger, 0, this.scanner!.position, this.windowEnd);
       this.work = bigger;
+      this.workOwned = true;
     } else {
       this.work.copyWithin(0, this.scanner!.position, this.windowEnd);
     }
@@ -139,5 +153,18 @@ export class PageStream {
     // the rows read from this window must have been UTF-8 (a character never spans two rows)
     if (!isUtf8(window.subarray(from, scanner.position))) throw new NotScannable();
     if (ended) this.tail = [Buffer.from(window.subarray(scanner.position))];
+  }
+}
+
+/**
+ * What the scanner (or the checks of the rest) found fault with is not the page's last word: the
+ * slow path has it, as for a page read whole (pageRows.ts), so a fault throws NotScannable and the
+ * page is read whole, rows out of date order included.
+ */
+function scanned<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw err instanceof NotScannable ? err : new NotScannable(describe(err));
   }
 }

@@ -147,7 +147,7 @@ async function* readOrdered(
       const read = await client.runReportPageStream(pageCtx, request, () => new PageStream(def, start, end, ctx));
       if (read.ok) return read.value;
       streamed = false;
-      ctx.logger.info(
+      ctx.logger.warn(
         { event: 'page_read_whole', offset, reason: describe(read.error) },
         'the page could not be read as it arrived; asking for it again and reading this listing whole',
       );

@@ -44,8 +44,9 @@ import { RowTextSegments } from './rowSegments.js';
  * errors.ts.
  */
 export class NotScannable extends Error {
-  constructor() {
-    super('the body is not in the layout the row scanner reads');
+  /** @param reason what the scanner found, when it is more than the layout */
+  constructor(reason = 'the body is not in the layout the row scanner reads') {
+    super(reason);
   }
 }
 

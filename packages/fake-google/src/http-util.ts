@@ -12,6 +12,17 @@ export interface Reply {
 
 const JSON_TYPE = 'application/json; charset=UTF-8';
 
+/** Whether an `Accept-Encoding` header takes gzip (`gzip`, `x-gzip` or `*`, with a q-value above 0). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding = '', ...params] = part.trim().toLowerCase().split(';');
+    if (coding.trim() !== 'gzip' && coding.trim() !== 'x-gzip' && coding.trim() !== '*') return false;
+    const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/.exec(p)).find((m) => m !== null);
+    return q ? Number(q[1]) > 0 : true;
+  });
+}
+
 /** Google pretty-prints JSON unless the request says `prettyPrint=false`. */
 export function jsonReply(status: number, value: unknown, headers: Record<string, string> = {}, pretty = true): Reply {
   const body = pretty ? `${JSON.stringify(value, null, 2)}\n` : JSON.stringify(value);

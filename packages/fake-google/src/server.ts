@@ -6,12 +6,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { listAccountSummaries } from './admin-endpoint.js';
 import { ADMIN_API, authenticate, authorizeProperty } from './api-auth.js';
 import { buildMetadata } from './catalog.js';
 import { addDays, assertTimeZone, isIsoDate, todayIn } from './dates.js';
 import { BAD_BODY_FAULTS, FaultPlan, faultLabel } from './faults.js';
-import { faultReply, htmlError, invalidArgument, jsonReply, type Reply } from './http-util.js';
+import { acceptsGzip, faultReply, htmlError, invalidArgument, jsonReply, type Reply } from './http-util.js';
 import { generateServiceAccountKey, keyJson, parsePublicKey, projectOf } from './keys.js';
 import { runReport } from './report-endpoint.js';
 import { transcodeRunReport, validateRunReport } from './report-request.js';
@@ -97,6 +98,7 @@ export class FakeGoogle {
   private readonly faults: FaultPlan;
   private readonly host: string;
   private readonly port: number;
+  private readonly compress: boolean;
   private server: Server | undefined;
   private baseUrl: string | undefined;
   private stopped: Promise<void> | undefined;
@@ -121,6 +123,7 @@ export class FakeGoogle {
     this.searchConsole = new SearchConsole(this.state);
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
+    this.compress = opts.compress ?? false;
   }
 
   async start(): Promise<void> {
@@ -372,11 +375,30 @@ export class FakeGoogle {
     return todayIn(property.timeZone, this.state.calendarNow());
   }
 
+  /**
+   * A reply's headers and bytes as sent to this request: gzipped when the fake compresses
+   * (`compress`) and the request takes gzip, as Google does.
+   */
+  private encode(res: ServerResponse, reply: Reply): { headers: Record<string, string>; body: Buffer } {
+    const body = Buffer.from(reply.body);
+    if (!this.compress || !acceptsGzip(res.req.headers['accept-encoding'])) return { headers: reply.headers, body };
+    return { headers: { ...reply.headers, 'content-encoding': 'gzip' }, body: gzipSync(body) };
+  }
+
   private write(res: ServerResponse, reply: Reply, event?: FakeEvent, truncate = false): void {
     if (res.destroyed || res.writableEnded) return;
-    const body = truncate ? reply.body.slice(0, Math.floor(reply.body.length / 2)) : reply.body;
-    res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    if (this.compress) {
+      // a truncated body is cut where a dropped connection cuts it: in the bytes sent
+      const { headers, body } = this.encode(res, reply);
+      const sent = truncate ? body.subarray(0, Math.floor(body.length / 2)) : body;
+      res.writeHead(reply.status, { ...headers, 'content-length': sent.length });
+      res.end(sent);
+      if (event && headers['content-encoding']) event.encoding = headers['content-encoding'];
+    } else {
+      const body = truncate ? reply.body.slice(0, Math.floor(reply.body.length / 2)) : reply.body;
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    }
     if (event) {
       event.status = reply.status;
       event.respondedAt = this.state.now();
@@ -411,10 +433,11 @@ export class FakeGoogle {
         );
       case 'stall': {
         if (res.destroyed || res.writableEnded) return;
-        const body = Buffer.from(reply.body);
-        res.writeHead(reply.status, { ...reply.headers, 'content-length': body.length });
+        const { headers, body } = this.encode(res, reply);
+        res.writeHead(reply.status, { ...headers, 'content-length': body.length });
         res.write(body.subarray(0, Math.floor(body.length / 2)));
         event.status = reply.status;
+        if (headers['content-encoding']) event.encoding = headers['content-encoding'];
         // the rest never comes; the connection stays open until the client gives up (or stop())
         this.held.add(res);
         res.on('close', () => this.held.delete(res));

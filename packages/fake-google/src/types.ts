@@ -25,6 +25,12 @@ export interface FakeGoogleOptions {
    * accounts. Default 200 (Google's maximum).
    */
   adminPageSize?: number;
+  /**
+   * Compress answers as Google's front end does: a request whose `Accept-Encoding` takes gzip gets
+   * its body gzipped, with `content-encoding: gzip` (faults that cut a body cut the compressed
+   * bytes, as a dropped connection would). Default false: bodies are sent as they are.
+   */
+  compress?: boolean;
 }
 
 /** `metadata` is the Data API's getMetadata; `gceMetadata` the metadata server of Compute Engine (identity.ts). */
@@ -68,6 +74,8 @@ export interface FakeEvent {
   aggregations?: string[];
   /** For a served runReport: the quota tokens it was charged (the `consumed` of its propertyQuota). */
   tokens?: number;
+  /** The answer's `content-encoding` when it was compressed (`gzip`, with the `compress` option). */
+  encoding?: string;
   /** The injected fault that hit this request: `status:503`, `delay`, `reset`, `truncate`, `hang`, `stall`, `garbage`, `html`, `reverse`, `rewrite`. */
   fault?: string;
   /** For accountSummaries: the pageSize asked (absent when not given) and whether a pageToken came. */
