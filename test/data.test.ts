@@ -388,11 +388,10 @@ describe('totals from a less capable endpoint', () => {
   const ctx = { propertyId: '1', tokens: {} as never, logger: createLogger('silent') };
 
   it('stores the report without totals when the totals request is refused', async () => {
-    const client = {
-      runReportPage: async () => {
-        throw new PermanentError('totals refused', 'invalid_argument');
-      },
-    } as never;
+    const refuse = async () => {
+      throw new PermanentError('totals refused', 'invalid_argument');
+    };
+    const client = { runReportPage: refuse, runReportPageStream: refuse } as never;
     assert.equal(await fetchTotalsIfServed(client, ctx, def, '2024-01-01', '2024-01-03', { pageSize: 100 }), null);
   });
 
