@@ -61,13 +61,7 @@ export class Ga4Client {
       ctx,
       'runReport',
       async (headers, signal) => {
-        const res = await this.api.properties.runReport(runReportParams(ctx.propertyId, body), {
-          headers,
-          signal,
-          retry: false,
-          responseType: 'arraybuffer',
-          fetchImplementation: abortSafeFetch,
-        });
+        const res = await this.request(ctx, body, headers, signal, 'arraybuffer');
         return { body: Buffer.from(res.data as unknown as ArrayBuffer), type: responseHeader(res.headers, 'content-type') };
       },
       ({ body, type }) => {
@@ -96,13 +90,7 @@ export class Ga4Client {
       ctx,
       'runReport',
       async (headers, signal) => {
-        const res = await this.api.properties.runReport(runReportParams(ctx.propertyId, body), {
-          headers,
-          signal,
-          retry: false,
-          responseType: 'stream',
-          fetchImplementation: abortSafeFetch,
-        });
+        const res = await this.request(ctx, body, headers, signal, 'stream');
         const type = responseHeader(res.headers, 'content-type');
         const stream = res.data as unknown as Readable;
         if (type !== null && !/\bjson\b/i.test(type)) {
@@ -158,6 +146,18 @@ export class Ga4Client {
    */
   backOff(ctx: CallContext, error: Error, attempt: number, method: string): Promise<void> {
     return this.caller.backOff(ctx, error, attempt, method);
+  }
+
+  /** A runReport request as both page reads send it, the body as `responseType` says. */
+  private request(ctx: CallContext, body: RunReportRequest, headers: Record<string, string>, signal: AbortSignal, responseType: 'arraybuffer' | 'stream') {
+    // no `timeout`: the deadline is ours (withDeadline in call), see net/deadline.ts
+    return this.api.properties.runReport(runReportParams(ctx.propertyId, body), {
+      headers,
+      signal,
+      retry: false,
+      responseType,
+      fetchImplementation: abortSafeFetch,
+    });
   }
 
   private call<T, R>(
