@@ -213,12 +213,16 @@ describe('PageStream, examples', () => {
     }
   });
 
-  it('a body that ends inside the rows array gives up (NotScannable) when it ends, not before', () => {
+  it('a body that ends inside the rows array, or after them in the rest, is a bad page (cut short) when it ends, not before', () => {
     const b = page([rowOf('20250301', '/a', '1', '0.5'), rowOf('20250302', '/b', '2', '0.5'), rowOf('20250303', '/c', '3', '0.5')]);
     for (const end of [b.indexOf('"rows":[') + 8, b.indexOf('/b'), b.indexOf('{"dimensionValues":[{"value":"20250303"') - 1, b.indexOf('],"rowCount"')]) {
       const stream = new PageStream(def1, START, END, ctx);
       for (const part of chunks(b.subarray(0, end), [5])) stream.push(part);
-      assert.throws(() => stream.finish(), NotScannable, `cut at ${end}`);
+      assert.throws(
+        () => stream.finish(),
+        (err) => err instanceof RetryableError && err.code === 'bad_response' && /ended inside its rows|not JSON/.test(err.message),
+        `cut at ${end}`,
+      );
     }
     // cut before the rows open: read whole at the end, and refused as the whole read refuses it
     const stream = new PageStream(def1, START, END, ctx);
@@ -240,9 +244,9 @@ describe('PageStream, where it leaves the verdict to the whole read', () => {
   const code = (r: { ok: boolean; error?: unknown }) =>
     r.ok ? 'read' : r.error instanceof RetryableError ? r.error.code : r.error instanceof NotScannable ? 'read whole' : String(r.error);
 
-  it('rows out of order in a body cut short: read whole, where the whole read says `bad_response`', () => {
-    const b = page([rowOf('20250302', '/a', '1', '0.5'), rowOf('20250301', '/b', '2', '0.5')]);
-    const cut = b.subarray(0, b.indexOf('/b'));
+  it('rows out of order in a body cut short: read whole (the scanner met the order first), where the whole read says `bad_response`', () => {
+    const b = page([rowOf('20250302', '/a', '1', '0.5'), rowOf('20250301', '/b', '2', '0.5'), rowOf('20250303', '/c', '3', '0.5')]);
+    const cut = b.subarray(0, b.indexOf('/c'));
     assert.equal(code(whole(cut)), 'bad_response');
     assert.equal(code(stream(cut)), 'read whole');
   });

@@ -151,7 +151,7 @@ describe('pages read as they arrive, from the fake Google', () => {
     }
   });
 
-  it('a body cut short in its rows is asked for again and the dates are exact', async () => {
+  it('a body cut short in its rows is asked for again, still read as it arrives, and the dates are exact', async () => {
     const at = 3 * PAGE_SIZE;
     s.g.fake.inject({ endpoint: 'runReport', kind: 'truncate', times: 1, match: pageAt(at) });
     try {
@@ -160,10 +160,8 @@ describe('pages read as they arrive, from the fake Google', () => {
       assert.deepEqual(text, EXPECTED);
       assert.equal(offsets.filter((o) => o === at).length, 2, 'the cut page asked for again');
       assert.equal(s.g.fake.events.filter((e) => e.fault === 'truncate').length, 1);
-      assert.deepEqual(
-        readWhole(lines).map((l) => l['offset']),
-        [at],
-      );
+      // a network fault, not a layout the scanner does not know: the listing goes on as it arrives
+      assert.deepEqual(readWhole(lines), []);
     } finally {
       s.g.fake.clearFaults();
     }

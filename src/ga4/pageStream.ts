@@ -16,18 +16,20 @@
  * head, as pageRows.ts does with the rest of a whole body.
  *
  * A head in which no rows array opens (an empty page, a layout with the rows late) is read whole
- * by pageRows.ts when the body ends: nothing is lost then. Once rows were scanned, a fault (a
- * layout or value the scanner does not take, a bad date or number, bytes that are not UTF-8, a body
- * cut short) throws NotScannable: the bytes read so far are gone, and the caller asks for the page
+ * by pageRows.ts when the body ends: nothing is lost then. A body cut short (it ends inside its
+ * rows, or its rest is no JSON) is a bad page, retried as the whole read's would be. Once rows
+ * were scanned, any other fault (a layout or value the scanner does not take, a bad date or
+ * number, bytes that are not UTF-8) throws NotScannable: the bytes read so far are gone, and the caller asks for the page
  * again and reads it whole (report.ts), so the slow path has the last word on it as on any page
  * (rows out of date order included: the whole read then says `unordered`).
  */
 import { isUtf8 } from 'node:buffer';
-import { describe } from '../errors.js';
+import { RetryableError, describe } from '../errors.js';
 import type { ReportDefinition } from '../config/index.js';
 import type { CallContext } from './callContext.js';
 import { topLevel, withoutRows, type TopLevelLayout } from './jsonBytes.js';
 import { parsePageBytes, scannedPage, type PageRows } from './pageRows.js';
+import { parseJson } from './responses.js';
 import { NotScannable, RowScanner, metricTypes } from './rowScanner.js';
 
 /** A head this long with no rows array open in it is read whole (the search for one stops). */
@@ -70,23 +72,22 @@ export class PageStream {
 
   /**
    * The page, once the body has ended.
-   * @throws NotScannable: the page must be read whole; what parsePageBytes throws for a head in
-   *   which no rows opened (read whole here)
+   * @throws NotScannable: the page must be read whole; RetryableError `bad_response` for a body
+   *   cut short; what parsePageBytes throws for a head in which no rows opened (read whole here)
    */
   finish(): PageRows {
     if (!this.scanner) return parsePageBytes(Buffer.concat(this.head, this.headBytes), this.def, this.start, this.end, this.ctx);
     const scanner = this.scanner;
-    return scanned(() => {
-      if (!this.tail) {
-        try {
-          this.scanWindow(Buffer.alloc(0), true);
-        } catch (err) {
-          throw err instanceof NotScannable ? new NotScannable('the body ended inside its rows (cut short?)') : err;
-        }
-      }
-      const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail!]);
-      return scannedPage(withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length), scanner, this.def, this.start, this.end, this.ctx);
-    });
+    if (!this.tail) {
+      scanned(() => this.scanWindow(Buffer.alloc(0), false));
+      // the rows want more bytes and the body has none
+      if (!this.tail) throw cutShort(this.ctx);
+    }
+    const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail]);
+    const withoutTheRows = withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length);
+    // the rest is no JSON (cut short after the rows): what the whole read says of the body too
+    parseJson(withoutTheRows, this.ctx);
+    return scanned(() => scannedPage(withoutTheRows, scanner, this.def, this.start, this.end, this.ctx));
   }
 
   /** Head bytes, until the rows array opens in them. */
@@ -154,6 +155,15 @@ export class PageStream {
     if (!isUtf8(window.subarray(from, scanner.position))) throw new NotScannable();
     if (ended) this.tail = [Buffer.from(window.subarray(scanner.position))];
   }
+}
+
+/**
+ * A body that ended inside its rows: a connection or a proxy cut it. Retried as a bad page
+ * (RetryableError `bad_response`, as the whole read says of it: not JSON), read as it arrives
+ * again: the layout is not in question.
+ */
+function cutShort(ctx: CallContext): RetryableError {
+  return new RetryableError(`runReport for property ${ctx.propertyId}: response body ended inside its rows (cut short)`, 'bad_response');
 }
 
 /**
