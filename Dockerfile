@@ -55,6 +55,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # shutdown within shutdown.graceSeconds) and starts no child processes, so no
 # init for signal forwarding or zombie reaping is needed. Give `docker stop`
 # more than the grace: `docker stop -t 45` / compose `stop_grace_period: 45s`.
-# --max-semi-space-size=1: as dist/main.js's first line (README, Performance)
-ENTRYPOINT ["node", "--max-semi-space-size=1", "dist/main.js"]
+# --max-semi-space-size=2: as dist/main.js's first line (README, Performance)
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/main.js"]
 CMD ["run"]

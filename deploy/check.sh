@@ -94,7 +94,7 @@ unit_problems=()
 want() { grep -Eq "^$1\$" "$UNIT" || unit_problems+=("missing: $1"); }
 want 'Type=simple'
 want 'DynamicUser=yes'
-want 'ExecStart=/usr/bin/node --max-semi-space-size=1 /opt/ga-collector/dist/main\.js run --config /etc/ga-collector/config\.yaml'
+want 'ExecStart=/usr/bin/node --max-semi-space-size=2 /opt/ga-collector/dist/main\.js run --config /etc/ga-collector/config\.yaml'
 want 'ExecReload=/bin/kill -HUP \$MAINPID'
 want 'LoadCredential=google-key\.json:/etc/ga-collector/google-key\.json'
 want 'EnvironmentFile=-/etc/ga-collector/ga-collector\.env'
@@ -189,7 +189,7 @@ printf '%s\n' "$last_stage" | grep -q '/healthz' || docker_problems+=("HEALTHCHE
 printf '%s\n' "$last_stage" | grep -Eq '^RUN .*npm ci .*--omit=dev' || docker_problems+=("runtime stage does not run npm ci --omit=dev")
 printf '%s\n' "$last_stage" | grep -Eq '^EXPOSE 9464' || docker_problems+=("runtime stage does not EXPOSE 9464")
 printf '%s\n' "$last_stage" | grep -Eq 'GA_COLLECTOR_HTTP_HOST=0\.0\.0\.0' || docker_problems+=("runtime stage does not set GA_COLLECTOR_HTTP_HOST=0.0.0.0")
-printf '%s\n' "$last_stage" | grep -Fq 'ENTRYPOINT ["node", "--max-semi-space-size=1", "dist/main.js"]' || docker_problems+=('ENTRYPOINT is not ["node", "--max-semi-space-size=1", "dist/main.js"]')
+printf '%s\n' "$last_stage" | grep -Fq 'ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/main.js"]' || docker_problems+=('ENTRYPOINT is not ["node", "--max-semi-space-size=2", "dist/main.js"]')
 printf '%s\n' "$last_stage" | grep -Eq '^COPY --from=[a-z]+ /app/dist ' || docker_problems+=("runtime stage does not copy dist/ from the build stage")
 printf '%s\n' "$last_stage" | grep -Eq '^COPY migrations ' || docker_problems+=("runtime stage does not copy migrations/")
 # the fake Google (packages/fake-google) is for tests and the demo; the image leaves it out

@@ -1,16 +1,17 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The one place that wires everything: parses the command line, loads the config, builds the
  * daemon's parts and runs the command. Exit codes: 0 success, 1 a failure at run time, 2 bad
  * input (command line, config, key file), with one line on stderr saying what is wrong.
  *
- * The first line starts Node with a young generation of 1 MB a semi-space (V8's default grows to
+ * The first line starts Node with a young generation of 2 MB a semi-space (V8's default grows to
  * 16 MB), as the systemd unit and the Docker image do. Why: a page's bytes arrive as socket
  * buffers that die as soon as they are scanned, but V8 frees them only when it collects the young
  * generation, and that happens once the young generation fills with JavaScript objects, which the
- * page scanner hardly makes. With the default, tens of MB of dead buffers wait; peak RSS of
- * `npm run bench`'s 1,000,000-row backfill: 155 to 159 MB without the flag, 124 to 133 MB with
- * it, in the same time (2.8 to 3.0 s).
+ * page scanner hardly makes. With the default, tens of MB of dead buffers wait. Peak RSS of
+ * `npm run bench`'s 1,000,000-row backfill, six runs each, this 2-core machine: default 157 to
+ * 163 MB, wall 2.4 to 2.5 s; 2 MB, 136 to 141 MB, 2.4 to 2.5 s; 1 MB, 129 to 137 MB but 2.5 to
+ * 2.7 s (more collections); 4 MB, 148 to 162 MB.
  */
 import { commandHelp, parseArgs, usage, type CliArgs } from './cli.js';
 import { loadConfig, propertySource, type Config, type PropertyConfig } from './config/index.js';

@@ -1,6 +1,6 @@
 /**
  * How the collector is started: dist/main.js's first line gives Node its options
- * (`#!/usr/bin/env -S node --max-semi-space-size=1`, src/main.ts says why), and the systemd unit
+ * (`#!/usr/bin/env -S node --max-semi-space-size=2`, src/main.ts says why), and the systemd unit
  * and the Docker image, which call node themselves, give it the same ones. Run as a program (the
  * way `ga-collector` runs once installed), dist/main.js starts through that line.
  */
@@ -25,7 +25,7 @@ describe('launch flags', () => {
   const flags = shebangFlags(path.join(ROOT, 'src', 'main.ts'));
 
   it('src/main.ts starts with env -S node and its options, and the build keeps that line', () => {
-    assert.deepEqual(flags, ['--max-semi-space-size=1']);
+    assert.deepEqual(flags, ['--max-semi-space-size=2']);
     assert.deepEqual(shebangFlags(MAIN), flags);
   });
 

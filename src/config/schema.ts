@@ -221,7 +221,7 @@ const schema: convict.Schema<ConvictShape> = {
       // Google: 10 concurrent requests for a standard property, 50 for Analytics 360, counted over
       // every client of the property (developers.google.com/analytics/devguides/reporting/data/v1/quotas);
       // 4 leaves room for the others (Looker Studio, the GA interface's exports).
-      doc: "API requests one property may have in flight at once, over all its reports, within concurrency: a long range's pages are fetched that many at a time, holding up to twice as many pages in memory. Google allows 10 for a standard property, 50 for Analytics 360, over every client of the property.",
+      doc: "API requests one property may have in flight at once, over all its reports, within concurrency: a long range's pages are fetched that many at a time, up to 100,000 rows of pages read ahead in memory. Google allows 10 for a standard property, 50 for Analytics 360, over every client of the property.",
       format: 'nat',
       default: 4,
       env: 'GA_COLLECTOR_PER_PROPERTY_CONCURRENCY',
