@@ -70,6 +70,39 @@ describe('summary lines, migrate and check --json', () => {
     );
   });
 
+  it('a job that fails after storing dates counts them in the summary line (a refused date)', async () => {
+    const other = await testDb('outputrefused');
+    try {
+      const config = writeConfig(g.dir, other, g, { properties: [{ id: A }], reports, log: { level: 'warn' } });
+      // the oldest date's row says "1.5" sessions, which the integer column cannot hold: that date
+      // is refused, the others are stored, and the job fails naming it
+      g.fake.inject({
+        endpoint: 'runReport',
+        kind: 'rewrite',
+        times: 1,
+        match: (r) => r.limit !== 1,
+        rewrite: (body) => {
+          const rows = body['rows'] as Array<{ metricValues: Array<{ value: string }> }>;
+          rows[0]!.metricValues[0]!.value = '1.5';
+          return body;
+        },
+      });
+      const r = await runCli(['backfill', '--config', config, '--property', A, '--from', '3daysAgo', '--to', 'yesterday']);
+      assert.equal(r.code, 1, r.stdout);
+      const [{ dates, rows }] = (await other.query<{ dates: number; rows: number }>(
+        `SELECT count(*)::int AS dates, sum(row_count)::int AS rows FROM "${other.schema}".fetch_days`,
+      )) as [{ dates: number; rows: number }];
+      assert.equal(dates, 2);
+      const last = r.stdout.trim().split('\n').at(-1)!;
+      const m = /^backfill \d+: stored 2 dates \(([\d,]+) rows\) in 1 of 1 job; \d+ requests?, 0 retries; 1 failure; [\d.]+ s$/.exec(last);
+      assert.ok(m, `summary line: ${last}`);
+      assert.equal(Number(m[1]!.replace(/,/g, '')), rows, 'rows as stored');
+    } finally {
+      g.fake.clearFaults();
+      await other.drop();
+    }
+  });
+
   it('check --json: every check with its status, and the tally of ok, failed, skipped and warnings', async () => {
     const config = writeConfig(g.dir, db, g, { properties: [{ id: A }, { id: DENIED }], reports });
     const r = await runCli(['check', '--json', '--config', config]);

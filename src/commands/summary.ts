@@ -33,7 +33,8 @@ export async function summaryLine(
 ): Promise<string> {
   const dates = outcomes.reduce((n, o) => n + o.dates, 0);
   const rows = outcomes.reduce((n, o) => n + o.rows, 0);
-  const stored = outcomes.filter((o) => o.ok && o.dates > 0).length;
+  // a job that failed after storing some dates stored them all the same (each batch is committed whole)
+  const stored = outcomes.filter((o) => o.dates > 0).length;
   const failures = outcomes.filter((o) => !o.ok).length + extraFailures;
   const requests = await total(metrics.apiRequests);
   const retries = await total(metrics.apiRetries);

@@ -122,6 +122,8 @@ export class JobRunner {
     const key = lockKey(tables.schema, 'job', job.propertyId, job.report);
     const retryKey = `${job.propertyId}\0${job.report}`;
     let session: DbSession | null = null;
+    // dates and rows this job has stored so far, batch by batch
+    const stored = { dates: 0, rows: 0 };
     // the work stops when the daemon stops it, or when its connection, and with it the job's lock, is lost
     const stop = new AbortController();
     const onStop = () => stop.abort();
@@ -131,7 +133,7 @@ export class JobRunner {
       session.lost.addEventListener('abort', onStop, { once: true });
       if (signal.aborted) stop.abort();
       const db = session.client;
-      const result = await withAdvisoryLock(session, key, () => this.work(db, job, def, log, stop.signal), {
+      const result = await withAdvisoryLock(session, key, () => this.work(db, job, def, log, stop.signal, stored), {
         pollMs: this.deps.lockPollMs ?? LOCK_POLL_MS,
         signal: stop.signal,
         onBusy: () => log.debug({ event: 'job_waiting_for_lock' }, 'another daemon is running this job; waiting'),
@@ -192,8 +194,9 @@ export class JobRunner {
       );
       return {
         ok: false,
-        rows: 0,
-        dates: 0,
+        // what the job stored before it failed stays stored (each batch is committed whole)
+        rows: stored.rows,
+        dates: stored.dates,
         error: message,
         permanent,
         ...(err instanceof DeferError ? { deferUntil: err.resetAt } : {}),
@@ -229,12 +232,22 @@ export class JobRunner {
     def: ReportDefinition | undefined,
     log: Logger,
     signal: AbortSignal,
+    stored: { dates: number; rows: number },
   ): Promise<{ rows: number; dates: number; remaining: number; deferUntil?: number }> {
     // the scheduler hands over only configured jobs; this guards a caller that does not
     if (!def) throw new PermanentError(`report ${job.report} is not in the configuration (removed by a reload?)`, 'not_configured');
     const { config } = this.deps;
     // where any job, a property's or a site's, reports what it stored
-    const reporting = { metrics: this.deps.metrics, board: this.deps.board, progress: this.deps.progress, log, signal, now: this.now };
+    const progress = this.deps.progress;
+    const tally: ProgressSink = {
+      start: (propertyId, report, ranges) => progress?.start(propertyId, report, ranges),
+      advance: (propertyId, report, dates, rows) => {
+        stored.dates += dates;
+        stored.rows += rows;
+        progress?.advance(propertyId, report, dates, rows);
+      },
+    };
+    const reporting = { metrics: this.deps.metrics, board: this.deps.board, progress: tally, log, signal, now: this.now };
     if (job.kind === 'searchConsole') {
       return runSiteJob({ db, config, client: this.deps.searchConsole, job: { ...job, def }, ...reporting, rowLimit: this.deps.searchConsoleRowLimit });
     }
