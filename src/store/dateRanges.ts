@@ -4,10 +4,8 @@
  * query for every property and report asked about.
  */
 import { ident, qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
+import type { Queryable } from './pool.js';
 import { tablesOf, type TablesArg } from './sourceTables.js';
-
-type Queryable = Pool | PoolClient;
 
 /** A run of consecutive dates, both ends included (`YYYY-MM-DD`). */
 export interface DateRun {

@@ -8,10 +8,8 @@ import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../net/deadline.js';
 import { ident, qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
+import type { Queryable } from './pool.js';
 import { tablesOf, type TablesArg } from './sourceTables.js';
-
-type Queryable = Pool | PoolClient;
 
 /** A failed run of `propertyId`/`report`: the row is created, or its count, time and error updated. */
 async function recordJobFailure(db: Queryable, at: TablesArg, propertyId: string, report: string, error: string, permanent: boolean): Promise<void> {

@@ -1,10 +1,8 @@
 /** The fetch ledger (`fetch_days`) and what is known of each property (`properties`). */
 import type { ReportDefinition } from '../config/index.js';
 import { ident, qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
+import type { Queryable } from './pool.js';
 import { tablesOf, type TablesArg } from './sourceTables.js';
-
-type Queryable = Pool | PoolClient;
 
 /** The dimensions and metrics a date was fetched with, and its variant (Search Console's type and aggregation; null: none recorded). */
 export interface StoredDefinition {

@@ -202,3 +202,5 @@ function cancelRequest(client: pg.ClientBase): Promise<void> {
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+/** What a read or a statement outside a transaction runs on: the pool, or a client taken from it. */
+export type Queryable = Pool | PoolClient;

@@ -10,12 +10,10 @@
 import { ident, qualified } from './identifiers.js';
 import { lockKey, tryLock, unlock } from './locks.js';
 import { migrateLockKey } from './migrations.js';
-import { connect, type Pool, type PoolClient } from './pool.js';
+import { connect, type Pool, type Queryable } from './pool.js';
 import { reportRelationNames } from './reportTables.js';
 import { tablesOf, type SourceTables, type TablesArg } from './sourceTables.js';
 import { withTransaction } from './transaction.js';
-
-type Queryable = Pool | PoolClient;
 
 /** A property or site, a report, or (both) one report of a property or site. */
 export interface PruneTarget {

@@ -7,9 +7,7 @@
  * one statement on the property's primary key (prune and quotasSeen read the whole tables).
  */
 import { qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
-
-type Queryable = Pool | PoolClient;
+import type { Queryable } from './pool.js';
 
 /** A server error counts against the budget for an hour (Google's window). */
 const ERROR_WINDOW = `interval '1 hour'`;

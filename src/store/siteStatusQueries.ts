@@ -5,10 +5,8 @@
  * gap window is the same for all its sites.
  */
 import { qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
-import { dailySeries, type Coverage } from './statusQueries.js';
-
-type Queryable = Pool | PoolClient;
+import type { Queryable } from './pool.js';
+import { coverageOf, dailySeries, type Coverage, type CoverageRow } from './statusQueries.js';
 
 /** A report's gap window, for all its sites: its start date through the newest date due for its dataState (`YYYY-MM-DD`, inclusive). */
 export interface SiteWindow {
@@ -27,16 +25,8 @@ export async function siteCoverage(db: Queryable, schema: string, windows: SiteW
   // the schema is migrated once a site is configured (by `run` or `migrate`): before, nothing is stored
   const { rows: ledger } = await db.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [qualified(schema, 'fetch_days')]);
   if (!ledger[0]?.t) return [];
-  const { rows } = await db.query<{
-    site_url: string;
-    report: string;
-    days: number;
-    in_window: number | null;
-    first_date: string;
-    last_date: string;
-    last_fetched_ms: number;
-  }>(
-    `SELECT d.site_url, d.report, count(*)::int AS days,
+  const { rows } = await db.query<CoverageRow>(
+    `SELECT d.site_url AS key, d.report, count(*)::int AS days,
             CASE WHEN bool_or(w.report IS NOT NULL) THEN count(*) FILTER (WHERE d.date BETWEEN w.from_date AND w.through)::int END AS in_window,
             to_char(min(d.date), 'YYYY-MM-DD') AS first_date, to_char(max(d.date), 'YYYY-MM-DD') AS last_date,
             (extract(epoch FROM max(d.fetched_at)) * 1000)::float8 AS last_fetched_ms
@@ -45,15 +35,7 @@ export async function siteCoverage(db: Queryable, schema: string, windows: SiteW
       GROUP BY d.site_url, d.report`,
     [windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
   );
-  return rows.map((r) => ({
-    propertyId: r.site_url,
-    report: r.report,
-    days: r.days,
-    inWindow: r.in_window,
-    firstDate: r.first_date,
-    lastDate: r.last_date,
-    lastFetchedMs: r.last_fetched_ms,
-  }));
+  return rows.map(coverageOf);
 }
 
 /** One clicks chart: a report's relation, for these sites. */

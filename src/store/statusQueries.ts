@@ -4,9 +4,7 @@
  * Ledger rows of properties or reports no longer configured come back too; the caller skips them.
  */
 import { ident, qualified } from './identifiers.js';
-import type { Pool, PoolClient } from './pool.js';
-
-type Queryable = Pool | PoolClient;
+import type { Queryable } from './pool.js';
 
 /** Property id -> IANA time zone, as the Data API's response metadata gave it (`properties`). */
 export async function propertyTimeZones(db: Queryable, schema: string): Promise<Map<string, string>> {
@@ -45,16 +43,8 @@ export interface Coverage {
  * `properties`) and the report. 60,000 pairs of 30 dates each are one query (about 0.6 s here).
  */
 export async function ledgerCoverage(db: Queryable, schema: string, windows: CoverageWindow[]): Promise<Coverage[]> {
-  const { rows } = await db.query<{
-    property_id: string;
-    report: string;
-    days: number;
-    in_window: number | null;
-    first_date: string;
-    last_date: string;
-    last_fetched_ms: number;
-  }>(
-    `SELECT f.property_id, f.report, count(*) FILTER (WHERE f.ok)::int AS days,
+  const { rows } = await db.query<CoverageRow>(
+    `SELECT f.property_id AS key, f.report, count(*) FILTER (WHERE f.ok)::int AS days,
             CASE WHEN bool_or(f.w_report IS NOT NULL) THEN count(*) FILTER (WHERE f.ok AND f.date BETWEEN f.from_date AND f.through)::int END AS in_window,
             to_char(min(f.date) FILTER (WHERE f.ok), 'YYYY-MM-DD') AS first_date,
             to_char(max(f.date) FILTER (WHERE f.ok), 'YYYY-MM-DD') AS last_date,
@@ -73,15 +63,31 @@ export async function ledgerCoverage(db: Queryable, schema: string, windows: Cov
       GROUP BY f.property_id, f.report`,
     [windows.map((w) => w.timeZone), windows.map((w) => w.report), windows.map((w) => w.from), windows.map((w) => w.through)],
   );
-  return rows.map((r) => ({
-    propertyId: r.property_id,
+  return rows.map(coverageOf);
+}
+
+/** A row of a coverage query (this one, or siteStatusQueries.ts's): the key column selected `AS key`. */
+export interface CoverageRow {
+  key: string;
+  report: string;
+  days: number;
+  in_window: number | null;
+  first_date: string;
+  last_date: string;
+  last_fetched_ms: number;
+}
+
+/** A coverage row as Coverage. */
+export function coverageOf(r: CoverageRow): Coverage {
+  return {
+    propertyId: r.key,
     report: r.report,
     days: r.days,
     inWindow: r.in_window,
     firstDate: r.first_date,
     lastDate: r.last_date,
     lastFetchedMs: r.last_fetched_ms,
-  }));
+  };
 }
 
 /** One chart: a metric of a report's per-date totals, for these properties. */
