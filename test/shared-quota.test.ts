@@ -152,15 +152,29 @@ describe('the shared server-error budget (SharedQuota on PostgreSQL)', () => {
   });
 });
 
+/**
+ * A database of its own and the fake Google serving properties A and B, for `body`; the daemons
+ * it adds to `daemons` are stopped, the fake and the database gone, after it.
+ */
+async function withTwoProperties(label: string, body: (db: TestDb, g: FakeSetup, daemons: Daemon[]) => Promise<void>): Promise<void> {
+  const db = await testDb(label);
+  const g = await startFake([
+    { id: A, timeZone: 'UTC' },
+    { id: B, timeZone: 'UTC' },
+  ]);
+  const daemons: Daemon[] = [];
+  try {
+    await body(db, g, daemons);
+  } finally {
+    for (const d of daemons) await d.stop(0);
+    await g.stop();
+    await db.drop();
+  }
+}
+
 describe('daemons sharing a database', () => {
-  it('three daemons answer no more server errors for a failing property than one budget; the other property is fetched', async () => {
-    const db = await testDb('sq_three');
-    const g = await startFake([
-      { id: A, timeZone: 'UTC' },
-      { id: B, timeZone: 'UTC' },
-    ]);
-    const daemons: Daemon[] = [];
-    try {
+  it('three daemons answer no more server errors for a failing property than one budget; the other property is fetched', () =>
+    withTwoProperties('sq_three', async (db, g, daemons) => {
       g.fake.inject({ endpoint: 'runReport', property: A, kind: 'status', status: 503 });
       const config = { properties: [{ id: A }, { id: B }], reports: { daily }, fetch: { maxAttempts: 10, maxServerErrorsPerHour: 4 } };
       for (let i = 0; i < 3; i++) daemons.push(await makeDaemon(db, g, config, { backoffBaseMs: 5, lockPollMs: 20 }));
@@ -173,21 +187,10 @@ describe('daemons sharing a database', () => {
         assert.ok(r.deferUntil! > Date.now() + 50 * 60_000, 'deferred by about an hour');
       }
       assert.ok((await storedDates(db, B)) >= 4, 'the healthy property was fetched');
-    } finally {
-      for (const d of daemons) await d.stop(0);
-      await g.stop();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('with several reports of the failing property running at once, only the requests in flight at its first error go past the budget', async () => {
-    const db = await testDb('sq_many');
-    const g = await startFake([
-      { id: A, timeZone: 'UTC' },
-      { id: B, timeZone: 'UTC' },
-    ]);
-    const daemons: Daemon[] = [];
-    try {
+  it('with several reports of the failing property running at once, only the requests in flight at its first error go past the budget', () =>
+    withTwoProperties('sq_many', async (db, g, daemons) => {
       g.fake.inject({ endpoint: 'runReport', property: A, kind: 'status', status: 503 });
       const reports = { daily, second: daily, third: daily };
       const config = { properties: [{ id: A }, { id: B }], reports, fetch: { maxAttempts: 20, maxServerErrorsPerHour: 5 } };
@@ -197,20 +200,10 @@ describe('daemons sharing a database', () => {
       const errors = serverErrors(g, A);
       assert.ok(errors >= 5 && errors <= 5 + 2, `the budget of 5, plus at most the two other requests in flight (${errors}); without sharing: up to 45`);
       assert.ok((await storedDates(db, B)) >= 3 * 4, 'every report of the healthy property was fetched');
-    } finally {
-      for (const d of daemons) await d.stop(0);
-      await g.stop();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('a restarted run --once does not ask Google for a property whose budget ran out until the recorded reset', async () => {
-    const db = await testDb('sq_once');
-    const g = await startFake([
-      { id: A, timeZone: 'UTC' },
-      { id: B, timeZone: 'UTC' },
-    ]);
-    try {
+  it('a restarted run --once does not ask Google for a property whose budget ran out until the recorded reset', () =>
+    withTwoProperties('sq_once', async (db, g) => {
       g.fake.inject({ endpoint: 'runReport', property: A, kind: 'status', status: 503 });
       const config = writeConfig(g.dir, db, g, {
         properties: [{ id: A }, { id: B }],
@@ -236,25 +229,15 @@ describe('daemons sharing a database', () => {
       );
       assert.equal(requests(g, A), asked, 'Google was not asked for the property at all');
       assert.ok((await storedDates(db, B)) >= 4, 'the healthy property was fetched');
-    } finally {
-      await g.stop();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('a quota-low deferral of one daemon holds for another, and the quota gauge is seeded from the stored quota after a restart', async () => {
-    const db = await testDb('sq_low');
-    const g = await startFake([
-      { id: A, timeZone: 'UTC' },
-      { id: B, timeZone: 'UTC' },
-    ]);
-    const config = {
-      properties: [{ id: A }, { id: B }],
-      reports: { daily: { ...daily, startDate: '60daysAgo' } },
-      fetch: { maxDaysPerRun: 10, quotaReserve: 0.1 },
-    };
-    let second: Daemon | undefined;
-    try {
+  it('a quota-low deferral of one daemon holds for another, and the quota gauge is seeded from the stored quota after a restart', () =>
+    withTwoProperties('sq_low', async (db, g, daemons) => {
+      const config = {
+        properties: [{ id: A }, { id: B }],
+        reports: { daily: { ...daily, startDate: '60daysAgo' } },
+        fetch: { maxDaysPerRun: 10, quotaReserve: 0.1 },
+      };
       g.fake.setQuota(A, { tokensPerHour: 4_002 }); // just above 10% of the standard 40,000 an hour
       const started = Date.now();
       const first = await makeDaemon(db, g, config);
@@ -269,7 +252,8 @@ describe('daemons sharing a database', () => {
       // an hour that ended meanwhile has reset both the window and the deferral: nothing left to test
       if (Math.floor(started / HOUR) !== Math.floor(Date.now() / HOUR)) return;
 
-      second = await makeDaemon(db, g, config);
+      const second = await makeDaemon(db, g, config);
+      daemons.push(second);
       const text = await second.metrics.text();
       assert.equal(metricSum(text, 'ga_collector_quota_tokens_remaining', { property: A, window: 'hour' }), hour, 'hourly tokens from the stored quota');
       assert.equal(metricSum(text, 'ga_collector_quota_tokens_remaining', { property: A, window: 'day' }), day, 'daily tokens from the stored quota');
@@ -282,10 +266,5 @@ describe('daemons sharing a database', () => {
       assert.equal(again!.dates, 0);
       assert.ok((again!.remaining ?? 0) > 0, 'the backlog is still there');
       assert.equal(requests(g, A), asked, 'the second daemon did not ask Google for the property');
-    } finally {
-      await second?.stop(0);
-      await g.stop();
-      await db.drop();
-    }
-  });
+    }));
 });
