@@ -132,13 +132,19 @@ export interface CliProcess {
  * `ga-collector` runs when installed, and as the systemd unit and the Docker image run it.
  */
 export function launchFlags(): string[] {
-  const first = fs.readFileSync(MAIN, 'utf8').split('\n', 1)[0]!;
-  const words = first
-    .replace(/^#!\S*env\s+(-S\s+)?/, '')
-    .split(/\s+/)
-    .filter(Boolean);
-  return words[0] === 'node' ? words.slice(1) : [];
+  if (!flags) {
+    const first = fs.readFileSync(MAIN, 'utf8').split('\n', 1)[0]!;
+    const words = first
+      .replace(/^#!\S*env\s+(-S\s+)?/, '')
+      .split(/\s+/)
+      .filter(Boolean);
+    flags = words[0] === 'node' ? words.slice(1) : [];
+  }
+  return flags;
 }
+
+/** launchFlags, read once: dist/main.js does not change during a run */
+let flags: string[] | undefined;
 
 /**
  * Starts the CLI as installed (launchFlags), or with `bare`, as `node dist/main.js` without them.

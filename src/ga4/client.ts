@@ -93,7 +93,7 @@ export class Ga4Client {
         const res = await this.request(ctx, body, headers, signal, 'stream');
         const type = responseHeader(res.headers, 'content-type');
         const stream = res.data as unknown as Readable;
-        if (type !== null && !/\bjson\b/i.test(type)) {
+        if (type !== null && !isJson(type)) {
           // not worth reading (checkJson refuses it)
           stream.destroy();
           return { type, outcome: undefined };
@@ -175,7 +175,12 @@ export class Ga4Client {
  * never worth parsing (RetryableError `bad_response`, retried as a 5xx).
  */
 function checkJson(ctx: CallContext, type: string | null): void {
-  if (type !== null && !/\bjson\b/i.test(type)) {
+  if (type !== null && !isJson(type)) {
     throw new RetryableError(`runReport for ${where(ctx)}: answered 200 with ${type.split(';')[0]} instead of JSON (a proxy in between?)`, 'bad_response');
   }
+}
+
+/** A Content-Type that says JSON. */
+function isJson(type: string): boolean {
+  return /\bjson\b/i.test(type);
 }

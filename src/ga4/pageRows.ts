@@ -68,7 +68,7 @@ export function parsePageBytes(body: Buffer, def: ReportDefinition, start: strin
   try {
     const scanner = new RowScanner(body, layout.rowsOpen, def, start, end, ctx, metricTypes(body, layout.metricHeaders, def.metrics.length), ordered);
     scanner.run();
-    return scannedPage(withoutRows(body, layout.rowsKey, scanner.position), scanner, def, start, end, ctx);
+    return scannedPage(parseJson(withoutRows(body, layout.rowsKey, scanner.position), ctx), scanner, def, start, end, ctx);
   } catch {
     // A layout the scanner does not know, or a page it finds fault with: the slow path reads it
     // and has the last word, so both paths give the same rows and the same errors. Bad pages are
@@ -78,13 +78,11 @@ export function parsePageBytes(body: Buffer, def: ReportDefinition, start: strin
 }
 
 /**
- * A page whose rows the scanner read: the rest of the body (`rest`, the body without its rows) is
- * parsed and gets the checks of a parsed page.
- * @throws NotScannable when the rest contradicts what the scanner assumed; what parseJson and
- *   parsePage throw
+ * A page whose rows the scanner read: the rest of the body (`res`, the body without its rows,
+ * parsed) gets the checks of a parsed page.
+ * @throws NotScannable when the rest contradicts what the scanner assumed; what parsePage throws
  */
-export function scannedPage(rest: Buffer, scanner: RowScanner, def: ReportDefinition, start: string, end: string, ctx: CallContext): PageRows {
-  const res = parseJson(rest, ctx);
+export function scannedPage(res: RunReportResponse, scanner: RowScanner, def: ReportDefinition, start: string, end: string, ctx: CallContext): PageRows {
   // a second rows field: JSON.parse keeps the last one, and so does the slow path
   if ('rows' in res) throw new NotScannable();
   // headers, rowCount and metadata get the same checks as a parsed page (it has no rows now)

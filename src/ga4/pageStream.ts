@@ -86,8 +86,8 @@ export class PageStream {
     const rest = Buffer.concat([this.before, EMPTY_ROWS, ...this.tail]);
     const withoutTheRows = withoutRows(rest, this.before.length, this.before.length + EMPTY_ROWS.length);
     // the rest is no JSON (cut short after the rows): what the whole read says of the body too
-    parseJson(withoutTheRows, this.ctx);
-    return scanned(() => scannedPage(withoutTheRows, scanner, this.def, this.start, this.end, this.ctx));
+    const res = parseJson(withoutTheRows, this.ctx);
+    return scanned(() => scannedPage(res, scanner, this.def, this.start, this.end, this.ctx));
   }
 
   /** Head bytes, until the rows array opens in them. */
