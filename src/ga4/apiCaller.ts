@@ -12,6 +12,7 @@
 import { AbortedError, DeferError, RetryableError, TokenExpiredError, describe } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../net/backoff.js';
+import { abortSafeFetch } from '../net/abortSafeFetch.js';
 import { withDeadline } from '../net/deadline.js';
 import { httpStatus } from '../net/httpResponse.js';
 import { where, type CallContext } from './callContext.js';
@@ -192,4 +193,13 @@ export function jsonObject<T>(ctx: CallContext, method: string): (value: T) => T
     }
     return value;
   };
+}
+
+/**
+ * The options of a Google API request sent through ApiCaller.call: its headers and signal, the
+ * body as `responseType` says, no retries of the library's own (call retries) and no `timeout`
+ * (the deadline is call's, see net/deadline.ts), abortSafeFetch as the fetch.
+ */
+export function requestOptions<T extends 'json' | 'arraybuffer' | 'stream'>(headers: Record<string, string>, signal: AbortSignal, responseType: T) {
+  return { headers, signal, retry: false, responseType, fetchImplementation: abortSafeFetch };
 }

@@ -10,8 +10,7 @@
 import { analyticsdata, type analyticsdata_v1beta } from '@googleapis/analyticsdata';
 import type { Readable } from 'node:stream';
 import { RetryableError } from '../errors.js';
-import { abortSafeFetch } from '../net/abortSafeFetch.js';
-import { ApiCaller, jsonObject, type ApiCallerOptions } from './apiCaller.js';
+import { ApiCaller, jsonObject, requestOptions, type ApiCallerOptions } from './apiCaller.js';
 import { classify } from './apiErrors.js';
 import { responseHeader } from '../net/httpResponse.js';
 import { where, type CallContext } from './callContext.js';
@@ -37,11 +36,7 @@ export class Ga4Client {
       ctx,
       'runReport',
       async (headers, signal) => {
-        const res = await this.api.properties.runReport(
-          runReportParams(ctx.propertyId, body),
-          // no `timeout`: the deadline is ours (withDeadline in call), see net/deadline.ts
-          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
-        );
+        const res = await this.api.properties.runReport(runReportParams(ctx.propertyId, body), requestOptions(headers, signal, 'json'));
         return res.data;
       },
       jsonObject(ctx, 'runReport'),
@@ -127,13 +122,7 @@ export class Ga4Client {
       ctx,
       'getMetadata',
       async (headers, signal) => {
-        const res = await this.api.properties.getMetadata(metadataParams(ctx.propertyId), {
-          headers,
-          signal,
-          retry: false,
-          responseType: 'json',
-          fetchImplementation: abortSafeFetch,
-        });
+        const res = await this.api.properties.getMetadata(metadataParams(ctx.propertyId), requestOptions(headers, signal, 'json'));
         return res.data;
       },
       jsonObject(ctx, 'getMetadata'),
@@ -150,14 +139,7 @@ export class Ga4Client {
 
   /** A runReport request as both page reads send it, the body as `responseType` says. */
   private request(ctx: CallContext, body: RunReportRequest, headers: Record<string, string>, signal: AbortSignal, responseType: 'arraybuffer' | 'stream') {
-    // no `timeout`: the deadline is ours (withDeadline in call), see net/deadline.ts
-    return this.api.properties.runReport(runReportParams(ctx.propertyId, body), {
-      headers,
-      signal,
-      retry: false,
-      responseType,
-      fetchImplementation: abortSafeFetch,
-    });
+    return this.api.properties.runReport(runReportParams(ctx.propertyId, body), requestOptions(headers, signal, responseType));
   }
 
   private call<T, R>(

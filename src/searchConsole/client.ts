@@ -8,8 +8,7 @@
  * `https%3A%2F%2Fwww.example.com%2F`), as Google expects.
  */
 import type { searchconsole_v1 } from '@googleapis/searchconsole';
-import { abortSafeFetch } from '../net/abortSafeFetch.js';
-import { ApiCaller, jsonObject, type ApiCallerOptions } from '../ga4/apiCaller.js';
+import { ApiCaller, jsonObject, requestOptions, type ApiCallerOptions } from '../ga4/apiCaller.js';
 import type { CallContext } from '../ga4/callContext.js';
 import { classify } from './apiErrors.js';
 
@@ -46,13 +45,7 @@ export class SearchConsoleClient {
       ctx,
       'searchanalytics.query',
       async (headers, signal) => {
-        const res = await (
-          await this.api()
-        ).searchanalytics.query(
-          { siteUrl: ctx.propertyId, requestBody: body },
-          // no `timeout`: the deadline is ours (ApiCaller), see net/deadline.ts
-          { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch },
-        );
+        const res = await (await this.api()).searchanalytics.query({ siteUrl: ctx.propertyId, requestBody: body }, requestOptions(headers, signal, 'json'));
         return res.data;
       },
       (response) => read(json(response)),
@@ -71,9 +64,7 @@ export class SearchConsoleClient {
       ctx,
       'sites.get',
       async (headers, signal) => {
-        const res = await (
-          await this.api()
-        ).sites.get({ siteUrl: ctx.propertyId }, { headers, signal, retry: false, responseType: 'json', fetchImplementation: abortSafeFetch });
+        const res = await (await this.api()).sites.get({ siteUrl: ctx.propertyId }, requestOptions(headers, signal, 'json'));
         return res.data;
       },
       json,
