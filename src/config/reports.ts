@@ -20,6 +20,22 @@ export const nameList = z
   .custom<string[]>((v) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0), { error: LIST })
   .transform((names) => [...new Set(names)]);
 
+/** A report's `startDate`: YYYY-MM-DD (a real date) or NdaysAgo, `fallback` when left out. */
+export const startDateField = (fallback: string) =>
+  z
+    .custom<string>((v) => typeof v === 'string' && isStartDate(v), {
+      error: (iss) => `must be YYYY-MM-DD (a real date) or NdaysAgo, got ${JSON.stringify(iss.input)}`,
+    })
+    .default(fallback);
+
+/** A report's `refreshDays`: a whole number from 0 to 90, `fallback` when left out. */
+export const refreshDaysField = (fallback: number) =>
+  z
+    .custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 90, {
+      error: (iss) => `must be a whole number from 0 to 90, got ${JSON.stringify(iss.input)}`,
+    })
+    .default(fallback);
+
 const definitionSchema = z.strictObject(
   {
     dimensions: nameList
@@ -29,16 +45,8 @@ const definitionSchema = z.strictObject(
     metrics: nameList
       .refine((m) => m.length > 0, 'at least one metric is needed')
       .refine((m) => m.length <= 10, 'the Data API allows at most 10 metrics per report'),
-    startDate: z
-      .custom<string>((v) => typeof v === 'string' && isStartDate(v), {
-        error: (iss) => `must be YYYY-MM-DD (a real date) or NdaysAgo, got ${JSON.stringify(iss.input)}`,
-      })
-      .default('30daysAgo'),
-    refreshDays: z
-      .custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 90, {
-        error: (iss) => `must be a whole number from 0 to 90, got ${JSON.stringify(iss.input)}`,
-      })
-      .default(3),
+    startDate: startDateField('30daysAgo'),
+    refreshDays: refreshDaysField(3),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'must be { dimensions, metrics, startDate?, refreshDays? }' : undefined) },
 );

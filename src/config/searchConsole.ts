@@ -10,10 +10,9 @@ import { z } from 'zod';
 import { reportNameCollision } from '../store/reservedNames.js';
 import { SEARCH_CONSOLE_MIGRATIONS_DIR } from '../store/sourceTables.js';
 import { validateReportName } from '../store/identifiers.js';
-import { isStartDate } from '../time.js';
 import { configError, zodProblem } from './problems.js';
 import { principalFields, principalOf, type PropertyContext } from './properties.js';
-import { nameList } from './reports.js';
+import { nameList, refreshDaysField, startDateField } from './reports.js';
 import type { SearchConsoleDimension, SearchConsoleReport, SiteConfig } from './types.js';
 
 const REPORT_KEYS = ['dimensions', 'type', 'dataState', 'aggregationType', 'startDate', 'refreshDays'] as const;
@@ -46,16 +45,8 @@ const definitionSchema = z.strictObject(
     type: oneOf(['web', 'image', 'video', 'news', 'discover', 'googleNews'] as const, 'web'),
     dataState: oneOf(['final', 'all'] as const, 'final'),
     aggregationType: oneOf(['auto', 'byPage', 'byProperty'] as const, 'auto'),
-    startDate: z
-      .custom<string>((v) => typeof v === 'string' && isStartDate(v), {
-        error: (iss) => `must be YYYY-MM-DD (a real date) or NdaysAgo, got ${JSON.stringify(iss.input)}`,
-      })
-      .default('480daysAgo'),
-    refreshDays: z
-      .custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 90, {
-        error: (iss) => `must be a whole number from 0 to 90, got ${JSON.stringify(iss.input)}`,
-      })
-      .default(4),
+    startDate: startDateField('480daysAgo'),
+    refreshDays: refreshDaysField(4),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? `must be { ${REPORT_KEYS.map((k) => `${k}?`).join(', ')} }` : undefined) },
 );
