@@ -142,14 +142,11 @@ async function readStatus(pool: Pool, config: Config, ownNow = Date.now()): Prom
       report,
       timeZone: tz,
       window,
-      dataThrough: cov?.lastDate ?? null,
-      firstDate: cov?.firstDate ?? null,
-      storedDays: cov?.days ?? 0,
-      lastFetch: cov ? isoSeconds(cov.lastFetchedMs) : null,
+      ...storedOf(cov),
       gaps: window ? runsOf(gapList) : { days: null, runs: [] },
       revising: runsOf(m?.get('revising')),
       flagged: { thresholding: runsOf(m?.get('thresholding')), sampling: runsOf(m?.get('sampling')), otherRow: runsOf(m?.get('otherRow')) },
-      failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      failure: failureOf(f),
       kind: 'ga4' as const,
     };
   });
@@ -240,21 +237,33 @@ async function readSites(
       report,
       timeZone: SEARCH_CONSOLE_TIME_ZONE,
       window,
-      dataThrough: cov?.lastDate ?? null,
-      firstDate: cov?.firstDate ?? null,
-      storedDays: cov?.days ?? 0,
-      lastFetch: cov ? isoSeconds(cov.lastFetchedMs) : null,
+      ...storedOf(cov),
       gaps: runsOf(gapList),
       revising: runsOf(revisingBy.get(k)),
       // Search Console has no data-quality flags of GA's kind (the columns stay false)
       flagged: { thresholding: none, sampling: none, otherRow: none },
-      failure: f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null,
+      failure: failureOf(f),
       kind: 'searchConsole',
     };
   });
   const configured = new Set(pairs.map((p) => key(p.propertyId, p.report)));
   const unconfigured: StatusOutput['unconfigured'] = summary.filter((s) => !configured.has(key(s.propertyId, s.report))).map(unconfiguredSite);
   return { state: { schema: sc.schema, migrations }, reports, unconfigured };
+}
+
+/** What the ledger holds of a report, from its coverage row (none: nothing stored). */
+function storedOf(cov: Coverage | undefined): Pick<ReportStatusLine, 'dataThrough' | 'firstDate' | 'storedDays' | 'lastFetch'> {
+  return {
+    dataThrough: cov?.lastDate ?? null,
+    firstDate: cov?.firstDate ?? null,
+    storedDays: cov?.days ?? 0,
+    lastFetch: cov ? isoSeconds(cov.lastFetchedMs) : null,
+  };
+}
+
+/** A report's recorded failure as the status shows it; null when its last run did not fail. */
+function failureOf(f: JobFailure | undefined): ReportStatusLine['failure'] {
+  return f ? { since: isoSeconds(f.firstFailedAt)!, at: isoSeconds(f.failedAt)!, runs: f.failures, error: f.error, permanent: f.permanent } : null;
 }
 
 function unconfiguredSite(s: ReportSummary): StatusOutput['unconfigured'][number] {
